@@ -1,0 +1,103 @@
+"""Typed errors of formocr.
+
+Every error a user can cause derives from :class:`FormOcrError`; each class carries the exit code the CLI
+returns for it, so the library never decides how the process ends and the CLI never guesses.
+
+Exit codes (also documented in the README):
+
+== ==========================================================
+0  success
+1  unexpected internal error (a bug: please report it)
+2  usage error (bad command line; click's own code)
+3  input file unreadable, missing, of an unknown type, or empty
+4  input file corrupt, encrypted or over the size/pixel limits
+5  model file missing, corrupt or failing its checksum
+6  missing system dependency (poppler)
+7  configuration or template error
+8  batch finished but some documents failed
+9  dataset missing or corrupt (training / evaluation)
+== ==========================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FormOcrError(Exception):
+    """Base of every error formocr raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The message as one line, naming the file when there is one."""
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return " ".join(text.split())
+
+
+class InputError(FormOcrError):
+    """The input cannot be read at all (missing, unreadable, unknown type)."""
+
+    exit_code = 3
+
+
+class UnreadableInputError(InputError):
+    """Missing file, a directory, or no permission to read."""
+
+
+class UnsupportedInputError(InputError):
+    """A file whose type formocr does not read."""
+
+
+class EmptyInputError(InputError):
+    """A zero-byte file or a document without pages."""
+
+
+class CorruptInputError(FormOcrError):
+    """The file claims a known type but its content is broken."""
+
+    exit_code = 4
+
+
+class EncryptedInputError(CorruptInputError):
+    """A password-protected PDF."""
+
+
+class InputTooLargeError(CorruptInputError):
+    """Pages beyond the pixel limit (decompression-bomb guard) or too many pages."""
+
+
+class ModelError(FormOcrError):
+    """A model file is missing, corrupt, or fails its checksum."""
+
+    exit_code = 5
+
+
+class DependencyError(FormOcrError):
+    """A system tool formocr needs (poppler's pdftoppm) is missing."""
+
+    exit_code = 6
+
+
+class ConfigError(FormOcrError):
+    """Bad options, an unknown option key, or a bad config file."""
+
+    exit_code = 7
+
+
+class TemplateError(ConfigError):
+    """A template file with a mistake; the message names the key."""
+
+
+class DatasetError(FormOcrError):
+    """A training/evaluation dataset that is missing, truncated or not what it claims."""
+
+    exit_code = 9
+
+
+EXIT_BATCH_FAILURES = 8

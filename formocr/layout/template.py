@@ -1,0 +1,225 @@
+"""Form templates: a documented JSON format, strict validation, built-in templates.
+
+A template describes one form layout in millimetres, so one file serves any scan resolution::
+
+    {
+      "formocr_template": 1,
+      "name": "cheque",
+      "page": {"width_mm": 203.2, "height_mm": 88.9},
+      "fields": [
+        {"name": "date", "type": "date", "box_mm": [150, 8, 44, 9], "style": "comb", "cells": 8,
+         "constraints": {"order": "DMY"}},
+        {"name": "amount", "type": "amount", "box_mm": [140, 30, 55, 13]}
+      ]
+    }
+
+Field keys: ``name`` (unique), ``type`` (digits | amount | date | postal_code), ``box_mm`` [x, y, w, h] from the
+page's top-left corner, ``style`` (box: a printed rectangle, the default; comb: a row of ``cells`` boxes, one digit
+each; free: no printed border), ``cells`` (comb only), ``constraints`` (per type: ``min_length``/``max_length``
+for digits, ``country`` or ``pattern`` for postal codes, ``order`` for dates, ``decimals`` for amounts), and
+``label`` (printed caption, used by the sample renderer only).
+
+Every mistake is a :class:`~formocr.errors.TemplateError` naming the key, e.g. ``fields[1].box_mm: expected 4
+numbers``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from formocr.errors import TemplateError
+from formocr.objects import Box, FieldRegion
+
+FIELD_TYPES = ("digits", "amount", "date", "postal_code")
+STYLES = ("box", "comb", "free")
+_TOP_KEYS = {"formocr_template", "name", "page", "fields", "description"}
+_PAGE_KEYS = {"width_mm", "height_mm"}
+_FIELD_KEYS = {"name", "type", "box_mm", "style", "cells", "constraints", "label"}
+_CONSTRAINT_KEYS = {
+    "digits": {"min_length", "max_length"},
+    "amount": {"decimals", "min_length", "max_length"},
+    "date": {"order"},
+    "postal_code": {"country", "pattern"},
+}
+
+
+@dataclass(frozen=True)
+class TemplateField:
+    name: str
+    type: str
+    box_mm: tuple[float, float, float, float]
+    style: str = "box"
+    cells: int | None = None
+    constraints: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    def region(self, dpi: float, offset: tuple[int, int] = (0, 0)) -> FieldRegion:
+        """The field in page pixels at ``dpi``."""
+        k = dpi / 25.4
+        x, y, w, h = self.box_mm
+        box = Box(round(x * k) + offset[0], round(y * k) + offset[1], round(w * k), round(h * k))
+        return FieldRegion(
+            name=self.name,
+            type=self.type,  # type: ignore[arg-type]
+            box=box,
+            style=self.style,  # type: ignore[arg-type]
+            cells=self.cells,
+            constraints=dict(self.constraints),
+        )
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    width_mm: float
+    height_mm: float
+    fields: tuple[TemplateField, ...]
+    source: str = "<memory>"
+
+    def page_size_px(self, dpi: float) -> tuple[int, int]:
+        k = dpi / 25.4
+        return round(self.width_mm * k), round(self.height_mm * k)
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = []
+        for f in self.fields:
+            d: dict[str, Any] = {"name": f.name, "type": f.type, "box_mm": list(f.box_mm), "style": f.style}
+            if f.cells is not None:
+                d["cells"] = f.cells
+            if f.constraints:
+                d["constraints"] = dict(f.constraints)
+            if f.label:
+                d["label"] = f.label
+            fields.append(d)
+        return {
+            "formocr_template": 1,
+            "name": self.name,
+            "page": {"width_mm": self.width_mm, "height_mm": self.height_mm},
+            "fields": fields,
+        }
+
+
+def _num(value: Any, where: str, src: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TemplateError(f"{where}: expected a number, got {value!r}", src)
+    if positive and value <= 0:
+        raise TemplateError(f"{where}: must be > 0, got {value!r}", src)
+    return float(value)
+
+
+def _unknown(d: dict[str, Any], allowed: set[str], where: str, src: str) -> None:
+    extra = sorted(set(d) - allowed)
+    if extra:
+        prefix = f"{where}." if where else ""
+        raise TemplateError(f"{prefix}{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})", src)
+
+
+def parse_template(data: Any, source: str = "<memory>") -> Template:
+    """Validate a template given as parsed JSON; every error names the key at fault."""
+    if not isinstance(data, dict):
+        raise TemplateError("template must be a JSON object", source)
+    _unknown(data, _TOP_KEYS, "", source)
+    if data.get("formocr_template") != 1:
+        raise TemplateError("formocr_template: must be 1 (the format version)", source)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise TemplateError("name: expected a non-empty string", source)
+    page = data.get("page")
+    if not isinstance(page, dict):
+        raise TemplateError("page: expected an object with width_mm and height_mm", source)
+    _unknown(page, _PAGE_KEYS, "page", source)
+    for key in _PAGE_KEYS:
+        if key not in page:
+            raise TemplateError(f"page.{key}: missing", source)
+    width = _num(page["width_mm"], "page.width_mm", source, positive=True)
+    height = _num(page["height_mm"], "page.height_mm", source, positive=True)
+    raw_fields = data.get("fields")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise TemplateError("fields: expected a non-empty list", source)
+    seen: set[str] = set()
+    fields = []
+    for i, f in enumerate(raw_fields):
+        where = f"fields[{i}]"
+        if not isinstance(f, dict):
+            raise TemplateError(f"{where}: expected an object", source)
+        _unknown(f, _FIELD_KEYS, where, source)
+        fname = f.get("name")
+        if not isinstance(fname, str) or not fname:
+            raise TemplateError(f"{where}.name: expected a non-empty string", source)
+        if fname in seen:
+            raise TemplateError(f"{where}.name: duplicate field name {fname!r}", source)
+        seen.add(fname)
+        ftype = f.get("type")
+        if ftype not in FIELD_TYPES:
+            raise TemplateError(f"{where}.type: {ftype!r} is not one of {', '.join(FIELD_TYPES)}", source)
+        box = f.get("box_mm")
+        if not isinstance(box, list) or len(box) != 4:
+            raise TemplateError(f"{where}.box_mm: expected 4 numbers [x, y, w, h]", source)
+        x, y = (_num(v, f"{where}.box_mm", source) for v in box[:2])
+        w, h = (_num(v, f"{where}.box_mm", source, positive=True) for v in box[2:])
+        if x < 0 or y < 0 or x + w > width + 1e-6 or y + h > height + 1e-6:
+            raise TemplateError(f"{where}.box_mm: box {box} lies outside the page ({width}×{height} mm)", source)
+        style = f.get("style", "box")
+        if style not in STYLES:
+            raise TemplateError(f"{where}.style: {style!r} is not one of {', '.join(STYLES)}", source)
+        cells = f.get("cells")
+        if style == "comb":
+            if not isinstance(cells, int) or isinstance(cells, bool) or not 1 <= cells <= 64:
+                raise TemplateError(f"{where}.cells: a comb field needs an integer 1..64", source)
+        elif cells is not None:
+            raise TemplateError(f"{where}.cells: only comb fields have cells", source)
+        constraints = f.get("constraints", {})
+        if not isinstance(constraints, dict):
+            raise TemplateError(f"{where}.constraints: expected an object", source)
+        _unknown(constraints, _CONSTRAINT_KEYS[ftype], f"{where}.constraints", source)
+        _check_constraints(constraints, f"{where}.constraints", source)
+        label = f.get("label")
+        if label is not None and not isinstance(label, str):
+            raise TemplateError(f"{where}.label: expected a string", source)
+        fields.append(TemplateField(fname, ftype, (x, y, w, h), style, cells, dict(constraints), label))
+    return Template(name, width, height, tuple(fields), source)
+
+
+def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
+    for key in ("min_length", "max_length", "decimals"):
+        if key in c and (not isinstance(c[key], int) or isinstance(c[key], bool) or c[key] < 0):
+            raise TemplateError(f"{where}.{key}: expected a non-negative integer", src)
+    if "min_length" in c and "max_length" in c and c["min_length"] > c["max_length"]:
+        raise TemplateError(f"{where}.min_length: larger than max_length", src)
+    if "order" in c and c["order"] not in ("DMY", "MDY", "YMD"):
+        raise TemplateError(f"{where}.order: expected DMY, MDY or YMD", src)
+    if "country" in c and c["country"] not in ("CN", "US"):
+        raise TemplateError(f"{where}.country: expected CN or US (or give a pattern)", src)
+    if "pattern" in c and not isinstance(c["pattern"], str):
+        raise TemplateError(f"{where}.pattern: expected a regular expression string", src)
+
+
+BUILTIN = ("cheque", "envelope", "numeric_form")
+
+
+def load_template(name_or_path: str | Path) -> Template:
+    """A built-in template by name, or a template file by path."""
+    text: str
+    src = str(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN:
+        text = resources.files("formocr.layout").joinpath(f"templates/{name_or_path}.json").read_text("utf-8")
+        src = f"builtin:{name_or_path}"
+    else:
+        p = Path(name_or_path)
+        try:
+            text = p.read_text("utf-8")
+        except FileNotFoundError:
+            raise TemplateError(
+                f"no such template file (built-in templates: {', '.join(BUILTIN)})", p
+            ) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise TemplateError(f"cannot read template: {e}", p) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TemplateError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", src) from None
+    return parse_template(data, src)

@@ -1,0 +1,221 @@
+"""The small typed objects the stages pass to each other.
+
+Each stage is a plain function from one of these to the next (see ARCHITECTURE.md). Results that end up in the
+JSON have ``to_dict()``; intermediate objects carry numpy arrays and are never serialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in pixels of the page it belongs to (x, y = top-left corner)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def x2(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> int:
+        return self.y + self.h
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def to_list(self) -> list[int]:
+        return [int(self.x), int(self.y), int(self.w), int(self.h)]
+
+    def shifted(self, dx: int, dy: int) -> Box:
+        return Box(self.x + dx, self.y + dy, self.w, self.h)
+
+    def union(self, other: Box) -> Box:
+        x, y = min(self.x, other.x), min(self.y, other.y)
+        return Box(x, y, max(self.x2, other.x2) - x, max(self.y2, other.y2) - y)
+
+    def clip(self, width: int, height: int) -> Box:
+        x, y = max(0, self.x), max(0, self.y)
+        x2, y2 = min(width, self.x2), min(height, self.y2)
+        return Box(x, y, max(0, x2 - x), max(0, y2 - y))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One raster page as loaded; ``image`` is uint8 greyscale (H×W) or BGR (H×W×3)."""
+
+    index: int
+    image: np.ndarray
+    dpi: float
+    source: str
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class CleanPage:
+    """A page after preprocessing, in the deskewed frame.
+
+    ``gray`` is uint8 with dark ink on light paper; ``ink`` is a bool mask (True = ink) after binarization and
+    speckle removal. ``skew_deg`` is the angle that was measured and undone.
+    """
+
+    page: Page
+    gray: np.ndarray
+    ink: np.ndarray
+    skew_deg: float
+    binarizer: str
+
+
+FieldType = Literal["digits", "amount", "date", "postal_code"]
+
+
+@dataclass(frozen=True)
+class FieldRegion:
+    """Where one field lies on a clean page, and what it may contain."""
+
+    name: str
+    type: FieldType
+    box: Box
+    style: Literal["box", "comb", "free"] = "box"
+    cells: int | None = None
+    constraints: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Component:
+    """A connected group of ink inside a field: one digit, or a separator kept for amounts/dates.
+
+    ``mask`` is a bool crop of the ink (the size of ``box``); ``box`` is in page pixels.
+    """
+
+    box: Box
+    mask: np.ndarray
+    kind: Literal["digit", "separator"] = "digit"
+    char: str | None = None  # the separator's character when kind == "separator"
+    parts: int = 1  # how many connected components were merged into it
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    """What the digit classifier says about one tile."""
+
+    label: int
+    prob: float
+    top3: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class CharResult:
+    char: str
+    p: float
+    top3: tuple[tuple[str, float], ...]
+    box: Box
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "char": self.char,
+            "p": round(float(self.p), 6),
+            "top3": [[c, round(float(p), 6)] for c, p in self.top3],
+            "box": self.box.to_list(),
+        }
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    name: str
+    type: str
+    value: str | None
+    raw: str
+    confidence: float
+    needs_review: bool
+    why: tuple[str, ...]
+    box: Box
+    chars: tuple[CharResult, ...]
+    normalized: Any = None  # e.g. the numeric amount or the ISO date
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "value": self.value,
+            "raw": self.raw,
+            "normalized": self.normalized,
+            "confidence": round(float(self.confidence), 6),
+            "needs_review": bool(self.needs_review),
+            "why": list(self.why),
+            "box": self.box.to_list(),
+            "chars": [c.to_dict() for c in self.chars],
+        }
+
+
+@dataclass(frozen=True)
+class PageResult:
+    number: int
+    width: int
+    height: int
+    dpi: float
+    skew_deg: float
+    template: str | None
+    fields: tuple[FieldResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "page": self.number,
+            "width": self.width,
+            "height": self.height,
+            "dpi": float(self.dpi),
+            "skew_deg": round(float(self.skew_deg), 3),
+            "template": self.template,
+            "fields": [f.to_dict() for f in self.fields],
+        }
+
+
+@dataclass(frozen=True)
+class Document:
+    """The result for one input file."""
+
+    source: str
+    pages: tuple[PageResult, ...]
+    models: dict[str, str]
+    timings_ms: dict[str, float]
+    version: str
+
+    @property
+    def fields(self) -> tuple[FieldResult, ...]:
+        return tuple(f for p in self.pages for f in p.fields)
+
+    def field(self, name: str) -> FieldResult:
+        """The first field of that name (KeyError when absent)."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "formocr": self.version,
+            "source": self.source,
+            "models": dict(self.models),
+            "pages": [p.to_dict() for p in self.pages],
+            "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+        }
