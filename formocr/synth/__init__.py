@@ -1,0 +1,34 @@
+"""Synthetic handwriting and scanned forms with exact ground truth (samples, tests, benchmarks).
+
+Everything is drawn by formocr's own pen-stroke renderer; no dataset image is used or shipped.
+"""
+
+from formocr.synth.forms import (
+    Degrade,
+    SynthPage,
+    comb_text,
+    random_value,
+    render_form,
+    save_pdf,
+    save_tiff,
+    truth_dict,
+    write_truth,
+)
+from formocr.synth.handwriting import Writer, render_char, render_digit, render_scribble, render_string
+
+__all__ = [
+    "Degrade",
+    "SynthPage",
+    "Writer",
+    "comb_text",
+    "random_value",
+    "render_char",
+    "render_digit",
+    "render_form",
+    "render_scribble",
+    "render_string",
+    "save_pdf",
+    "save_tiff",
+    "truth_dict",
+    "write_truth",
+]

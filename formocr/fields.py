@@ -1,0 +1,119 @@
+"""Field types: turning the characters read into a value, and saying when that value cannot be right.
+
+Each type checks what a person would check before keying the number in: the length of an account number, a
+postal code's format, a date that exists in the calendar, an amount with a sane decimal part. A reading that
+fails its check is still returned (so a person sees what was read) but is marked ``needs_review`` with the
+reason in ``why``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+POSTAL_PATTERNS = {"CN": r"[1-8]\d{5}", "US": r"\d{5}(-?\d{4})?"}
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    value: str | None
+    normalized: Any
+    problems: tuple[str, ...]
+
+
+def interpret(field_type: str, raw: str, constraints: dict[str, Any], comb: bool = False) -> Interpretation:
+    """Value, normalized form and problems for ``raw`` (digits and separators as read, left to right)."""
+    if not raw.replace(" ", ""):
+        return Interpretation(None, None, ("empty",))
+    if field_type == "digits":
+        return _digits(raw, constraints)
+    if field_type == "postal_code":
+        return _postal(raw, constraints)
+    if field_type == "date":
+        return _date(raw, constraints, comb)
+    if field_type == "amount":
+        return _amount(raw, constraints)
+    raise ValueError(f"unknown field type {field_type!r}")
+
+
+def _length_problems(n: int, constraints: dict[str, Any]) -> list[str]:
+    lo, hi = constraints.get("min_length"), constraints.get("max_length")
+    if lo is not None and n < lo or hi is not None and n > hi:
+        want = f"{lo}" if lo == hi else f"{lo or 0}..{hi if hi is not None else '∞'}"
+        return [f"length {n}, expected {want}"]
+    return []
+
+
+def _digits(raw: str, c: dict[str, Any]) -> Interpretation:
+    digits = re.sub(r"\D", "", raw)
+    problems = _length_problems(len(digits), c)
+    if digits != raw.replace(" ", ""):
+        problems.append("separators in a digits-only field")
+    return Interpretation(digits, digits, tuple(problems))
+
+
+def _postal(raw: str, c: dict[str, Any]) -> Interpretation:
+    country = c.get("country", "CN")
+    pattern = c.get("pattern") or POSTAL_PATTERNS[country]
+    value = raw.replace(" ", "")
+    if country == "US" and not c.get("pattern"):
+        d = re.sub(r"\D", "", value)
+        value = d if len(d) != 9 else f"{d[:5]}-{d[5:]}"
+    problems = () if re.fullmatch(pattern, value) else (f"does not match the {country} postal-code pattern",)
+    return Interpretation(value, value, problems)
+
+
+_DATE_GROUPS = {"DMY": (2, 2, 4), "MDY": (2, 2, 4), "YMD": (4, 2, 2)}
+
+
+def _date(raw: str, c: dict[str, Any], comb: bool) -> Interpretation:
+    order = c.get("order", "DMY")
+    groups = [g for g in re.split(r"[^\d]+", raw) if g]
+    if len(groups) != 3:
+        digits = "".join(groups)
+        sizes = _DATE_GROUPS[order]
+        if len(digits) != sum(sizes):
+            return Interpretation(raw, None, (f"cannot split {raw!r} into a {order} date",))
+        i = 0
+        groups = []
+        for s in sizes:
+            groups.append(digits[i : i + s])
+            i += s
+    parts = dict(zip(order, groups))
+    value = "/".join(groups)
+    try:
+        year = int(parts["Y"])
+        if len(parts["Y"]) == 2:
+            year += 2000 if year < 70 else 1900
+        date = _dt.date(year, int(parts["M"]), int(parts["D"]))
+    except ValueError:
+        return Interpretation(value, None, ("not a valid calendar date",))
+    return Interpretation(value, date.isoformat(), ())
+
+
+def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
+    decimals = c.get("decimals", 2)
+    text = raw.replace(" ", "").rstrip("-").lstrip("-")
+    if not text or not text[0].isdigit():
+        return Interpretation(raw, None, ("no digits",))
+    m = re.fullmatch(r"(\d+(?:[.,]\d+)*?)(?:([.,])(\d+))?", text)
+    problems: list[str] = []
+    if not m:
+        return Interpretation(raw, None, ("not an amount",))
+    int_part, sep, frac = m.group(1), m.group(2), m.group(3)
+    if sep is not None and frac is not None and len(frac) != decimals and len(frac) == 3:
+        int_part, sep, frac = int_part + sep + frac, None, None  # "10.000": a thousands separator
+    if sep is not None and frac is not None and len(frac) != decimals:
+        problems.append(f"{len(frac)} decimal digits, expected {decimals}")
+    groups = re.split(r"[.,]", int_part)
+    if len(groups) > 1 and any(len(g) != 3 for g in groups[1:]):
+        problems.append("thousands separators in the wrong places")
+    integer = "".join(groups)
+    frac = frac or ("0" * decimals if decimals else "")
+    number = f"{int(integer)}.{frac}" if decimals or frac else str(int(integer))
+    if len(integer) > 1 and integer.startswith("0"):
+        problems.append("leading zero")
+    value = f"{integer}.{frac}" if frac else integer
+    return Interpretation(value, number, tuple(problems))

@@ -1,0 +1,101 @@
+"""One options object for the CLI, the Python API and config files.
+
+Every entry point builds an :class:`Options` through :meth:`Options.from_mapping`, so a misspelled key is an
+error everywhere (with a suggestion), and defaults live in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from formocr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Options:
+    dpi: int = 300  # rasterization of PDFs; images keep their own dpi when they record one
+    template: str | None = None  # built-in name or path; None = pick the best-matching built-in template
+    review_threshold: float = 0.95  # a field whose confidence is below this needs review
+    char_review_threshold: float = 0.80  # ... as does a field with any character below this
+    binarizer: str = "auto"  # auto | sauvola | otsu
+    deskew: bool = True
+    max_skew_deg: float = 10.0
+    max_pixels: int = 100_000_000  # per page: decompression-bomb guard
+    max_pages: int = 500
+    digits_model: str | None = None  # path; None = the shipped model
+    debug_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 50 <= self.dpi <= 1200:
+            raise ConfigError(f"dpi: must be between 50 and 1200, got {self.dpi}")
+        for name in ("review_threshold", "char_review_threshold"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{name}: must be between 0 and 1, got {v}")
+        if self.binarizer not in ("auto", "sauvola", "otsu"):
+            raise ConfigError(f"binarizer: must be auto, sauvola or otsu, got {self.binarizer!r}")
+        if self.max_pixels < 1 or self.max_pages < 1:
+            raise ConfigError("max_pixels and max_pages must be positive")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str | None = None) -> Options:
+        """Build from a dict (config file, API keywords, CLI); unknown keys and wrong types are errors."""
+        known = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                close = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown option {key!r}{hint}", source)
+        clean: dict[str, Any] = {}
+        for key, value in data.items():
+            clean[key] = _coerce(key, known[key].type, value, source)
+        try:
+            return cls(**clean)
+        except ConfigError as e:
+            raise ConfigError(e.message, source) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Options:
+        """Read a JSON or TOML config file; ``overrides`` (e.g. CLI flags) win over the file."""
+        p = Path(path)
+        try:
+            text = p.read_text("utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read config file: {e.strerror or e}", p) from None
+        try:
+            data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"config file is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}", p) from None
+        if not isinstance(data, dict):
+            raise ConfigError("config file must hold a table/object of options", p)
+        data = dict(data.get("formocr", data))  # allow a [formocr] table
+        data.update(overrides or {})
+        return cls.from_mapping(data, str(p))
+
+    def replace(self, **changes: Any) -> Options:
+        return Options.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+def _coerce(key: str, typ: Any, value: Any, source: str | None) -> Any:
+    t = str(typ)
+    if value is None and "None" in t:
+        return None
+    if t.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+    elif t.startswith("int"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif t.startswith("float"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif t.startswith("str"):
+        if isinstance(value, (str, Path)):
+            return str(value)
+    raise ConfigError(f"option {key!r}: expected {t.replace(' | None', ' or null')}, got {value!r}", source)

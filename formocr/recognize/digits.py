@@ -1,0 +1,137 @@
+"""The digit CNN: architecture, loading for inference, and classification of 28×28 tiles.
+
+The network is sized for the CPU: five 3×3 convolutions with batch norm, two max-pools and a small dense head
+(≈0.45 M parameters, ≈5.5 M multiply-adds per digit). For inference the batch norms are folded into the
+convolutions and tensors use channels-last memory, which roughly doubles throughput on x86 CPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from formocr.errors import ModelError
+from formocr.normalize import NormSpec, to_model_input
+from formocr.objects import DigitReading
+from formocr.recognize.modelfile import LoadedModel, load_model
+
+ARCH = "digitnet-v1"
+DEFAULT_WIDTHS = (16, 32, 48, 64, 128)
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "digits-cnn.safetensors"
+
+
+def _block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class DigitNet(nn.Module):
+    """conv16 → pool → conv32 → conv48 → pool → conv64 → dense → 10 logits."""
+
+    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = 0.25) -> None:
+        super().__init__()
+        c1, c2, c3, c4, hidden = widths
+        self.features = nn.Sequential(
+            *_block(1, c1), nn.MaxPool2d(2),
+            *_block(c1, c2), *_block(c2, c3), nn.MaxPool2d(2),
+            *_block(c3, c4),
+        )  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c4 * 49, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden, 10),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
+    """Merge each Conv2d+BatchNorm2d pair into one Conv2d (eval mode only)."""
+    layers = list(seq)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+            assert nxt.running_var is not None and nxt.running_mean is not None
+            scale = nxt.weight / torch.sqrt(nxt.running_var + nxt.eps)
+            conv = nn.Conv2d(
+                layer.in_channels, layer.out_channels, layer.kernel_size,  # type: ignore[arg-type]
+                layer.stride, layer.padding, bias=True,  # type: ignore[arg-type]
+            )  # fmt: skip
+            bias = layer.bias if layer.bias is not None else torch.zeros_like(nxt.running_mean)
+            conv.weight.data = layer.weight.data * scale[:, None, None, None]
+            conv.bias.data = (bias - nxt.running_mean) * scale + nxt.bias
+            out.append(conv)
+            i += 2
+        else:
+            out.append(layer)
+            i += 1
+    return nn.Sequential(*out)
+
+
+class DigitClassifier:
+    """A loaded, verified digit model ready for batched CPU inference."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        meta = loaded.meta
+        if meta.get("arch") != ARCH:
+            raise ModelError(f"unknown architecture {meta.get('arch')!r} (expected {ARCH})", loaded.path)
+        try:
+            net = DigitNet(tuple(meta["widths"]))
+            net.load_state_dict(loaded.state)
+            self.norm = NormSpec(**meta["norm"])
+            self.temperature = float(meta.get("temperature", 1.0))
+            self.classes: list[str] = list(meta["classes"])
+        except (KeyError, RuntimeError, TypeError) as e:
+            raise ModelError(f"weights do not match the declared model ({type(e).__name__}: {e})", loaded.path) from None
+        net.eval()
+        torch.set_flush_denormal(True)  # denormal activations slow CPU inference several-fold
+        self.net = nn.Sequential(fold_batchnorm(net.features), net.head).to(memory_format=torch.channels_last)
+        self.loaded = loaded
+        self.identity = loaded.identity
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> DigitClassifier:
+        return cls(load_model(path or DEFAULT_MODEL))
+
+    def logits(self, tiles: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Raw logits for N×28×28 tiles in [0, 1] (temperature not applied)."""
+        if len(tiles) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        x = torch.from_numpy(to_model_input(tiles, self.norm))
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                xb = x[i : i + batch_size].contiguous(memory_format=torch.channels_last)
+                outs.append(self.net(xb))
+        return torch.cat(outs).numpy()
+
+    def probabilities(self, tiles: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Calibrated class probabilities (temperature-scaled softmax), N×10."""
+        z = self.logits(tiles, batch_size) / self.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def classify(self, tiles: np.ndarray) -> list[DigitReading]:
+        probs = self.probabilities(tiles)
+        out = []
+        for p in probs:
+            order = np.argsort(-p)[:3]
+            out.append(
+                DigitReading(
+                    label=int(order[0]),
+                    prob=float(p[order[0]]),
+                    top3=tuple((self.classes[int(k)], float(p[k])) for k in order),
+                )
+            )
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"identity": self.identity, "temperature": self.temperature, "norm": self.norm.to_dict()}

@@ -1,0 +1,95 @@
+"""Model files: safetensors weights plus a JSON card, verified before use.
+
+Weights are stored with safetensors, which cannot execute code on load (unlike pickle). The preprocessing
+constants and the architecture are stored twice: in the safetensors metadata (so the weights file alone is
+self-describing) and in the human-readable card, which also records how the model was made and its sha256. The
+loader refuses a weights file whose sha256 differs from its card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from formocr.errors import ModelError
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path(weights: str | Path) -> Path:
+    p = Path(weights)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".card.json")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]  # from the safetensors header: arch, norm, classes, temperature
+    card: dict[str, Any]
+    sha256: str
+    path: Path
+
+    @property
+    def identity(self) -> str:
+        """A short name for JSON output: the card's name and the first 12 hex of the weights' sha256."""
+        return f"{self.card.get('name', self.path.stem)}@sha256:{self.sha256[:12]}"
+
+
+def save_model(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str, Any], card: dict[str, Any]) -> Path:
+    """Write weights (with ``meta`` in the header) and the card carrying their checksum."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    save_file(tensors, str(p), metadata={"formocr": json.dumps(meta, sort_keys=True)})
+    full = dict(card)
+    full.update(meta)
+    full["weights"] = p.name
+    full["sha256"] = sha256_file(p)
+    card_path(p).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", "utf-8")
+    return p
+
+
+def load_model(path: str | Path, verify: bool = True) -> LoadedModel:
+    """Load and verify; any problem is a :class:`ModelError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError("model file not found", p)
+    cp = card_path(p)
+    card: dict[str, Any] = {}
+    digest = sha256_file(p)
+    if verify:
+        if not cp.is_file():
+            raise ModelError(f"model card {cp.name} not found beside the weights", p)
+        try:
+            card = json.loads(cp.read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelError(f"model card unreadable: {e}", cp) from None
+        if card.get("sha256") != digest:
+            raise ModelError(
+                f"checksum mismatch: weights sha256 {digest[:16]}… but the card says "
+                f"{str(card.get('sha256'))[:16]}… (file damaged or replaced)",
+                p,
+            )
+    try:
+        state = load_file(str(p))
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            header = f.metadata() or {}
+        meta = json.loads(header["formocr"])
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError) as e:
+        raise ModelError(f"not a valid formocr model file ({type(e).__name__}: {e})", p) from None
+    return LoadedModel(state, meta, card, digest, p)

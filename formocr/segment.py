@@ -1,0 +1,184 @@
+"""Segmentation: the digits inside one field, as connected components in reading order.
+
+Real handwriting does not give one component per digit. A 5's top bar or a 4's stem often floats free, a dry pen
+breaks a stroke, and dots, commas and dashes sit between digits of amounts and dates. The rules here:
+
+* printed borders (box edges, comb separators) are removed first, keeping strokes that cross them;
+* components much smaller than the field's digit height are separators when they sit where separators sit
+  (a dot or comma on the baseline, a dash at mid-height), otherwise noise or a fragment;
+* fragments whose horizontal extent overlaps a digit's are merged into it (the open 5, the detached bar);
+* in comb fields every cell holds at most one digit, so everything in a cell is one digit;
+* a component much wider than a digit is split at the thinnest column (two digits touching).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from formocr.objects import Box, CleanPage, Component, FieldRegion
+from formocr.preprocess import remove_lines
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    inset_frac: float = 0.0  # how much of the field box border to cut away before looking for ink
+    min_area_frac: float = 0.004  # components smaller than this share of the field height² are noise
+    separator_height: float = 0.42  # components below this share of the digit height may be separators
+    split_aspect: float = 1.25  # width/height above which a component is taken as touching digits
+
+
+def _components(ink: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, w, h, _area = (int(v) for v in stats[i])
+        out.append((Box(x, y, w, h), labels[y : y + h, x : x + w] == i))
+    return out
+
+
+def _merge(boxes: list[tuple[Box, np.ndarray]]) -> tuple[Box, np.ndarray]:
+    box = boxes[0][0]
+    for b, _ in boxes[1:]:
+        box = box.union(b)
+    mask = np.zeros((box.h, box.w), bool)
+    for b, m in boxes:
+        mask[b.y - box.y : b.y2 - box.y, b.x - box.x : b.x2 - box.x] |= m
+    return box, mask
+
+
+def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
+    """The field's ink without printed lines, and the crop's box in page pixels."""
+    dpi = clean.page.dpi
+    pad = max(2, round(0.6 * dpi / 25.4))  # look 0.6 mm beyond the box: strokes overrun borders
+    box = Box(region.box.x - pad, region.box.y - pad, region.box.w + 2 * pad, region.box.h + 2 * pad)
+    box = box.clip(clean.ink.shape[1], clean.ink.shape[0])
+    crop = clean.ink[box.y : box.y2, box.x : box.x2]
+    if region.style == "free":
+        return crop.copy(), box
+    min_len = max(8, round(min(region.box.h, region.box.w) * 0.6))
+    if region.style == "comb" and region.cells:
+        min_len = max(8, round(min(region.box.h * 0.6, region.box.w / region.cells * 0.8)))
+    cleaned, _lines = remove_lines(crop, min_len_px=min_len, max_thickness_px=max(2, round(0.6 * dpi / 25.4)))
+    # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
+    # except strokes that start inside: keep components that have ink inside the box.
+    inner = np.zeros(cleaned.shape, bool)
+    t = max(1, round(0.25 * dpi / 25.4))
+    ix, iy = region.box.x - box.x + t, region.box.y - box.y + t
+    inner[max(0, iy) : iy + region.box.h - 2 * t, max(0, ix) : ix + region.box.w - 2 * t] = True
+    n, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[inner & cleaned])] = True
+    keep[0] = False
+    return keep[labels], box
+
+
+def segment_field(clean: CleanPage, region: FieldRegion, opts: SegmentOptions = SegmentOptions()) -> list[Component]:
+    """Digits and separators of one field, left to right, boxes in page pixels."""
+    ink, crop_box = field_ink(clean, region)
+    if region.style == "comb" and region.cells:
+        comps = _segment_comb(ink, crop_box, region, opts)
+    else:
+        comps = _segment_line(ink, crop_box, region, opts)
+    return sorted(comps, key=lambda c: c.box.x + c.box.w / 2)
+
+
+def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions) -> list[Component]:
+    assert region.cells
+    cell_w = region.box.w / region.cells
+    min_area = opts.min_area_frac * region.box.h**2
+    parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area]
+    by_cell: dict[int, list[tuple[Box, np.ndarray]]] = {}
+    for b, m in parts:
+        ys, xs = np.nonzero(m)
+        cx = b.x + float(xs.mean()) + crop_box.x - region.box.x
+        cell = int(np.clip(cx // cell_w, 0, region.cells - 1))
+        by_cell.setdefault(cell, []).append((b, m))
+    out = []
+    for cell in sorted(by_cell):
+        group = by_cell[cell]
+        biggest = max(b.h for b, _ in group)
+        group = [g for g in group if g[0].h >= 0.2 * biggest or g[1].sum() >= 4 * min_area]
+        if max(b.h for b, _ in group) < 0.25 * region.box.h:
+            continue  # a speck in an empty cell
+        box, mask = _merge(group)
+        out.append(Component(box.shifted(crop_box.x, crop_box.y), mask, "digit", None, len(group)))
+    return out
+
+
+def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions) -> list[Component]:
+    min_area = opts.min_area_frac * region.box.h**2
+    parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area * 0.5]
+    if not parts:
+        return []
+    heights = sorted(b.h for b, _ in parts)
+    digit_h = float(np.percentile(heights, 75)) if len(heights) > 2 else float(max(heights))
+    big = [p for p in parts if p[0].h >= opts.separator_height * digit_h]
+    small = [p for p in parts if p[0].h < opts.separator_height * digit_h]
+    # Merge digit fragments whose horizontal spans overlap (open 5, detached bar of a 4 or a 7).
+    big.sort(key=lambda p: p[0].x)
+    groups: list[list[tuple[Box, np.ndarray]]] = []
+    for p in big:
+        if groups and _x_overlap(_merge(groups[-1])[0], p[0]) > 0.45:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    digits = [_merge(g) + (len(g),) for g in groups]
+    top = min((b.y for b, _, _ in digits), default=0)
+    bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
+    seps = []
+    for b, m in small:
+        host = next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5), None)
+        ch = _separator_char(b, top, bottom)
+        if ch is None and host is not None:
+            db, dm, n = digits[host]
+            mb, mm = _merge([(db, dm), (b, m)])
+            digits[host] = (mb, mm, n + 1)
+        elif ch is not None and m.sum() >= min_area:
+            seps.append(Component(b.shifted(crop_box.x, crop_box.y), m, "separator", ch, 1))
+    out = list(seps)
+    for b, m, n in digits:
+        for sb, sm in _split_touching(b, m, digit_h, opts):
+            out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n))
+    return out
+
+
+def _x_overlap(a: Box, b: Box) -> float:
+    inter = min(a.x2, b.x2) - max(a.x, b.x)
+    return max(0.0, inter) / max(1, min(a.w, b.w))
+
+
+def _separator_char(b: Box, top: int, bottom: int) -> str | None:
+    """A small mark's meaning from where it sits between the digits' top and bottom lines."""
+    h = max(1, bottom - top)
+    cy = (b.y + b.y2) / 2
+    rel = (cy - top) / h
+    if b.w > 1.8 * b.h and 0.3 < rel < 0.75:
+        return "-"
+    if rel > 0.72:
+        return "," if b.y2 > bottom + 0.1 * h and b.h > 1.3 * b.w else "."
+    return None
+
+
+def _split_touching(b: Box, m: np.ndarray, digit_h: float, opts: SegmentOptions) -> list[tuple[Box, np.ndarray]]:
+    """Split a component much wider than a digit at its thinnest columns."""
+    n = int(round(b.w / max(1.0, 0.78 * min(digit_h, b.h) * opts.split_aspect)))
+    if b.w <= opts.split_aspect * b.h or n < 2:
+        return [(b, m)]
+    cols = m.sum(axis=0).astype(np.float32)
+    cuts = []
+    for k in range(1, n):
+        centre = int(b.w * k / n)
+        lo, hi = max(1, centre - b.w // (3 * n)), min(b.w - 1, centre + b.w // (3 * n))
+        cuts.append(lo + int(np.argmin(cols[lo:hi])) if hi > lo else centre)
+    out = []
+    edges = [0, *cuts, b.w]
+    for x0, x1 in zip(edges[:-1], edges[1:]):
+        piece = m[:, x0:x1]
+        ys = np.nonzero(piece.any(axis=1))[0]
+        if len(ys) == 0:
+            continue
+        out.append((Box(b.x + x0, b.y + int(ys[0]), x1 - x0, int(ys[-1] - ys[0] + 1)), piece[ys[0] : ys[-1] + 1]))
+    return out
