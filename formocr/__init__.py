@@ -1,7 +1,24 @@
-"""formocr: read handwritten digits on scanned forms into trustworthy JSON."""
+"""formocr: read handwritten digits on scanned forms into trustworthy JSON.
+
+The Python API::
+
+    import formocr
+    doc = formocr.scan("cheque.pdf")             # every field of every page
+    doc.field("amount").value, doc.field("amount").needs_review
+"""
 
 from formocr.errors import FormOcrError
+from formocr.objects import CharResult, Document, FieldResult, PageResult
+from formocr.options import Options
 
 __version__ = "0.1.0"
 
-__all__ = ["FormOcrError", "__version__"]
+
+def scan(source, template=None, options=None, **option_values):  # type: ignore[no-untyped-def]
+    """Read every field of ``source`` (path or numpy page image); see :func:`formocr.pipeline.scan`."""
+    from formocr.pipeline import scan as _scan
+
+    return _scan(source, template=template, options=options, **option_values)
+
+
+__all__ = ["CharResult", "Document", "FieldResult", "FormOcrError", "Options", "PageResult", "__version__", "scan"]

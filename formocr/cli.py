@@ -82,3 +82,132 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads),
                         command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+
+
+def _options(config: str | None, values: dict[str, Any]) -> Any:
+    from formocr.options import Options
+
+    given = {k: v for k, v in values.items() if v is not None}
+    return Options.from_file(config, given) if config else Options.from_mapping(given)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written result."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON here (atomically) instead of stdout.")
+@click.option("-t", "--template", default=None,
+              help="Built-in template (cheque, envelope, numeric_form) or a template JSON file. "
+                   "Default: the built-in template that fits each page best.")
+@click.option("--dpi", type=int, default=None, help="PDF rasterization resolution [default: 300].")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="JSON or TOML file of options (see README); flags given here win.")
+@click.option("--debug-dir", type=click.Path(file_okay=False), default=None,
+              help="Write per-page pictures: binarized page, overlay of what was read, the 28×28 tiles.")
+@click.option("--model", "digits_model", type=click.Path(dir_okay=False), default=None,
+              help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
+@click.option("--review-threshold", type=float, default=None,
+              help="Fields below this confidence are marked needs_review [default: 0.95].")
+@click.option("--compact", is_flag=True, help="One line of JSON per document (JSON Lines).")
+@_errors_to_exit_codes
+def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dpi: int | None, config: str | None,
+         debug_dir: str | None, digits_model: str | None, review_threshold: float | None, compact: bool) -> None:
+    """Read the handwritten digits of each field of INPUTS (PDF, PNG, JPEG, BMP, TIFF) and print JSON.
+
+    One input prints one JSON document; several print one document per line (JSON Lines). A file that fails
+    is reported on stderr and the others are still read; the exit code is then that file's (or 8 if several
+    files failed).
+    """
+    from formocr.pipeline import Pipeline
+
+    opts = _options(config, {"template": template, "dpi": dpi, "debug_dir": debug_dir,
+                             "digits_model": digits_model, "review_threshold": review_threshold})
+    pipeline = Pipeline(opts)
+    docs: list[str] = []
+    failures: list[FormOcrError] = []
+    one_line = compact or len(inputs) > 1
+    for path in inputs:
+        try:
+            doc = pipeline.scan(path)
+        except FormOcrError as e:
+            click.echo(f"formocr: error: {e.one_line()}", err=True)
+            failures.append(e)
+            continue
+        text = json.dumps(doc.to_dict(), ensure_ascii=False, indent=None if one_line else 2)
+        if output is None:
+            click.echo(text)
+        docs.append(text)
+        for f in doc.fields:
+            if f.needs_review:
+                log.info("%s: field %s needs review: %s", path, f.name, "; ".join(f.why))
+    if output is not None and docs:
+        _write_atomic(output, "\n".join(docs) + "\n")
+    if failures:
+        sys.exit(failures[0].exit_code if len(inputs) == 1 else 8)
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Measure the shipped models."""
+
+
+@eval_group.command("digits")
+@click.option("--data", type=click.Path(file_okay=False), default=None, help="MNIST folder (as for training).")
+@click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model [default: the shipped one].")
+@click.option("--crops", type=click.IntRange(0, 10000), default=10000, show_default=True,
+              help="How many test digits to re-render as scanned crops and read through the pipeline (0: skip).")
+@click.option("--no-speed", is_flag=True, help="Skip the throughput measurement.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout.")
+@_errors_to_exit_codes
+def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: bool, as_json: bool) -> None:
+    """Accuracy, confusion matrix, calibration and throughput of the digit model on MNIST test digits."""
+    from formocr.recognize.digits import DigitClassifier
+    from formocr.train.evaluate import evaluate_digits, format_report
+
+    report = evaluate_digits(DigitClassifier.load(model), data, crops=crops, speed=not no_speed)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        click.echo(format_report(report), err=True)
+    else:
+        click.echo(format_report(report))
+
+
+@main.group()
+def data() -> None:
+    """Datasets used for training and evaluation."""
+
+
+@data.command("mnist")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
+              help="Where the files are or go [default: $FORMOCR_MNIST or ../shared/datasets/mnist].")
+@click.option("--download", is_flag=True, help="Fetch missing files from the mirror, verifying checksums.")
+@click.option("--mirror", default=None, help="Base URL of the mirror.")
+@_errors_to_exit_codes
+def data_mnist(folder: str | None, download: bool, mirror: str | None) -> None:
+    """Check (and optionally download) the MNIST idx files."""
+    from formocr.data import mnist
+
+    target = Path(folder) if folder else mnist.default_dir()
+    if download:
+        mnist.download(target, mirror or mnist.DEFAULT_MIRROR)
+    report = {}
+    for split in ("train", "test"):
+        s = mnist.load_split(split, target)
+        report[split] = {"n": len(s.labels), "sha256": s.sha256}
+    click.echo(json.dumps({"dir": str(target), **report}, indent=2))

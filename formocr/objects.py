@@ -177,6 +177,7 @@ class PageResult:
     skew_deg: float
     template: str | None
     fields: tuple[FieldResult, ...]
+    alignment: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +187,7 @@ class PageResult:
             "dpi": float(self.dpi),
             "skew_deg": round(float(self.skew_deg), 3),
             "template": self.template,
+            "alignment": dict(self.alignment),
             "fields": [f.to_dict() for f in self.fields],
         }
 

@@ -120,6 +120,7 @@ class Pipeline:
         result = PageResult(
             number=page.number, width=page.width, height=page.height, dpi=page.dpi,
             skew_deg=clean.skew_deg, template=alignment.template, fields=tuple(fields),
+            alignment=alignment.to_dict(),
         )  # fmt: skip
         timer.add("assemble", t)
         return PageWork(clean, alignment, tuple(regions), comps, tiles, result)

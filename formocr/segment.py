@@ -81,7 +81,7 @@ def segment_field(clean: CleanPage, region: FieldRegion, opts: SegmentOptions = 
     if region.style == "comb" and region.cells:
         comps = _segment_comb(ink, crop_box, region, opts)
     else:
-        comps = _segment_line(ink, crop_box, region, opts)
+        comps = _segment_line(ink, crop_box, region, opts, clean.page.dpi / 25.4)
     return sorted(comps, key=lambda c: c.box.x + c.box.w / 2)
 
 
@@ -108,9 +108,11 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     return out
 
 
-def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions) -> list[Component]:
+def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions, px_mm: float
+                  ) -> list[Component]:
     min_area = opts.min_area_frac * region.box.h**2
-    parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area * 0.5]
+    dot = 0.3 * px_mm  # a pen dot is at least ~0.3 mm across; scanner dust is smaller (and already removed)
+    parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area or (b.w >= dot and b.h >= dot)]
     if not parts:
         return []
     heights = sorted(b.h for b, _ in parts)
@@ -136,7 +138,7 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             db, dm, n = digits[host]
             mb, mm = _merge([(db, dm), (b, m)])
             digits[host] = (mb, mm, n + 1)
-        elif ch is not None and m.sum() >= min_area:
+        elif ch is not None and (ch == "-" or m.sum() >= 0.45 * b.w * b.h):  # dots are solid blobs
             seps.append(Component(b.shifted(crop_box.x, crop_box.y), m, "separator", ch, 1))
     out = list(seps)
     for b, m, n in digits:

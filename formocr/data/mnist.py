@@ -147,7 +147,7 @@ def download(dest: str | Path, mirror: str = DEFAULT_MIRROR, timeout: float = 60
     got = []
     for name in FILES.values():
         target = out / name
-        if target.is_file() and _is_known(target):
+        if target.is_file() and _is_known(target, name):
             got.append(target)
             continue
         url = mirror.rstrip("/") + "/" + name
@@ -155,7 +155,7 @@ def download(dest: str | Path, mirror: str = DEFAULT_MIRROR, timeout: float = 60
         try:
             with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
                 shutil.copyfileobj(r, f)
-            if not _is_known(Path(tmp)):
+            if not _is_known(Path(tmp), name):
                 raise DatasetError(f"checksum mismatch for {url} (neither the official md5 nor a known sha256)", out)
             os.replace(tmp, target)
         except (urllib.error.URLError, OSError) as e:
@@ -167,6 +167,6 @@ def download(dest: str | Path, mirror: str = DEFAULT_MIRROR, timeout: float = 60
     return got
 
 
-def _is_known(p: Path) -> bool:
+def _is_known(p: Path, name: str) -> bool:
     md5 = hashlib.md5(p.read_bytes()).hexdigest()
-    return md5 == KNOWN_MD5.get(p.name) or _sha256(p) == KNOWN_SHA256.get(p.name)
+    return md5 == KNOWN_MD5.get(name) or _sha256(p) == KNOWN_SHA256.get(name)

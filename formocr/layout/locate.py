@@ -53,56 +53,73 @@ def _frame(f: TemplateField, k: float, thick: int) -> np.ndarray:
     return img
 
 
-def align(clean: CleanPage, template: Template, search_mm: float = 15.0) -> tuple[list[FieldRegion], Alignment]:
-    """Field regions in page pixels, and how well the template fits this page."""
+def _line_image(ink: np.ndarray, scale: float, k: float) -> np.ndarray:
+    """Only the long straight strokes of the page (printed rules and frames), softened for a tolerant match.
+
+    Handwriting and printed text inside and around the frames would otherwise pull the match off.
+    """
+    small = cv2.resize(ink.astype(np.uint8) * 255, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = (small > 60).astype(np.uint8)
+    horiz = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (round(5 * k), 1)))
+    vert = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, round(5 * k))))
+    return cv2.GaussianBlur(np.maximum(horiz, vert).astype(np.float32), (0, 0), 1.0)
+
+
+def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_mm: float = 2.0
+          ) -> tuple[list[FieldRegion], Alignment]:
+    """Field regions in page pixels, and how well the template fits this page.
+
+    The page's shift is found for all frames together (the sum of their correlation maps), which is
+    unambiguous even where identical boxes repeat at a pitch smaller than the search radius; each frame then
+    refines its own position within ``refine_mm``.
+    """
     dpi = clean.page.dpi
     scale = WORK_DPI / dpi
-    small = cv2.resize(clean.ink.astype(np.float32), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (3, 3), 0)
     k = WORK_DPI / 25.4
     thick = max(1, round(0.35 * k))
     radius = round(search_mm * k)
-    found: dict[str, tuple[int, int, float]] = {}
-    scores: dict[str, float] = {}
+    fine = max(1, round(refine_mm * k))
+    lines = _line_image(clean.ink, scale, k)
+    margin = radius + fine + 4
+    page = cv2.copyMakeBorder(lines, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
+    maps: dict[str, np.ndarray] = {}
     for f in template.fields:
         if f.style == "free":
             continue
-        frame = _frame(f, k, thick)
+        frame = cv2.GaussianBlur(_frame(f, k, thick), (0, 0), 1.0)
         pad = thick + 2
-        x0 = round(f.box_mm[0] * k) - pad - radius
-        y0 = round(f.box_mm[1] * k) - pad - radius
         fh, fw = frame.shape
-        sx0, sy0 = max(0, x0), max(0, y0)
-        sx1 = min(small.shape[1], x0 + fw + 2 * radius)
-        sy1 = min(small.shape[0], y0 + fh + 2 * radius)
-        window = small[sy0:sy1, sx0:sx1]
-        if window.shape[0] < fh or window.shape[1] < fw:
-            scores[f.name] = 0.0
-            continue
-        res = cv2.matchTemplate(window, frame, cv2.TM_CCOEFF_NORMED)
-        _, best, _, loc = cv2.minMaxLoc(res)
-        scores[f.name] = float(best)
+        x0 = round(f.box_mm[0] * k) - pad + margin - radius - fine
+        y0 = round(f.box_mm[1] * k) - pad + margin - radius - fine
+        window = page[max(0, y0) : y0 + fh + 2 * (radius + fine), max(0, x0) : x0 + fw + 2 * (radius + fine)]
+        if y0 < 0 or x0 < 0 or window.shape[0] < fh + 2 * (radius + fine) or window.shape[1] < fw + 2 * (radius + fine):
+            continue  # the frame lies (partly) beyond the page: this template does not fit
+        maps[f.name] = cv2.matchTemplate(window, frame, cv2.TM_CCOEFF_NORMED)
+    if not maps:
+        alignment = Alignment(template.name, (0, 0), 0.0, 0, 0, {})
+        return [f.region(dpi) for f in template.fields], alignment
+    total = sum(m[fine:-fine, fine:-fine] for m in maps.values())
+    _, _, _, (gx, gy) = cv2.minMaxLoc(total)
+    gdx, gdy = gx - radius, gy - radius
+    found: dict[str, tuple[int, int]] = {}
+    scores: dict[str, float] = {}
+    for name, m in maps.items():
+        local = m[gy : gy + 2 * fine + 1, gx : gx + 2 * fine + 1]
+        _, best, _, (lx, ly) = cv2.minMaxLoc(local)
+        scores[name] = float(best)
         if best >= FOUND_SCORE:
-            dx = (sx0 + loc[0]) - (x0 + radius)
-            dy = (sy0 + loc[1]) - (y0 + radius)
-            found[f.name] = (dx, dy, float(best))
-    if found:
-        gdx = int(np.median([v[0] for v in found.values()]))
-        gdy = int(np.median([v[1] for v in found.values()]))
-    else:
-        gdx = gdy = 0
-    regions = []
+            found[name] = (gdx + lx - fine, gdy + ly - fine)
     inv = 1.0 / scale
+    regions = []
     for f in template.fields:
-        dx, dy = (found[f.name][0], found[f.name][1]) if f.name in found else (gdx, gdy)
+        dx, dy = found.get(f.name, (gdx, gdy))
         regions.append(f.region(dpi, offset=(round(dx * inv), round(dy * inv))))
-    framed = [s for s in scores.values()]
     alignment = Alignment(
         template=template.name,
         offset_px=(round(gdx * inv), round(gdy * inv)),
-        score=float(np.mean(framed)) if framed else 0.0,
+        score=float(np.mean(list(scores.values()))),
         found=len(found),
-        total=len(framed),
+        total=len(scores),
         per_field=scores,
     )
     return regions, alignment

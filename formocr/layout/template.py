@@ -92,7 +92,7 @@ class Template:
                 d["cells"] = f.cells
             if f.constraints:
                 d["constraints"] = dict(f.constraints)
-            if f.label:
+            if f.label is not None:
                 d["label"] = f.label
             fields.append(d)
         return {

@@ -1,0 +1,53 @@
+"""A tiny training run: deterministic for a seed, and it learns something measurable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from formocr.data import mnist
+from formocr.recognize.modelfile import card_path
+from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
+from formocr.train.digits import TrainConfig, train_digits
+
+needs_shared = pytest.mark.skipif(
+    not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST"
+)
+
+
+@needs_shared
+def test_tiny_training_learns_and_is_deterministic(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=3, limit=2000, val_size=300, seed=3, widths=(8, 16, 16, 16, 32),
+                      out=str(tmp_path / "a.safetensors"), workers=0)
+    card = train_digits(cfg)
+    # 2,000 images, three epochs: far from the shipped model, far above chance (10%).
+    assert card["figures"]["test_accuracy"] > 0.75
+    again = train_digits(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "b.safetensors")}))
+    a = json.loads(card_path(tmp_path / "a.safetensors").read_text())
+    b = json.loads(card_path(tmp_path / "b.safetensors").read_text())
+    assert a["sha256"] == b["sha256"], "same seed must give the same weights"
+    assert again["figures"] == card["figures"]
+    assert a["training"]["data"]["sha256"]["t10k-images-idx3-ubyte.gz"] == mnist.KNOWN_SHA256[
+        "t10k-images-idx3-ubyte.gz"
+    ]
+
+
+def test_temperature_recovers_a_known_overconfidence() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    true_logits = rng.normal(0, 2.0, (n, 10))
+    labels = np.array([rng.choice(10, p=p) for p in softmax(true_logits)])
+    t = fit_temperature(true_logits * 2.5, labels)  # the "model" is 2.5× too sure
+    assert 2.2 < t < 2.8
+    assert expected_calibration_error(softmax(true_logits * 2.5, t), labels) < 0.03
+    assert expected_calibration_error(softmax(true_logits * 2.5), labels) > 0.05
+
+
+def test_error_at_coverage() -> None:
+    probs = np.array([[0.99, 0.01], [0.9, 0.1], [0.6, 0.4], [0.55, 0.45]])
+    labels = np.array([0, 0, 1, 0])
+    assert error_at_coverage(probs, labels, 0.5) == (0.0, 0.9)
+    assert error_at_coverage(probs, labels, 1.0)[0] == 0.25
