@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import levenshtein, machine, table  # noqa: E402
+from common import levenshtein, machine, table
 
-from formocr.layout.template import load_template  # noqa: E402
-from formocr.options import Options  # noqa: E402
-from formocr.pipeline import Pipeline  # noqa: E402
-from formocr.synth import Degrade, Writer, render_form  # noqa: E402
+from formocr.layout.template import load_template
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+from formocr.synth import Degrade, Writer, render_form
 
 
 def main() -> int:

@@ -7,6 +7,13 @@ The Python API::
     doc.field("amount").value, doc.field("amount").needs_review
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
 from formocr.errors import FormOcrError
 from formocr.objects import CharResult, Document, FieldResult, PageResult
 from formocr.options import Options
@@ -14,7 +21,8 @@ from formocr.options import Options
 __version__ = "0.1.0"
 
 
-def scan(source, template=None, options=None, **option_values):  # type: ignore[no-untyped-def]
+def scan(source: str | Path | np.ndarray, template: str | None = None, options: Options | None = None,
+         **option_values: Any) -> Document:
     """Read every field of ``source`` (path or numpy page image); see :func:`formocr.pipeline.scan`."""
     from formocr.pipeline import scan as _scan
 

@@ -40,7 +40,7 @@ def interpret(field_type: str, raw: str, constraints: dict[str, Any], comb: bool
 
 def _length_problems(n: int, constraints: dict[str, Any]) -> list[str]:
     lo, hi = constraints.get("min_length"), constraints.get("max_length")
-    if lo is not None and n < lo or hi is not None and n > hi:
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
         want = f"{lo}" if lo == hi else f"{lo or 0}..{hi if hi is not None else '∞'}"
         return [f"length {n}, expected {want}"]
     return []

@@ -45,7 +45,7 @@ def normalize_digit(ink: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarra
     if a.ndim != 2:
         raise ValueError(f"normalize_digit expects a 2-D crop, got shape {a.shape}")
     ys, xs = np.nonzero(a > 0.05)
-    out = np.zeros((spec.size, spec.size), np.float32)
+    out: np.ndarray = np.zeros((spec.size, spec.size), np.float32)
     if len(ys) == 0:
         return out
     a = a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]

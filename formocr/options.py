@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from formocr.errors import ConfigError
 
@@ -95,7 +96,6 @@ def _coerce(key: str, typ: Any, value: Any, source: str | None) -> Any:
     elif t.startswith("float"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-    elif t.startswith("str"):
-        if isinstance(value, (str, Path)):
-            return str(value)
+    elif t.startswith("str") and isinstance(value, (str, Path)):
+        return str(value)
     raise ConfigError(f"option {key!r}: expected {t.replace(' | None', ' or null')}, got {value!r}", source)

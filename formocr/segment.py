@@ -58,10 +58,16 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     crop = clean.ink[box.y : box.y2, box.x : box.x2]
     if region.style == "free":
         return crop.copy(), box
-    min_len = max(8, round(min(region.box.h, region.box.w) * 0.6))
+    # Printed borders run the whole width (horizontal) or the whole height (vertical walls and comb cell
+    # walls); handwriting strokes are shorter. A very tall, perfectly straight "1" spanning 85% of the box
+    # would be taken for a wall: that is the limit of this rule.
+    min_h = max(8, round(max(0.6 * region.box.h, 0.4 * region.box.w)))
     if region.style == "comb" and region.cells:
-        min_len = max(8, round(min(region.box.h * 0.6, region.box.w / region.cells * 0.8)))
-    cleaned, _lines = remove_lines(crop, min_len_px=min_len, max_thickness_px=max(2, round(0.6 * dpi / 25.4)))
+        min_h = max(8, round(min(region.box.w * 0.4, 0.8 * region.box.w / region.cells)))
+    min_v = max(8, round(0.85 * region.box.h))
+    cleaned, _lines = remove_lines(
+        crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v
+    )
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
     # except strokes that start inside: keep components that have ink inside the box.
     inner = np.zeros(cleaned.shape, bool)
@@ -92,7 +98,7 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area]
     by_cell: dict[int, list[tuple[Box, np.ndarray]]] = {}
     for b, m in parts:
-        ys, xs = np.nonzero(m)
+        _, xs = np.nonzero(m)
         cx = b.x + float(xs.mean()) + crop_box.x - region.box.x
         cell = int(np.clip(cx // cell_w, 0, region.cells - 1))
         by_cell.setdefault(cell, []).append((b, m))
@@ -127,7 +133,7 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             groups[-1].append(p)
         else:
             groups.append([p])
-    digits = [_merge(g) + (len(g),) for g in groups]
+    digits = [(*_merge(g), len(g)) for g in groups]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
@@ -166,7 +172,7 @@ def _separator_char(b: Box, top: int, bottom: int) -> str | None:
 
 def _split_touching(b: Box, m: np.ndarray, digit_h: float, opts: SegmentOptions) -> list[tuple[Box, np.ndarray]]:
     """Split a component much wider than a digit at its thinnest columns."""
-    n = int(round(b.w / max(1.0, 0.78 * min(digit_h, b.h) * opts.split_aspect)))
+    n = round(b.w / max(1.0, 0.78 * min(digit_h, b.h) * opts.split_aspect))
     if b.w <= opts.split_aspect * b.h or n < 2:
         return [(b, m)]
     cols = m.sum(axis=0).astype(np.float32)

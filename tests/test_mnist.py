@@ -120,5 +120,5 @@ def test_download_rejects_tampered_file_and_leaves_nothing(http_dir: tuple[str, 
 
 def test_download_unreachable_mirror(http_dir: tuple[str, Path], tmp_path: Path) -> None:
     url, _root = http_dir  # serves an empty folder: every file is a 404
-    with pytest.raises(DatasetError, match="download of .* failed"):
+    with pytest.raises(DatasetError, match=r"download of .* failed"):
         mnist.download(tmp_path / "dest", url)

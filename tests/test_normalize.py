@@ -23,7 +23,7 @@ def _com(t: np.ndarray) -> tuple[float, float]:
 
 def test_fits_20_box_and_centres_mass_at_14() -> None:
     t = normalize_digit(_seven(300, 180, 24))
-    assert t.shape == (28, 28) and t.dtype == np.float32 and 0 <= t.min() and t.max() <= 1
+    assert t.shape == (28, 28) and t.dtype == np.float32 and t.min() >= 0 and t.max() <= 1
     ys, xs = np.nonzero(t > 0.05)
     assert 19 <= ys.max() - ys.min() + 1 <= 22  # the longer side fills the 20-pixel box (+ anti-aliasing)
     assert xs.max() - xs.min() + 1 < 17  # aspect ratio kept

@@ -16,7 +16,7 @@ def test_defaults_and_mapping() -> None:
 
 
 def test_misspelled_key_suggests() -> None:
-    with pytest.raises(ConfigError, match="unknown option 'review_treshold' .*did you mean 'review_threshold'"):
+    with pytest.raises(ConfigError, match=r"unknown option 'review_treshold' .*did you mean 'review_threshold'"):
         Options.from_mapping({"review_treshold": 0.9})
 
 
@@ -33,7 +33,7 @@ def test_config_files(tmp_path: Path) -> None:
     assert Options.from_file(t, {"dpi": 150}).dpi == 150  # flags win over the file
     j = tmp_path / "c.json"
     j.write_text('{"dpi": 250, "colour": true}')
-    with pytest.raises(ConfigError, match="c.json: unknown option 'colour'"):
+    with pytest.raises(ConfigError, match=r"c\.json: unknown option 'colour'"):
         Options.from_file(j)
     j.write_text("{nope")
     with pytest.raises(ConfigError, match="not valid JSON"):

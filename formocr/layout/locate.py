@@ -16,7 +16,7 @@ import numpy as np
 
 from formocr.errors import TemplateError
 from formocr.layout.template import BUILTIN, Template, TemplateField, load_template
-from formocr.objects import Box, CleanPage, FieldRegion
+from formocr.objects import CleanPage, FieldRegion
 
 WORK_DPI = 100.0
 FOUND_SCORE = 0.35
@@ -98,7 +98,7 @@ def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_
     if not maps:
         alignment = Alignment(template.name, (0, 0), 0.0, 0, 0, {})
         return [f.region(dpi) for f in template.fields], alignment
-    total = sum(m[fine:-fine, fine:-fine] for m in maps.values())
+    total = np.sum([m[fine:-fine, fine:-fine] for m in maps.values()], axis=0)
     _, _, _, (gx, gy) = cv2.minMaxLoc(total)
     gdx, gdy = gx - radius, gy - radius
     found: dict[str, tuple[int, int]] = {}

@@ -66,7 +66,7 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
             )  # fmt: skip
             bias = layer.bias if layer.bias is not None else torch.zeros_like(nxt.running_mean)
             conv.weight.data = layer.weight.data * scale[:, None, None, None]
-            conv.bias.data = (bias - nxt.running_mean) * scale + nxt.bias
+            conv.bias.data = (bias - nxt.running_mean) * scale + nxt.bias  # type: ignore[union-attr]
             out.append(conv)
             i += 2
         else:
@@ -89,10 +89,13 @@ class DigitClassifier:
             self.temperature = float(meta.get("temperature", 1.0))
             self.classes: list[str] = list(meta["classes"])
         except (KeyError, RuntimeError, TypeError) as e:
-            raise ModelError(f"weights do not match the declared model ({type(e).__name__}: {e})", loaded.path) from None
+            msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
+            raise ModelError(msg, loaded.path) from None
         net.eval()
         torch.set_flush_denormal(True)  # denormal activations slow CPU inference several-fold
-        self.net = nn.Sequential(fold_batchnorm(net.features), net.head).to(memory_format=torch.channels_last)
+        self.net = nn.Sequential(fold_batchnorm(net.features), net.head).to(
+            memory_format=torch.channels_last  # type: ignore[call-overload]
+        )
         self.loaded = loaded
         self.identity = loaded.identity
 

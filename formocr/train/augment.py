@@ -43,7 +43,6 @@ def _elastic(img: np.ndarray, rng: np.random.Generator, alpha: float) -> np.ndar
 
 def _break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Cut one or two thin gaps through the strokes, as a dry pen or a light scan does."""
-    h, w = ink.shape
     out = ink.copy()
     for _ in range(int(rng.integers(1, 3))):
         ys, xs = np.nonzero(out)
@@ -62,7 +61,7 @@ def _break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """One random scanned-looking version of a 28×28 uint8 MNIST digit, as a normalized 28×28 float tile."""
     size = 28 * UPSCALE + 12
-    big = np.zeros((size, size), np.float32)
+    big: np.ndarray = np.zeros((size, size), np.float32)
     big[6:-6, 6:-6] = cv2.resize(digit.astype(np.float32) / 255.0, (28 * UPSCALE, 28 * UPSCALE),
                                  interpolation=cv2.INTER_CUBIC)
     big = _affine(big, rng, strength)
@@ -72,7 +71,7 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
         big = big + rng.normal(0, rng.uniform(0.02, 0.1), big.shape).astype(np.float32)
     if rng.random() < 0.3:
         big = cv2.GaussianBlur(big, (0, 0), rng.uniform(0.6, 1.6))
-    ink = (big > rng.uniform(0.25, 0.6)).astype(np.uint8)
+    ink: np.ndarray = (big > rng.uniform(0.25, 0.6)).astype(np.uint8)
     r = rng.random()
     if r < 0.25:  # thicker pen
         k = int(rng.integers(2, 5))

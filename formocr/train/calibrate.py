@@ -48,6 +48,6 @@ def error_at_coverage(probs: np.ndarray, labels: np.ndarray, coverage: float) ->
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     order = np.argsort(-conf, kind="stable")
-    k = max(1, int(round(coverage * len(order))))
+    k = max(1, round(coverage * len(order)))
     kept = order[:k]
     return float(1.0 - correct[kept].mean()), float(conf[order[k - 1]])

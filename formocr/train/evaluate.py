@@ -34,7 +34,7 @@ class CropSpec:
 def render_scanned_crop(digit: np.ndarray, rng: np.random.Generator, spec: CropSpec = CropSpec()) -> np.ndarray:
     """A greyscale page (uint8, dark ink on paper) with the digit handwritten inside a printed box."""
     size = spec.box_px + 40
-    page = np.full((size, size), 255.0, np.float32)
+    page: np.ndarray = np.full((size, size), 255.0, np.float32)
     o = 20
     cv2.rectangle(page, (o, o), (o + spec.box_px, o + spec.box_px), 20.0, spec.border_px)
     height = int(rng.integers(70, 110))  # 6-9 mm digits
@@ -54,7 +54,7 @@ def render_scanned_crop(digit: np.ndarray, rng: np.random.Generator, spec: CropS
     page[y : y + height, x : x + height] = region * (1 - big) + ink_level * big
     page = cv2.GaussianBlur(page, (0, 0), rng.uniform(0.5, 1.5))
     page += rng.normal(0, rng.uniform(2, 12), page.shape).astype(np.float32)
-    page *= rng.uniform(0.8, 1.0)  # paper tone / exposure
+    page = page * rng.uniform(0.8, 1.0)  # paper tone / exposure
     return np.clip(page, 0, 255).astype(np.uint8)
 
 
