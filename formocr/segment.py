@@ -27,7 +27,8 @@ class SegmentOptions:
     inset_frac: float = 0.0  # how much of the field box border to cut away before looking for ink
     min_area_frac: float = 0.004  # components smaller than this share of the field height² are noise
     separator_height: float = 0.42  # components below this share of the digit height may be separators
-    split_aspect: float = 1.25  # width/height above which a component is taken as touching digits
+    split_width: float = 1.6  # a component this many typical digit widths wide is taken as touching digits...
+    split_aspect: float = 0.9  # ... if it is also at least this much wider than tall
 
 
 def _components(ink: np.ndarray) -> list[tuple[Box, np.ndarray]]:
@@ -147,8 +148,10 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
         elif ch is not None and (ch == "-" or m.sum() >= 0.45 * b.w * b.h):  # dots are solid blobs
             seps.append(Component(b.shifted(crop_box.x, crop_box.y), m, "separator", ch, 1))
     out = list(seps)
+    narrow = sorted(b.w for b, _, _ in digits if b.w < 0.9 * b.h)
+    digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.62 * digit_h
     for b, m, n in digits:
-        for sb, sm in _split_touching(b, m, digit_h, opts):
+        for sb, sm in _split_touching(b, m, digit_w, opts):
             out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n))
     return out
 
@@ -170,10 +173,10 @@ def _separator_char(b: Box, top: int, bottom: int) -> str | None:
     return None
 
 
-def _split_touching(b: Box, m: np.ndarray, digit_h: float, opts: SegmentOptions) -> list[tuple[Box, np.ndarray]]:
-    """Split a component much wider than a digit at its thinnest columns."""
-    n = round(b.w / max(1.0, 0.78 * min(digit_h, b.h) * opts.split_aspect))
-    if b.w <= opts.split_aspect * b.h or n < 2:
+def _split_touching(b: Box, m: np.ndarray, digit_w: float, opts: SegmentOptions) -> list[tuple[Box, np.ndarray]]:
+    """Split a component much wider than the field's digits (and wider than tall) at its thinnest columns."""
+    n = round(b.w / max(1.0, digit_w))
+    if b.w < opts.split_width * digit_w or b.w < opts.split_aspect * b.h or n < 2:
         return [(b, m)]
     cols = m.sum(axis=0).astype(np.float32)
     cuts = []

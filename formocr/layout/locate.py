@@ -94,7 +94,12 @@ def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_
         window = page[max(0, y0) : y0 + fh + 2 * (radius + fine), max(0, x0) : x0 + fw + 2 * (radius + fine)]
         if y0 < 0 or x0 < 0 or window.shape[0] < fh + 2 * (radius + fine) or window.shape[1] < fw + 2 * (radius + fine):
             continue  # the frame lies (partly) beyond the page: this template does not fit
-        maps[f.name] = cv2.matchTemplate(window, frame, cv2.TM_CCOEFF_NORMED)
+        score = cv2.matchTemplate(window, frame, cv2.TM_CCOEFF_NORMED)
+        # Over blank paper the normalized correlation is 0/0, which OpenCV reports as a perfect 1: require
+        # the window under the frame to hold at least a fifth of the frame's own ink.
+        ink = cv2.matchTemplate(window, (frame > 0.1).astype(np.float32), cv2.TM_CCORR)
+        score[ink < 0.2 * float(frame.sum())] = 0.0
+        maps[f.name] = np.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0)
     if not maps:
         alignment = Alignment(template.name, (0, 0), 0.0, 0, 0, {})
         return [f.region(dpi) for f in template.fields], alignment

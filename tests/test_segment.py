@@ -1,0 +1,91 @@
+"""Segmentation on drawn fields: merged fragments, separators, combs, borders, touching digits, noise."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from formocr.objects import Box, CleanPage, FieldRegion, Page
+from formocr.segment import segment_field
+
+DPI = 300.0
+
+
+def _page(ink: np.ndarray) -> CleanPage:
+    gray = np.where(ink, 30, 245).astype(np.uint8)
+    return CleanPage(Page(0, gray, DPI, "<test>"), gray, ink.astype(bool), 0.0, "otsu")
+
+
+def _canvas(box: Box, comb: int = 0) -> np.ndarray:
+    img = np.zeros((box.y2 + 60, box.x2 + 60), np.uint8)
+    cv2.rectangle(img, (box.x, box.y), (box.x2 - 1, box.y2 - 1), 255, 4)
+    for c in range(1, comb):
+        x = box.x + round(c * box.w / comb)
+        cv2.line(img, (x, box.y), (x, box.y2 - 1), 255, 3)
+    return img
+
+
+def _five(img: np.ndarray, x: int, y: int, h: int, gap: int) -> None:
+    """A 5 whose top bar floats free of the body by ``gap`` pixels."""
+    w = int(h * 0.6)
+    cv2.line(img, (x + 8, y), (x + w, y), 255, 8)  # the detached bar
+    cv2.line(img, (x + 6, y + gap), (x + 4, y + h // 2), 255, 8)
+    cv2.ellipse(img, (x + w // 2, y + int(h * 0.7)), (w // 2, int(h * 0.28)), 0, -120, 150, 255, 8)
+
+
+def test_open_five_is_one_digit() -> None:
+    box = Box(50, 50, 500, 150)
+    img = _canvas(box)
+    _five(img, 120, 75, 95, gap=14)
+    comps = segment_field(_page(img > 0), FieldRegion("a", "digits", box))
+    assert [c.kind for c in comps] == ["digit"]
+    assert comps[0].parts >= 2
+
+
+def test_amount_dot_is_a_separator_and_order_is_left_to_right() -> None:
+    box = Box(50, 50, 600, 150)
+    img = _canvas(box)
+    cv2.line(img, (120, 80), (120, 170), 255, 8)  # 1
+    cv2.circle(img, (200, 125), 35, 255, 8)  # 0
+    cv2.circle(img, (260, 166), 6, 255, -1)  # .
+    cv2.circle(img, (330, 125), 35, 255, 8)  # 0
+    for s in range(3):  # scanner dust: below the dot size
+        cv2.circle(img, (450 + 30 * s, 100), 1, 255, -1)
+    comps = segment_field(_page(img > 0), FieldRegion("a", "amount", box))
+    assert [c.char if c.kind == "separator" else "d" for c in comps] == ["d", "d", ".", "d"]
+    assert comps[0].box.x < comps[1].box.x < comps[2].box.x < comps[3].box.x
+
+
+def test_comb_cells_one_digit_each_and_empty_cells_skipped() -> None:
+    box = Box(40, 40, 600, 120)
+    img = _canvas(box, comb=6)
+    for cell in (0, 1, 3):
+        cx = box.x + int((cell + 0.5) * 100)
+        cv2.line(img, (cx - 20, 70), (cx + 20, 70), 255, 7)  # a 7's bar, detached from its stem
+        cv2.line(img, (cx + 14, 80), (cx - 10, 140), 255, 7)
+    comps = segment_field(_page(img > 0), FieldRegion("c", "digits", box, "comb", 6))
+    assert len(comps) == 3 and all(c.parts == 2 for c in comps)
+
+
+def test_stroke_crossing_the_border_is_kept_whole_and_border_is_not_a_digit() -> None:
+    box = Box(50, 50, 500, 140)
+    img = _canvas(box)
+    cv2.line(img, (200, 90), (230, 210), 255, 8)  # a long descender crossing the bottom border
+    cv2.line(img, (180, 90), (240, 90), 255, 8)
+    comps = segment_field(_page(img > 0), FieldRegion("a", "digits", box))
+    assert len(comps) == 1
+    assert comps[0].box.y2 > box.y2  # the part below the border is still attached
+
+
+def test_touching_digits_are_split() -> None:
+    box = Box(50, 50, 600, 160)
+    img = _canvas(box)
+    cv2.ellipse(img, (160, 130), (30, 50), 0, 0, 360, 255, 8)
+    cv2.ellipse(img, (218, 130), (30, 50), 0, 0, 360, 255, 8)  # touches the first 0
+    comps = segment_field(_page(img > 0), FieldRegion("a", "digits", box))
+    assert len(comps) == 2
+
+
+def test_blank_field_gives_nothing() -> None:
+    box = Box(50, 50, 400, 120)
+    assert segment_field(_page(_canvas(box) > 0), FieldRegion("a", "digits", box)) == []
