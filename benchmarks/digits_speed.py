@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mib, table  # noqa: E402
+from common import machine, peak_rss_mib, table
 
-from formocr.data.mnist import load_split  # noqa: E402
-from formocr.normalize import normalize_digit  # noqa: E402
-from formocr.recognize.digits import DigitClassifier  # noqa: E402
+from formocr.data.mnist import load_split
+from formocr.normalize import normalize_digit
+from formocr.recognize.digits import DigitClassifier
 
 
 def main() -> int:

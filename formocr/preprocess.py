@@ -294,7 +294,7 @@ def remove_speckle(ink: np.ndarray, min_size_px: int) -> np.ndarray:
     if not candidate.any():
         return ink.astype(bool, copy=True)
     ys, xs = np.nonzero(candidate[labels])
-    lab = labels[ys, xs]
+    lab: np.ndarray = labels[ys, xs].astype(np.intp)
     lo_x = np.full(n, np.iinfo(np.int32).max)
     hi_x = np.full(n, -1)
     lo_y, hi_y = lo_x.copy(), hi_x.copy()

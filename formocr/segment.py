@@ -19,7 +19,9 @@ import cv2
 import numpy as np
 
 from formocr.objects import Box, CleanPage, Component, FieldRegion
-from formocr.preprocess import remove_lines
+from formocr.preprocess import remove_lines, remove_speckle
+
+MIN_CONTRAST = 30  # grey levels handwriting must lie below the field's paper
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,10 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     if region.style == "comb" and region.cells:
         min_h = max(8, round(min(region.box.w * 0.4, 0.8 * region.box.w / region.cells)))
     min_v = max(8, round(0.85 * region.box.h))
-    cleaned, _lines = remove_lines(
+    cleaned, lines = remove_lines(
         crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v
     )
+    cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, lines, dpi)
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
     # except strokes that start inside: keep components that have ink inside the box.
     inner = np.zeros(cleaned.shape, bool)
@@ -80,6 +83,25 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     keep[np.unique(labels[inner & cleaned])] = True
     keep[0] = False
     return keep[labels], box
+
+
+def _faint_strokes(gray: np.ndarray, ink: np.ndarray, lines: np.ndarray, dpi: float) -> np.ndarray:
+    """Ink the page threshold missed: light pencil or ballpoint next to dark printed borders.
+
+    A page-wide threshold is pulled towards the black print, so a faint digit can fall on the paper side of
+    it. Inside one field, with the printed lines painted over by the paper's tone, Otsu separates the
+    handwriting from the paper alone (still requiring a clear contrast, so an empty field stays empty).
+    """
+    near = cv2.dilate(lines.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    free = ~near & ~ink
+    if gray.size == 0 or not free.any():
+        return np.zeros(gray.shape, bool)
+    g = gray.copy()
+    paper = float(np.median(g[free]))
+    g[near] = np.uint8(paper)
+    t, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    local = g <= min(float(t), paper - MIN_CONTRAST)
+    return remove_speckle(local & ~near, max(2, round(0.25 * dpi / 25.4)))
 
 
 def segment_field(clean: CleanPage, region: FieldRegion, opts: SegmentOptions = SegmentOptions()) -> list[Component]:
@@ -108,9 +130,9 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
         group = by_cell[cell]
         biggest = max(b.h for b, _ in group)
         group = [g for g in group if g[0].h >= 0.2 * biggest or g[1].sum() >= 4 * min_area]
-        if max(b.h for b, _ in group) < 0.25 * region.box.h:
-            continue  # a speck in an empty cell
         box, mask = _merge(group)
+        if max(box.h, box.w) < 0.2 * region.box.h:
+            continue  # a speck in an empty cell (a flat "2" or "5" is still taller or wider than this)
         out.append(Component(box.shifted(crop_box.x, crop_box.y), mask, "digit", None, len(group)))
     return out
 
