@@ -113,6 +113,7 @@ class Component:
     kind: Literal["digit", "separator"] = "digit"
     char: str | None = None  # the separator's character when kind == "separator"
     parts: int = 1  # how many connected components were merged into it
+    group: int = -1  # pieces cut from one over-wide component share a group id (>= 0)
 
 
 @dataclass(frozen=True)

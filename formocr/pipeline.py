@@ -35,7 +35,7 @@ from formocr.objects import (
 from formocr.options import Options
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.digits import DigitClassifier
-from formocr.segment import segment_field
+from formocr.segment import arbitrate, segment_field
 
 
 @dataclass
@@ -90,6 +90,10 @@ class Pipeline:
             yield self.process_page(page, timer)
             t = time.perf_counter()
 
+    def _confidence(self, masks: list[np.ndarray]) -> np.ndarray:
+        """Top-class probability of each mask, for the segmenter's doubtful cuts."""
+        return self.classifier.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
+
     def process_page(self, page: Page, timer: _Timer) -> PageWork:
         t = time.perf_counter()
         clean = preprocess(page, self.pre)
@@ -99,7 +103,7 @@ class Pipeline:
         else:
             regions, alignment = choose_template(clean)
         t = timer.add("locate", t)
-        comps = {r.name: segment_field(clean, r) for r in regions}
+        comps = {r.name: arbitrate(segment_field(clean, r), self._confidence) for r in regions}
         t = timer.add("segment", t)
         tiles = {
             name: np.stack([normalize_digit(c.mask) for c in cs if c.kind == "digit"])

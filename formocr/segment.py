@@ -13,6 +13,7 @@ breaks a stroke, and dots, commas and dashes sit between digits of amounts and d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -172,10 +173,58 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     out = list(seps)
     narrow = sorted(b.w for b, _, _ in digits if b.w < 0.9 * b.h)
     digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.62 * digit_h
-    for b, m, n in digits:
-        for sb, sm in _split_touching(b, m, digit_w, opts):
-            out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n))
+    for gi, (b, m, n) in enumerate(digits):
+        pieces = _split_touching(b, m, digit_w, opts)
+        group = gi if len(pieces) > 1 else -1
+        for sb, sm in pieces:
+            out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n, group))
     return out
+
+
+def arbitrate(comps: list[Component], confidence: Callable[[list[np.ndarray]], np.ndarray],
+              overlap: float = 0.12) -> list[Component]:
+    """Settle doubtful cuts by asking the classifier which reading it is surer of.
+
+    Geometry alone cannot tell a 4 written in two strokes from a 1 and a 7 leaning together, or a wide 5 from
+    two touching digits. For each doubtful case both readings are classified and the one whose digits are
+    jointly more probable wins: pieces of a split component against the whole, and neighbours whose
+    horizontal spans overlap against their union. ``confidence`` maps normalized-ready masks to top-class
+    probabilities.
+    """
+    digits = [c for c in comps if c.kind == "digit"]
+    seps = [c for c in comps if c.kind != "digit"]
+    # 1. undo splits the classifier does not believe
+    out: list[Component] = []
+    i = 0
+    while i < len(digits):
+        c = digits[i]
+        if c.group < 0:
+            out.append(c)
+            i += 1
+            continue
+        j = i
+        while j < len(digits) and digits[j].group == c.group:
+            j += 1
+        pieces = digits[i:j]
+        box, mask = _merge([(p.box, p.mask) for p in pieces])
+        probs = confidence([p.mask for p in pieces] + [mask])
+        if float(np.prod(probs[:-1])) >= float(probs[-1]):
+            out.extend(pieces)
+        else:
+            out.append(Component(box, mask, "digit", None, max(p.parts for p in pieces)))
+        i = j
+    # 2. merge overlapping neighbours the classifier reads better as one digit
+    merged: list[Component] = []
+    for c in out:
+        if merged and _x_overlap(merged[-1].box, c.box) >= overlap:
+            prev = merged[-1]
+            box, mask = _merge([(prev.box, prev.mask), (c.box, c.mask)])
+            p = confidence([prev.mask, c.mask, mask])
+            if float(p[2]) > float(p[0] * p[1]):
+                merged[-1] = Component(box, mask, "digit", None, prev.parts + c.parts)
+                continue
+        merged.append(c)
+    return sorted(merged + seps, key=lambda c: c.box.x + c.box.w / 2)
 
 
 def _x_overlap(a: Box, b: Box) -> float:

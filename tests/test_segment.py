@@ -89,3 +89,21 @@ def test_touching_digits_are_split() -> None:
 def test_blank_field_gives_nothing() -> None:
     box = Box(50, 50, 400, 120)
     assert segment_field(_page(_canvas(box) > 0), FieldRegion("a", "digits", box)) == []
+
+
+def test_arbitrate_follows_the_classifier() -> None:
+    from formocr.objects import Component
+    from formocr.segment import arbitrate
+
+    m = np.ones((10, 6), bool)
+    a = Component(Box(0, 0, 6, 10), m)
+    b = Component(Box(4, 0, 6, 10), m)  # overlaps a by a third of its width
+    merged_is_better = arbitrate([a, b], lambda masks: np.array([0.6, 0.5, 0.99][: len(masks)]))
+    assert len(merged_is_better) == 1 and merged_is_better[0].box == Box(0, 0, 10, 10)
+    separate_is_better = arbitrate([a, b], lambda masks: np.array([0.99, 0.98, 0.7][: len(masks)]))
+    assert len(separate_is_better) == 2
+    # pieces of one split component are put back together when the whole reads better
+    p1 = Component(Box(0, 0, 5, 10), m[:, :5], group=0)
+    p2 = Component(Box(5, 0, 5, 10), m[:, :5], group=0)
+    assert len(arbitrate([p1, p2], lambda masks: np.array([0.5, 0.5, 0.95][: len(masks)]))) == 1
+    assert len(arbitrate([p1, p2], lambda masks: np.array([0.99, 0.99, 0.6][: len(masks)]))) == 2
