@@ -174,13 +174,23 @@ def eval_group() -> None:
               help="How many test digits to re-render as scanned crops and read through the pipeline (0: skip).")
 @click.option("--no-speed", is_flag=True, help="Skip the throughput measurement.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout.")
+@click.option("--write-card", is_flag=True,
+              help="Record the report in the model's card under 'evaluation' (the weights are untouched).")
 @_errors_to_exit_codes
-def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: bool, as_json: bool) -> None:
+def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: bool, as_json: bool,
+                    write_card: bool) -> None:
     """Accuracy, confusion matrix, calibration and throughput of the digit model on MNIST test digits."""
     from formocr.recognize.digits import DigitClassifier
+    from formocr.recognize.modelfile import card_path
     from formocr.train.evaluate import evaluate_digits, format_report
 
-    report = evaluate_digits(DigitClassifier.load(model), data, crops=crops, speed=not no_speed)
+    clf = DigitClassifier.load(model)
+    report = evaluate_digits(clf, data, crops=crops, speed=not no_speed)
+    if write_card:
+        card = dict(clf.loaded.card)
+        command = "formocr eval digits " + shlex.join(sys.argv[3:])
+        card["evaluation"] = {"command": command.strip(), **report}
+        _write_atomic(card_path(clf.loaded.path), json.dumps(card, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(report, indent=2))
         click.echo(format_report(report), err=True)

@@ -69,8 +69,11 @@ class Pipeline:
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template else None
         )
+        # Speckle is removed per field by the segmenter, against the size of the field's own digits; a
+        # page-wide pass would cost a full-page labelling (~45 ms of a 300-dpi letter page) for nothing.
         self.pre = PreprocessOptions(
-            deskew=self.options.deskew, max_skew_deg=self.options.max_skew_deg, binarizer=self.options.binarizer
+            deskew=self.options.deskew, max_skew_deg=self.options.max_skew_deg, binarizer=self.options.binarizer,
+            speckle_mm=0.0,
         )
 
     @property

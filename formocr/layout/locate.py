@@ -96,8 +96,10 @@ def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_
             continue  # the frame lies (partly) beyond the page: this template does not fit
         score = cv2.matchTemplate(window, frame, cv2.TM_CCOEFF_NORMED)
         # Over blank paper the normalized correlation is 0/0, which OpenCV reports as a perfect 1: require
-        # the window under the frame to hold at least a fifth of the frame's own ink.
-        ink = cv2.matchTemplate(window, (frame > 0.1).astype(np.float32), cv2.TM_CCORR)
+        # the window under the frame's box to hold at least a fifth of the frame's own ink.
+        s = cv2.integral(window)
+        ry, rx = score.shape
+        ink = s[fh : fh + ry, fw : fw + rx] - s[:ry, fw : fw + rx] - s[fh : fh + ry, :rx] + s[:ry, :rx]
         score[ink < 0.2 * float(frame.sum())] = 0.0
         maps[f.name] = np.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0)
     if not maps:
