@@ -158,16 +158,23 @@ def _describe_other(head: bytes) -> str:
     return "an unrecognised binary file"
 
 
+def _unreadable(exc: OSError, path: Path) -> UnreadableInputError:
+    """The one-line reason an OS error gives for a path we cannot read."""
+    if isinstance(exc, FileNotFoundError):
+        return UnreadableInputError("no such file", path)
+    if isinstance(exc, IsADirectoryError):
+        return UnreadableInputError("is a directory, not a file", path)
+    if isinstance(exc, PermissionError):
+        return UnreadableInputError("permission denied", path)
+    return UnreadableInputError(f"cannot read ({exc.strerror or exc})", path)
+
+
 def _stat_regular(path: Path) -> os.stat_result:
     """stat() a path and make sure it is a regular file we may read, with a typed error otherwise."""
     try:
         st = path.stat()
-    except FileNotFoundError:
-        raise UnreadableInputError("no such file", path) from None
-    except PermissionError:
-        raise UnreadableInputError("permission denied", path) from None
     except OSError as exc:
-        raise UnreadableInputError(f"cannot read ({exc.strerror or exc})", path) from None
+        raise _unreadable(exc, path) from None
     if stat.S_ISDIR(st.st_mode):
         raise UnreadableInputError("is a directory, not a file", path)
     if not stat.S_ISREG(st.st_mode):
@@ -180,14 +187,8 @@ def _read_head(path: Path, n: int = 8192) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read(n)
-    except FileNotFoundError:
-        raise UnreadableInputError("no such file", path) from None
-    except IsADirectoryError:
-        raise UnreadableInputError("is a directory, not a file", path) from None
-    except PermissionError:
-        raise UnreadableInputError("permission denied", path) from None
     except OSError as exc:
-        raise UnreadableInputError(f"cannot read ({exc.strerror or exc})", path) from None
+        raise _unreadable(exc, path) from None
 
 
 def sniff(path: str | os.PathLike[str]) -> str:
