@@ -27,7 +27,6 @@ MIN_CONTRAST = 30  # grey levels handwriting must lie below the field's paper
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    inset_frac: float = 0.0  # how much of the field box border to cut away before looking for ink
     min_area_frac: float = 0.004  # components smaller than this share of the field height² are noise
     separator_height: float = 0.42  # components below this share of the digit height may be separators
     split_width: float = 1.6  # a component this many typical digit widths wide is taken as touching digits...
