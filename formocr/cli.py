@@ -84,6 +84,34 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 
+@train.command("strings")
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+@click.option("--steps", type=click.IntRange(1, 10**7), default=6000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=48, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="models/strings-crnn.safetensors", show_default=True)
+@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
+@click.option("--val-size", type=click.IntRange(10, 100000), default=1000, show_default=True)
+@click.option("--val-every", type=click.IntRange(1, 10**7), default=500, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Torch threads; results are reproducible for the same seed, threads and workers.")
+@click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
+              help="Processes drawing the synthetic strings (0: in the training process).")
+@_errors_to_exit_codes
+def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, out: str, limit: int | None,
+                      val_size: int, val_every: int, threads: int, workers: int) -> None:
+    """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    logging.getLogger("formocr").setLevel(logging.INFO)
+    command = "formocr train strings " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train strings"
+    cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, out=out, limit=limit,
+                            val_size=val_size, val_every=val_every, threads=threads, workers=workers)
+    card = train_strings(cfg, command=command)
+    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+
+
 def _options(config: str | None, values: dict[str, Any]) -> Any:
     from formocr.options import Options
 
@@ -221,3 +249,112 @@ def data_mnist(folder: str | None, download: bool, mirror: str | None) -> None:
         s = mnist.load_split(split, target)
         report[split] = {"n": len(s.labels), "sha256": s.sha256}
     click.echo(json.dumps({"dir": str(target), **report}, indent=2))
+
+
+# --- batch (issue #6) --------------------------------------------------------------------------------------
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM ends a batch like Ctrl-C: workers stopped, results so far kept, exit 130."""
+    raise KeyboardInterrupt
+
+
+@main.command()
+@click.argument("in_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Results file (JSON Lines, one record per document). An existing one is resumed: "
+                   "documents already done (same path, same content) are skipped.")
+@click.option("-w", "--workers", type=click.IntRange(1, 4096), default=None,
+              help="Worker processes (Ray: actors) [default: the CPU count; with --address, the cluster's CPUs].")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: processes on this machine; ray: actors on a Ray cluster (pip install 'formocr[ray]').")
+@click.option("--address", default=None,
+              help="Ray cluster to join (host:6379 or ray://host:10001) [default: a local Ray instance].")
+@click.option("--glob", "pattern", default=None,
+              help="Read the files matching this pattern under IN_DIR (e.g. '**/*.pdf'), whatever their extension "
+                   "[default: every PDF/PNG/JPEG/BMP/TIFF file, walking subfolders].")
+@click.option("--retry-failed", is_flag=True,
+              help="Also redo documents recorded as unreadable, corrupt or fitting no template (other errors, "
+                   "such as a crashed worker, are always retried).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the field values as CSV at the end (as `formocr export csv`).")
+@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the run's summary (counts, speed, failures, fields to review) as JSON.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Progress bar on stderr [default: only when stderr is a terminal].")
+@click.option("-t", "--template", default=None,
+              help="Built-in template (cheque, envelope, numeric_form) or a template JSON file "
+                   "[default: the best-fitting built-in template, per page].")
+@click.option("--dpi", type=int, default=None, help="PDF rasterization resolution [default: 300].")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="JSON or TOML file of options (see README); flags given here win.")
+@click.option("--model", "digits_model", type=click.Path(dir_okay=False), default=None,
+              help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
+@click.option("--review-threshold", type=float, default=None,
+              help="Fields below this confidence are marked needs_review [default: 0.95].")
+@_errors_to_exit_codes
+def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address: str | None, pattern: str | None,
+          retry_failed: bool, csv_path: Path | None, summary_json: Path | None, show_progress: bool | None,
+          template: str | None, dpi: int | None, config: str | None, digits_model: str | None,
+          review_threshold: float | None) -> None:
+    """Read every document of the folder IN_DIR into one JSON Lines file, in parallel and resumably.
+
+    One line per document, appended as each finishes (completion order, not sorted); a document that fails
+    gets a line with its error and the run goes on. Run the same command again to finish an interrupted
+    run: documents already done are skipped. A summary goes to stderr; the exit code is 8 when any
+    document of the folder failed.
+    """
+    import signal
+    import threading
+
+    from formocr.batch import BatchConfig, Progress, export_csv, run_batch
+    from formocr.errors import EXIT_BATCH_FAILURES
+
+    opts = _options(config, {"template": template, "dpi": dpi, "digits_model": digits_model,
+                             "review_threshold": review_threshold})
+    cfg = BatchConfig(input_dir=in_dir, output=output, workers=workers, engine=engine, address=address,
+                      pattern=pattern, retry_failed=retry_failed,
+                      exclude=tuple(p for p in (csv_path, summary_json) if p is not None))
+    progress = Progress(enabled=show_progress, verbose=log.isEnabledFor(logging.INFO))
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if main_thread else None
+    try:
+        summary = run_batch(cfg, opts, progress)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old)
+    if csv_path is not None:
+        export_csv(output, csv_path)
+    if summary_json is not None:
+        _write_atomic(summary_json, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    click.echo(f"formocr: batch: {summary.one_line()}", err=True)
+    if summary.failed:
+        sys.exit(EXIT_BATCH_FAILURES)
+
+
+@main.group("export")
+def export_group() -> None:
+    """Convert batch results for other tools."""
+
+
+@export_group.command("csv")
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV file to write (atomically) [default: stdout].")
+@_errors_to_exit_codes
+def export_csv_cmd(results: Path, output: Path | None) -> None:
+    """Field values of a batch RESULTS file as CSV: one row per document, one column per field.
+
+    Columns: source, sha256, status, pages, needs_review (the field columns to check), error, then one
+    column per field name (``p2.amount`` when a name repeats on several pages). Cells that a spreadsheet
+    would run as a formula get a leading apostrophe.
+    """
+    from formocr.batch import export_csv
+    from formocr.batch.export import write_csv
+
+    if output is None:
+        write_csv(results, sys.stdout)
+        sys.stdout.flush()
+    else:
+        rows = export_csv(results, output)
+        click.echo(f"formocr: {rows} rows -> {output}", err=True)

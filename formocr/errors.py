@@ -13,7 +13,7 @@ Exit codes (also documented in the README):
 4  input file corrupt, encrypted or over the size/pixel limits
 5  model file missing, corrupt or failing its checksum
 6  missing system dependency (poppler)
-7  configuration or template error
+7  configuration or template error; a batch results file that is not one or cannot be written
 8  batch finished but some documents failed
 9  dataset missing or corrupt (training / evaluation)
 == ==========================================================
@@ -92,6 +92,10 @@ class ConfigError(FormOcrError):
 
 class TemplateError(ConfigError):
     """A template file with a mistake; the message names the key."""
+
+
+class ResultsFileError(ConfigError):
+    """A batch results file that is not one, is being written by another run, or cannot be written."""
 
 
 class DatasetError(FormOcrError):

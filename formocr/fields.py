@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from formocr.recognize.ctc import DIGITS, Constraint
+
 POSTAL_PATTERNS = {"CN": r"[1-8]\d{5}", "US": r"\d{5}(-?\d{4})?"}
 
 
@@ -117,3 +119,37 @@ def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
         problems.append("leading zero")
     value = f"{integer}.{frac}" if frac else integer
     return Interpretation(value, number, tuple(problems))
+
+
+def _date_pattern(order: str) -> str:
+    sep = "[./-]"
+    if order == "YMD":
+        return rf"(\d{{4}}|\d{{2}}){sep}\d{{1,2}}{sep}\d{{1,2}}|\d{{8}}"
+    return rf"\d{{1,2}}{sep}\d{{1,2}}{sep}(\d{{4}}|\d{{2}})|\d{{8}}"
+
+
+def constraint_for(field_type: str, constraints: dict[str, Any], comb: bool = False) -> Constraint:
+    """What the string reader's decoder may produce for a field: the same rules :func:`interpret` checks.
+
+    Dates in comb boxes are eight digits (the slashes are printed); on a line they may carry ``/ . -``.
+    Amounts allow thousands separators (``. , space``), a decimal part of the configured size, and a closing
+    dash (``22.000.-``).
+    """
+    lo, hi = constraints.get("min_length"), constraints.get("max_length")
+    if field_type == "digits":
+        return Constraint(chars=DIGITS, min_digits=lo or 1, max_digits=hi)
+    if field_type == "postal_code":
+        country = constraints.get("country", "CN")
+        pattern = constraints.get("pattern") or POSTAL_PATTERNS[country]
+        return Constraint(chars=DIGITS + ("-" if "-" in pattern else ""), min_digits=1, pattern=pattern)
+    if field_type == "date":
+        if comb:
+            return Constraint(chars=DIGITS, min_digits=8, max_digits=8)
+        return Constraint(chars=DIGITS + "./-", min_digits=4, max_digits=8,
+                          pattern=_date_pattern(constraints.get("order", "DMY")))
+    if field_type == "amount":
+        decimals = int(constraints.get("decimals", 2))
+        frac = rf"([.,]\d{{{decimals}}})?" if decimals else ""
+        return Constraint(chars=DIGITS + ".,- ", min_digits=lo or 1, max_digits=hi,
+                          pattern=rf"\d+([., ]?\d{{3}})*{frac}(\.?-)?")
+    raise ValueError(f"unknown field type {field_type!r}")

@@ -71,3 +71,57 @@ def to_model_input(tiles: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarr
     """Stack of tiles (N×28×28 in [0, 1]) → standardised N×1×28×28 float32, as the network expects."""
     t = np.asarray(tiles, np.float32)
     return ((t - spec.mean) / spec.std)[:, None, :, :]
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """How a field's ink becomes the string recogniser's input; stored in the model file like :class:`NormSpec`.
+
+    The ink's bounding box is scaled to ``content`` pixels high inside a ``height``-pixel strip, its width
+    stretched by ``x_stretch`` (the network keeps one column in four, and narrow touching 1s need the room),
+    with ``pad`` empty columns either side and at most ``max_width`` columns in all.
+    """
+
+    height: int = 32
+    content: int = 26
+    x_stretch: float = 1.3
+    pad: int = 4
+    max_width: int = 640
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"height": self.height, "content": self.content, "x_stretch": self.x_stretch, "pad": self.pad,
+                "max_width": self.max_width}
+
+
+DEFAULT_LINE_SPEC = LineSpec()
+
+
+def normalize_line(ink: np.ndarray, spec: LineSpec = DEFAULT_LINE_SPEC) -> np.ndarray:
+    """A field's ink (bool or grey where larger = more ink) → float32 strip ``spec.height`` high, white on black.
+
+    Returns a strip of width ``2 * pad + 1`` when there is no ink at all, so an empty field still decodes
+    (to nothing) instead of failing.
+    """
+    a = np.asarray(ink)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    elif a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    else:
+        a = np.clip(a.astype(np.float32), 0.0, 1.0)
+    if a.ndim != 2:
+        raise ValueError(f"normalize_line expects a 2-D crop, got shape {a.shape}")
+    ys, xs = np.nonzero(a > 0.05)
+    if len(ys) == 0:
+        return np.zeros((spec.height, 2 * spec.pad + 1), np.float32)
+    a = a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = a.shape
+    scale = spec.content / h
+    nw = max(1, round(w * scale * spec.x_stretch))
+    nw = min(nw, spec.max_width - 2 * spec.pad)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(a, (nw, spec.content), interpolation=interp)
+    out = np.zeros((spec.height, nw + 2 * spec.pad), np.float32)
+    top = (spec.height - spec.content) // 2
+    out[top : top + spec.content, spec.pad : spec.pad + nw] = np.clip(small, 0.0, 1.0)
+    return out

@@ -153,6 +153,7 @@ class FieldResult:
     box: Box
     chars: tuple[CharResult, ...]
     normalized: Any = None  # e.g. the numeric amount or the ISO date
+    readings: dict[str, Any] = field(default_factory=dict)  # each reader's text and confidence, and the choice
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +167,7 @@ class FieldResult:
             "why": list(self.why),
             "box": self.box.to_list(),
             "chars": [c.to_dict() for c in self.chars],
+            "readings": dict(self.readings),
         }
 
 

@@ -30,6 +30,8 @@ class Options:
     max_pixels: int = 100_000_000  # per page: decompression-bomb guard
     max_pages: int = 500
     digits_model: str | None = None  # path; None = the shipped model
+    strings_model: str | None = None  # path; None = the shipped model
+    reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
     debug_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -41,6 +43,8 @@ class Options:
                 raise ConfigError(f"{name}: must be between 0 and 1, got {v}")
         if self.binarizer not in ("auto", "sauvola", "otsu"):
             raise ConfigError(f"binarizer: must be auto, sauvola or otsu, got {self.binarizer!r}")
+        if self.reader not in ("fused", "segmentation", "crnn"):
+            raise ConfigError(f"reader: must be fused, segmentation or crnn, got {self.reader!r}")
         if self.max_pixels < 1 or self.max_pages < 1:
             raise ConfigError("max_pixels and max_pages must be positive")
 

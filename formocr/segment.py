@@ -108,10 +108,20 @@ def _faint_strokes(gray: np.ndarray, ink: np.ndarray, lines: np.ndarray, dpi: fl
 def segment_field(clean: CleanPage, region: FieldRegion, opts: SegmentOptions = SegmentOptions()) -> list[Component]:
     """Digits and separators of one field, left to right, boxes in page pixels."""
     ink, crop_box = field_ink(clean, region)
+    return segment_ink(ink, crop_box, region, clean.page.dpi, opts)
+
+
+def segment_ink(ink: np.ndarray, crop_box: Box, region: FieldRegion, dpi: float,
+                opts: SegmentOptions = SegmentOptions(), separators: str = ".,-") -> list[Component]:
+    """As :func:`segment_field`, on ink already cut by :func:`field_ink` (which the string reader shares).
+
+    ``separators`` are the marks the field may hold; in a digits-only field a small mark is a fragment of a
+    digit (the detached bar of a 5, a dot of a broken stroke) or noise, never a separator.
+    """
     if region.style == "comb" and region.cells:
         comps = _segment_comb(ink, crop_box, region, opts)
     else:
-        comps = _segment_line(ink, crop_box, region, opts, clean.page.dpi / 25.4)
+        comps = _segment_line(ink, crop_box, region, opts, dpi / 25.4, separators)
     return sorted(comps, key=lambda c: c.box.x + c.box.w / 2)
 
 
@@ -138,8 +148,8 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     return out
 
 
-def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions, px_mm: float
-                  ) -> list[Component]:
+def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions, px_mm: float,
+                  separators: str = ".,-") -> list[Component]:
     min_area = opts.min_area_frac * region.box.h**2
     dot = 0.3 * px_mm  # a pen dot is at least ~0.3 mm across; scanner dust is smaller (and already removed)
     parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area or (b.w >= dot and b.h >= dot)]
@@ -164,6 +174,8 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     for b, m in small:
         host = next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5), None)
         ch = _separator_char(b, top, bottom)
+        if ch is not None and ch not in separators:
+            ch = None
         if ch is None and host is not None:
             db, dm, n = digits[host]
             mb, mm = _merge([(db, dm), (b, m)])

@@ -1,0 +1,129 @@
+"""Digit strings read by segmentation alone, the CRNN alone, and both fused, on strings of MNIST *test* digits.
+
+    python benchmarks/strings_accuracy.py --n 5000 --seed 0          # the figures in the string model's card
+    python benchmarks/strings_accuracy.py --split val --seed 1       # held-out *training* digits (for tuning)
+
+Each string has 3-8 digits drawn only from MNIST test images (never seen in training), on a generated strip of
+paper (security patterns, printed box or ruled line, blur, noise, JPEG); every other string is asked to have
+touching neighbours and the table is split by whether neighbours actually touch in the drawn ink. Every strip
+goes through the pipeline's own field road (binarize, border removal, both readers, fusion) as a ``digits``
+field without a length constraint. "accepted" is a field not marked needs_review at the shipped threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, table
+
+from formocr.data.mnist import load_split
+from formocr.objects import Page
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.recognize.modelfile import card_path
+from formocr.synth.strings import DigitBank, StringGenerator
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="test: MNIST test digits; val: the 5000 training digits held out from string training")
+    ap.add_argument("--strings-model", default=None)
+    ap.add_argument("--dump", default=None, help="write every reading as JSON lines here")
+    ap.add_argument("--write-card", action="store_true",
+                    help="record the table in the string model's card under 'evaluation' (weights untouched)")
+    args = ap.parse_args()
+
+    if args.split == "test":
+        s = load_split("test")
+        bank = DigitBank(s.images, s.labels)
+    else:
+        s = load_split("train")
+        val_idx = np.random.default_rng([0, 2]).permutation(len(s.images))[:5000]  # as formocr.train.strings
+        bank = DigitBank(s.images[val_idx], s.labels[val_idx])
+    gen = StringGenerator(bank, synth_share=0.0, min_len=3, max_len=8, separators=False)
+    pipe = Pipeline(Options(strings_model=args.strings_model))
+    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115
+    t0 = time.perf_counter()
+    read_ms = 0.0
+    for i in range(args.n):
+        rng = np.random.default_rng([args.seed, 31337, i])
+        sample = gen.sample(rng, touching=i % 2 == 0)
+        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        t = time.perf_counter()
+        res = pipe.reader.read(clean, [sample.region])[0].result
+        read_ms += (time.perf_counter() - t) * 1000
+        r = res.readings
+        truth = sample.text
+        row = stats[(len(truth), sample.touching)]
+        row["n"] += 1
+        row["seg"] += r["segmentation"]["raw"] == truth
+        row["crnn"] += r["crnn"]["raw"] == truth
+        row["fused"] += res.raw == truth
+        row["agree"] += bool(r["agree"])
+        if not res.needs_review:
+            row["accepted"] += 1
+            row["accepted_ok"] += res.raw == truth
+        if r["segmentation"]["confidence"] >= pipe.options.review_threshold:
+            row["seg_accepted"] += 1
+            row["seg_accepted_ok"] += r["segmentation"]["raw"] == truth
+        if dump:
+            dump.write(json.dumps({"i": i, "truth": truth, "touching": sample.touching, "raw": res.raw,
+                                   "confidence": res.confidence, "needs_review": res.needs_review,
+                                   "readings": r}) + "\n")
+    if dump:
+        dump.close()
+    seconds = time.perf_counter() - t0
+
+    def line(label: str, rows: list[dict[str, int]]) -> list[object]:
+        n = sum(r["n"] for r in rows)
+        acc = sum(r["accepted"] for r in rows)
+        pct = lambda k: 100.0 * sum(r[k] for r in rows) / max(n, 1)  # noqa: E731
+        return [label, n, f"{pct('seg'):.2f}", f"{pct('crnn'):.2f}", f"{pct('fused'):.2f}", f"{pct('agree'):.1f}",
+                f"{100.0 * acc / max(n, 1):.1f}",
+                f"{100.0 * sum(r['accepted_ok'] for r in rows) / max(acc, 1):.2f}",
+                f"{100.0 * sum(r['seg_accepted_ok'] for r in rows) / max(sum(r['seg_accepted'] for r in rows), 1):.2f}"]
+
+    header = ["strings", "n", "segmentation %", "CRNN %", "fused %", "readers agree %", "accepted %",
+              "correct when accepted %", "segmentation-only: correct when accepted %"]
+    rows = []
+    for length in range(3, 9):
+        for touching in (False, True):
+            rows.append(line(f"length {length}, {'touching' if touching else 'apart'}",
+                             [stats[(length, touching)]]))
+    rows.append(line("apart (all lengths)", [v for (_, t), v in stats.items() if not t]))
+    rows.append(line("touching (all lengths)", [v for (_, t), v in stats.items() if t]))
+    rows.append(line("all", list(stats.values())))
+    print(f"# strings of MNIST {args.split} digits, n={args.n}, seed={args.seed}; {machine()}")
+    print(f"# models: {pipe.models}; review threshold {pipe.options.review_threshold}")
+    print(table(header, rows))
+    print(f"# {seconds:.0f} s in all; reading (both readers + fusion) {read_ms / max(args.n, 1):.1f} ms per string")
+    if args.write_card:
+        assert pipe.strings is not None
+        path = card_path(pipe.strings.loaded.path)
+        card = json.loads(path.read_text("utf-8"))
+        card["evaluation"] = {
+            "command": "python benchmarks/strings_accuracy.py " + " ".join(sys.argv[1:]).replace(" --write-card", ""),
+            "data": f"{args.n} strings of 3-8 MNIST {args.split} digits, half asked to touch; seed {args.seed}",
+            "review_threshold": pipe.options.review_threshold,
+            "columns": header, "rows": rows, "ms_per_string": round(read_ms / max(args.n, 1), 2),
+        }
+        path.write_text(json.dumps(card, indent=2) + "\n", "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

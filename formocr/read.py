@@ -1,0 +1,215 @@
+"""Reading the fields of a clean page: segmentation + digit CNN, the CRNN string reader, and their fusion.
+
+Per page, every field's ink is cut once (:func:`formocr.segment.field_ink`) and shared by both readers; the
+digit tiles of all fields go to the digit CNN in one batch and the strips of all fields to the CRNN in width-
+sorted batches, so a page of 30 fields costs two model calls, not sixty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from formocr.fields import constraint_for, interpret
+from formocr.fusion import Fused, Reading, fuse
+from formocr.normalize import normalize_digit
+from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
+from formocr.options import Options
+from formocr.recognize.ctc import Constraint
+from formocr.recognize.digits import DigitClassifier
+from formocr.recognize.strings import StringReader, StripGeometry, field_strip
+from formocr.segment import arbitrate, field_ink, segment_ink
+
+READERS = ("fused", "segmentation", "crnn")
+
+
+@dataclass(frozen=True)
+class FieldWork:
+    """What was learnt about one field on the way to its result (the debug writer draws from it)."""
+
+    region: FieldRegion
+    crop_box: Box
+    components: list[Component]
+    tiles: np.ndarray
+    strip: np.ndarray | None
+    result: FieldResult
+
+
+class _Stopwatch:
+    def __init__(self, totals: dict[str, float] | None) -> None:
+        self.totals = totals
+        self.t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.totals is not None:
+            self.totals[stage] = self.totals.get(stage, 0.0) + (now - self.t) * 1000.0
+        self.t = now
+
+
+class FieldReader:
+    """Holds the loaded models; :meth:`read` turns the fields of one clean page into results."""
+
+    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None) -> None:
+        if options.reader != "segmentation" and strings is None:
+            raise ValueError(f"reader {options.reader!r} needs a string model")
+        self.options, self.digits, self.strings = options, digits, strings
+
+    def _confidence(self, masks: list[np.ndarray]) -> np.ndarray:
+        return self.digits.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
+
+    def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timings: dict[str, float] | None = None
+             ) -> list[FieldWork]:
+        sw = _Stopwatch(timings)
+        dpi = clean.page.dpi
+        cut = [field_ink(clean, r) for r in regions]
+        mode = self.options.reader
+        cons = [constraint_for(r.type, r.constraints, r.style == "comb") for r in regions]
+        comps = [arbitrate(segment_ink(ink, box, r, dpi, separators=_separators(c.chars)), self._confidence)
+                 if mode != "crnn" else [] for (ink, box), r, c in zip(cut, regions, cons)]
+        sw.lap("segment")
+        tiles = [
+            np.stack([normalize_digit(c.mask) for c in cs if c.kind == "digit"])
+            if any(c.kind == "digit" for c in cs) else np.zeros((0, 28, 28), np.float32)
+            for cs in comps
+        ]  # fmt: skip
+        sw.lap("normalize")
+        allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
+        probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, 10), np.float32)
+        sw.lap("classify")
+        strips: list[np.ndarray | None] = [None] * len(regions)
+        lps: list[np.ndarray | None] = [None] * len(regions)
+        geoms: list[StripGeometry | None] = [None] * len(regions)
+        if mode != "segmentation" and self.strings is not None and regions:
+            for i, ((ink, _), r) in enumerate(zip(cut, regions)):
+                strips[i], geoms[i] = field_strip(ink, r.box.h, dpi, self.strings.spec)
+            for i, lp in enumerate(self.strings.log_probs([s for s in strips if s is not None])):
+                lps[i] = lp
+            sw.lap("strings")
+        out = []
+        k = 0
+        for i, r in enumerate(regions):
+            n = len(tiles[i])
+            p = probs[k : k + n]
+            k += n
+            result = self._assemble(r, cons[i], comps[i], p, lps[i], geoms[i], cut[i][1])
+            out.append(FieldWork(r, cut[i][1], comps[i], tiles[i], strips[i], result))
+        sw.lap("assemble")
+        return out
+
+    # --- one field -------------------------------------------------------------------------------------------
+
+    def _seg_reading(self, region: FieldRegion, comps: list[Component], probs: np.ndarray) -> Reading:
+        chars: list[CharResult] = []
+        it = iter(probs)
+        for c in comps:
+            if c.kind == "digit":
+                p = next(it)
+                order = np.argsort(-p)[:3]
+                chars.append(CharResult(str(int(order[0])), float(p[order[0]]),
+                                        tuple((str(int(j)), float(p[j])) for j in order), c.box))
+            else:
+                assert c.char is not None
+                chars.append(CharResult(c.char, 1.0, ((c.char, 1.0),), c.box))
+        raw = "".join(ch.char for ch in chars)
+        digit_ps = [ch.p for ch in chars if ch.char.isdigit()]
+        conf = float(np.prod(digit_ps)) if digit_ps else 0.0
+        valid = not interpret(region.type, raw, region.constraints, comb=region.style == "comb").problems
+        return Reading("segmentation", raw, conf, tuple(chars), valid)
+
+    def _crnn_reading(self, region: FieldRegion, constraint: Constraint, lp: np.ndarray, geom: StripGeometry,
+                      crop_box: Box) -> Reading:
+        assert self.strings is not None
+        comb = region.style == "comb"
+        reading = self.strings.decode(lp, constraint)
+        alphabet = self.strings.alphabet
+        chars = []
+        for ch, p, (a, b) in zip(reading.text, reading.char_probs, reading.char_columns):
+            t0, t1 = a // 4, max(a // 4, b // 4 - 1)
+            k = alphabet.index(ch) + 1
+            t = t0 + int(np.argmax(lp[t0 : t1 + 1, k])) if t1 >= t0 and t0 < len(lp) else 0
+            row = np.exp(lp[min(t, len(lp) - 1), 1:])
+            order = np.argsort(-row)[:3]
+            x0 = crop_box.x + geom.crop_x(a)
+            x1 = crop_box.x + geom.crop_x(b)
+            box = Box(int(x0), crop_box.y + geom.y0, max(1, int(x1 - x0)), geom.h)
+            chars.append(CharResult(ch, float(p), tuple((alphabet[int(j)], float(row[j])) for j in order), box))
+        valid = reading.satisfied and not interpret(region.type, reading.text, region.constraints, comb=comb).problems
+        return Reading("crnn", reading.text, reading.confidence, tuple(chars), valid)
+
+    def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
+                  lp: np.ndarray | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
+        mode = self.options.reader
+        seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
+        crnn = None
+        if lp is not None and geom is not None:
+            crnn = self._crnn_reading(region, constraint, lp, geom, crop_box)
+        readings: dict[str, object] = {}
+        fused: Fused | None = None
+        if seg is not None and crnn is not None:
+            assert self.strings is not None and lp is not None
+            strings = self.strings
+
+            def seg_prob(text: str) -> float | None:
+                return _seg_probability(seg, probs, comps, text)
+
+            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
+                         cells=region.style == "comb" and bool(region.cells))
+            chosen = fused.reading
+            readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,
+                        "chosen": fused.chosen}
+        else:
+            only = seg if seg is not None else crnn
+            assert only is not None
+            chosen = only
+            readings = {only.reader: only.to_dict(), "chosen": only.reader}
+        return self._field_result(region, chosen, fused, readings)
+
+    def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object]
+                      ) -> FieldResult:
+        raw = chosen.raw
+        interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
+        confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
+        why = list(interp.problems)
+        if fused is not None and not fused.agree and confidence < self.options.review_threshold:
+            seg_raw, crnn_raw = fused.scores_texts
+            why.append(f"readers disagree: segmentation {seg_raw!r}, string reader {crnn_raw!r}")
+        if raw and confidence < self.options.review_threshold:
+            why.append(f"confidence {confidence:.3f} below {self.options.review_threshold}")
+        low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
+        if low:
+            why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
+        if interp.problems:
+            confidence = min(confidence, 0.5)
+        return FieldResult(
+            name=region.name, type=region.type, value=interp.value, raw=raw, confidence=confidence,
+            needs_review=bool(why), why=tuple(why), box=region.box, chars=chosen.chars,
+            normalized=interp.normalized, readings=readings,
+        )  # fmt: skip
+
+
+def _separators(chars: str) -> str:
+    """Separator marks the segmenter may report: those the field's constraint allows."""
+    return "".join(c for c in ".,-" if c in chars)
+
+
+def _seg_probability(seg: Reading, probs: np.ndarray, comps: list[Component], text: str) -> float | None:
+    """Segmentation's probability of ``text``: defined only for as many characters as it found."""
+    t = text.replace(" ", "")
+    if len(t) != len(comps):
+        return None
+    p = 1.0
+    k = 0
+    for c, ch in zip(comps, t):
+        if c.kind == "digit":
+            if not ch.isdigit():
+                return 0.0
+            p *= float(probs[k][int(ch)])
+            k += 1
+        elif c.char != ch:
+            return 0.0
+    return p
+

@@ -1,0 +1,189 @@
+"""Training of the string reader (CRNN + CTC) on synthetic digit strings, deterministic for a seed, on the CPU.
+
+Every training strip is drawn afresh from a random stream keyed by (seed, step, index in batch), so the result
+does not depend on worker scheduling: digits from MNIST training images (minus a held-out part for
+validation) and from the project's stroke renderer, composed by :mod:`formocr.synth.strings` and sent down the
+pipeline's own field road (binarize, border removal, strip normalization). MNIST test digits are never used
+here; they are for :mod:`benchmarks.strings_accuracy` and the figures in the card.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from formocr.data.mnist import load_split
+from formocr.normalize import DEFAULT_LINE_SPEC
+from formocr.recognize.ctc import best_path
+from formocr.recognize.modelfile import save_model
+from formocr.recognize.strings import ALPHABET, ARCH, CRNN, DEFAULT_HIDDEN, DEFAULT_WIDTHS, field_strip, pad_batch
+from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of
+from formocr.train.digits import Progress
+
+log = logging.getLogger("formocr.train")
+
+
+@dataclass(frozen=True)
+class StringTrainConfig:
+    data: str | None = None
+    steps: int = 6000
+    seed: int = 0
+    out: str = "models/strings-crnn.safetensors"
+    batch_size: int = 48
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_size: int = 1000  # validation strings, from held-out training digits
+    val_every: int = 500
+    synth_share: float = 0.3  # share of digits drawn by the stroke renderer instead of taken from MNIST
+    limit: int | None = None  # use only N training images (tests)
+    threads: int = 1
+    workers: int = 1
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    hidden: int = DEFAULT_HIDDEN
+
+
+def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
+    """One generated field and its reader input, through the pipeline's field road."""
+    s = gen.sample(rng, **kw)
+    return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
+
+
+def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = [ALPHABET.index(c) + 1 for t in texts for c in t]
+    return torch.tensor(labels, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
+
+
+class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]):
+    """Item k is the whole batch of step k."""
+
+    def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int) -> None:
+        self.gen, self.seed, self.bs, self.steps = gen, seed, batch_size, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        strips, texts = [], []
+        for i in range(self.bs):
+            strip, s = sample_strip(self.gen, np.random.default_rng([self.seed, step, i]))
+            strips.append(strip)
+            texts.append(s.text)
+        x, widths = pad_batch(strips)
+        y, ylen = encode(texts)
+        return x, y, ylen, widths
+
+
+def _collate(item: Any) -> Any:
+    return item
+
+
+def predict(net: nn.Module, strips: list[np.ndarray], batch: int = 64) -> list[np.ndarray]:
+    """Log-probabilities per strip, batched by width."""
+    net.eval()
+    out: list[np.ndarray] = [np.zeros(0)] * len(strips)
+    order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
+    with torch.inference_mode():
+        for k in range(0, len(order), batch):
+            ids = order[k : k + batch]
+            x, widths = pad_batch([strips[i] for i in ids])
+            lp = torch.log_softmax(net(x), -1).numpy()
+            for j, i in enumerate(ids):
+                out[i] = lp[j, : max(1, (widths[j] + 3) // 4)]
+    return out
+
+
+def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
+    lps = predict(net, strips)
+    return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)]))
+
+
+def train_strings(cfg: StringTrainConfig, command: str | None = None,
+                  on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train, select on validation strings, save weights + card; return the card."""
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)
+    train = load_split("train", cfg.data)
+    perm = np.random.default_rng([cfg.seed, 2]).permutation(len(train.images))
+    val_idx, tr_idx = perm[:5000], perm[5000:]
+    if cfg.limit:
+        tr_idx = tr_idx[: cfg.limit]
+    gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share)
+    val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
+    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i])) for i in range(cfg.val_size)]
+    val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
+
+    net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps), batch_size=None, shuffle=False,
+                        num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
+    best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
+    history: list[dict[str, Any]] = []
+    prog = Progress(cfg.steps, "strings")
+    total_loss, seen, t0 = 0.0, 0, time.perf_counter()
+    for step, (x, y, ylen, _widths) in enumerate(loader, start=1):
+        net.train()
+        lp = torch.log_softmax(net(x), -1).transpose(0, 1)  # T×N×C
+        xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
+        loss = ctc(lp, y, xlen, ylen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        total_loss += loss.item()
+        seen += 1
+        if step % 20 == 0:
+            prog.update(step, f"loss {total_loss / seen:.3f}")
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            acc = string_accuracy(net, val_strips, val_texts)
+            row = {"step": step, "loss": round(total_loss / max(seen, 1), 4), "val_string_accuracy": acc,
+                   "seconds": round(time.perf_counter() - t0, 1)}
+            history.append(row)
+            log.info("step %d/%d loss %.4f val strings %.4f (%.0fs)", step, cfg.steps, row["loss"], acc,
+                     row["seconds"])
+            if on_eval:
+                on_eval(row)
+            total_loss, seen, t0 = 0.0, 0, time.perf_counter()
+            if acc > best[0]:
+                best = (acc, step, {k: v.detach().clone() for k, v in net.state_dict().items()})
+    prog.close()
+    net.load_state_dict(best[2])
+    seconds = time.perf_counter() - t_start
+    meta = {"arch": ARCH, "widths": list(cfg.widths), "hidden": cfg.hidden, "alphabet": ALPHABET,
+            "line": DEFAULT_LINE_SPEC.to_dict()}
+    card: dict[str, Any] = {
+        "name": Path(cfg.out).name.removesuffix(".safetensors"),
+        "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
+        "training": {
+            "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
+            "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
+            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
+            "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
+            "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
+                     "validation": f"{cfg.val_size} strings from 5000 held-out training images"},
+            "generator": "formocr.synth.strings.StringGenerator: lengths 1-12, separators by format, half touching",
+            "seconds": round(seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "history": history,
+        },
+        "figures": {"val_string_accuracy": best[0]},
+    }
+    save_model(cfg.out, net.state_dict(), meta, card)
+    log.info("saved %s (validation string accuracy %.4f)", cfg.out, best[0])
+    return card

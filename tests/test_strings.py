@@ -1,0 +1,208 @@
+"""The string reader: generated strings, fusion rules, the shipped CRNN, and a tiny deterministic training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from formocr.errors import ModelError
+from formocr.fusion import Reading, fuse
+from formocr.normalize import DEFAULT_LINE_SPEC, normalize_line
+from formocr.objects import Box, CharResult, Page
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.recognize.modelfile import card_path, sha256_file
+from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
+from formocr.synth.strings import StringGenerator, field_ink_of, random_text
+
+GEN = StringGenerator(None)  # the stroke renderer only: no dataset needed
+
+
+# --- generator -------------------------------------------------------------------------------------------------
+
+
+def test_generated_boxes_follow_the_text() -> None:
+    for i in range(40):
+        s = GEN.sample(np.random.default_rng([0, i]))
+        chars = [c for c in s.text if c != " "]
+        assert [c for c, _ in s.char_boxes] == chars
+        xs = [b.x + b.w / 2 for c, b in s.char_boxes if c.isdigit()]
+        assert xs == sorted(xs)
+        h, w = s.image.shape
+        assert all(b.x >= 0 and b.x2 <= w and b.y >= 0 and b.y2 <= h for _, b in s.char_boxes)
+        assert s.region.box.clip(w, h) == s.region.box
+
+
+def _components(sample_image: np.ndarray) -> list[tuple[int, int]]:
+    n, _, stats, _ = cv2.connectedComponentsWithStats((sample_image < 128).astype(np.uint8), connectivity=8)
+    return [(int(stats[k, 0]), int(stats[k, 0] + stats[k, 2])) for k in range(1, n) if stats[k, 4] >= 6]
+
+
+def _spans_two(spans: list[tuple[int, int]], boxes: list[Box]) -> bool:
+    centres = [b.x + b.w / 2 for b in boxes]
+    return any(sum(x0 <= c <= x1 for c in centres) >= 2 for x0, x1 in spans)
+
+
+def test_touching_means_strokes_meet() -> None:
+    """'touching' is measured on the ink: a connected stroke runs across two digits' centres, or never does."""
+    touching_ok = apart_ok = 0
+    for i in range(30):
+        rng = np.random.default_rng([1, i])
+        text = "".join(str(d) for d in rng.integers(0, 10, 6))
+        t = GEN.sample(rng, text=text, touching=True, clean=True)
+        a = GEN.sample(rng, text=text, touching=False, clean=True)
+        assert t.touching and not a.touching
+        touching_ok += _spans_two(_components(t.image), [b for _, b in t.char_boxes])
+        apart_ok += not _spans_two(_components(a.image), [b for _, b in a.char_boxes])
+    assert touching_ok >= 27 and apart_ok >= 27
+
+
+def test_labels_match_what_is_drawn() -> None:
+    """On clean paper with digits apart, the segmenting reader (a different model) reads the generated label."""
+    pipe = Pipeline(Options(reader="segmentation"))
+    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    right = 0
+    for i in range(40):
+        rng = np.random.default_rng([2, i])
+        s = GEN.sample(rng, text="".join(str(d) for d in rng.integers(0, 10, 5)), touching=False, clean=True)
+        clean = preprocess(Page(0, s.image, s.dpi, "<strip>"), pre)
+        right += pipe.reader.read(clean, [s.region])[0].result.raw == s.text
+    assert right >= 36
+
+
+def test_texts_have_the_requested_lengths_and_formats() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        t = random_text(rng, 3, 8, separators=False)
+        assert t.isdigit() and 3 <= len(t) <= 8
+    with_seps = [random_text(rng, 1, 12) for _ in range(300)]
+    assert all(set(t) <= set(ALPHABET) for t in with_seps)
+    assert any("/" in t for t in with_seps) and any("," in t for t in with_seps) and any(" " in t for t in with_seps)
+
+
+def test_strip_normalization() -> None:
+    ink = np.zeros((60, 200), bool)
+    ink[10:50, 20:30] = True
+    ink[10:50, 100:140] = True
+    strip, geom = field_strip(ink, 60, 300)
+    assert strip.shape[0] == DEFAULT_LINE_SPEC.height
+    rows = np.nonzero(strip.max(axis=1) > 0.5)[0]
+    assert rows.max() - rows.min() + 1 == DEFAULT_LINE_SPEC.content
+    assert geom.crop_x(DEFAULT_LINE_SPEC.pad) == pytest.approx(20, abs=0.5)
+    assert normalize_line(np.zeros((10, 10), bool)).shape == (DEFAULT_LINE_SPEC.height, 2 * DEFAULT_LINE_SPEC.pad + 1)
+
+
+# --- fusion ------------------------------------------------------------------------------------------------
+
+
+def _reading(reader: str, raw: str, conf: float, valid: bool = True) -> Reading:
+    p = conf ** (1 / max(1, len(raw)))
+    chars = tuple(CharResult(c, p, ((c, 1.0),), Box(i, 0, 1, 1)) for i, c in enumerate(raw))
+    return Reading(reader, raw, conf, chars, valid)
+
+
+def test_agreement_raises_confidence() -> None:
+    f = fuse(_reading("segmentation", "518057", 0.9), _reading("crnn", "518057", 0.8), lambda t: 0.9,
+             lambda t: 0.8)
+    assert f.agree and f.chosen == "both" and f.reading.raw == "518057"
+    assert f.confidence == pytest.approx(1 - 0.1 * 0.2)
+
+
+def test_agreement_with_an_unsure_reader_does_not_corroborate() -> None:
+    # both dropped the same touching digit: segmentation sure of its merged blob, the CRNN hesitant
+    f = fuse(_reading("segmentation", "0016", 0.95), _reading("crnn", "0016", 0.43), lambda t: 0.95, lambda t: 0.43)
+    assert f.agree and f.confidence == pytest.approx(0.43)
+
+
+def test_touching_digits_go_to_the_string_reader() -> None:
+    # segmentation found four components where five digits touch; the CRNN barely believes the short text
+    seg, crnn = _reading("segmentation", "1234", 0.97), _reading("crnn", "12345", 0.96)
+    f = fuse(seg, crnn, lambda t: None if len(t) != 4 else 0.97, lambda t: 0.96 if t == "12345" else 0.001)
+    assert not f.agree and f.chosen == "crnn" and f.reading.raw == "12345"
+    assert f.confidence < 0.96  # a disagreement never reads surer than the winner alone
+
+
+def test_disagreement_on_one_digit_uses_both_opinions() -> None:
+    # same length: each reader scores the other's text; the product decides
+    seg, crnn = _reading("segmentation", "4417", 0.6), _reading("crnn", "4411", 0.7)
+    f = fuse(seg, crnn, lambda t: {"4417": 0.6, "4411": 0.05}[t], lambda t: {"4417": 0.25, "4411": 0.7}[t])
+    assert f.chosen == "segmentation"  # 0.6 * 0.25 = 0.15 beats 0.05 * 0.7 = 0.035
+    assert f.confidence == pytest.approx(0.15 / (0.15 + 0.035) * 0.25)
+
+
+def test_an_invalid_reading_loses() -> None:
+    seg, crnn = _reading("segmentation", "51805", 0.99, valid=False), _reading("crnn", "518057", 0.5)
+    f = fuse(seg, crnn, lambda t: None if len(t) != 5 else 0.99, lambda t: 0.5 if t == "518057" else 0.3)
+    assert f.chosen == "crnn"
+
+
+# --- the shipped model ----------------------------------------------------------------------------------------
+
+
+def test_shipped_model_loads_and_reads_generated_strings() -> None:
+    reader = StringReader.load()
+    assert reader.alphabet == ALPHABET and reader.spec == DEFAULT_LINE_SPEC
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    assert card["sha256"] == sha256_file(DEFAULT_MODEL)
+    assert card["training"]["command"].startswith("formocr train strings")
+    right = 0
+    for i in range(30):
+        s = GEN.sample(np.random.default_rng([4, i]), clean=True)
+        strip, _ = field_strip(field_ink_of(s), s.region.box.h, s.dpi)
+        right += reader.read([strip])[0].text == s.text
+    assert right >= 25
+
+
+def test_model_with_a_wrong_checksum_is_refused(tmp_path: Path) -> None:
+    w = tmp_path / "m.safetensors"
+    w.write_bytes(DEFAULT_MODEL.read_bytes())
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    card["sha256"] = "0" * 64
+    card_path(w).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="checksum"):
+        StringReader.load(w)
+
+
+def test_pipeline_records_both_readings() -> None:
+    doc = Pipeline(Options()).scan("samples/envelope.png")
+    f = doc.field("postal_code")
+    assert set(f.readings) == {"segmentation", "crnn", "agree", "chosen"}
+    assert f.readings["agree"] is True and f.readings["chosen"] == "both"
+    assert "strings" in doc.models and f.to_dict()["readings"]["crnn"]["raw"] == f.raw
+
+
+def test_readers_can_be_chosen() -> None:
+    doc = Pipeline(Options(reader="crnn")).scan("samples/envelope.png")
+    f = doc.field("postal_code")
+    assert f.readings["chosen"] == "crnn" and len(f.raw) == 6
+
+
+# --- training ----------------------------------------------------------------------------------------------
+
+
+def test_tiny_training_is_deterministic(tmp_path: Path) -> None:
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    def run(name: str) -> bytes:
+        cfg = StringTrainConfig(steps=4, batch_size=6, val_size=10, val_every=2, limit=500, workers=0,
+                                widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / name))
+        card = train_strings(cfg)
+        assert card["training"]["selected_step"] in (2, 4)
+        return (tmp_path / name).read_bytes()
+
+    torch.set_num_threads(1)
+    assert run("a.safetensors") == run("b.safetensors")
+    got = StringReader.load(tmp_path / "a.safetensors").read([np.zeros((32, 40), np.float32)])[0]
+    assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
+
+
+def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:
+    f = fuse(_reading("segmentation", "518057", 0.97), _reading("crnn", "518057", 0.4), lambda t: 0.97,
+             lambda t: 0.4, cells=True)
+    assert f.confidence == pytest.approx(0.97)
