@@ -30,11 +30,8 @@ class NormSpec:
 DEFAULT_SPEC = NormSpec()
 
 
-def normalize_digit(ink: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarray:
-    """Turn an ink crop (bool, or uint8/float where larger = more ink) into a 28×28 float32 tile in [0, 1].
-
-    White digit on black, as in MNIST. An empty crop gives an all-zero tile.
-    """
+def _as_ink(ink: np.ndarray, caller: str) -> np.ndarray:
+    """bool, uint8 (255 = ink) or float crops as float32 ink in [0, 1]."""
     a = np.asarray(ink)
     if a.dtype == bool:
         a = a.astype(np.float32)
@@ -43,7 +40,16 @@ def normalize_digit(ink: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarra
     else:
         a = np.clip(a.astype(np.float32), 0.0, 1.0)
     if a.ndim != 2:
-        raise ValueError(f"normalize_digit expects a 2-D crop, got shape {a.shape}")
+        raise ValueError(f"{caller} expects a 2-D crop, got shape {a.shape}")
+    return a
+
+
+def normalize_digit(ink: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarray:
+    """Turn an ink crop (bool, or uint8/float where larger = more ink) into a 28×28 float32 tile in [0, 1].
+
+    White digit on black, as in MNIST. An empty crop gives an all-zero tile.
+    """
+    a = _as_ink(ink, "normalize_digit")
     ys, xs = np.nonzero(a > 0.05)
     out: np.ndarray = np.zeros((spec.size, spec.size), np.float32)
     if len(ys) == 0:
@@ -102,15 +108,7 @@ def normalize_line(ink: np.ndarray, spec: LineSpec = DEFAULT_LINE_SPEC) -> np.nd
     Returns a strip of width ``2 * pad + 1`` when there is no ink at all, so an empty field still decodes
     (to nothing) instead of failing.
     """
-    a = np.asarray(ink)
-    if a.dtype == bool:
-        a = a.astype(np.float32)
-    elif a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255.0
-    else:
-        a = np.clip(a.astype(np.float32), 0.0, 1.0)
-    if a.ndim != 2:
-        raise ValueError(f"normalize_line expects a 2-D crop, got shape {a.shape}")
+    a = _as_ink(ink, "normalize_line")
     ys, xs = np.nonzero(a > 0.05)
     if len(ys) == 0:
         return np.zeros((spec.height, 2 * spec.pad + 1), np.float32)
