@@ -7,8 +7,6 @@ confidence a person can act on.
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +23,7 @@ from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.read import FieldReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
-
-
-@dataclass
-class _Timer:
-    totals: dict[str, float]
-
-    def add(self, stage: str, t0: float) -> float:
-        now = time.perf_counter()
-        self.totals[stage] = self.totals.get(stage, 0.0) + (now - t0) * 1000.0
-        return now
+from formocr.timing import StageTimer
 
 
 @dataclass(frozen=True)
@@ -81,8 +70,8 @@ class Pipeline:
     def limits(self) -> LoadLimits:
         return LoadLimits(max_pixels=self.options.max_pixels, max_pages=self.options.max_pages)
 
-    def iter_pages(self, source: str | Path | np.ndarray, timer: _Timer) -> Iterator[PageWork]:
-        t = time.perf_counter()
+    def iter_pages(self, source: str | Path | np.ndarray, timer: StageTimer) -> Iterator[PageWork]:
+        timer.restart()
         pages = iter(load_pages(source, dpi=self.options.dpi, limits=self.limits))
         while True:
             try:
@@ -90,20 +79,20 @@ class Pipeline:
             except StopIteration:
                 break
             finally:
-                t = timer.add("load", t)
+                timer.lap("load")
             yield self.process_page(page, timer)
-            t = time.perf_counter()
+            timer.restart()
 
-    def process_page(self, page: Page, timer: _Timer) -> PageWork:
-        t = time.perf_counter()
+    def process_page(self, page: Page, timer: StageTimer) -> PageWork:
+        timer.restart()
         clean = preprocess(page, self.pre)
-        t = timer.add("preprocess", t)
+        timer.lap("preprocess")
         if self._template is not None:
             regions, alignment = align(clean, self._template)
         else:
             regions, alignment = choose_template(clean)
-        timer.add("locate", t)
-        works = self.reader.read(clean, regions, timer.totals)
+        timer.lap("locate")
+        works = self.reader.read(clean, regions, timer)
         result = PageResult(
             number=page.number, width=page.width, height=page.height, dpi=page.dpi,
             skew_deg=clean.skew_deg, template=alignment.template, fields=tuple(w.result for w in works),
@@ -113,7 +102,7 @@ class Pipeline:
                         {w.region.name: w.tiles for w in works}, result)
 
     def scan(self, source: str | Path | np.ndarray, debug_dir: str | Path | None = None) -> Document:
-        timer = _Timer(defaultdict(float))
+        timer = StageTimer()
         pages = []
         debug = debug_dir or self.options.debug_dir
         for work in self.iter_pages(source, timer):
@@ -121,9 +110,9 @@ class Pipeline:
             if debug:
                 from formocr.debug import write_debug
 
-                t = time.perf_counter()
+                timer.restart()
                 write_debug(Path(debug), source, work)
-                timer.add("debug", t)
+                timer.lap("debug")
         src = "<array>" if isinstance(source, np.ndarray) else str(source)
         return Document(
             source=src, pages=tuple(pages), models=self.models,

@@ -7,7 +7,6 @@ sorted batches, so a page of 30 fields costs two model calls, not sixty.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,8 +21,7 @@ from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader, StripGeometry, field_strip
 from formocr.segment import arbitrate, field_ink, segment_ink
-
-READERS = ("fused", "segmentation", "crnn")
+from formocr.timing import StageTimer
 
 
 @dataclass(frozen=True)
@@ -31,23 +29,9 @@ class FieldWork:
     """What was learnt about one field on the way to its result (the debug writer draws from it)."""
 
     region: FieldRegion
-    crop_box: Box
     components: list[Component]
     tiles: np.ndarray
-    strip: np.ndarray | None
     result: FieldResult
-
-
-class _Stopwatch:
-    def __init__(self, totals: dict[str, float] | None) -> None:
-        self.totals = totals
-        self.t = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        if self.totals is not None:
-            self.totals[stage] = self.totals.get(stage, 0.0) + (now - self.t) * 1000.0
-        self.t = now
 
 
 class FieldReader:
@@ -61,9 +45,10 @@ class FieldReader:
     def _confidence(self, masks: list[np.ndarray]) -> np.ndarray:
         return self.digits.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
 
-    def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timings: dict[str, float] | None = None
+    def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
-        sw = _Stopwatch(timings)
+        sw = timer or StageTimer()
+        sw.restart()
         dpi = clean.page.dpi
         cut = [field_ink(clean, r) for r in regions]
         mode = self.options.reader
@@ -80,14 +65,12 @@ class FieldReader:
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, 10), np.float32)
         sw.lap("classify")
-        strips: list[np.ndarray | None] = [None] * len(regions)
         lps: list[np.ndarray | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            for i, ((ink, _), r) in enumerate(zip(cut, regions)):
-                strips[i], geoms[i] = field_strip(ink, r.box.h, dpi, self.strings.spec)
-            for i, lp in enumerate(self.strings.log_probs([s for s in strips if s is not None])):
-                lps[i] = lp
+            made = [field_strip(ink, r.box.h, dpi, self.strings.spec) for (ink, _), r in zip(cut, regions)]
+            geoms = [g for _, g in made]
+            lps = list(self.strings.log_probs([s for s, _ in made]))
             sw.lap("strings")
         out = []
         k = 0
@@ -96,7 +79,7 @@ class FieldReader:
             p = probs[k : k + n]
             k += n
             result = self._assemble(r, cons[i], comps[i], p, lps[i], geoms[i], cut[i][1])
-            out.append(FieldWork(r, cut[i][1], comps[i], tiles[i], strips[i], result))
+            out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
 
@@ -154,7 +137,7 @@ class FieldReader:
             strings = self.strings
 
             def seg_prob(text: str) -> float | None:
-                return _seg_probability(seg, probs, comps, text)
+                return _seg_probability(probs, comps, text)
 
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
                          cells=region.style == "comb" and bool(region.cells))
@@ -196,7 +179,7 @@ def _separators(chars: str) -> str:
     return "".join(c for c in ".,-" if c in chars)
 
 
-def _seg_probability(seg: Reading, probs: np.ndarray, comps: list[Component], text: str) -> float | None:
+def _seg_probability(probs: np.ndarray, comps: list[Component], text: str) -> float | None:
     """Segmentation's probability of ``text``: defined only for as many characters as it found."""
     t = text.replace(" ", "")
     if len(t) != len(comps):

@@ -52,6 +52,17 @@ def _merge(boxes: list[tuple[Box, np.ndarray]]) -> tuple[Box, np.ndarray]:
     return box, mask
 
 
+def is_mark(w: int, h: int, area: int, field_h_px: float, px_mm: float, opts: SegmentOptions = SegmentOptions()
+            ) -> bool:
+    """Is a component of this size writing (a digit, a fragment, a pen dot) rather than a speck?
+
+    A pen dot is at least ~0.3 mm across; scanner dust is smaller. Anything else must have a share of the
+    field height squared. The string reader's strip applies the same rule, so both readers drop the same specks.
+    """
+    dot = 0.3 * px_mm
+    return area >= opts.min_area_frac * field_h_px**2 or (w >= dot and h >= dot)
+
+
 def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     """The field's ink without printed lines, and the crop's box in page pixels."""
     dpi = clean.page.dpi
@@ -150,9 +161,7 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
 
 def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions, px_mm: float,
                   separators: str = ".,-") -> list[Component]:
-    min_area = opts.min_area_frac * region.box.h**2
-    dot = 0.3 * px_mm  # a pen dot is at least ~0.3 mm across; scanner dust is smaller (and already removed)
-    parts = [(b, m) for b, m in _components(ink) if m.sum() >= min_area or (b.w >= dot and b.h >= dot)]
+    parts = [(b, m) for b, m in _components(ink) if is_mark(b.w, b.h, int(m.sum()), region.box.h, px_mm, opts)]
     if not parts:
         return []
     heights = sorted(b.h for b, _ in parts)

@@ -91,17 +91,16 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
                 ) -> tuple[np.ndarray, StripGeometry]:
     """A field's ink (from :func:`formocr.segment.field_ink`) → the reader's input strip and its geometry.
 
-    Specks are dropped first by the segmenter's own rule (smaller than 0.4% of the field height squared and
-    not a pen dot of 0.3 mm), since one speck above the digits would otherwise shrink them in the strip.
+    Specks are dropped first by the segmenter's own rule (:func:`formocr.segment.is_mark`), since one speck
+    above the digits would otherwise shrink them in the strip.
     """
+    from formocr.segment import is_mark
+
     m = np.asarray(ink).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    min_area = 0.004 * field_h_px**2
-    dot = 0.3 * dpi / 25.4
     keep = np.zeros(n, bool)
     for i in range(1, n):
-        w, h, area = int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4])
-        keep[i] = area >= min_area or (w >= dot and h >= dot)
+        keep[i] = is_mark(int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4]), field_h_px, dpi / 25.4)
     kept = keep[labels]
     ys, xs = np.nonzero(kept)
     if len(ys) == 0:
@@ -120,6 +119,21 @@ def pad_batch(strips: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
     for i, s in enumerate(strips):
         x[i, 0, :, : s.shape[1]] = s
     return torch.from_numpy(x), [s.shape[1] for s in strips]
+
+
+def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
+    """Run ``net`` over strips batched by similar width; each result is trimmed to its own strip's columns."""
+    net.eval()
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(strips)
+    order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
+    with torch.inference_mode():
+        for k in range(0, len(order), batch_size):
+            ids = order[k : k + batch_size]
+            x, widths = pad_batch([strips[i] for i in ids])
+            lp = torch.log_softmax(net(x), dim=-1).numpy()
+            for j, i in enumerate(ids):
+                out[i] = lp[j, : max(1, (widths[j] + 3) // 4)]
+    return out
 
 
 class StringReader:
@@ -150,16 +164,7 @@ class StringReader:
 
     def log_probs(self, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Per strip, a T×classes array of log-probabilities (T = the strip's width / 4)."""
-        out: list[np.ndarray] = [np.zeros((0, len(self.alphabet) + 1), np.float32)] * len(strips)
-        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])  # similar widths batch together
-        with torch.inference_mode():
-            for k in range(0, len(order), batch_size):
-                ids = order[k : k + batch_size]
-                x, widths = pad_batch([strips[i] for i in ids])
-                lp = torch.log_softmax(self.net(x), dim=-1).numpy()
-                for j, i in enumerate(ids):
-                    out[i] = lp[j, : max(1, (widths[j] + 3) // 4)]
-        return out
+        return log_probs(self.net, strips, batch_size)
 
     def read(self, strips: Sequence[np.ndarray], constraints: Sequence[Constraint | None] | None = None,
              beam: int = 8) -> list[StringReading]:

@@ -27,7 +27,16 @@ from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import save_model
-from formocr.recognize.strings import ALPHABET, ARCH, CRNN, DEFAULT_HIDDEN, DEFAULT_WIDTHS, field_strip, pad_batch
+from formocr.recognize.strings import (
+    ALPHABET,
+    ARCH,
+    CRNN,
+    DEFAULT_HIDDEN,
+    DEFAULT_WIDTHS,
+    field_strip,
+    log_probs,
+    pad_batch,
+)
 from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of
 from formocr.train.digits import Progress
 
@@ -88,23 +97,8 @@ def _collate(item: Any) -> Any:
     return item
 
 
-def predict(net: nn.Module, strips: list[np.ndarray], batch: int = 64) -> list[np.ndarray]:
-    """Log-probabilities per strip, batched by width."""
-    net.eval()
-    out: list[np.ndarray] = [np.zeros(0)] * len(strips)
-    order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
-    with torch.inference_mode():
-        for k in range(0, len(order), batch):
-            ids = order[k : k + batch]
-            x, widths = pad_batch([strips[i] for i in ids])
-            lp = torch.log_softmax(net(x), -1).numpy()
-            for j, i in enumerate(ids):
-                out[i] = lp[j, : max(1, (widths[j] + 3) // 4)]
-    return out
-
-
 def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
-    lps = predict(net, strips)
+    lps = log_probs(net, strips, 64)
     return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)]))
 
 
