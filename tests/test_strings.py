@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from formocr.data import mnist
 from formocr.errors import ModelError
 from formocr.fusion import Reading, fuse
 from formocr.normalize import DEFAULT_LINE_SPEC, normalize_line
@@ -186,6 +187,7 @@ def test_readers_can_be_chosen() -> None:
 # --- training ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
 def test_tiny_training_is_deterministic(tmp_path: Path) -> None:
     from formocr.train.strings import StringTrainConfig, train_strings
 
