@@ -5,6 +5,8 @@ The Python API::
     import formocr
     doc = formocr.scan("cheque.pdf")             # every field of every page
     doc.field("amount").value, doc.field("amount").needs_review
+    formocr.read_field(crop, "amount", decimals=2)              # one field cut out by your own layout code
+    formocr.read_postal_code("envelope.jpg")                  # a whole envelope or the postal-code boxes
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from formocr.api import FieldReaderAPI, read_field, read_postal_code
 from formocr.errors import FormOcrError
-from formocr.objects import CharResult, Document, FieldResult, PageResult
+from formocr.objects import CharResult, Document, FieldResult, PageResult, PostalCode
 from formocr.options import Options
 
 __version__ = "0.1.0"
@@ -29,4 +32,17 @@ def scan(source: str | Path | np.ndarray, template: str | None = None, options: 
     return _scan(source, template=template, options=options, **option_values)
 
 
-__all__ = ["CharResult", "Document", "FieldResult", "FormOcrError", "Options", "PageResult", "__version__", "scan"]
+__all__ = [
+    "CharResult",
+    "Document",
+    "FieldReaderAPI",
+    "FieldResult",
+    "FormOcrError",
+    "Options",
+    "PageResult",
+    "PostalCode",
+    "__version__",
+    "read_field",
+    "read_postal_code",
+    "scan",
+]

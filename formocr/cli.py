@@ -160,8 +160,9 @@ def _write_atomic(path: Path, text: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON here (atomically) instead of stdout.")
 @click.option("-t", "--template", default=None,
-              help="Built-in template (cheque, envelope, numeric_form) or a template JSON file. "
-                   "Default: the built-in template that fits each page best.")
+              help="Built-in template (cheque, envelope, numeric_form), a template JSON file, or 'auto' "
+                   "(find boxes, combs and underlined blanks on the page itself). Default: the built-in "
+                   "template that registers best on each page, else 'auto'.")
 @click.option("--dpi", type=int, default=None, help="PDF rasterization resolution [default: 300].")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of options (see README); flags given here win.")
@@ -179,7 +180,8 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
 
     One input prints one JSON document; several print one document per line (JSON Lines). A file that fails
     is reported on stderr and the others are still read; the exit code is then that file's (or 8 if several
-    files failed).
+    files failed). A page that cannot be registered to its template carries an "error" in the JSON and no
+    fields; the document is still printed whole, and the exit code is 10 (8 with several inputs).
     """
     from formocr.pipeline import Pipeline
 
@@ -188,6 +190,7 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
     pipeline = Pipeline(opts)
     docs: list[str] = []
     failures: list[FormOcrError] = []
+    page_codes: list[int] = []  # per document printed with a failed page (registration: 10), its first code
     one_line = compact or len(inputs) > 1
     for path in inputs:
         try:
@@ -203,10 +206,17 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
         for f in doc.fields:
             if f.needs_review:
                 log.info("%s: field %s needs review: %s", path, f.name, "; ".join(f.why))
+        codes = []
+        for p in doc.pages:
+            if p.error is not None:
+                click.echo(f"formocr: error: {p.error.get('message', '')}", err=True)
+                codes.append(int(p.error.get("exit_code", 1)))
+        page_codes += codes[:1]
     if output is not None and docs:
         _write_atomic(output, "\n".join(docs) + "\n")
-    if failures:
-        sys.exit(failures[0].exit_code if len(inputs) == 1 else 8)
+    codes = [e.exit_code for e in failures] + page_codes
+    if codes:
+        sys.exit(codes[0] if len(inputs) == 1 else 8)
 
 
 @main.group("eval")
@@ -302,8 +312,8 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: only when stderr is a terminal].")
 @click.option("-t", "--template", default=None,
-              help="Built-in template (cheque, envelope, numeric_form) or a template JSON file "
-                   "[default: the best-fitting built-in template, per page].")
+              help="Built-in template (cheque, envelope, numeric_form), a template JSON file, or 'auto' "
+                   "[default: the best-registering built-in template per page, else 'auto'].")
 @click.option("--dpi", type=int, default=None, help="PDF rasterization resolution [default: 300].")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of options (see README); flags given here win.")
@@ -377,3 +387,32 @@ def export_csv_cmd(results: Path, output: Path | None) -> None:
     else:
         rows = export_csv(results, output)
         click.echo(f"formocr: {rows} rows -> {output}", err=True)
+
+
+@main.group("template")
+def template_group() -> None:
+    """Make form templates."""
+
+
+@template_group.command("from-image")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Template JSON to write (atomically).")
+@click.option("--name", default=None, help="The template's name [default: the image's file name].")
+@click.option("--dpi", type=click.IntRange(50, 2400), default=None,
+              help="The image's resolution, overriding the file's own [default: the file's, else 300].")
+@_errors_to_exit_codes
+def template_from_image_cmd(image: Path, output: Path, name: str | None, dpi: int | None) -> None:
+    """Make a template from a BLANK form IMAGE (first page): every box, comb and underline becomes a field.
+
+    Fields are named field_1, field_2, ... in reading order, type digits, boxes in millimetres; edit the names,
+    types and constraints afterwards.
+    """
+    from formocr.layout.detect import template_from_file
+    from formocr.layout.template import parse_template
+
+    template = template_from_file(image, dpi=dpi, name=name)
+    data = template.to_dict()
+    parse_template(data, str(output))  # what we write must load back
+    _write_atomic(output, json.dumps(data, indent=1) + "\n")
+    click.echo(f"formocr: {len(template.fields)} fields -> {output}", err=True)

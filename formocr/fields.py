@@ -15,6 +15,8 @@ from typing import Any
 
 from formocr.recognize.ctc import DIGITS, Constraint
 
+# CN: six digits, first 1-8 (NB: mainland codes from 0 exist too, 010000-079999 in Inner Mongolia, Shanxi and
+# Hebei; widening this to [0-8] also needs tests/test_ctc.py's CN check widened). US: ZIP or ZIP+4.
 POSTAL_PATTERNS = {"CN": r"[1-8]\d{5}", "US": r"\d{5}(-?\d{4})?"}
 
 
@@ -76,6 +78,8 @@ def _date(raw: str, c: dict[str, Any], comb: bool) -> Interpretation:
     if len(groups) != 3:
         digits = "".join(groups)
         sizes = _DATE_GROUPS[order]
+        if len(digits) == 6:  # DDMMYY, MMDDYY, YYMMDD
+            sizes = (2, 2, 2)
         if len(digits) != sum(sizes):
             return Interpretation(raw, None, (f"cannot split {raw!r} into a {order} date",))
         i = 0
@@ -97,7 +101,8 @@ def _date(raw: str, c: dict[str, Any], comb: bool) -> Interpretation:
 
 def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
     decimals = c.get("decimals", 2)
-    text = raw.replace(" ", "").rstrip("-").lstrip("-")
+    # A closing dash after the amount ("22.000,-", "22.000.-") says "no cents" on cheques: drop it.
+    text = re.sub(r"[.,]?-+$", "", raw.replace(" ", "")).lstrip("-")
     if not text or not text[0].isdigit():
         return Interpretation(raw, None, ("no digits",))
     m = re.fullmatch(r"(\d+(?:[.,]\d+)*?)(?:([.,])(\d+))?", text)
@@ -112,6 +117,11 @@ def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
     groups = re.split(r"[.,]", int_part)
     if len(groups) > 1 and any(len(g) != 3 for g in groups[1:]):
         problems.append("thousands separators in the wrong places")
+    marks = set(re.findall(r"[.,]", int_part))
+    if len(marks) > 1:
+        problems.append("mixed thousands separators")
+    elif sep is not None and sep in marks:
+        problems.append(f"{sep!r} used both for thousands and for decimals")
     integer = "".join(groups)
     frac = frac or ("0" * decimals if decimals else "")
     number = f"{int(integer)}.{frac}" if decimals or frac else str(int(integer))

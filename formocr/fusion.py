@@ -15,15 +15,19 @@ The rules:
   held-out strings the plain product accepted such agreements (98.85% of accepted strings right, against
   99.78% with this rule; benchmarks/strings_accuracy.py --split val --seed 1). In comb boxes, where the cells
   fix the count and touching cannot merge digits, segmentation's own confidence stands instead;
-* **disagreement**: each candidate text x scores w(x) = P_seg(x) · P_crnn(x) (``no_opinion`` standing in for
-  P_seg of a text whose length segmentation did not find), times ``invalid_penalty`` if x breaks the
-  field's rules; the higher score wins, and its confidence is its share of the two scores times the weaker
-  reader's belief in it, so a disagreement is only accepted when the loser itself finds the winner likely.
+* **disagreement**: the candidates are both readings plus the CRNN's best reading with as many digits as
+  segmentation found (its count is often right where one digit is misread and the CRNN dropped another).
+  Each candidate text x scores w(x) = max(P_seg(x), ``no_opinion``) · P_crnn(x), times ``invalid_penalty``
+  if x breaks the field's rules. The floor stands for the chance that the cut itself went wrong: then
+  segmentation's per-digit probabilities, however sure, say nothing about the text (on touching strings
+  a confident misreading of a merged blob would otherwise outvote a CRNN that is nearly sure). The highest
+  score wins; its confidence is its share of all scores times the weaker reader's belief in it, so a
+  disagreement is only accepted when the losing reader itself finds the winner likely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,7 +60,7 @@ class Fused:
     reading: Reading  # the reading whose text (and characters) the field reports
     confidence: float
     agree: bool
-    chosen: str  # "both" | "segmentation" | "crnn"
+    chosen: str  # "both" | "segmentation" | "crnn" | "joint"
     scores: dict[str, float]
     scores_texts: tuple[str, str]  # (segmentation's text, the string reader's text)
 
@@ -66,8 +70,12 @@ def _key(text: str) -> str:
 
 
 def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], crnn_prob: Callable[[str], float],
-         rules: FusionRules = FusionRules(), cells: bool = False) -> Fused:
-    """Choose between two readings of one field and say how sure the choice is."""
+         rules: FusionRules = FusionRules(), cells: bool = False, alternatives: Sequence[Reading] = ()) -> Fused:
+    """Choose among the readings of one field and say how sure the choice is.
+
+    ``alternatives`` are further string-reader readings to weigh on a disagreement (the pipeline passes the
+    CRNN's best reading with as many digits as segmentation found, which is "joint" when it wins).
+    """
     if _key(seg.raw) == _key(crnn.raw):
         if min(seg.confidence, crnn.confidence) >= rules.corroborate:
             conf = 1.0 - (1.0 - seg.confidence) * (1.0 - crnn.confidence)
@@ -80,16 +88,25 @@ def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], c
             chars = tuple(replace(a, p=1.0 - (1.0 - a.p) * (1.0 - b.p)) for a, b in zip(seg.chars, crnn.chars))
         return Fused(replace(seg, chars=chars, confidence=conf), conf, True, "both",
                      {"segmentation": seg.confidence, "crnn": crnn.confidence}, (seg.raw, crnn.raw))
-    ps_c = seg_prob(crnn.raw)
-    pc_s = crnn_prob(seg.raw)
-    p_seg = {"segmentation": seg.confidence, "crnn": rules.no_opinion if ps_c is None else ps_c}
-    p_crnn = {"segmentation": pc_s, "crnn": crnn.confidence}
-    w = {}
-    for name, r in (("segmentation", seg), ("crnn", crnn)):
-        w[name] = p_seg[name] * p_crnn[name] * (1.0 if r.valid else rules.invalid_penalty)
-    win = max(w, key=lambda k: (w[k], k == "crnn"))
-    total = w["segmentation"] + w["crnn"]
+    cands: list[tuple[str, Reading]] = [("segmentation", seg), ("crnn", crnn)]
+    seen = {_key(seg.raw), _key(crnn.raw)}
+    for alt in alternatives:
+        if _key(alt.raw) not in seen:
+            seen.add(_key(alt.raw))
+            cands.append(("joint", alt))
+    w: dict[str, float] = {}
+    beliefs: dict[str, tuple[float, float]] = {}
+    for name, r in cands:
+        ps = seg.confidence if name == "segmentation" else seg_prob(r.raw)
+        # segmentation's opinion is floored: a cut that went wrong says nothing about any text
+        ps = rules.no_opinion if ps is None else max(ps, rules.no_opinion)
+        pc = crnn.confidence if name == "crnn" else (r.confidence if name == "joint" else crnn_prob(r.raw))
+        beliefs[name] = (ps, pc)
+        w[name] = ps * pc * (1.0 if r.valid else rules.invalid_penalty)
+    order = {"crnn": 2, "joint": 1, "segmentation": 0}
+    win = max(w, key=lambda k: (w[k], order[k]))
+    total = sum(w.values())
     share = w[win] / total if total > 0 else 0.0
-    conf = share * min(p_seg[win], p_crnn[win])
-    chosen = seg if win == "segmentation" else crnn
+    conf = share * min(beliefs[win])
+    chosen = dict(cands)[win]
     return Fused(replace(chosen, confidence=conf), conf, False, win, w, (seg.raw, crnn.raw))

@@ -104,7 +104,7 @@ class FieldRegion:
     name: str
     type: FieldType
     box: Box
-    style: Literal["box", "comb", "free"] = "box"
+    style: Literal["box", "comb", "free", "line"] = "box"
     cells: int | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
 
@@ -180,7 +180,45 @@ class FieldResult:
 
 
 @dataclass(frozen=True)
+class PostalCode:
+    """A postal code read by :func:`formocr.read_postal_code`, from a whole envelope or from a crop.
+
+    ``value`` is formatted for the country (``518057``, ``02139-1234``); ``digits`` holds each character read with
+    its probability and box; ``box`` is the field in pixels of the (deskewed) image that was given; ``source``
+    says whether the code was located on a whole envelope or the image was read as the field itself.
+    """
+
+    value: str | None
+    confidence: float
+    digits: tuple[CharResult, ...]
+    needs_review: bool
+    why: tuple[str, ...]
+    box: Box
+    country: str
+    source: Literal["envelope", "crop"]
+    raw: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "raw": self.raw,
+            "confidence": round(float(self.confidence), 6),
+            "needs_review": bool(self.needs_review),
+            "why": list(self.why),
+            "box": self.box.to_list(),
+            "country": self.country,
+            "source": self.source,
+            "digits": [{"char": c.char, "p": round(float(c.p), 6), "box": c.box.to_list()} for c in self.digits],
+        }
+
+
+@dataclass(frozen=True)
 class PageResult:
+    """One page's fields, or (``error`` set, no fields) why the page could not be read, e.g. it did not register.
+
+    A failed page does not fail its document: the other pages are still read and reported.
+    """
+
     number: int
     width: int
     height: int
@@ -189,9 +227,10 @@ class PageResult:
     template: str | None
     fields: tuple[FieldResult, ...]
     alignment: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None  # {"type", "message", "exit_code"} of the page's error
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "page": self.number,
             "width": self.width,
             "height": self.height,
@@ -201,6 +240,9 @@ class PageResult:
             "alignment": dict(self.alignment),
             "fields": [f.to_dict() for f in self.fields],
         }
+        if self.error is not None:
+            d["error"] = dict(self.error)
+        return d
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,13 @@ import tomllib
 
 from formocr.errors import ConfigError
 
+DROPOUT_MODES = ("auto", "none", "red", "green", "blue")  # see formocr.preprocess.estimate_dropout
+
 
 @dataclass(frozen=True)
 class Options:
     dpi: int = 300  # rasterization of PDFs; images keep their own dpi when they record one
-    template: str | None = None  # built-in name or path; None = pick the best-matching built-in template
+    template: str | None = None  # built-in name, path, or "auto" (find fields); None = best built-in, else auto
     review_threshold: float = 0.95  # a field whose confidence is below this needs review
     char_review_threshold: float = 0.80  # ... as does a field with any character below this
     binarizer: str = "auto"  # auto | sauvola | otsu
@@ -32,6 +34,7 @@ class Options:
     digits_model: str | None = None  # path; None = the shipped model
     strings_model: str | None = None  # path; None = the shipped model
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
+    dropout: str = "auto"  # auto | none | red | green | blue: colour form print removed before reading
     debug_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -45,6 +48,8 @@ class Options:
             raise ConfigError(f"binarizer: must be auto, sauvola or otsu, got {self.binarizer!r}")
         if self.reader not in ("fused", "segmentation", "crnn"):
             raise ConfigError(f"reader: must be fused, segmentation or crnn, got {self.reader!r}")
+        if self.dropout not in DROPOUT_MODES:
+            raise ConfigError(f"dropout: must be one of {', '.join(DROPOUT_MODES)}, got {self.dropout!r}")
         if self.max_pixels < 1 or self.max_pages < 1:
             raise ConfigError("max_pixels and max_pages must be positive")
 

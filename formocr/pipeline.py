@@ -7,17 +7,20 @@ confidence a person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from formocr import __version__
+from formocr.errors import RegistrationError, TemplateError
 from formocr.io import LoadLimits, load_pages
-from formocr.layout.locate import Alignment, align, choose_template
+from formocr.layout.detect import locate_auto
+from formocr.layout.locate import choose_registration
+from formocr.layout.register import Registration, register, warp_fields
 from formocr.layout.template import Template, load_template
-from formocr.objects import CleanPage, Component, Document, FieldRegion, Page, PageResult
+from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, FieldResult, Page, PageResult
 from formocr.options import Options
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.read import FieldReader
@@ -28,10 +31,14 @@ from formocr.timing import StageTimer
 
 @dataclass(frozen=True)
 class PageWork:
-    """Everything the pipeline learnt about one page; the debug writer draws from it."""
+    """Everything the pipeline learnt about one page; the debug writer draws from it.
+
+    Boxes (regions, components, results) are in deskewed-page pixels, like ``clean``; ``registration`` is None
+    for a page that could not be registered (its result then carries the error and no fields).
+    """
 
     clean: CleanPage
-    alignment: Alignment
+    registration: Registration | None
     regions: tuple[FieldRegion, ...]
     components: dict[str, list[Component]]
     tiles: dict[str, np.ndarray]
@@ -49,14 +56,15 @@ class Pipeline:
             strings = StringReader.load(self.options.strings_model)
         self.strings = strings
         self.reader = FieldReader(self.options, self.classifier, strings)
+        self._auto = self.options.template == "auto"
         self._template: Template | None = (
-            load_template(self.options.template) if self.options.template else None
+            load_template(self.options.template) if self.options.template and not self._auto else None
         )
         # Speckle is removed per field by the segmenter, against the size of the field's own digits; a
         # page-wide pass would cost a full-page labelling (~45 ms of a 300-dpi letter page) for nothing.
         self.pre = PreprocessOptions(
             deskew=self.options.deskew, max_skew_deg=self.options.max_skew_deg, binarizer=self.options.binarizer,
-            speckle_mm=0.0,
+            speckle_mm=0.0, dropout=self.options.dropout,
         )
 
     @property
@@ -87,19 +95,65 @@ class Pipeline:
         timer.restart()
         clean = preprocess(page, self.pre)
         timer.lap("preprocess")
-        if self._template is not None:
-            regions, alignment = align(clean, self._template)
-        else:
-            regions, alignment = choose_template(clean)
+        try:
+            if self._auto:
+                return self._read_auto(clean, timer)
+            if self._template is not None:
+                template, reg = self._template, register(clean, self._template)
+            else:
+                try:
+                    template, reg = choose_registration(clean)
+                except TemplateError:
+                    # No built-in form: find the boxes, combs and underlined blanks people wrote in.
+                    return self._read_auto(clean, timer, fallback=True)
+        except RegistrationError as e:
+            # This page alone fails: report why, read the document's other pages.
+            timer.lap("locate")
+            result = PageResult(
+                number=page.number, width=page.width, height=page.height, dpi=page.dpi, skew_deg=clean.skew_deg,
+                template=self._template.name if self._template else None, fields=(),
+                alignment={"template": self._template.name} if self._template else {},
+                error={"type": type(e).__name__, "message": e.one_line(), "exit_code": e.exit_code},
+            )  # fmt: skip
+            return PageWork(clean, None, (), {}, {}, result)
+        # Fields are read in the template frame (frames axis-aligned at their nominal boxes) ...
+        framed, nominal = warp_fields(clean, reg, template)
+        timer.lap("locate")
+        works = self.reader.read(framed, nominal, timer)
+        # ... and reported in the deskewed page's pixels.
+        h, w = clean.gray.shape
+
+        def back(box: Box) -> Box:
+            return reg.to_page_box(box, w, h)
+
+        result = PageResult(
+            number=page.number, width=page.width, height=page.height, dpi=page.dpi,
+            skew_deg=clean.skew_deg, template=reg.template, fields=tuple(_field_to_page(x.result, back) for x in works),
+            alignment=reg.to_dict(),
+        )  # fmt: skip
+        regions = tuple(replace(r, box=back(r.box)) for r in nominal)
+        comps = {x.region.name: [replace(c, box=back(c.box)) for c in x.components] for x in works}
+        return PageWork(clean, reg, regions, comps, {x.region.name: x.tiles for x in works}, result)
+
+    def _read_auto(self, clean: CleanPage, timer: StageTimer, fallback: bool = False) -> PageWork:
+        """Automatic mode: fields found on the page itself (no template), read where they lie."""
+        page = clean.page
+        regions, alignment = locate_auto(clean)
+        if not regions and fallback:
+            h, w = clean.gray.shape
+            raise TemplateError(
+                f"page {page.number}: no built-in template fits this page ({w}×{h} px at {page.dpi:g} dpi) and "
+                "no filled box, comb or underlined field was found on it; give --template",
+                page.source,
+            )
         timer.lap("locate")
         works = self.reader.read(clean, regions, timer)
         result = PageResult(
-            number=page.number, width=page.width, height=page.height, dpi=page.dpi,
-            skew_deg=clean.skew_deg, template=alignment.template, fields=tuple(w.result for w in works),
-            alignment=alignment.to_dict(),
+            number=page.number, width=page.width, height=page.height, dpi=page.dpi, skew_deg=clean.skew_deg,
+            template="auto", fields=tuple(x.result for x in works), alignment=alignment.to_dict(),
         )  # fmt: skip
-        return PageWork(clean, alignment, tuple(regions), {w.region.name: w.components for w in works},
-                        {w.region.name: w.tiles for w in works}, result)
+        return PageWork(clean, None, tuple(regions), {x.region.name: x.components for x in works},
+                        {x.region.name: x.tiles for x in works}, result)
 
     def scan(self, source: str | Path | np.ndarray, debug_dir: str | Path | None = None) -> Document:
         timer = StageTimer()
@@ -118,6 +172,10 @@ class Pipeline:
             source=src, pages=tuple(pages), models=self.models,
             timings_ms=dict(timer.totals), version=__version__,
         )  # fmt: skip
+
+
+def _field_to_page(f: FieldResult, back: Callable[[Box], Box]) -> FieldResult:
+    return replace(f, box=back(f.box), chars=tuple(replace(c, box=back(c.box)) for c in f.chars))
 
 
 def scan(source: str | Path | np.ndarray, template: str | None = None, options: Options | None = None,

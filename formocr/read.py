@@ -8,7 +8,7 @@ sorted batches, so a page of 30 fields costs two model calls, not sixty.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -139,8 +139,15 @@ class FieldReader:
             def seg_prob(text: str) -> float | None:
                 return _seg_probability(probs, comps, text)
 
+            alts = []
+            n_seg = sum(c.kind == "digit" for c in comps)
+            n_crnn = sum(ch.isdigit() for ch in crnn.raw)
+            if _key(seg.raw) != _key(crnn.raw) and n_seg != n_crnn and geom is not None and n_seg > 0:
+                fixed = replace(constraint, min_digits=n_seg, max_digits=n_seg)
+                if constraint.min_digits <= n_seg <= (constraint.max_digits or n_seg):
+                    alts.append(self._crnn_reading(region, fixed, lp, geom, crop_box))
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
-                         cells=region.style == "comb" and bool(region.cells))
+                         cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,
                         "chosen": fused.chosen}
@@ -172,6 +179,10 @@ class FieldReader:
             needs_review=bool(why), why=tuple(why), box=region.box, chars=chosen.chars,
             normalized=interp.normalized, readings=readings,
         )  # fmt: skip
+
+
+def _key(text: str) -> str:
+    return text.replace(" ", "")
 
 
 def _separators(chars: str) -> str:

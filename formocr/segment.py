@@ -79,9 +79,22 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     if region.style == "comb" and region.cells:
         min_h = max(8, round(min(region.box.w * 0.4, 0.8 * region.box.w / region.cells)))
     min_v = max(8, round(0.85 * region.box.h))
-    cleaned, lines = remove_lines(
-        crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v
-    )
+    if region.style == "line":
+        # An underlined blank has one printed line, horizontal, along the bottom: no vertical lines to take out
+        # (a tall straight "1" is writing here), and a horizontal run must be longer than any digit's bar.
+        min_h = max(8, round(max(1.2 * region.box.h, 0.4 * region.box.w)))
+        # Blank rows above and below, and a vertical length twice the crop's: no column can pass for a line.
+        # (Morphology treats the image's edge as ink, so a stroke reaching the edge could otherwise.)
+        padded = np.pad(crop, ((3, 3), (0, 0)))
+        cleaned, lines = remove_lines(
+            padded, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)),
+            min_len_v_px=2 * padded.shape[0] + 1,
+        )
+        cleaned, lines = cleaned[3:-3], lines[3:-3]
+    else:
+        cleaned, lines = remove_lines(
+            crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v
+        )
     cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, lines, dpi)
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
     # except strokes that start inside: keep components that have ink inside the box.

@@ -12,7 +12,7 @@ import torch
 
 from formocr.data import mnist
 from formocr.errors import ModelError
-from formocr.fusion import Reading, fuse
+from formocr.fusion import FusionRules, Reading, fuse
 from formocr.normalize import DEFAULT_LINE_SPEC, normalize_line
 from formocr.objects import Box, CharResult, Page
 from formocr.options import Options
@@ -141,6 +141,28 @@ def test_an_invalid_reading_loses() -> None:
     seg, crnn = _reading("segmentation", "51805", 0.99, valid=False), _reading("crnn", "518057", 0.5)
     f = fuse(seg, crnn, lambda t: None if len(t) != 5 else 0.99, lambda t: 0.5 if t == "518057" else 0.3)
     assert f.chosen == "crnn"
+
+
+def test_a_confident_misread_blob_does_not_outvote_a_sure_crnn() -> None:
+    # same length, but segmentation's per-digit probabilities put almost nothing on the CRNN's text: its opinion
+    # is floored (the cut may be wrong), so the CRNN's near-certainty wins, with a confidence that asks review
+    seg, crnn = _reading("segmentation", "142", 0.77), _reading("crnn", "190", 0.98)
+    f = fuse(seg, crnn, lambda t: {"142": 0.77, "190": 1e-7}[t], lambda t: {"142": 0.01, "190": 0.98}[t])
+    assert f.chosen == "crnn" and f.reading.raw == "190"
+    assert f.confidence <= FusionRules().no_opinion
+
+
+def test_the_crnn_reading_of_segmentations_length_can_win() -> None:
+    # segmentation counted five digits but misread one; the CRNN dropped one; its best 5-digit reading agrees
+    # with four of segmentation's digits and beats both
+    seg, crnn = _reading("segmentation", "41827", 0.5), _reading("crnn", "4127", 0.6)
+    alt = _reading("crnn", "41027", 0.3)
+    p_seg = {"41827": 0.5, "41027": 0.45}
+    p_crnn = {"41827": 0.001, "4127": 0.6, "41027": 0.3}
+    f = fuse(seg, crnn, lambda t: p_seg.get(t), lambda t: p_crnn[t], alternatives=[alt])
+    assert f.chosen == "joint" and f.reading.raw == "41027"
+    w = {"segmentation": 0.5 * 0.001, "crnn": 0.02 * 0.6, "joint": 0.45 * 0.3}
+    assert f.confidence == pytest.approx(w["joint"] / sum(w.values()) * 0.3)
 
 
 # --- the shipped model ----------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Find the template's fields on a deskewed page by matching their printed frames.
 
+The pipeline registers pages with :mod:`formocr.layout.register` (translation, rotation, scale, perspective);
+:func:`choose_registration` picks the built-in template that registers best. :func:`align` is the older
+translation-only matcher, kept for callers that know their page is the template's size and merely shifted.
+
 A scanner shifts every page a little, so the template's nominal boxes are only a starting point. Each field's
 printed frame (its rectangle, and the cell walls of a comb) is drawn as a small picture and matched against the
 page's ink around the nominal position at about 100 dpi (normalized cross-correlation). Fields whose frame is
@@ -9,12 +13,13 @@ page's alignment quality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
-from formocr.errors import TemplateError
+from formocr.errors import RegistrationError, TemplateError
+from formocr.layout.register import Registration, frame_length_mm, page_lines, register
 from formocr.layout.template import BUILTIN, Template, TemplateField, load_template
 from formocr.objects import CleanPage, FieldRegion
 
@@ -132,22 +137,49 @@ def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_
     return regions, alignment
 
 
-def choose_template(clean: CleanPage, candidates: list[Template] | None = None) -> tuple[list[FieldRegion], Alignment]:
-    """Align every candidate whose page shape fits, and keep the best-scoring one."""
+def choose_registration(clean: CleanPage, candidates: list[Template] | None = None) -> tuple[Template, Registration]:
+    """Register every candidate (built-ins by default) that could lie on the page, and keep the best.
+
+    The page's aspect ratio says nothing when a form lies on a larger scanner bed, so candidates are judged by
+    registration itself: among those that register (quality >= MIN_QUALITY), the one whose frames explain the
+    most printed line length (quality × frame length) wins. That is what separates a cheque from an envelope
+    whose single comb resembles part of the cheque's account comb: both may fit, the cheque explains more.
+    """
     temps = candidates if candidates is not None else [load_template(n) for n in BUILTIN]
     h, w = clean.gray.shape
-    best: tuple[list[FieldRegion], Alignment] | None = None
-    for t in temps:
-        tw, th = t.page_size_px(clean.page.dpi)
-        if abs(w / h - tw / th) / (tw / th) > 0.08:
+    dpi = clean.page.dpi
+    lines = page_lines(clean)
+    best: tuple[float, Template, Registration] | None = None
+    # Most frame length first: once a template explains more line length than the next one has in all, no
+    # later candidate can win, and the rest are not tried.
+    for t in sorted(temps, key=frame_length_mm, reverse=True):
+        if best is not None and best[0] >= frame_length_mm(t):
+            break
+        tw, th = t.page_size_px(dpi)
+        if tw * 0.88 > w * 1.25 or th * 0.88 > h * 1.25:
+            continue  # even at the smallest scale, over a fifth of the form would lie off this page
+        try:
+            reg = register(clean, t, lines)
+        except RegistrationError:
             continue
-        regions, al = align(clean, t)
-        if best is None or al.score > best[1].score:
-            best = (regions, al)
-    if best is None or best[1].found == 0:
+        explained = reg.quality * frame_length_mm(t)
+        if best is None or explained > best[0]:
+            best = (explained, t, reg)
+    if best is None:
+        # No template registers. This is where automatic field finding (no template) is to be tried before
+        # giving up; until then the document fails as before.
         raise TemplateError(
-            f"page {clean.page.number}: no built-in template fits this page ({w}×{h} px at {clean.page.dpi:g} dpi); "
+            f"page {clean.page.number}: no built-in template fits this page ({w}×{h} px at {dpi:g} dpi); "
             "give --template",
             clean.page.source,
         )
-    return best
+    return best[1], best[2]
+
+
+def choose_template(clean: CleanPage, candidates: list[Template] | None = None
+                    ) -> tuple[list[FieldRegion], Registration]:
+    """The best-registering template's field regions in deskewed-page pixels, and its registration."""
+    t, reg = choose_registration(clean, candidates)
+    h, w = clean.gray.shape
+    regions = [replace(r, box=reg.to_page_box(r.box, w, h)) for r in (f.region(clean.page.dpi) for f in t.fields)]
+    return regions, reg

@@ -15,9 +15,10 @@ A template describes one form layout in millimetres, so one file serves any scan
 
 Field keys: ``name`` (unique), ``type`` (digits | amount | date | postal_code), ``box_mm`` [x, y, w, h] from the
 page's top-left corner, ``style`` (box: a printed rectangle, the default; comb: a row of ``cells`` boxes, one digit
-each; free: no printed border), ``cells`` (comb only), ``constraints`` (per type: ``min_length``/``max_length``
-for digits, ``country`` or ``pattern`` for postal codes, ``order`` for dates, ``decimals`` for amounts), and
-``label`` (printed caption, used by the sample renderer only).
+each; free: no printed border; line: an underlined blank, one printed baseline along the bottom of ``box_mm``,
+which is the writing area above it, the line included), ``cells`` (comb only), ``constraints`` (per type:
+``min_length``/``max_length`` for digits, ``country`` or ``pattern`` for postal codes, ``order`` for dates,
+``decimals`` for amounts), and ``label`` (printed caption, used by the sample renderer only).
 
 Every mistake is a :class:`~formocr.errors.TemplateError` naming the key, e.g. ``fields[1].box_mm: expected 4
 numbers``.
@@ -35,7 +36,7 @@ from formocr.errors import TemplateError
 from formocr.objects import Box, FieldRegion
 
 FIELD_TYPES = ("digits", "amount", "date", "postal_code")
-STYLES = ("box", "comb", "free")
+STYLES = ("box", "comb", "free", "line")
 _TOP_KEYS = {"formocr_template", "name", "page", "fields", "description"}
 _PAGE_KEYS = {"width_mm", "height_mm"}
 _FIELD_KEYS = {"name", "type", "box_mm", "style", "cells", "constraints", "label"}

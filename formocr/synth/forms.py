@@ -16,6 +16,10 @@ Geometry conventions (the pipeline relies on them):
   the writing area. The field's value still has its slashes ("03/11/2026"), as the pipeline outputs it.
 * ``skew_deg`` is the angle the page content was rotated by, counter-clockwise positive (OpenCV's
   ``getRotationMatrix2D`` convention) around the page centre; a deskewer must rotate by ``-skew_deg``.
+* The scan geometry is one homography (:attr:`SynthPage.homography`) from the template frame (the form's
+  pixels at ``dpi``) to the final image: mild perspective (each form corner moved), then scale and rotation
+  about the form's centre, then the offset, on a scanner bed that may be larger than the form (``margin_mm``,
+  paper-coloured). Stamps and extra scribbles are drawn on the paper before the scan, so they move with it.
 """
 
 from __future__ import annotations
@@ -143,6 +147,14 @@ class Degrade:
     ``lighting`` is the darkest factor of a smooth brightness gradient/shadow over the page (1.0 = even);
     ``speckle`` is the fraction of pixels hit by salt-and-pepper dust; ``paper`` the paper's grey range.
     ``skew_deg`` fixes the rotation exactly (else uniform in ±``max_skew``).
+
+    Registration geometry (all off by default, so older seeds render the very same pages): ``scale`` is the
+    range of the print/scan scale; ``perspective`` moves each corner of the form by up to that share of the
+    form's width in x and of its height in y (0.01: a keystone of at most 2 %); ``margin_mm`` is the range of
+    the scanner bed's margin around the form on each side (the page image grows, paper-coloured); ``stamps``
+    ink stamps (round or rectangular, red, blue or black) and ``scribbles`` extra handwritten scribbles land on
+    the paper; ``occluders_avoid_fields`` keeps them off the field boxes
+    (reading them is not the point), otherwise they may cover anything.
     """
 
     max_skew: float = 5.0
@@ -154,6 +166,12 @@ class Degrade:
     lighting: tuple[float, float] = (1.0, 1.0)
     jpeg_quality: tuple[int, int] | None = None
     paper: tuple[int, int] = (255, 255)
+    scale: tuple[float, float] = (1.0, 1.0)
+    perspective: float = 0.0
+    margin_mm: tuple[float, float] = (0.0, 0.0)
+    stamps: int = 0
+    scribbles: int = 0
+    occluders_avoid_fields: bool = True
 
     @classmethod
     def none(cls) -> Degrade:
@@ -175,6 +193,22 @@ class Degrade:
             paper=(int(rng.integers(225, 256)), 255),
         )
 
+    @classmethod
+    def registration(cls, rng: np.random.Generator, max_skew: float = 5.0) -> Degrade:
+        """:meth:`random`'s scanner plus the hard geometry registration must undo.
+
+        Scale 0.9-1.1, offsets up to ±40 mm on a bed with 45-60 mm of margin (so the form stays on the bed),
+        corners moved by up to 1 % of the form's size, one stamp and one or two scribbles off the fields.
+        """
+        d = cls.random(rng, max_skew=max_skew)
+        d.max_offset_mm = 40.0
+        d.scale = (0.9, 1.1)
+        d.perspective = 0.01
+        d.margin_mm = (45.0, 60.0)
+        d.stamps = 1
+        d.scribbles = int(rng.integers(1, 3))
+        return d
+
 
 @dataclass
 class SynthPage:
@@ -189,6 +223,7 @@ class SynthPage:
     template: str
     field_boxes: dict[str, Box] = field(default_factory=dict)
     writer: Writer | None = None
+    homography: np.ndarray = field(default_factory=lambda: np.eye(3))  # template frame px → final image px
 
 
 # --- printing the form --------------------------------------------------------------------------------------
@@ -258,7 +293,10 @@ def _date_groups(f: TemplateField) -> list[int]:
 
 def _print_field(p: _Printer, f: TemplateField, box: Box) -> None:
     border = max(1, p.px(BORDER_MM))
-    if f.style != "free":
+    if f.style == "line":
+        # An underlined blank: one baseline along the bottom of the box (the box is the writing area above it).
+        p.layer[box.y2 - border : box.y2, box.x : box.x2] = 255
+    elif f.style != "free":
         p.frame(box, border)
     if f.style == "comb" and f.cells:
         t = max(1, p.px(CELL_LINE_MM))
@@ -485,29 +523,50 @@ def render_form(
         form_ink_g = float(rng.integers(0, 50))
         img = paper * (1 - form_alpha * (1 - form_ink_g / 255.0)) * (1 - hand * (1 - writer.ink / 255.0))
 
+    if deg.stamps or deg.scribbles:
+        img = _occlude(img, deg, rng, writer, boxes, p.k, color)
+
     skew = deg.skew_deg if deg.skew_deg is not None else float(rng.uniform(-deg.max_skew, deg.max_skew))
     off_mm = deg.max_offset_mm
     offset = (round(rng.uniform(-off_mm, off_mm) * p.k), round(rng.uniform(-off_mm, off_mm) * p.k))
-    M = cv2.getRotationMatrix2D((W / 2, H / 2), skew, 1.0)
-    M[:, 2] += offset
-    if skew != 0.0 or offset != (0, 0):
+    # New geometry draws from the rng only when asked for, so the pages of older seeds do not change.
+    scale = float(rng.uniform(*deg.scale)) if deg.scale != (1.0, 1.0) else 1.0
+    persp: np.ndarray = np.eye(3)
+    if deg.perspective > 0:
+        corners = np.array([[0, 0], [W, 0], [W, H], [0, H]], np.float32)
+        moved = corners + rng.uniform(-deg.perspective, deg.perspective, (4, 2)).astype(np.float32) * [W, H]
+        persp = cv2.getPerspectiveTransform(corners, moved.astype(np.float32))
+    ml = mt = mr = mb = 0
+    if deg.margin_mm != (0.0, 0.0):
+        ml, mt, mr, mb = (round(rng.uniform(*deg.margin_mm) * p.k) for _ in range(4))
+    M = cv2.getRotationMatrix2D((W / 2, H / 2), skew, scale)
+    M[:, 2] += (offset[0] + ml, offset[1] + mt)
+    Hm = np.vstack([M, [0.0, 0.0, 1.0]]) @ persp
+    Wc, Hc = W + ml + mr, H + mt + mb
+    if skew != 0.0 or offset != (0, 0) or not np.allclose(Hm, np.eye(3)) or (Wc, Hc) != (W, H):
         border_value = (paper,) * 3 if not color else tuple(float(v) for v in paper_c)
-        img = cv2.warpAffine(
-            img, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value
-        )
-        chars = {n: [(c, _warp_box(b, M, W, H)) for c, b in cs] for n, cs in chars.items()}
-        boxes = {n: _warp_box(b, M, W, H) for n, b in boxes.items()}
+        if deg.perspective > 0:
+            img = cv2.warpPerspective(
+                img, Hm, (Wc, Hc), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value
+            )
+        else:
+            img = cv2.warpAffine(
+                img, M, (Wc, Hc), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value
+            )
+        chars = {n: [(c, _warp_box(b, Hm, Wc, Hc)) for c, b in cs] for n, cs in chars.items()}
+        boxes = {n: _warp_box(b, Hm, Wc, Hc) for n, b in boxes.items()}
     img = _scan(img, deg, rng)
     return SynthPage(
         img,
         vals,
         chars,
         float(skew),
-        (int(offset[0]), int(offset[1])),
+        (int(offset[0] + ml), int(offset[1] + mt)),
         int(dpi),
         template.name,
         boxes,
         writer,
+        Hm,
     )
 
 
@@ -516,12 +575,116 @@ def _pick(rng: np.random.Generator, options: Sequence[tuple[int, int, int]]) -> 
 
 
 def _warp_box(b: Box, M: np.ndarray, W: int, H: int) -> Box:
-    """The axis-aligned box around ``b``'s corners after the affine ``M``."""
+    """The axis-aligned box around ``b``'s corners after the affine (2×3) or homography (3×3) ``M``."""
     pts = np.array([[b.x, b.y, 1], [b.x2, b.y, 1], [b.x, b.y2, 1], [b.x2, b.y2, 1]], np.float64)
     q = pts @ M.T
+    if M.shape[0] == 3:
+        q = q[:, :2] / q[:, 2:3]
     x0, y0 = math.floor(q[:, 0].min()), math.floor(q[:, 1].min())
     x1, y1 = math.ceil(q[:, 0].max()), math.ceil(q[:, 1].max())
     return Box(x0, y0, x1 - x0, y1 - y0).clip(W, H)
+
+
+_STAMP_COLOURS = [(40, 40, 200), (170, 70, 30), (45, 40, 40)]  # BGR: red, blue, black
+_STAMP_WORDS = ["PAID", "RECEIVED", "APPROVED", "COPY", "POSTED", "VERIFIED"]
+
+
+def _place(
+    rng: np.random.Generator, w: int, h: int, W: int, H: int, boxes: dict[str, Box], pad: int, avoid: bool
+) -> tuple[int, int] | None:
+    """Top-left corner for a ``w``×``h`` occluder on a ``W``×``H`` form: off the field boxes when asked.
+
+    When asked to avoid the fields and 40 random tries all touch one (a crowded form), there is no occluder:
+    a stamp over the digits tests reading through stamps, not registration.
+    """
+    best, best_cost = (0, 0), math.inf
+    for _ in range(40 if avoid else 1):
+        x = int(rng.integers(-w // 4, max(1, W - 3 * w // 4)))
+        y = int(rng.integers(-h // 4, max(1, H - 3 * h // 4)))
+        cost = 0.0
+        if avoid:
+            for b in boxes.values():
+                ox = min(x + w, b.x2 + pad) - max(x, b.x - pad)
+                oy = min(y + h, b.y2 + pad) - max(y, b.y - pad)
+                cost += max(0, ox) * max(0, oy)
+        if cost < best_cost:
+            best, best_cost = (x, y), cost
+            if cost == 0:
+                break
+    return None if avoid and best_cost > 0 else best
+
+
+def _stamp(rng: np.random.Generator, k: float) -> np.ndarray:
+    """An ink stamp as float32 alpha: a round (double ring) or rectangular (double frame) stamp with a word."""
+    word = _STAMP_WORDS[int(rng.integers(0, len(_STAMP_WORDS)))]
+    t = max(2, round(rng.uniform(0.5, 0.9) * k))
+    if rng.random() < 0.5:
+        d = round(rng.uniform(25, 40) * k)
+        layer = np.zeros((d + 4, d + 4), np.uint8)
+        c = (d // 2 + 2, d // 2 + 2)
+        cv2.circle(layer, c, d // 2, 255, t, cv2.LINE_AA)
+        cv2.circle(layer, c, round(d * 0.36), 255, max(1, t // 2), cv2.LINE_AA)
+        for a in np.linspace(0, 2 * math.pi, 16, endpoint=False):  # dots between the rings
+            r = d * 0.43
+            cv2.circle(layer, (round(c[0] + r * math.cos(a)), round(c[1] + r * math.sin(a))), t, 255, -1)
+        width = d * 0.6
+    else:
+        w, h = round(rng.uniform(40, 60) * k), round(rng.uniform(16, 26) * k)
+        layer = np.zeros((h + 4, w + 4), np.uint8)
+        cv2.rectangle(layer, (2, 2), (w + 1, h + 1), 255, t)
+        g = 2 * t + 2
+        cv2.rectangle(layer, (2 + g, 2 + g), (w + 1 - g, h + 1 - g), 255, max(1, t // 2))
+        width = w * 0.75
+    (tw, th), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, 1.0, 2)
+    fs = width / tw
+    org = (round((layer.shape[1] - tw * fs) / 2), round((layer.shape[0] + th * fs) / 2))
+    cv2.putText(layer, word, org, cv2.FONT_HERSHEY_DUPLEX, fs, 255, max(1, t), cv2.LINE_AA)
+    angle = float(rng.uniform(-30, 30))
+    hh, ww = layer.shape
+    R = cv2.getRotationMatrix2D((ww / 2, hh / 2), angle, 1.0)
+    side = round(math.hypot(ww, hh))
+    R[:, 2] += np.array([(side - ww) / 2, (side - hh) / 2])
+    alpha = cv2.warpAffine(layer, R, (side, side), flags=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    # Uneven inking: some parts of a rubber stamp print faintly.
+    grain = cv2.resize(rng.uniform(0.35, 1.0, (8, 8)).astype(np.float32), (side, side), interpolation=cv2.INTER_CUBIC)
+    return np.clip(alpha * grain * float(rng.uniform(0.6, 0.95)), 0, 1)
+
+
+def _occlude(
+    img: np.ndarray,
+    deg: Degrade,
+    rng: np.random.Generator,
+    writer: Writer,
+    boxes: dict[str, Box],
+    k: float,
+    color: bool,
+) -> np.ndarray:
+    """Stamps and scribbles on the paper (multiplied into ``img``, grey or BGR): what registration must ignore."""
+    H, W = img.shape[:2]
+    pad = round(2 * k)
+    marks: list[tuple[np.ndarray, np.ndarray]] = []
+    for _ in range(deg.stamps):
+        alpha = _stamp(rng, k)
+        marks.append((alpha, np.array(_pick(rng, _STAMP_COLOURS), np.float32)))
+    for _ in range(deg.scribbles):
+        alpha = render_scribble(writer, rng, round(rng.uniform(30, 80) * k), round(rng.uniform(3, 5) * k))
+        marks.append((alpha, np.full(3, float(writer.ink), np.float32)))
+    for alpha, bgr in marks:
+        h, w = alpha.shape
+        spot = _place(rng, w, h, W, H, boxes, pad, deg.occluders_avoid_fields)
+        if spot is None:
+            continue
+        x, y = spot
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        a = alpha[y0 - y : y1 - y, x0 - x : x1 - x]
+        if color:
+            img[y0:y1, x0:x1] *= 1 - a[..., None] * (1 - bgr / 255.0)
+        else:
+            grey = float(bgr[0] * 0.114 + bgr[1] * 0.587 + bgr[2] * 0.299)
+            img[y0:y1, x0:x1] *= 1 - a * (1 - grey / 255.0)
+    return img
 
 
 def _scan(img: np.ndarray, deg: Degrade, rng: np.random.Generator) -> np.ndarray:

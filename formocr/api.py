@@ -1,0 +1,336 @@
+"""Reading one field the caller already found: ``read_field`` and ``read_postal_code``.
+
+Why a separate entry point: many users have their own layout code (a cheque scanner that cuts the amount strip,
+a sorting machine that finds the postal-code boxes) and only want the digits. Both functions go down the
+pipeline's own road, not a copy of it: :func:`formocr.preprocess.preprocess` (greyscale, deskew, colour drop-out,
+binarization) on the crop, then :class:`formocr.read.FieldReader` with one :class:`FieldRegion` covering the
+field, so a crop reads exactly as the same field on a whole page would.
+
+Where the field lies in the crop: when the crop holds a printed frame (a box, a comb, drop-out colour included)
+the frame is found from the crop's long straight strokes and becomes the field's box (so comb cells line up
+whatever margin the caller left); otherwise the whole crop is the field.
+
+Resolution: ``dpi=None`` assumes the field (the printed frame when there is one, else the crop) is 10 mm tall,
+the usual height of a handwriting box (postal-code boxes 8-12 mm, cheque amount boxes 9-13 mm); pass ``dpi``
+when it is known. Models are loaded once per process (per options) and shared by every call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from formocr.errors import ConfigError, RegistrationError, TemplateError
+from formocr.fields import POSTAL_PATTERNS
+from formocr.io import load_pages
+from formocr.layout.template import FIELD_TYPES, STYLES
+from formocr.objects import Box, FieldRegion, FieldResult, Page, PostalCode
+from formocr.options import Options
+from formocr.preprocess import preprocess
+
+__all__ = ["CONSTRAINT_KEYS", "FieldReaderAPI", "read_field", "read_postal_code"]
+
+CONSTRAINT_KEYS: dict[str, frozenset[str]] = {
+    "digits": frozenset({"min_length", "max_length"}),
+    "amount": frozenset({"decimals", "min_length", "max_length"}),
+    "date": frozenset({"order"}),
+    "postal_code": frozenset({"country", "pattern"}),
+}
+FIELD_HEIGHT_MM = 10.0  # assumed height of a field when no dpi is given
+ENVELOPE_MAX_ASPECT = 2.5  # wider than this (w/h) is a cut-out field, not an envelope (DL 2.0, US #10 2.3)
+ENVELOPE_MIN_SIDE = 300  # px: smaller images are crops whatever their shape
+
+
+def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
+    """The template format's rules per type; unknown keys and bad values are ConfigError naming the key."""
+    allowed = CONSTRAINT_KEYS[field_type]
+    for key in c:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown constraint {key!r} for a {field_type} field (allowed: {', '.join(sorted(allowed))})"
+            )
+    for key in ("min_length", "max_length", "decimals"):
+        v = c.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise ConfigError(f"constraint {key!r}: expected a non-negative integer, got {v!r}")
+    if c.get("min_length") is not None and c.get("max_length") is not None and c["min_length"] > c["max_length"]:
+        raise ConfigError("constraint 'min_length': larger than max_length")
+    if "order" in c and c["order"] not in ("DMY", "MDY", "YMD"):
+        raise ConfigError(f"constraint 'order': expected DMY, MDY or YMD, got {c['order']!r}")
+    if "country" in c and c["country"] not in POSTAL_PATTERNS:
+        raise ConfigError(f"constraint 'country': expected {' or '.join(POSTAL_PATTERNS)}, got {c['country']!r}")
+    if "pattern" in c:
+        if not isinstance(c["pattern"], str):
+            raise ConfigError(f"constraint 'pattern': expected a regular expression string, got {c['pattern']!r}")
+        try:
+            re.compile(c["pattern"])
+        except re.error as e:
+            raise ConfigError(f"constraint 'pattern': not a valid regular expression: {e}") from None
+    return {k: v for k, v in c.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A printed frame found in a crop: its box (borders inside, as in templates) and comb cells (0 = none)."""
+
+    box: Box
+    cells: int
+
+
+def find_frame(layout_ink: np.ndarray) -> Frame | None:
+    """The printed rectangle (and comb walls) of a crop, from its long straight strokes; None without one.
+
+    A frame needs a top and a bottom line running most of the crop's width; its sides are the outermost
+    vertical strokes spanning the frame's height (else the ends of the lines). Three or more evenly spaced
+    walls make a comb.
+    """
+    ink8 = np.asarray(layout_ink).astype(np.uint8)
+    h, w = ink8.shape
+    if h < 8 or w < 8:
+        return None
+    horiz = cv2.morphologyEx(ink8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(8, w // 3), 1)))
+    rows = np.flatnonzero(horiz.sum(axis=1) >= 0.4 * w)
+    if len(rows) < 2:
+        return None
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
+    top, bottom = runs[0], runs[-1]
+    y0, y1 = int(top[0]), int(bottom[-1]) + 1
+    if len(runs) < 2 or y1 - y0 < 0.2 * h or y1 - y0 < 8:
+        return None
+    fh = y1 - y0
+    tall = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(4, round(0.7 * fh))))
+    vert = cv2.morphologyEx(ink8[y0:y1], cv2.MORPH_OPEN, tall)
+    cols = np.flatnonzero(vert.sum(axis=0) >= 0.7 * fh)
+    xs = np.flatnonzero(horiz[y0:y1].any(axis=0))
+    x0, x1 = int(xs[0]), int(xs[-1]) + 1
+    cells = 0
+    if len(cols):
+        walls = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
+        if len(walls) >= 2:
+            x0, x1 = int(walls[0][0]), int(walls[-1][-1]) + 1
+        # A comb: walls at every 1/n of the frame (a tall "1" may stand anywhere, but not at all of them).
+        is_wall = np.zeros(w + 1, bool)
+        is_wall[cols] = True
+        tol = max(2, round(0.01 * (x1 - x0)))
+        for n in range(min(40, (x1 - x0) // 8), 2, -1):
+            at = [x0 + round(i * (x1 - x0) / n) for i in range(1, n)]
+            if all(is_wall[max(0, a - tol) : a + tol + 1].any() for a in at):
+                cells = n
+                break
+    if x1 - x0 < 8:
+        return None
+    return Frame(Box(x0, y0, x1 - x0, fh), cells)
+
+
+def _load(image: str | Path | np.ndarray, options: Options) -> Page:
+    """The first page of a path, or an array, with the loader's own checks (typed errors naming the problem)."""
+    if not isinstance(image, (str, Path, np.ndarray)):
+        raise ConfigError(f"image must be a numpy array or a path, not a {type(image).__name__}")
+    from formocr.io import LoadLimits
+
+    pages = load_pages(image, dpi=options.dpi, limits=LoadLimits(max_pixels=options.max_pixels, max_pages=1))
+    return next(iter(pages))
+
+
+class FieldReaderAPI:
+    """Loaded models and options for :meth:`read_field` / :meth:`read_postal_code`; hold one to reuse them.
+
+    The module-level functions keep one per distinct :class:`Options` (models are shared between them).
+    """
+
+    def __init__(self, options: Options | None = None) -> None:
+        from formocr.pipeline import Pipeline
+
+        self.options = options or Options()
+        self.pipeline = Pipeline(self.options.replace(template=None))
+        self._envelope: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # --- one field ----------------------------------------------------------------------------------------
+
+    def read_field(self, image: str | Path | np.ndarray, field_type: str, *, style: str = "box",
+                   cells: int | None = None, dpi: float | None = None, name: str = "field",
+                   **constraints: Any) -> FieldResult:
+        """Read one field cut out by the caller (see :func:`formocr.read_field`)."""
+        if field_type not in FIELD_TYPES:
+            raise ConfigError(f"field_type: {field_type!r} is not one of {', '.join(FIELD_TYPES)}")
+        if style not in STYLES:
+            raise ConfigError(f"style: {style!r} is not one of {', '.join(STYLES)}")
+        if cells is not None and (not isinstance(cells, int) or isinstance(cells, bool) or not 1 <= cells <= 64):
+            raise ConfigError(f"cells: expected an integer 1..64, got {cells!r}")
+        if cells is not None and style != "comb":
+            raise ConfigError("cells: only comb fields have cells")
+        cons = _check_constraints(field_type, constraints)
+        page = _load(image, self.options)
+        return self._read_crop(page, field_type, style, cells, dpi, name, cons)[0]
+
+    def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,
+                   name: str, cons: dict[str, Any]) -> tuple[FieldResult, Frame | None]:
+        if dpi is not None:
+            if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
+                raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
+            page = replace(page, dpi=float(dpi))
+            clean = preprocess(page, self.pipeline.pre)
+            frame = find_frame(clean.layout_ink) if style != "free" else None
+        else:
+            # First pass at a guess, only to find the frame; the resolution then follows from its height.
+            guess = replace(page, dpi=_dpi_for(page.height))
+            clean = preprocess(guess, self.pipeline.pre)
+            frame = find_frame(clean.layout_ink) if style != "free" else None
+            est = _dpi_for(frame.box.h if frame is not None else page.height)
+            if abs(est - guess.dpi) > 0.15 * guess.dpi:
+                clean = preprocess(replace(page, dpi=est), self.pipeline.pre)
+                frame = find_frame(clean.layout_ink) if style != "free" else None
+        if style == "comb":
+            cells = cells or (frame.cells if frame is not None and frame.cells else None)
+            if cells is None:
+                raise ConfigError("cells: a comb field needs its number of cells (none could be counted)")
+        box = frame.box if frame is not None else Box(0, 0, clean.gray.shape[1], clean.gray.shape[0])
+        region = FieldRegion(name=name, type=field_type, box=box, style=style, cells=cells,  # type: ignore[arg-type]
+                             constraints=cons)
+        work = self.pipeline.reader.read(clean, [region])
+        return work[0].result, frame
+
+    # --- postal codes -------------------------------------------------------------------------------------
+
+    def read_postal_code(self, image: str | Path | np.ndarray, country: str = "CN", *,
+                         dpi: float | None = None, template: str | None = None) -> PostalCode:
+        """Read a postal code from a whole envelope or a crop (see :func:`formocr.read_postal_code`)."""
+        if country not in POSTAL_PATTERNS:
+            raise ConfigError(f"country: expected {' or '.join(POSTAL_PATTERNS)}, got {country!r}")
+        page = _load(image, self.options)
+        tmpl = template or ("envelope" if country == "CN" else None)
+        if tmpl is not None and looks_like_envelope(page.width, page.height):
+            found = self._from_envelope(page, tmpl, country, dpi)
+            if found is not None:
+                return found
+        return self._from_crop(page, country, dpi)
+
+    def _envelope_pipeline(self, template: str) -> Any:
+        from formocr.pipeline import Pipeline
+
+        with self._lock:
+            p = self._envelope.get(template)
+            if p is None:
+                p = Pipeline(self.options.replace(template=template), classifier=self.pipeline.classifier,
+                             strings=self.pipeline.strings)
+                self._envelope[template] = p
+            return p
+
+    def _from_envelope(self, page: Page, template: str, country: str, dpi: float | None) -> PostalCode | None:
+        from formocr.layout.template import load_template
+        from formocr.timing import StageTimer
+
+        pipe = self._envelope_pipeline(template)
+        if dpi is None:
+            # The template knows the envelope's size: the resolution follows from the image's width.
+            t = load_template(template)
+            dpi = page.width / (t.width_mm / 25.4)
+        try:
+            work = pipe.process_page(replace(page, dpi=float(dpi)), StageTimer())
+        except (RegistrationError, TemplateError):
+            return None
+        fields = [f for f in work.result.fields if f.type == "postal_code"]
+        if not fields or not _registered(work, fields[0].name):
+            return None
+        f = fields[0]
+        if f.box.w <= 0 or not f.raw:
+            return None
+        return _postal(f, country, "envelope")
+
+    def _from_crop(self, page: Page, country: str, dpi: float | None) -> PostalCode:
+        # Comb boxes when the crop shows them (CN envelopes), else a box or free writing.
+        guess = replace(page, dpi=float(dpi) if dpi is not None else _dpi_for(page.height))
+        clean = preprocess(guess, self.pipeline.pre)
+        frame = find_frame(clean.layout_ink)
+        style = "free" if frame is None else ("comb" if frame.cells >= 3 else "box")
+        cells = frame.cells if frame is not None and frame.cells >= 3 else None
+        result, _ = self._read_crop(page, "postal_code", style, cells, dpi, "postal_code", {"country": country})
+        return _postal(result, country, "crop")
+
+
+def _registered(work: Any, name: str) -> bool:
+    """Whether the page's registration found the field's printed frame (None: the page did not register)."""
+    if hasattr(work, "registration") and work.registration is None:
+        return False
+    al = getattr(work, "registration", None) or getattr(work, "alignment", None)
+    per = getattr(al, "per_field", None)
+    if isinstance(per, dict) and name in per:
+        return float(per[name]) >= 0.35
+    found = getattr(al, "found", None)
+    return found is None or int(found) > 0
+
+
+def looks_like_envelope(width: int, height: int) -> bool:
+    """Whole envelope or a cut-out field, by shape: envelopes are at most 2.5× as wide as tall."""
+    return min(width, height) >= ENVELOPE_MIN_SIDE and width / max(1, height) <= ENVELOPE_MAX_ASPECT
+
+
+def _dpi_for(field_px: int) -> float:
+    return float(min(1200.0, max(75.0, field_px / (FIELD_HEIGHT_MM / 25.4))))
+
+
+def _postal(f: FieldResult, country: str, source: str) -> PostalCode:
+    why = list(f.why)
+    needs = f.needs_review
+    digits = [c for c in f.chars if c.char.isdigit()]
+    want = {"CN": (6,), "US": (5, 9)}[country]
+    if len(digits) not in want and not any("postal-code pattern" in w for w in why):
+        why.append(f"{len(digits)} digits, a {country} postal code has {' or '.join(map(str, want))}")
+    needs = needs or bool(why)
+    return PostalCode(
+        value=f.value, confidence=float(f.confidence), digits=tuple(f.chars), needs_review=needs, why=tuple(why),
+        box=f.box, country=country, source=source, raw=f.raw,  # type: ignore[arg-type]
+    )
+
+
+# --- module-level functions with a cached reader ----------------------------------------------------------
+
+_READERS: dict[Options, FieldReaderAPI] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def reader_for(options: Options | None = None) -> FieldReaderAPI:
+    """The process's reader for ``options`` (built on first use; models load once)."""
+    opts = options or Options()
+    with _READERS_LOCK:
+        r = _READERS.get(opts)
+        if r is None:
+            r = _READERS[opts] = FieldReaderAPI(opts)
+        return r
+
+
+def read_field(image: str | Path | np.ndarray, field_type: str, *, style: str = "box", cells: int | None = None,
+               dpi: float | None = None, options: Options | None = None, **constraints: Any) -> FieldResult:
+    """Read one field the caller has already cut out (a cheque amount strip, a box, a line of digits).
+
+    ``image``: a numpy array (grey H×W or BGR H×W×3, uint8) or an image/PDF path (first page). ``field_type``:
+    digits | amount | date | postal_code; ``constraints`` those of the template format for that type
+    (digits/amount: ``min_length``, ``max_length``; amount: ``decimals``; date: ``order``; postal_code:
+    ``country`` CN|US or ``pattern``); an unknown key is a :class:`ConfigError` naming it. ``style``: box (a
+    printed rectangle, or just a crop of writing), comb (``cells`` boxes; counted from the print when omitted)
+    or free. ``dpi``: see the module doc (None = the field is taken to be 10 mm tall). Bad images raise the
+    loader's typed errors (:class:`~formocr.errors.EmptyInputError`, ``UnsupportedInputError``,
+    ``UnreadableInputError``).
+    """
+    return reader_for(options).read_field(image, field_type, style=style, cells=cells, dpi=dpi, **constraints)
+
+
+def read_postal_code(image: str | Path | np.ndarray, country: str = "CN", *, dpi: float | None = None,
+                     template: str | None = None, options: Options | None = None) -> PostalCode:
+    """Read a postal code (CN: 6 digits; US: ZIP or ZIP+4) from a whole envelope or a cut-out field.
+
+    An image no more than 2.5× as wide as tall (and at least 300 px on its short side) is taken for a whole
+    envelope: the code is located by the pipeline with ``template`` (default: the built-in ``envelope``, the
+    Chinese layout; for US give a template of your envelope) and, when the template does not register, the
+    image is read as a crop after all. Anything wider or smaller is read as the field itself (a comb when the
+    crop shows evenly spaced walls). ``needs_review`` is set when the confidence is low, a character is
+    doubtful, or the code does not fit the country's pattern.
+    """
+    return reader_for(options).read_postal_code(image, country, dpi=dpi, template=template)
