@@ -84,8 +84,8 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 
-_STRING_WIDTHS = (32, 64, 128, 128, 192)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
-_STRING_HIDDEN = 160
+_STRING_WIDTHS = (16, 32, 64, 64, 96)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
+_STRING_HIDDEN = 96
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -116,9 +116,12 @@ def _widths(text: str) -> tuple[int, ...]:
               help="Channels of the five convolution blocks, comma-separated.")
 @click.option("--hidden", type=click.IntRange(4, 4096), default=_STRING_HIDDEN, show_default=True,
               help="LSTM units per direction.")
+@click.option("--banded/--no-banded", default=False, show_default=True,
+              help="Batches of similar string lengths, CTC over each strip's own width (less padding computed).")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, out: str, limit: int | None,
-                      val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int) -> None:
+                      val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
+                      banded: bool) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -126,7 +129,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
     command = "formocr train strings " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train strings"
     cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, out=out, limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
-                            widths=_widths(widths), hidden=hidden)
+                            widths=_widths(widths), hidden=hidden, banded=banded)
     card = train_strings(cfg, command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 

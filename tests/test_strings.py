@@ -210,12 +210,13 @@ def test_readers_can_be_chosen() -> None:
 
 
 @pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
-def test_tiny_training_is_deterministic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("banded", [False, True])
+def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool) -> None:
     from formocr.train.strings import StringTrainConfig, train_strings
 
     def run(name: str) -> bytes:
         cfg = StringTrainConfig(steps=4, batch_size=6, val_size=10, val_every=2, limit=500, workers=0,
-                                widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / name))
+                                widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / name), banded=banded)
         card = train_strings(cfg)
         assert card["training"]["selected_step"] in (2, 4)
         return (tmp_path / name).read_bytes()
@@ -224,6 +225,13 @@ def test_tiny_training_is_deterministic(tmp_path: Path) -> None:
     assert run("a.safetensors") == run("b.safetensors")
     got = StringReader.load(tmp_path / "a.safetensors").read([np.zeros((32, 40), np.float32)])[0]
     assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
+
+
+def test_training_command_defaults_are_the_models() -> None:
+    from formocr import cli
+    from formocr.recognize.strings import DEFAULT_HIDDEN, DEFAULT_WIDTHS
+
+    assert cli._STRING_WIDTHS == DEFAULT_WIDTHS and cli._STRING_HIDDEN == DEFAULT_HIDDEN
 
 
 def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:

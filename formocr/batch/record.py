@@ -65,7 +65,7 @@ class RecordSummary:
     status: Status
     pages: int
     seconds: float
-    review: tuple[str, ...] = ()  # column names of the fields that need review
+    review: tuple[str, ...] = ()  # column names of the fields that need review, and "pN:RegistrationError" pages
     error: ErrorInfo | None = None
     worker: WorkerInfo | None = None
 
@@ -142,7 +142,12 @@ class Record:
         return cls.from_dict(json.loads(line))
 
     def summary(self) -> RecordSummary:
-        review = tuple(col for col, f in field_columns(self.document) if f.get("needs_review")) if self.document else ()
+        review: tuple[str, ...] = ()
+        if self.document:
+            review = tuple(col for col, f in field_columns(self.document) if f.get("needs_review"))
+            # a page that could not be registered has no fields to review: the page itself is to be looked at
+            review += tuple(f"p{p.get('page')}:{p['error'].get('type', 'error')}"
+                            for p in self.document.get("pages", []) if p.get("error"))
         return RecordSummary(self.source, self.sha256, self.status, self.pages, self.seconds, review, self.error,
                              self.worker)  # fmt: skip
 

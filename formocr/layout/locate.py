@@ -84,7 +84,7 @@ def align(clean: CleanPage, template: Template, search_mm: float = 15.0, refine_
     thick = max(1, round(0.35 * k))
     radius = round(search_mm * k)
     fine = max(1, round(refine_mm * k))
-    lines = _line_image(clean.ink, scale, k)
+    lines = _line_image(clean.layout_ink, scale, k)
     margin = radius + fine + 4
     page = cv2.copyMakeBorder(lines, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=0)
     maps: dict[str, np.ndarray] = {}

@@ -26,8 +26,8 @@ from formocr.recognize.modelfile import LoadedModel, load_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
-DEFAULT_WIDTHS = (32, 64, 128, 128, 192)
-DEFAULT_HIDDEN = 160
+DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
+DEFAULT_HIDDEN = 96
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
 
 

@@ -60,6 +60,7 @@ class StringTrainConfig:
     workers: int = 1
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     hidden: int = DEFAULT_HIDDEN
+    banded: bool = False  # batches of similar lengths, CTC over each strip's own width (see _Batches)
 
 
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
@@ -76,12 +77,12 @@ def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
 class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]):
     """Item k is the whole batch of step k.
 
-    A step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one batch have
-    similar widths and little of each batch is padding: about a third less computation for the same strings.
+    ``banded``: a step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one
+    batch have similar widths and little of each batch is padding. Off, the shipped model's recipe.
     """
 
-    def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int) -> None:
-        self.gen, self.seed, self.bs, self.steps = gen, seed, batch_size, steps
+    def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False) -> None:
+        self.gen, self.seed, self.bs, self.steps, self.banded = gen, seed, batch_size, steps, banded
 
     def __len__(self) -> int:
         return self.steps
@@ -89,11 +90,13 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
         strips, texts = [], []
         lo, hi = self.gen.min_len, self.gen.max_len
-        n = int(np.random.default_rng([self.seed, step, 1_000_003]).integers(lo, hi + 1))
-        band = (max(lo, n - 1), min(hi, n + 1))
+        band = None
+        if self.banded:
+            n = int(np.random.default_rng([self.seed, step, 1_000_003]).integers(lo, hi + 1))
+            band = (max(lo, n - 1), min(hi, n + 1))
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
-            text = random_text(rng, band[0], band[1], self.gen.separators)
+            text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
             strip, s = sample_strip(self.gen, rng, text=text)
             strips.append(strip)
             texts.append(s.text)
@@ -133,7 +136,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps), batch_size=None, shuffle=False,
+    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded), batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     history: list[dict[str, Any]] = []
@@ -142,8 +145,10 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         net.train()
         lp = torch.log_softmax(net(x), -1).transpose(0, 1)  # T×N×C
-        # each strip's own frames only, as at inference (log_probs trims the padding away)
-        xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
+        if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
+            xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
+        else:  # the shipped model's recipe: the padded width for every strip
+            xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
         loss = ctc(lp, y, xlen, ylen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -177,6 +182,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         "training": {
             "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
+            "banded": cfg.banded,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
