@@ -9,7 +9,7 @@ shift, blur, noise, uneven light, JPEG half the time).
 
 * detection: a filled field is found when a reported field overlaps its true box (mapped into the deskewed
   frame) with IoU >= 0.5; a reported field matching no filled field is spurious;
-* reading: exact value. Automatic mode reads the fields formocr.layout.detect.locate_auto found with the
+* reading: exact value. Automatic mode reads the fields formocr.layout.detect.find_fields found with the
   pipeline's FieldReader; template mode runs formocr.pipeline.Pipeline(Options(template=...)) with the
   form's own template (its real fields, filled or empty, written to a temporary JSON file).
 """
@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table
 
-from formocr.layout.detect import locate_auto
+from formocr.layout.detect import find_fields
 from formocr.objects import Box, Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
@@ -86,7 +86,7 @@ def main() -> int:
             # automatic mode
             clean = preprocess(page, base.pre)
             t1 = time.perf_counter()
-            regions, _ = locate_auto(clean)
+            regions = find_fields(clean)
             find_ms.append((time.perf_counter() - t1) * 1000)
             works = base.reader.read(clean, regions)
             auto = {w.region.name: (w.region, w.result.value or "") for w in works}

@@ -45,6 +45,7 @@ CONSTRAINT_KEYS: dict[str, frozenset[str]] = {
 FIELD_HEIGHT_MM = 10.0  # assumed height of a field when no dpi is given
 ENVELOPE_MAX_ASPECT = 2.5  # wider than this (w/h) is a cut-out field, not an envelope (DL 2.0, US #10 2.3)
 ENVELOPE_MIN_SIDE = 300  # px: smaller images are crops whatever their shape
+FRAME_SEEN = 0.35  # share of the postal field's frame registration must find before the envelope road is trusted
 
 
 def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +238,9 @@ class FieldReaderAPI:
         except (RegistrationError, TemplateError):
             return None
         fields = [f for f in work.result.fields if f.type == "postal_code"]
-        if not fields or not _registered(work, fields[0].name):
+        # the field's printed frame must be where registration put it (registration None: an auto-mode page)
+        reg = work.registration
+        if not fields or reg is None or reg.per_field.get(fields[0].name, 0.0) < FRAME_SEEN:
             return None
         f = fields[0]
         if f.box.w <= 0 or not f.raw:
@@ -253,18 +256,6 @@ class FieldReaderAPI:
         cells = frame.cells if frame is not None and frame.cells >= 3 else None
         result, _ = self._read_crop(page, "postal_code", style, cells, dpi, "postal_code", {"country": country})
         return _postal(result, country, "crop")
-
-
-def _registered(work: Any, name: str) -> bool:
-    """Whether the page's registration found the field's printed frame (None: the page did not register)."""
-    if hasattr(work, "registration") and work.registration is None:
-        return False
-    al = getattr(work, "registration", None) or getattr(work, "alignment", None)
-    per = getattr(al, "per_field", None)
-    if isinstance(per, dict) and name in per:
-        return float(per[name]) >= 0.35
-    found = getattr(al, "found", None)
-    return found is None or int(found) > 0
 
 
 def looks_like_envelope(width: int, height: int) -> bool:

@@ -95,6 +95,7 @@ class CleanPage:
 
 
 FieldType = Literal["digits", "amount", "date", "postal_code"]
+Style = Literal["box", "comb", "free", "line"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class FieldRegion:
     name: str
     type: FieldType
     box: Box
-    style: Literal["box", "comb", "free", "line"] = "box"
+    style: Style = "box"
     cells: int | None = None
     constraints: dict[str, Any] = field(default_factory=dict)
 

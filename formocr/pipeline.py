@@ -16,7 +16,7 @@ import numpy as np
 from formocr import __version__
 from formocr.errors import RegistrationError, TemplateError
 from formocr.io import LoadLimits, load_pages
-from formocr.layout.detect import locate_auto
+from formocr.layout.detect import find_fields
 from formocr.layout.locate import choose_registration
 from formocr.layout.register import Registration, register, warp_fields
 from formocr.layout.template import Template, load_template
@@ -138,7 +138,7 @@ class Pipeline:
     def _read_auto(self, clean: CleanPage, timer: StageTimer, fallback: bool = False) -> PageWork:
         """Automatic mode: fields found on the page itself (no template), read where they lie."""
         page = clean.page
-        regions, alignment = locate_auto(clean)
+        regions = find_fields(clean)
         if not regions and fallback:
             h, w = clean.gray.shape
             raise TemplateError(
@@ -150,7 +150,8 @@ class Pipeline:
         works = self.reader.read(clean, regions, timer)
         result = PageResult(
             number=page.number, width=page.width, height=page.height, dpi=page.dpi, skew_deg=clean.skew_deg,
-            template="auto", fields=tuple(x.result for x in works), alignment=alignment.to_dict(),
+            template="auto", fields=tuple(x.result for x in works),
+            alignment={"template": "auto", "fields_found": len(regions)},
         )  # fmt: skip
         return PageWork(clean, None, tuple(regions), {x.region.name: x.components for x in works},
                         {x.region.name: x.tiles for x in works}, result)

@@ -142,10 +142,10 @@ class FieldReader:
             alts = []
             n_seg = sum(c.kind == "digit" for c in comps)
             n_crnn = sum(ch.isdigit() for ch in crnn.raw)
-            if _key(seg.raw) != _key(crnn.raw) and n_seg != n_crnn and geom is not None and n_seg > 0:
+            allowed = constraint.min_digits <= n_seg <= (constraint.max_digits or n_seg)
+            if n_seg != n_crnn and n_seg > 0 and allowed and geom is not None:  # counts differ: so do the texts
                 fixed = replace(constraint, min_digits=n_seg, max_digits=n_seg)
-                if constraint.min_digits <= n_seg <= (constraint.max_digits or n_seg):
-                    alts.append(self._crnn_reading(region, fixed, lp, geom, crop_box))
+                alts.append(self._crnn_reading(region, fixed, lp, geom, crop_box))
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading
@@ -179,10 +179,6 @@ class FieldReader:
             needs_review=bool(why), why=tuple(why), box=region.box, chars=chosen.chars,
             normalized=interp.normalized, readings=readings,
         )  # fmt: skip
-
-
-def _key(text: str) -> str:
-    return text.replace(" ", "")
 
 
 def _separators(chars: str) -> str:

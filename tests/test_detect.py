@@ -12,7 +12,7 @@ from PIL import Image
 
 from formocr.cli import main
 from formocr.errors import InputError, TemplateError
-from formocr.layout.detect import find_fields, locate_auto, template_from_image
+from formocr.layout.detect import find_fields, template_from_image
 from formocr.layout.template import Template, TemplateField, load_template, parse_template
 from formocr.objects import Box, CleanPage, FieldRegion, Page
 from formocr.preprocess import preprocess
@@ -92,7 +92,7 @@ def test_field_ink_removes_the_underline_but_keeps_a_crossing_stroke() -> None:
         0.0,
         "otsu",
     )
-    region = FieldRegion("f", "digits", Box(50, 40, 300, 114), "line")  # type: ignore[arg-type]
+    region = FieldRegion("f", "digits", Box(50, 40, 300, 114), "line")
     cut, box = field_ink(clean, region)
     line_rows = cut[150 - box.y : 154 - box.y]
     assert not line_rows[:, 60 - box.x : 190 - box.x].any()  # the underline is gone
@@ -161,8 +161,6 @@ def test_ignores_printed_text_tables_and_empty_boxes() -> None:
     everything = find_fields(clean, include_empty=True)
     assert {(r.style, r.cells) for r in everything} == {("box", None), ("comb", 6), ("line", None)}
     assert len(everything) == 6  # 2 boxes, a comb, a blank line, 2 table cells
-    regions, alignment = locate_auto(clean)
-    assert regions == found and alignment.template == "auto" and alignment.found == 1
 
 
 def test_reading_order_is_rows_then_left_to_right() -> None:

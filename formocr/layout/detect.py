@@ -31,9 +31,8 @@ import cv2
 import numpy as np
 
 from formocr.errors import InputError, TemplateError
-from formocr.layout.locate import Alignment
 from formocr.layout.template import Template, TemplateField
-from formocr.objects import Box, CleanPage, FieldRegion, Page
+from formocr.objects import Box, CleanPage, FieldRegion, Page, Style
 
 WORK_DPI = 150.0
 
@@ -74,7 +73,7 @@ class _Seg:
 @dataclass(frozen=True)
 class _Cand:
     box: Box  # working pixels
-    style: str
+    style: Style
     cells: int | None
     walls: tuple[tuple[int, int, bool], ...] = ()  # (x0, x1, full height) of the inner walls, working pixels
 
@@ -358,7 +357,7 @@ def find_fields(
         lines[b.y : b.y2, b.x2 - t - 1 : b.x2] = True
         for a, e, _ in c.walls:
             lines[b.y : b.y2, a : e + 1] = True
-    found: list[tuple[Box, tuple[str, int | None]]] = []
+    found: list[tuple[Box, tuple[Style, int | None]]] = []
     inset = max(1, round(0.45 * px_mm))
     for c in cands:
         b = c.box
@@ -387,8 +386,7 @@ def find_fields(
         x0, y0 = round(b.x * inv), round(b.y * inv)
         x1, y1 = round(b.x2 * inv), round(b.y2 * inv)
         box = Box(x0, y0, x1 - x0, y1 - y0).clip(clean.ink.shape[1], clean.ink.shape[0])
-        style_any: Any = style  # "line" is a template style the FieldRegion literal does not list yet
-        regions.append(FieldRegion(f"field_{k}", "digits", box, style_any, cells, {}))
+        regions.append(FieldRegion(f"field_{k}", "digits", box, style, cells, {}))
     return regions
 
 
@@ -438,20 +436,6 @@ def _underline_area(
         y0 = s.y0 - round(opts.underline_height_mm * px_mm)
     y0 = max(top, y0)
     return Box(x0, y0, x1 - x0, s.y1 + 1 - y0)
-
-
-def locate_auto(clean: CleanPage, options: DetectOptions | None = None) -> tuple[list[FieldRegion], Alignment]:
-    """The no-template path of the pipeline: the fields found on the page, and an Alignment saying so."""
-    regions = find_fields(clean, options=options)
-    al = Alignment(
-        template="auto",
-        offset_px=(0, 0),
-        score=1.0 if regions else 0.0,
-        found=len(regions),
-        total=len(regions),
-        per_field={},
-    )
-    return regions, al
 
 
 def template_from_image(
