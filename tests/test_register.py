@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -81,6 +82,24 @@ def test_all_at_once_on_an_envelope_and_a_long_form() -> None:
         reg = register(clean, load_template(name))
         assert reg.quality > 0.9, name
         assert _corner_error_mm(sp, clean, reg) < 1.0, name
+
+
+def test_marks_pin_down_a_form_with_one_small_frame() -> None:
+    # A benchmark envelope whose "PAID" stamp and stamp box outscore its lone comb when only the comb is known
+    # (the fit lands on the stamp or is refused); the stamp box and address rules, as marks, fix it.
+    rng = np.random.default_rng(800078)
+    t = load_template("envelope")
+    sp = render_form(t, None, rng, dpi=300, writer=Writer.random(rng), degrade=Degrade.registration(rng))
+    clean = preprocess(Page(0, sp.image, 300.0, "<synth>"))
+    reg = register(clean, t)
+    assert reg.quality > 0.9 and set(reg.per_field) == {"postal_code"}
+    assert _corner_error_mm(sp, clean, reg) < 1.0
+    bare = replace(t, marks=())
+    try:
+        off = _corner_error_mm(sp, clean, register(clean, bare))
+    except RegistrationError:
+        off = float("inf")
+    assert off > 3.0
 
 
 def test_fields_are_cut_in_the_template_frame() -> None:

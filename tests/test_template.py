@@ -25,7 +25,19 @@ def test_builtins_load(name: str) -> None:
     t = load_template(name)
     assert t.fields and t.name == name
     again = parse_template(t.to_dict())
-    assert again.fields == t.fields
+    assert again.fields == t.fields and again.marks == t.marks
+
+
+def test_marks_parse_and_join_the_frames() -> None:
+    d = copy.deepcopy(GOOD)
+    d["marks"] = [{"name": "rule", "line_mm": [60, 40, 10, 40]}, {"name": "logo", "box_mm": [70, 5, 20, 10]}]
+    t = parse_template(d)
+    assert [m.kind for m in t.marks] == ["line", "box"]
+    assert t.marks[0].box_mm == (10, 40, 50, 0)  # ends given in either order
+    assert [f.name for f in t.frames] == ["a", "rule", "logo"]
+    assert parse_template(t.to_dict()).marks == t.marks
+    env = load_template("envelope")
+    assert {m.name for m in env.marks} == {"stamp_box", "address_1", "address_2", "address_3"}
 
 
 def _bad(change: Any) -> dict[str, Any]:
@@ -51,6 +63,25 @@ def _bad(change: Any) -> dict[str, Any]:
         (lambda d: d["fields"][0].update(constraints={"min_length": 5, "max_length": 3}), "larger than"),
         (lambda d: d["fields"].append(dict(d["fields"][0])), "duplicate field name"),
         (lambda d: d.update(fields=[]), "fields: expected a non-empty list"),
+        (
+            lambda d: d["fields"][0].update(type="amount", style="box", cells=None,
+                                            constraints={"require_decimals": "yes"}),
+            "constraints.require_decimals: expected true or false",
+        ),
+        (lambda d: d.update(marks={}), "marks: expected a list"),
+        (lambda d: d.update(marks=[{"name": "m", "box_mm": [1, 1, 5, 5], "colour": 1}]), "marks[0].colour: unknown"),
+        (lambda d: d.update(marks=[{"box_mm": [1, 1, 5, 5]}]), "marks[0].name"),
+        (lambda d: d.update(marks=[{"name": "a", "box_mm": [1, 1, 5, 5]}]), "marks[0].name: duplicate name"),
+        (lambda d: d.update(marks=[{"name": "m"}]), "marks[0]: give exactly one of box_mm or line_mm"),
+        (
+            lambda d: d.update(marks=[{"name": "m", "box_mm": [1, 1, 5, 5], "line_mm": [1, 1, 9, 1]}]),
+            "exactly one of",
+        ),
+        (lambda d: d.update(marks=[{"name": "m", "box_mm": [1, 1, 0, 5]}]), "marks[0].box_mm: width and height"),
+        (lambda d: d.update(marks=[{"name": "m", "line_mm": [1, 1, 20, 9]}]), "horizontal or vertical"),
+        (lambda d: d.update(marks=[{"name": "m", "line_mm": [1, 1, 3, 1]}]), "at least 5 mm"),
+        (lambda d: d.update(marks=[{"name": "m", "line_mm": [1, 1, 1, 60]}]), "marks[0].line_mm: [1, 1, 1, 60] lies"),
+        (lambda d: d.update(marks=[{"name": "m", "line_mm": [1, "a", 9, 1]}]), "marks[0].line_mm: expected a num"),
     ],
 )
 def test_errors_name_the_key(mutate: Any, message: str) -> None:

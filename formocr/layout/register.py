@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from formocr.errors import RegistrationError
-from formocr.layout.template import Template, TemplateField
+from formocr.layout.template import Mark, Template, TemplateField
 from formocr.objects import Box, CleanPage, FieldRegion
 
 __all__ = ["MIN_QUALITY", "PageLines", "Registration", "frame_length_mm", "page_lines", "register", "warp_fields"]
@@ -56,12 +56,17 @@ INSET_MM = 0.15  # printed borders lie inside the box: their centre line is half
 TOLERANCE_MM = 0.5
 
 Segment = tuple[float, float, float, float]  # x0, y0, x1, y1 in template millimetres
+Frame = TemplateField | Mark  # anything printed that registration aligns on (Template.frames)
 
 
-def _segments(f: TemplateField) -> tuple[list[Segment], list[Segment]]:
-    """The printed frame of a field as horizontal and vertical segments (template mm, on the line centres)."""
+def _segments(f: Frame) -> tuple[list[Segment], list[Segment]]:
+    """The printed frame of a field or mark as horizontal and vertical segments (template mm, line centres)."""
     if f.style == "free":
         return [], []
+    if isinstance(f, Mark) and f.kind == "line":
+        x0, y0, x1, y1 = f.box_mm
+        seg = (x0, y0, x0 + x1, y0 + y1)
+        return ([seg], []) if y1 == 0 else ([], [seg])
     x, y, w, h = f.box_mm
     i = INSET_MM
     x0, y0, x1, y1 = x + i, y + i, x + w - i, y + h - i
@@ -76,14 +81,16 @@ def _segments(f: TemplateField) -> tuple[list[Segment], list[Segment]]:
 
 def frame_length_mm(template: Template) -> float:
     """Total length of the template's printed frames: how much evidence a registration can rest on."""
-    return sum(_length(f) for f in template.fields)
+    return sum(_length(f) for f in template.frames)
 
 
-def _anchors(f: TemplateField, walls: bool) -> list[tuple[float, float]]:
-    """Points that pin a frame down in x and y: its corners (an underline's ends) and optionally comb wall ends."""
+def _anchors(f: Frame, walls: bool) -> list[tuple[float, float]]:
+    """Points that pin a frame down in x and y: its corners (a rule's ends) and optionally comb wall ends."""
     if f.style == "free":
         return []
     x, y, w, h = f.box_mm
+    if isinstance(f, Mark) and f.kind == "line":
+        return [(x, y), (x + w, y + h)]
     if f.style == "line":
         return [(x, y + h), (x + w, y + h)]
     pts = [(x, y), (x + w, y), (x, y + h), (x + w, y + h)]
@@ -144,8 +151,9 @@ class Registration:
 
     ``homography`` maps deskewed-page pixels to template-frame pixels, both at the page's dpi (the template frame
     is the form as :meth:`Template.page_size_px` draws it). ``quality`` is the length-weighted share of the
-    printed frames found under it (0..1); ``per_field`` the same per field. ``scale``, ``rotation_deg`` and
-    ``offset_px`` (where the template's top-left corner lies on the page) describe it for people.
+    printed frames and marks found under it (0..1); ``per_field`` the same per framed field. ``scale``,
+    ``rotation_deg`` and ``offset_px`` (where the template's top-left corner lies on the page) describe it for
+    people.
     """
 
     template: str
@@ -235,7 +243,7 @@ def _coarse(lines: PageLines, template: Template) -> list[tuple[float, np.ndarra
     k = COARSE_DPI / 25.4
     hs: list[Segment] = []
     vs: list[Segment] = []
-    for f in template.fields:
+    for f in template.frames:
         a, b = _segments(f)
         hs += a
         vs += b
@@ -339,12 +347,11 @@ def _per_field(
     k = MID_DPI / 25.4
     radius = round(FIELD_RADIUS_MM * k)
     out = []
-    for f in template.fields:
+    for f in template.frames:
         hs, vs = _segments(f)
         if not hs and not vs:
             continue
-        x, y, w, h = f.box_mm
-        corners = np.array([[x, y], [x + w, y], [x, y + h], [x + w, y + h]], np.float64)
+        corners = np.array(_anchors(f, False), np.float64)
         q = _apply(H, corners) * k
         m = round(FIELD_MARGIN_MM * k)
         ox, oy = math.floor(q[:, 0].min()) - m, math.floor(q[:, 1].min()) - m
@@ -372,7 +379,7 @@ def _per_anchor(
     half = PATCH_MM / 2
     n = round(PATCH_MM * k)
     src, dst = [], []
-    for f in template.fields:
+    for f in template.frames:
         hs, vs = _segments(f)
         segs = hs + vs
         pts = _anchors(f, walls)
@@ -455,9 +462,9 @@ def _overruns(hs: list[Segment], vs: list[Segment]) -> list[Segment]:
 
 
 def _coverage(lines: PageLines, template: Template, H: np.ndarray) -> dict[str, float]:
-    """Per framed field: the share of its frame on page strokes under ``H``, less half the share of overrun."""
+    """Per frame (field or mark): the share of it on page strokes under ``H``, less half the share of overrun."""
     out = {}
-    for f in template.fields:
+    for f in template.frames:
         hs, vs = _segments(f)
         if not hs and not vs:
             continue
@@ -467,14 +474,14 @@ def _coverage(lines: PageLines, template: Template, H: np.ndarray) -> dict[str, 
     return out
 
 
-def _length(f: TemplateField) -> float:
+def _length(f: Frame) -> float:
     hs, vs = _segments(f)
     return sum(abs(s[2] - s[0]) + abs(s[3] - s[1]) for s in hs + vs)
 
 
 def _quality(template: Template, per_field: dict[str, float]) -> float:
-    """Frame-length-weighted mean of the per-field scores: a long comb says more than a small box."""
-    weights = {f.name: _length(f) for f in template.fields}
+    """Frame-length-weighted mean of the per-frame scores: a long comb or rule says more than a small box."""
+    weights = {f.name: _length(f) for f in template.frames}
     total = sum(weights[n] for n in per_field)
     return sum(per_field[n] * weights[n] for n in per_field) / total if total > 0 else 0.0
 
@@ -519,7 +526,7 @@ def _refine(
 ) -> tuple[np.ndarray, str, int, float]:
     """Per-field then per-corner matches from the coarse guess ``H0``: (H mm → mm, method, anchors, rms mm)."""
     H, method = H0, "similarity"
-    pairs = _per_field(lines, template, H) if len(template.fields) > 1 else []
+    pairs = _per_field(lines, template, H) if len(template.frames) > 1 else []
     radii: tuple[float, ...] = (CORNER_RADIUS_MM, 0.75)
     if len(pairs) == 1:  # one frame: its shift, the coarse scale
         H = H.copy()
@@ -554,13 +561,12 @@ def register(clean: CleanPage, template: Template, lines: PageLines | None = Non
     """
     lines = lines or page_lines(clean)
     dpi = clean.page.dpi
-    n_framed = sum(1 for f in template.fields if f.style != "free")
-    if n_framed == 0:
+    if not template.frames:
         raise RegistrationError(
             f"page {clean.page.number}: template {template.name!r} has no printed frames to register on",
             clean.page.source,
         )
-    corners = sum(len(_anchors(f, False)) for f in template.fields)
+    corners = sum(len(_anchors(f, False)) for f in template.frames)
     walls = corners < 24
     diagonal = corners > 60  # many fields: two opposite corners each are plenty
     best: tuple[float, np.ndarray, str, int, float, dict[str, float]] | None = None
@@ -571,10 +577,10 @@ def register(clean: CleanPage, template: Template, lines: PageLines | None = Non
         if bad is not None:
             why = f"the best fit is not a plausible scan: {bad}"
             continue
-        per_field = _coverage(lines, template, H)
-        q = _quality(template, per_field)
+        cover = _coverage(lines, template, H)
+        q = _quality(template, cover)
         if best is None or q > best[0]:
-            best = (q, H, method, anchors, rms, per_field)
+            best = (q, H, method, anchors, rms, {f.name: cover[f.name] for f in template.fields if f.name in cover})
         if q >= 0.97:
             break  # the frames are all there: no other candidate can do better
     if best is None or best[0] < MIN_QUALITY:

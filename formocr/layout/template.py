@@ -18,7 +18,20 @@ page's top-left corner, ``style`` (box: a printed rectangle, the default; comb: 
 each; free: no printed border; line: an underlined blank, one printed baseline along the bottom of ``box_mm``,
 which is the writing area above it, the line included), ``cells`` (comb only), ``constraints`` (per type:
 ``min_length``/``max_length`` for digits, ``country`` or ``pattern`` for postal codes, ``order`` for dates,
-``decimals`` for amounts), and ``label`` (printed caption, used by the sample renderer only).
+``decimals`` and ``require_decimals`` for amounts: with ``true`` a reading with neither a decimal part nor a
+closing dash is doubtful, since on such a form a point lost on the digit it touches is likelier than a whole
+amount; amounts in comb cells are digits only, the point printed before the last ``decimals`` cells), and
+``label`` (printed caption, used by the sample renderer only).
+
+Optional ``marks``: printed lines and boxes that are not fields (a stamp box, address rules, a border), given so
+registration has more than the fields' own frames to align on. A form with one small frame (an envelope's
+postal-code comb) is otherwise easy to confuse with a stamp or a table; its other print pins it down. Each mark
+has a ``name`` (unique among marks and fields) and either ``box_mm`` [x, y, w, h] (a printed rectangle, its
+lines inside the box like a field's frame) or ``line_mm`` [x0, y0, x1, y1] (a horizontal or vertical rule, on
+its centre line, at least 5 mm long)::
+
+    "marks": [{"name": "stamp_box", "box_mm": [186, 8, 24, 28]},
+              {"name": "address_1", "line_mm": [40, 52.1, 190, 52.1]}]
 
 Every mistake is a :class:`~formocr.errors.TemplateError` naming the key, e.g. ``fields[1].box_mm: expected 4
 numbers``.
@@ -37,12 +50,14 @@ from formocr.objects import Box, FieldRegion
 
 FIELD_TYPES = ("digits", "amount", "date", "postal_code")
 STYLES = ("box", "comb", "free", "line")
-_TOP_KEYS = {"formocr_template", "name", "page", "fields", "description"}
+_TOP_KEYS = {"formocr_template", "name", "page", "fields", "marks", "description"}
+_MARK_KEYS = {"name", "box_mm", "line_mm"}
+MIN_MARK_MM = 5.0  # shorter rules cannot be told from lettering by the page-stroke finder
 _PAGE_KEYS = {"width_mm", "height_mm"}
 _FIELD_KEYS = {"name", "type", "box_mm", "style", "cells", "constraints", "label"}
 _CONSTRAINT_KEYS = {
     "digits": {"min_length", "max_length"},
-    "amount": {"decimals", "min_length", "max_length"},
+    "amount": {"decimals", "require_decimals", "min_length", "max_length"},
     "date": {"order"},
     "postal_code": {"country", "pattern"},
 }
@@ -74,12 +89,46 @@ class TemplateField:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """Printed form structure that is not a field: evidence for registration, never read."""
+
+    name: str
+    kind: str  # "box": a rectangle [x, y, w, h]; "line": a rule [x0, y0, x1, y1]
+    mm: tuple[float, float, float, float]
+
+    @property
+    def style(self) -> str:
+        return self.kind
+
+    @property
+    def cells(self) -> None:
+        return None  # a mark is one box or one rule, never a comb
+
+    @property
+    def box_mm(self) -> tuple[float, float, float, float]:
+        """The mark's extent as [x, y, w, h] (a rule has zero width or height)."""
+        if self.kind == "box":
+            return self.mm
+        x0, y0, x1, y1 = self.mm
+        return min(x0, x1), min(y0, y1), abs(x1 - x0), abs(y1 - y0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "box_mm" if self.kind == "box" else "line_mm": list(self.mm)}
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     width_mm: float
     height_mm: float
     fields: tuple[TemplateField, ...]
     source: str = "<memory>"
+    marks: tuple[Mark, ...] = ()
+
+    @property
+    def frames(self) -> tuple[TemplateField | Mark, ...]:
+        """Everything printed that registration can align on: the fields' frames and the marks."""
+        return tuple(f for f in self.fields if f.style != "free") + self.marks
 
     def page_size_px(self, dpi: float) -> tuple[int, int]:
         k = dpi / 25.4
@@ -96,12 +145,15 @@ class Template:
             if f.label is not None:
                 d["label"] = f.label
             fields.append(d)
-        return {
+        out: dict[str, Any] = {
             "formocr_template": 1,
             "name": self.name,
             "page": {"width_mm": self.width_mm, "height_mm": self.height_mm},
             "fields": fields,
         }
+        if self.marks:
+            out["marks"] = [m.to_dict() for m in self.marks]
+        return out
 
 
 def _num(value: Any, where: str, src: str, positive: bool = False) -> float:
@@ -182,7 +234,46 @@ def parse_template(data: Any, source: str = "<memory>") -> Template:
         if label is not None and not isinstance(label, str):
             raise TemplateError(f"{where}.label: expected a string", source)
         fields.append(TemplateField(fname, ftype, (x, y, w, h), style, cells, dict(constraints), label))
-    return Template(name, width, height, tuple(fields), source)
+    marks = _parse_marks(data.get("marks", []), seen, width, height, source)
+    return Template(name, width, height, tuple(fields), source, marks)
+
+
+def _parse_marks(raw: Any, names: set[str], width: float, height: float, source: str) -> tuple[Mark, ...]:
+    if not isinstance(raw, list):
+        raise TemplateError("marks: expected a list", source)
+    marks = []
+    for i, m in enumerate(raw):
+        where = f"marks[{i}]"
+        if not isinstance(m, dict):
+            raise TemplateError(f"{where}: expected an object", source)
+        _unknown(m, _MARK_KEYS, where, source)
+        mname = m.get("name")
+        if not isinstance(mname, str) or not mname:
+            raise TemplateError(f"{where}.name: expected a non-empty string", source)
+        if mname in names:
+            raise TemplateError(f"{where}.name: duplicate name {mname!r} (marks and fields share names)", source)
+        names.add(mname)
+        if ("box_mm" in m) == ("line_mm" in m):
+            raise TemplateError(f"{where}: give exactly one of box_mm or line_mm", source)
+        key = "box_mm" if "box_mm" in m else "line_mm"
+        v = m[key]
+        if not isinstance(v, list) or len(v) != 4:
+            raise TemplateError(f"{where}.{key}: expected 4 numbers", source)
+        a, b, c, d = (_num(x, f"{where}.{key}", source) for x in v)
+        if key == "box_mm":
+            if c <= 0 or d <= 0:
+                raise TemplateError(f"{where}.box_mm: width and height must be > 0", source)
+            x0, y0, x1, y1 = a, b, a + c, b + d
+        else:
+            if a != c and b != d:
+                raise TemplateError(f"{where}.line_mm: a rule must be horizontal or vertical", source)
+            if abs(c - a) + abs(d - b) < MIN_MARK_MM:
+                raise TemplateError(f"{where}.line_mm: a rule must be at least {MIN_MARK_MM:g} mm long", source)
+            x0, y0, x1, y1 = min(a, c), min(b, d), max(a, c), max(b, d)
+        if x0 < 0 or y0 < 0 or x1 > width + 1e-6 or y1 > height + 1e-6:
+            raise TemplateError(f"{where}.{key}: {v} lies outside the page ({width}×{height} mm)", source)
+        marks.append(Mark(mname, "box" if key == "box_mm" else "line", (a, b, c, d)))
+    return tuple(marks)
 
 
 def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
@@ -191,6 +282,8 @@ def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
             raise TemplateError(f"{where}.{key}: expected a non-negative integer", src)
     if "min_length" in c and "max_length" in c and c["min_length"] > c["max_length"]:
         raise TemplateError(f"{where}.min_length: larger than max_length", src)
+    if "require_decimals" in c and not isinstance(c["require_decimals"], bool):
+        raise TemplateError(f"{where}.require_decimals: expected true or false", src)
     if "order" in c and c["order"] not in ("DMY", "MDY", "YMD"):
         raise TemplateError(f"{where}.order: expected DMY, MDY or YMD", src)
     if "country" in c and c["country"] not in ("CN", "US"):

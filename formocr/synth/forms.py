@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from formocr.layout.template import Template, TemplateField
+from formocr.layout.template import Mark, Template, TemplateField
 from formocr.objects import Box
 from formocr.synth.handwriting import Writer, render_scribble, render_string
 
@@ -264,6 +264,23 @@ class _Printer:
         y = self.px(y_mm)
         self.layer[y : y + t, self.px(x0_mm) : self.px(x1_mm)] = 255
 
+    def vline(self, x_mm: float, y0_mm: float, y1_mm: float, t_mm: float = 0.2) -> None:
+        t = max(1, self.px(t_mm))
+        x = self.px(x_mm)
+        self.layer[self.px(y0_mm) : self.px(y1_mm), x : x + t] = 255
+
+    def mark(self, m: Mark) -> None:
+        """A template mark: rules are drawn on their centre line, boxes with their lines inside."""
+        if m.kind == "box":
+            x, y, w, h = m.mm
+            self.frame(Box(self.px(x), self.px(y), self.px(w), self.px(h)), max(1, self.px(0.25)))
+            return
+        x, y, w, h = m.box_mm
+        if h == 0:
+            self.hline(x, x + w, y - 0.1)
+        else:
+            self.vline(x - 0.1, y, y + h)
+
     def frame(self, box: Box, t: int) -> None:
         """A rectangle whose lines lie inside ``box``."""
         x, y, w, h = box.x, box.y, box.w, box.h
@@ -340,11 +357,8 @@ def _decorate(p: _Printer, t: Template, rng: np.random.Generator, hand: np.ndarr
         _scribble(p, hand, writer, rng, (34, 24.5, 80, 6))  # payee
         _scribble(p, hand, writer, rng, (12, 37.5, 90, 6))  # amount in words
         _scribble(p, hand, writer, rng, (128, 53, 50, 8))  # signature
-    elif t.name == "envelope":
-        p.frame(Box(p.px(w_mm - 34), p.px(8), p.px(24), p.px(28)), max(1, p.px(0.25)))
+    elif t.name == "envelope":  # the stamp box and address rules are the template's marks
         p.text("STAMP", w_mm - 29.5, 24, 2.4)
-        for y in (52, 66, 80):
-            p.hline(40, 190, y)
         p.text("FROM:", 118, 96, 2.0)
         p.text(f"POSTCODE {int(rng.integers(1, 9))}{int(rng.integers(0, 10**5)):05d}", 150, 103, 2.4)
         for y in (52, 66, 80):
@@ -509,6 +523,8 @@ def render_form(
         else:
             border = max(1, p.px(BORDER_MM)) if f.style == "box" else 0
             chars[f.name] = _write_line(value, box, border, writer, rng, hand, touch_border_prob)
+    for m in template.marks:
+        p.mark(m)
     _decorate(p, template, rng, hand, writer)
 
     paper = float(rng.integers(deg.paper[0], deg.paper[1] + 1))
