@@ -15,9 +15,9 @@ from typing import Any
 
 from formocr.recognize.ctc import DIGITS, Constraint
 
-# CN: six digits, first 1-8 (NB: mainland codes from 0 exist too, 010000-079999 in Inner Mongolia, Shanxi and
-# Hebei; widening this to [0-8] also needs tests/test_ctc.py's CN check widened). US: ZIP or ZIP+4.
-POSTAL_PATTERNS = {"CN": r"[1-8]\d{5}", "US": r"\d{5}(-?\d{4})?"}
+# CN: six digits, first 0-8 (010000-079999: Inner Mongolia, Shanxi, Hebei; no mainland code starts with 9).
+# US: ZIP or ZIP+4.
+POSTAL_PATTERNS = {"CN": r"[0-8]\d{5}", "US": r"\d{5}(-?\d{4})?"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def interpret(field_type: str, raw: str, constraints: dict[str, Any], comb: bool
     if field_type == "date":
         return _date(raw, constraints, comb)
     if field_type == "amount":
-        return _amount(raw, constraints)
+        return _amount(raw, constraints, comb)
     raise ValueError(f"unknown field type {field_type!r}")
 
 
@@ -99,9 +99,12 @@ def _date(raw: str, c: dict[str, Any], comb: bool) -> Interpretation:
     return Interpretation(value, date.isoformat(), ())
 
 
-def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
+def _amount(raw: str, c: dict[str, Any], comb: bool = False) -> Interpretation:
     decimals = c.get("decimals", 2)
+    if comb:
+        return _comb_amount(raw, decimals)
     # A closing dash after the amount ("22.000,-", "22.000.-") says "no cents" on cheques: drop it.
+    dash = re.search(r"[.,]?-+$", raw.replace(" ", "")) is not None
     text = re.sub(r"[.,]?-+$", "", raw.replace(" ", "")).lstrip("-")
     if not text or not text[0].isdigit():
         return Interpretation(raw, None, ("no digits",))
@@ -114,6 +117,10 @@ def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
         int_part, sep, frac = int_part + sep + frac, None, None  # "10.000": a thousands separator
     if sep is not None and frac is not None and len(frac) != decimals:
         problems.append(f"{len(frac)} decimal digits, expected {decimals}")
+    if c.get("require_decimals") and decimals and sep is None and not dash:
+        # On a form whose amounts always carry cents, a missing mark is far likelier a decimal point lost on a
+        # digit it touches than a whole amount: "9729.28" read as 972928 is off by a factor of 100.
+        problems.append(f"no decimal mark read (this form's amounts have {decimals} decimals)")
     groups = re.split(r"[.,]", int_part)
     if len(groups) > 1 and any(len(g) != 3 for g in groups[1:]):
         problems.append("thousands separators in the wrong places")
@@ -129,6 +136,24 @@ def _amount(raw: str, c: dict[str, Any]) -> Interpretation:
         problems.append("leading zero")
     value = f"{integer}.{frac}" if frac else integer
     return Interpretation(value, number, tuple(problems))
+
+
+def _comb_amount(raw: str, decimals: int) -> Interpretation:
+    """An amount in comb cells: digits only, right-aligned, the decimal point printed by the form before the
+    last ``decimals`` cells (:func:`formocr.synth.forms.comb_text` writes them so)."""
+    digits = re.sub(r"\D", "", raw)
+    if not digits:
+        return Interpretation(raw, None, ("no digits",))
+    problems = ["separators in comb cells"] if digits != raw.replace(" ", "") else []
+    if not decimals:
+        integer, frac = digits, ""
+    else:
+        digits = digits.rjust(decimals + 1, "0")
+        integer, frac = digits[:-decimals], digits[-decimals:]
+    if len(integer) > 1 and integer.startswith("0"):
+        problems.append("leading zero")
+    number = f"{int(integer)}.{frac}" if frac else str(int(integer))
+    return Interpretation(f"{integer}.{frac}" if frac else integer, number, tuple(problems))
 
 
 def _date_pattern(order: str) -> str:
@@ -158,8 +183,12 @@ def constraint_for(field_type: str, constraints: dict[str, Any], comb: bool = Fa
         return Constraint(chars=DIGITS + "./-", min_digits=4, max_digits=8,
                           pattern=_date_pattern(constraints.get("order", "DMY")))
     if field_type == "amount":
+        if comb:  # one digit per cell, the decimal point printed
+            return Constraint(chars=DIGITS, min_digits=lo or 1, max_digits=hi)
         decimals = int(constraints.get("decimals", 2))
-        frac = rf"([.,]\d{{{decimals}}})?" if decimals else ""
+        frac = rf"[.,]\d{{{decimals}}}" if decimals else ""
+        # the decimals, or a closing dash ("no cents"), or (unless the form requires cents) neither
+        tail = rf"({frac}|[.,]?-)" if decimals and constraints.get("require_decimals") else rf"({frac})?(\.?-)?"
         return Constraint(chars=DIGITS + ".,- ", min_digits=lo or 1, max_digits=hi,
-                          pattern=rf"\d+([., ]?\d{{3}})*{frac}(\.?-)?")
+                          pattern=rf"\d+([., ]?\d{{3}})*{tail}")
     raise ValueError(f"unknown field type {field_type!r}")

@@ -50,8 +50,9 @@ def test_empty_field_needs_review() -> None:
         ("digits", "123456", {"max_length": 5}, "123456", "123456", False),
         ("digits", "12345", {"min_length": 5}, "12345", "12345", True),
         ("digits", "12-34", {}, "1234", "1234", False),
-        # postal codes: CN six digits, first 1-8; US ZIP / ZIP+4; the template's own pattern
+        # postal codes: CN six digits, first 0-8 (Hohhot is 010010); US ZIP / ZIP+4; the template's own pattern
         ("postal_code", "100086", {"country": "CN"}, "100086", "100086", True),
+        ("postal_code", "010010", {"country": "CN"}, "010010", "010010", True),
         ("postal_code", "5180571", {"country": "CN"}, "5180571", "5180571", False),
         ("postal_code", "02139-1234", {"country": "US"}, "02139-1234", "02139-1234", True),
         ("postal_code", "0213912", {"country": "US"}, "0213912", "0213912", False),
@@ -69,6 +70,11 @@ def test_empty_field_needs_review() -> None:
         ("amount", "1250", {"decimals": 0}, "1250", "1250", True),
         ("amount", "12.50", {"decimals": 0}, "12.50", "12.50", False),
         ("amount", "-", {"decimals": 2}, "-", None, False),
+        # a form whose amounts always carry cents: a reading without them is doubtful (a lost point), a dash is not
+        ("amount", "972928", {"decimals": 2, "require_decimals": True}, "972928.00", "972928.00", False),
+        ("amount", "9729.28", {"decimals": 2, "require_decimals": True}, "9729.28", "9729.28", True),
+        ("amount", "22.000,-", {"decimals": 2, "require_decimals": True}, "22000.00", "22000.00", True),
+        ("amount", "1250", {"decimals": 0, "require_decimals": True}, "1250", "1250", True),
         # dates: valid calendar dates in the configured order
         ("date", "2026/11/03", {"order": "YMD"}, "2026/11/03", "2026-11-03", True),
         ("date", "20261103", {"order": "YMD"}, "2026/11/03", "2026-11-03", True),
@@ -87,16 +93,27 @@ def test_interpret_validation(ftype: str, raw: str, constraints: dict, value: st
     assert (not r.problems) == ok, r.problems
 
 
+def test_comb_amounts_put_the_printed_point_before_the_last_cells() -> None:
+    assert interpret("amount", "972928", {"decimals": 2}, comb=True).value == "9729.28"
+    r = interpret("amount", "5", {"decimals": 2}, comb=True)
+    assert (r.value, r.normalized, r.problems) == ("0.05", "0.05", ())
+    assert interpret("amount", "1250", {"decimals": 0}, comb=True).value == "1250"
+    assert interpret("amount", "12.50", {"decimals": 2}, comb=True).problems == ("separators in comb cells",)
+
+
 @pytest.mark.parametrize(
     ("ftype", "constraints", "comb", "good", "bad"),
     [
         ("digits", {"min_length": 3, "max_length": 4}, False, ["123", "1234"], ["12", "12345", "12.3"]),
-        ("postal_code", {"country": "CN"}, True, ["518057", "100086"], ["51805", "5180571", "918057"]),
+        ("postal_code", {"country": "CN"}, True, ["518057", "100086", "010010"], ["51805", "5180571", "918057"]),
         ("postal_code", {"country": "US"}, False, ["02139", "021391234", "02139-1234"], ["0213", "021391"]),
         ("postal_code", {"pattern": r"\d{4}"}, False, ["2000"], ["200", "20001"]),
         ("date", {"order": "DMY"}, True, ["03112026"], ["0311202", "03/11/2026"]),
         ("date", {"order": "DMY"}, False, ["03/11/2026", "3.11.26"], ["2026/11/03x", "03//11"]),
-        ("amount", {"decimals": 2}, False, ["1250.00", "1,250.00", "22.000.-"], ["12.5", "1.2.3"]),
+        ("amount", {"decimals": 2}, False, ["1250.00", "1,250.00", "22.000.-", "1250"], ["12.5", "1.2.3"]),
+        ("amount", {"decimals": 2, "require_decimals": True}, False, ["1250.00", "22.000.-", "22.000,-"],
+         ["1250", "125000", "12.5"]),
+        ("amount", {"decimals": 2}, True, ["125000", "5"], ["1250.00", "12,50"]),
     ],
 )
 def test_decoder_constraint_matches_the_type(ftype: str, constraints: dict, comb: bool, good: list[str],
