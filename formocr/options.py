@@ -34,6 +34,7 @@ class Options:
     digits_model: str | None = None  # path; None = the shipped model
     strings_model: str | None = None  # path; None = the shipped model
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
+    string_views: int = 3  # 1-5: the string reader reads each field at this many widths (more: surer, slower)
     dropout: str = "auto"  # auto | none | red | green | blue: colour form print removed before reading
     debug_dir: str | None = None
 
@@ -50,6 +51,8 @@ class Options:
             raise ConfigError(f"reader: must be fused, segmentation or crnn, got {self.reader!r}")
         if self.dropout not in DROPOUT_MODES:
             raise ConfigError(f"dropout: must be one of {', '.join(DROPOUT_MODES)}, got {self.dropout!r}")
+        if not 1 <= self.string_views <= 5:
+            raise ConfigError(f"string_views: must be between 1 and 5, got {self.string_views}")
         if self.max_pixels < 1 or self.max_pages < 1:
             raise ConfigError("max_pixels and max_pages must be positive")
 

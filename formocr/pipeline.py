@@ -53,7 +53,7 @@ class Pipeline:
         self.options = options or Options()
         self.classifier = classifier or DigitClassifier.load(self.options.digits_model)
         if strings is None and self.options.reader != "segmentation":
-            strings = StringReader.load(self.options.strings_model)
+            strings = StringReader.load(self.options.strings_model, self.options.string_views)
         self.strings = strings
         self.reader = FieldReader(self.options, self.classifier, strings)
         self._auto = self.options.template == "auto"

@@ -19,7 +19,7 @@ from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, 
 from formocr.options import Options
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
-from formocr.recognize.strings import StringReader, StripGeometry, field_strip
+from formocr.recognize.strings import Evidence, StringReader, StripGeometry
 from formocr.segment import arbitrate, field_ink, segment_ink
 from formocr.timing import StageTimer
 
@@ -65,12 +65,12 @@ class FieldReader:
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, 10), np.float32)
         sw.lap("classify")
-        lps: list[np.ndarray | None] = [None] * len(regions)
+        lps: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            made = [field_strip(ink, r.box.h, dpi, self.strings.spec) for (ink, _), r in zip(cut, regions)]
+            made = [self.strings.field_strips(ink, r.box.h, dpi) for (ink, _), r in zip(cut, regions)]
             geoms = [g for _, g in made]
-            lps = list(self.strings.log_probs([s for s, _ in made]))
+            lps = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")
         out = []
         k = 0
@@ -103,12 +103,13 @@ class FieldReader:
         valid = not interpret(region.type, raw, region.constraints, comb=region.style == "comb").problems
         return Reading("segmentation", raw, conf, tuple(chars), valid)
 
-    def _crnn_reading(self, region: FieldRegion, constraint: Constraint, lp: np.ndarray, geom: StripGeometry,
+    def _crnn_reading(self, region: FieldRegion, constraint: Constraint, ev: Evidence, geom: StripGeometry,
                       crop_box: Box) -> Reading:
         assert self.strings is not None
         comb = region.style == "comb"
-        reading = self.strings.decode(lp, constraint)
+        reading = self.strings.decode(ev, constraint)
         alphabet = self.strings.alphabet
+        lp = ev[0]  # character boxes come from view 0, the strip geometry ``geom`` describes
         chars = []
         for ch, p, (a, b) in zip(reading.text, reading.char_probs, reading.char_columns):
             t0, t1 = a // 4, max(a // 4, b // 4 - 1)
@@ -124,7 +125,7 @@ class FieldReader:
         return Reading("crnn", reading.text, reading.confidence, tuple(chars), valid)
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
-                  lp: np.ndarray | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
+                  lp: Evidence | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
         mode = self.options.reader
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None

@@ -21,7 +21,7 @@ def test_misspelled_key_suggests() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"dpi": "300"}, {"dpi": 10}, {"deskew": "yes"}, {"binarizer": "magic"},
-                                 {"review_threshold": 2}])
+                                 {"review_threshold": 2}, {"string_views": 0}, {"string_views": 6}])
 def test_bad_values(bad: dict) -> None:
     with pytest.raises(ConfigError):
         Options.from_mapping(bad)

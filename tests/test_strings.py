@@ -18,6 +18,7 @@ from formocr.objects import Box, CharResult, Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.recognize.ctc import Constraint
 from formocr.recognize.modelfile import card_path, sha256_file
 from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
 from formocr.synth.strings import StringGenerator, field_ink_of, random_text
@@ -180,6 +181,30 @@ def test_shipped_model_loads_and_reads_generated_strings() -> None:
         strip, _ = field_strip(field_ink_of(s), s.region.box.h, s.dpi)
         right += reader.read([strip])[0].text == s.text
     assert right >= 25
+
+
+def _lp(frames: str, p: float = 0.9) -> np.ndarray:
+    """Log-probabilities whose best class per column is ``frames[t]`` ("_" blank) with probability ``p``."""
+    n = len(ALPHABET) + 1
+    out = np.full((len(frames), n), (1 - p) / (n - 1))
+    for t, ch in enumerate(frames):
+        out[t, 0 if ch == "_" else ALPHABET.index(ch) + 1] = p
+    return np.log(out)
+
+
+def test_views_pool_their_candidates_and_probabilities() -> None:
+    reader = StringReader.load(views=3)
+    assert [round(v.x_stretch / reader.spec.x_stretch, 2) for v in reader.views] == [1.0, 0.88, 1.12]
+    # view 0 merges the pair "77" into one 7 (unsure); the two other views see both sevens clearly
+    ev = (_lp("_1__77___2_", 0.6), _lp("_1_7_7_2_", 0.95), _lp("_1__7__7__2_", 0.95))
+    single = reader.decode(ev[0], None)
+    pooled = reader.decode(ev, None)
+    assert single.text == "172" and pooled.text == "1772"
+    assert pooled.confidence == pytest.approx(np.mean([reader.score(lp, "1772") for lp in ev]))
+    assert len(pooled.char_columns) == 4 and all(b <= 4 * len(ev[0]) for _, b in pooled.char_columns)
+    # a constraint still binds: only 3-digit texts, and the views' best such text wins
+    three = reader.decode(ev, Constraint(chars="0123456789", min_digits=3, max_digits=3))
+    assert three.satisfied and len(three.text) == 3
 
 
 def test_model_with_a_wrong_checksum_is_refused(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ digits that defeat connected-component segmentation are still read. The network 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from torch import nn
 
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, normalize_line
-from formocr.recognize.ctc import Constraint, Decoded, best_path, constrained_beam, string_probability
+from formocr.recognize.ctc import Constraint, Decoded, align, best_path, constrained_beam, string_probability
 from formocr.recognize.digits import fold_batchnorm
 from formocr.recognize.modelfile import LoadedModel, load_model
 
@@ -29,6 +29,13 @@ ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC bla
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
+# Views: the same ink drawn at these multiples of the model's own x_stretch. Each view errs differently (a narrow
+# pair of touching digits splits at one width and merges at another), so candidates are taken from every view and
+# judged by the mean of the views' probabilities. On 1000 held-out strings (shipped v1 model, CRNN alone):
+# one view 87.8%, three views 89.4%, five 89.7%.
+VIEW_STRETCH = (1.0, 0.88, 1.12, 0.77, 1.23)
+
+Evidence = tuple[np.ndarray, ...]  # per view of one strip, T×classes log-probabilities; view 0 = the model's spec
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
@@ -139,7 +146,9 @@ def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32
 class StringReader:
     """A loaded, verified CRNN ready for CPU inference on field strips."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, views: int = 1) -> None:
+        if not 1 <= views <= len(VIEW_STRETCH):
+            raise ValueError(f"views: 1 to {len(VIEW_STRETCH)}, got {views}")
         meta = loaded.meta
         if meta.get("arch") != ARCH:
             raise ModelError(f"unknown architecture {meta.get('arch')!r} (expected {ARCH})", loaded.path)
@@ -157,10 +166,27 @@ class StringReader:
         self.net = net
         self.loaded = loaded
         self.identity = loaded.identity
+        self.views = tuple(replace(self.spec, x_stretch=self.spec.x_stretch * f) for f in VIEW_STRETCH[:views])
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> StringReader:
-        return cls(load_model(path or DEFAULT_MODEL))
+    def load(cls, path: str | Path | None = None, views: int = 1) -> StringReader:
+        return cls(load_model(path or DEFAULT_MODEL), views)
+
+    def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float
+                     ) -> tuple[list[np.ndarray], StripGeometry]:
+        """A field's ink as one strip per view, and the geometry of view 0 (where character boxes are mapped)."""
+        made = [field_strip(ink, field_h_px, dpi, spec) for spec in self.views]
+        return [strip for strip, _ in made], made[0][1]
+
+    def evidence(self, strips: Sequence[Sequence[np.ndarray]], batch_size: int = 32) -> list[Evidence]:
+        """Per field (a list of its view strips), the log-probabilities of every view, batched together."""
+        flat = [s for views in strips for s in views]
+        lps = self.log_probs(flat, batch_size)
+        out, k = [], 0
+        for views in strips:
+            out.append(tuple(lps[k : k + len(views)]))
+            k += len(views)
+        return out
 
     def log_probs(self, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
         """Per strip, a T×classes array of log-probabilities (T = the strip's width / 4)."""
@@ -172,7 +198,25 @@ class StringReader:
         cons = list(constraints) if constraints is not None else [None] * len(strips)
         return [self.decode(lp, c, beam) for lp, c in zip(self.log_probs(strips), cons)]
 
-    def decode(self, lp: np.ndarray, constraint: Constraint | None, beam: int = 8) -> StringReading:
+    def decode(self, ev: Evidence | np.ndarray, constraint: Constraint | None, beam: int = 8) -> StringReading:
+        """The reading that satisfies ``constraint``; over several views, the candidate they believe most."""
+        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        if len(lps) == 1:
+            return self._decode_one(lps[0], constraint, beam)
+        readings = [self._decode_one(lp, constraint, beam) for lp in lps]
+        texts = list(dict.fromkeys(r.text for r in readings))
+        probs = {t: self.score(lps, t) for t in texts}
+        ok = {r.text for r in readings if r.satisfied}
+        text = max(texts, key=lambda t: (t in ok, probs[t]))
+        al = align(lps[0], text, self.alphabet)
+        bp = readings[0].best_path
+        return StringReading(
+            text=text, confidence=probs[text], char_probs=al.char_probs,
+            char_columns=tuple((4 * a, 4 * b + 4) for a, b in al.char_frames),
+            best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=text in ok,
+        )  # fmt: skip
+
+    def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int) -> StringReading:
         bp: Decoded = best_path(lp, self.alphabet)
         bp_conf = string_probability(lp, bp.text, self.alphabet)
         dec = bp
@@ -189,9 +233,11 @@ class StringReader:
             best_path=bp.text, best_path_confidence=bp_conf, satisfied=satisfied,
         )  # fmt: skip
 
-    def score(self, lp: np.ndarray, text: str) -> float:
-        """P(text | strip) for another reader's text: how much this model believes it."""
-        return string_probability(lp, text, self.alphabet)
+    def score(self, ev: Evidence | np.ndarray, text: str) -> float:
+        """P(text | strip) for another reader's text: how much this model believes it (mean over the views)."""
+        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        return float(np.mean([string_probability(lp, text, self.alphabet) for lp in lps]))
 
     def describe(self) -> dict[str, Any]:
-        return {"identity": self.identity, "line": self.spec.to_dict(), "alphabet": self.alphabet}
+        return {"identity": self.identity, "line": self.spec.to_dict(), "alphabet": self.alphabet,
+                "views": [round(v.x_stretch, 4) for v in self.views]}

@@ -1,0 +1,120 @@
+"""Tune the fusion rules on held-out *training* digits, never on the test strings the string benchmark reports.
+
+    python benchmarks/fusion_tune.py --n 3000 --seed 1
+
+Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
+``val`` split of ``strings_accuracy.py``), records what fusion sees for each (both readings, the alternatives,
+and each reader's probability of every candidate text), then replays fusion offline for a grid of
+``FusionRules`` and prints, per rule set: string accuracy, share accepted at the review threshold, and accuracy
+of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
+could reach). The shipped rules are marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, table
+
+import formocr.read as read_mod
+from formocr.data.mnist import load_split
+from formocr.fusion import FusionRules, Reading, fuse
+from formocr.objects import Page
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.synth.strings import DigitBank, StringGenerator
+
+
+@dataclass
+class Case:
+    truth: str
+    touching: bool
+    seg: Reading
+    crnn: Reading
+    alts: tuple[Reading, ...]
+    cells: bool
+    seg_p: dict[str, float | None]
+    crnn_p: dict[str, float]
+
+
+def _record(n: int, seed: int) -> list[Case]:
+    s = load_split("train")
+    val_idx = np.random.default_rng([0, 2]).permutation(len(s.images))[:5000]  # as formocr.train.strings
+    gen = StringGenerator(DigitBank(s.images[val_idx], s.labels[val_idx]), synth_share=0.0, min_len=3, max_len=8,
+                          separators=False)
+    pipe = Pipeline(Options())
+    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    seen: list[dict[str, Any]] = []
+
+    def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
+            cells: bool = False, alternatives: Any = ()) -> Any:
+        texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
+        seen.append({"seg": seg, "crnn": crnn, "alts": tuple(alternatives), "cells": cells,
+                     "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts}})
+        return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
+
+    read_mod.fuse = spy  # type: ignore[assignment]
+    cases = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, 31337, i])
+        sample = gen.sample(rng, touching=i % 2 == 0)
+        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        seen.clear()
+        pipe.reader.read(clean, [sample.region])
+        if len(seen) != 1:  # one reader had nothing to say: fusion was not asked
+            continue
+        cases.append(Case(sample.text, sample.touching, **seen[0]))
+    return cases
+
+
+def _replay(cases: list[Case], rules: FusionRules, threshold: float, char_threshold: float
+            ) -> tuple[float, float, float]:
+    ok = acc = acc_ok = 0
+    for c in cases:
+        f = fuse(c.seg, c.crnn, lambda t, c=c: c.seg_p[t], lambda t, c=c: c.crnn_p[t], rules, c.cells, c.alts)
+        right = f.reading.raw == c.truth
+        ok += right
+        if f.confidence >= threshold and all(ch.p >= char_threshold for ch in f.reading.chars):
+            acc += 1
+            acc_ok += right
+    n = max(len(cases), 1)
+    return 100.0 * ok / n, 100.0 * acc / n, 100.0 * acc_ok / max(acc, 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threshold", type=float, default=Options().review_threshold)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    cases = _record(args.n, args.seed)
+    reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
+        len(cases), 1)
+    shipped = FusionRules()
+    rows = []
+    for no_op, corr in itertools.product((0.005, 0.02, 0.05, 0.1, 0.2, 0.4), (0.7, 0.8, 0.9)):
+        rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr)
+        a, share, good = _replay(cases, rules, args.threshold, Options().char_review_threshold)
+        mark = " (shipped)" if rules == shipped else ""
+        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{a:.2f}", f"{share:.1f}", f"{good:.2f}"])
+    print(f"# fusion rules replayed on {len(cases)} strings of held-out training digits, seed {args.seed}; "
+          f"{machine()}")
+    print(f"# truth among the candidates: {reachable:.2f}%; review threshold {args.threshold}")
+    print(table(["no_opinion", "corroborate", "fused %", "accepted %", "correct when accepted %"], rows))
+    print(f"# {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
