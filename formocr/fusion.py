@@ -16,13 +16,15 @@ The rules:
   99.78% with this rule; benchmarks/strings_accuracy.py --split val --seed 1). In comb boxes, where the cells
   fix the count and touching cannot merge digits, segmentation's own confidence stands instead;
 * **disagreement**: the candidates are both readings plus the CRNN's best reading with as many digits as
-  segmentation found (its count is often right where one digit is misread and the CRNN dropped another).
-  Each candidate text x scores w(x) = max(P_seg(x), ``no_opinion``) · P_crnn(x), times ``invalid_penalty``
-  if x breaks the field's rules. The floor stands for the chance that the cut itself went wrong: then
-  segmentation's per-digit probabilities, however sure, say nothing about the text (on touching strings
-  a confident misreading of a merged blob would otherwise outvote a CRNN that is nearly sure). The highest
-  score wins; its confidence is its share of all scores times the weaker reader's belief in it, so a
-  disagreement is only accepted when the losing reader itself finds the winner likely.
+  segmentation found ("joint": its count is often right where one digit is misread and the CRNN dropped another)
+  and, when the CRNN counts more digits, segmentation's components cut into that many pieces and read by the digit
+  CNN ("resplit": touching digits the CRNN counts right but misreads one of). For a resplit text, segmentation's
+  opinion is the product of its pieces' probabilities. Each candidate text x scores w(x) = max(P_seg(x),
+  ``no_opinion``) · P_crnn(x), times ``invalid_penalty`` if x breaks the field's rules. The floor stands for the
+  chance that the cut itself went wrong: then segmentation's per-digit probabilities, however sure, say nothing
+  about the text (on touching strings a confident misreading of a merged blob would otherwise outvote a CRNN that
+  is nearly sure). The highest score wins; its confidence is its share of all scores times the weaker reader's
+  belief in it, so a disagreement is only accepted when the losing reader itself finds the winner likely.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from formocr.objects import CharResult
 class Reading:
     """One reader's reading of a field."""
 
-    reader: str  # "segmentation" | "crnn"
+    reader: str  # "segmentation" | "crnn" | "resplit" (segmentation cut to the CRNN's count)
     raw: str
     confidence: float
     chars: tuple[CharResult, ...]
@@ -60,7 +62,7 @@ class Fused:
     reading: Reading  # the reading whose text (and characters) the field reports
     confidence: float
     agree: bool
-    chosen: str  # "both" | "segmentation" | "crnn" | "joint"
+    chosen: str  # "both" | "segmentation" | "crnn" | "joint" | "resplit"
     scores: dict[str, float]
     scores_texts: tuple[str, str]  # (segmentation's text, the string reader's text)
 
@@ -73,8 +75,9 @@ def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], c
          rules: FusionRules = FusionRules(), cells: bool = False, alternatives: Sequence[Reading] = ()) -> Fused:
     """Choose among the readings of one field and say how sure the choice is.
 
-    ``alternatives`` are further string-reader readings to weigh on a disagreement (the pipeline passes the
-    CRNN's best reading with as many digits as segmentation found, which is "joint" when it wins).
+    ``alternatives`` are further readings to weigh on a disagreement: string-reader readings ("joint" when one
+    wins; the pipeline passes the CRNN's best reading with as many digits as segmentation found) and
+    segmentation re-cut to the CRNN's count (reader "resplit").
     """
     if _key(seg.raw) == _key(crnn.raw):
         if min(seg.confidence, crnn.confidence) >= rules.corroborate:
@@ -93,17 +96,17 @@ def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], c
     for alt in alternatives:
         if _key(alt.raw) not in seen:
             seen.add(_key(alt.raw))
-            cands.append(("joint", alt))
+            cands.append(("resplit" if alt.reader == "resplit" else "joint", alt))
     w: dict[str, float] = {}
     beliefs: dict[str, tuple[float, float]] = {}
     for name, r in cands:
-        ps = seg.confidence if name == "segmentation" else seg_prob(r.raw)
+        ps = seg.confidence if name == "segmentation" else (r.confidence if name == "resplit" else seg_prob(r.raw))
         # segmentation's opinion is floored: a cut that went wrong says nothing about any text
         ps = rules.no_opinion if ps is None else max(ps, rules.no_opinion)
         pc = crnn.confidence if name == "crnn" else (r.confidence if name == "joint" else crnn_prob(r.raw))
         beliefs[name] = (ps, pc)
         w[name] = ps * pc * (1.0 if r.valid else rules.invalid_penalty)
-    order = {"crnn": 2, "joint": 1, "segmentation": 0}
+    order = {"crnn": 3, "joint": 2, "resplit": 1, "segmentation": 0}
     win = max(w, key=lambda k: (w[k], order[k]))
     total = sum(w.values())
     share = w[win] / total if total > 0 else 0.0

@@ -20,7 +20,7 @@ from formocr.options import Options
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
-from formocr.segment import arbitrate, field_ink, segment_ink
+from formocr.segment import arbitrate, field_ink, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
 
@@ -147,6 +147,12 @@ class FieldReader:
             if n_seg != n_crnn and n_seg > 0 and allowed and geom is not None:  # counts differ: so do the texts
                 fixed = replace(constraint, min_digits=n_seg, max_digits=n_seg)
                 alts.append(self._crnn_reading(region, fixed, lp, geom, crop_box))
+            if 0 < n_seg < n_crnn and region.style != "comb":  # in comb cells the printed walls fix the cuts
+                recut = split_to_count(comps, n_crnn, self._confidence)
+                if recut is not None:
+                    tiles = np.stack([normalize_digit(c.mask) for c in recut if c.kind == "digit"])
+                    alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),
+                                        reader="resplit"))
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading

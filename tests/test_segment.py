@@ -107,3 +107,29 @@ def test_arbitrate_follows_the_classifier() -> None:
     p2 = Component(Box(5, 0, 5, 10), m[:, :5], group=0)
     assert len(arbitrate([p1, p2], lambda masks: np.array([0.5, 0.5, 0.95][: len(masks)]))) == 1
     assert len(arbitrate([p1, p2], lambda masks: np.array([0.99, 0.99, 0.6][: len(masks)]))) == 2
+
+
+def test_split_to_count_cuts_where_the_classifier_reads_both_pieces_best() -> None:
+    from formocr.objects import Component
+    from formocr.segment import split_to_count
+
+    # three 0s in a row, the last two touching: geometry keeps the pair whole; the string reader counts three
+    img = np.zeros((120, 260), np.uint8)
+    for cx in (40, 130, 186):
+        cv2.ellipse(img, (cx, 60), (26, 45), 0, 0, 360, 255, 7)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((img > 0).astype(np.uint8))
+    comps = [Component(Box(x, y, w, h), labels[y : y + h, x : x + w] == i)
+             for i, (x, y, w, h) in enumerate(stats[1:, :4].tolist(), start=1)]
+    comps.sort(key=lambda c: c.box.x)
+    assert len(comps) == 2
+
+    def zero_likeness(masks: list[np.ndarray]) -> np.ndarray:  # a stand-in classifier: surest of 60-px-wide rings
+        return np.array([1.0 / (1.0 + abs(m.shape[1] - 60) / 10) for m in masks])
+
+    three = split_to_count(comps, 3, zero_likeness)
+    assert three is not None and three[0] is comps[0]  # the lone 0 stays as it was
+    cut = three[1].box.x2
+    assert abs(cut - 158) <= 4  # where the rings touch
+    assert three[1].group == three[2].group >= 0
+    assert split_to_count(comps, 2, zero_likeness) is None  # nothing to add
+    assert split_to_count(comps, 9, zero_likeness) is None  # more than any cut could honestly make

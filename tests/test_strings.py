@@ -166,6 +166,19 @@ def test_the_crnn_reading_of_segmentations_length_can_win() -> None:
     assert f.confidence == pytest.approx(w["joint"] / sum(w.values()) * 0.3)
 
 
+def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
+    # "1772": segmentation kept the touching 77 whole ("172"), the CRNN counted four but misread a 7 as 1;
+    # cut into four, segmentation reads every piece right, and the CRNN finds that text likely too
+    seg, crnn = _reading("segmentation", "172", 0.9), _reading("crnn", "1712", 0.5)
+    recut = _reading("resplit", "1772", 0.8)
+    p_crnn = {"172": 0.01, "1712": 0.5, "1772": 0.4}
+    f = fuse(seg, crnn, lambda t: 0.9 if t == "172" else None, lambda t: p_crnn[t], alternatives=[recut])
+    assert f.chosen == "resplit" and f.reading.raw == "1772"
+    w = {"segmentation": 0.9 * 0.01, "crnn": 0.02 * 0.5, "resplit": 0.8 * 0.4}
+    assert f.scores == pytest.approx(w)
+    assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * 0.4)
+
+
 # --- the shipped model ----------------------------------------------------------------------------------------
 
 
