@@ -52,7 +52,9 @@ class Reading:
 
 @dataclass(frozen=True)
 class FusionRules:
-    no_opinion: float = 0.02
+    # 0.1: benchmarks/fusion_tune.py --n 1500 --seed 1 (held-out training digits): 92.27% of strings right,
+    # against 91.33% with 0.02 and 92.07% with 0.2; the share accepted does not change
+    no_opinion: float = 0.1
     invalid_penalty: float = 0.01
     corroborate: float = 0.8
 

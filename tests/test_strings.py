@@ -133,9 +133,9 @@ def test_touching_digits_go_to_the_string_reader() -> None:
 def test_disagreement_on_one_digit_uses_both_opinions() -> None:
     # same length: each reader scores the other's text; the product decides
     seg, crnn = _reading("segmentation", "4417", 0.6), _reading("crnn", "4411", 0.7)
-    f = fuse(seg, crnn, lambda t: {"4417": 0.6, "4411": 0.05}[t], lambda t: {"4417": 0.25, "4411": 0.7}[t])
-    assert f.chosen == "segmentation"  # 0.6 * 0.25 = 0.15 beats 0.05 * 0.7 = 0.035
-    assert f.confidence == pytest.approx(0.15 / (0.15 + 0.035) * 0.25)
+    f = fuse(seg, crnn, lambda t: {"4417": 0.6, "4411": 0.12}[t], lambda t: {"4417": 0.25, "4411": 0.7}[t])
+    assert f.chosen == "segmentation"  # 0.6 * 0.25 = 0.15 beats 0.12 * 0.7 = 0.084
+    assert f.confidence == pytest.approx(0.15 / (0.15 + 0.084) * 0.25)
 
 
 def test_an_invalid_reading_loses() -> None:
@@ -162,7 +162,7 @@ def test_the_crnn_reading_of_segmentations_length_can_win() -> None:
     p_crnn = {"41827": 0.001, "4127": 0.6, "41027": 0.3}
     f = fuse(seg, crnn, lambda t: p_seg.get(t), lambda t: p_crnn[t], alternatives=[alt])
     assert f.chosen == "joint" and f.reading.raw == "41027"
-    w = {"segmentation": 0.5 * 0.001, "crnn": 0.02 * 0.6, "joint": 0.45 * 0.3}
+    w = {"segmentation": 0.5 * 0.001, "crnn": FusionRules().no_opinion * 0.6, "joint": 0.45 * 0.3}
     assert f.confidence == pytest.approx(w["joint"] / sum(w.values()) * 0.3)
 
 
@@ -174,7 +174,7 @@ def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
     p_crnn = {"172": 0.01, "1712": 0.5, "1772": 0.4}
     f = fuse(seg, crnn, lambda t: 0.9 if t == "172" else None, lambda t: p_crnn[t], alternatives=[recut])
     assert f.chosen == "resplit" and f.reading.raw == "1772"
-    w = {"segmentation": 0.9 * 0.01, "crnn": 0.02 * 0.5, "resplit": 0.8 * 0.4}
+    w = {"segmentation": 0.9 * 0.01, "crnn": FusionRules().no_opinion * 0.5, "resplit": 0.8 * 0.4}
     assert f.scores == pytest.approx(w)
     assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * 0.4)
 
