@@ -166,6 +166,18 @@ def test_the_crnn_reading_of_segmentations_length_can_win() -> None:
     assert f.confidence == pytest.approx(w["joint"] / sum(w.values()) * 0.3)
 
 
+def test_in_comb_cells_segmentations_opinion_is_not_floored() -> None:
+    # "109099" in six cells: segmentation is sure of its 0; the CRNN reads 9 and finds "109099" unlikely.
+    # Off the cells the floor (the cut may be wrong) lets the CRNN win; in cells the cut cannot be wrong.
+    seg, crnn = _reading("segmentation", "109099", 0.9), _reading("crnn", "109999", 0.6)
+    p_seg = {"109099": 0.9, "109999": 0.002}
+    p_crnn = {"109099": 0.05, "109999": 0.6}
+    free = fuse(seg, crnn, lambda t: p_seg[t], lambda t: p_crnn[t])
+    boxed = fuse(seg, crnn, lambda t: p_seg[t], lambda t: p_crnn[t], cells=True)
+    assert free.reading.raw == "109999" and boxed.reading.raw == "109099"
+    assert boxed.confidence < 0.95  # still a disagreement: reviewed either way
+
+
 def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
     # "1772": segmentation kept the touching 77 whole ("172"), the CRNN counted four but misread a 7 as 1;
     # cut into four, segmentation reads every piece right, and the CRNN finds that text likely too
