@@ -65,12 +65,12 @@ class FieldReader:
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, 10), np.float32)
         sw.lap("classify")
-        lps: list[Evidence | None] = [None] * len(regions)
+        evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
             made = [self.strings.field_strips(ink, r.box.h, dpi) for (ink, _), r in zip(cut, regions)]
             geoms = [g for _, g in made]
-            lps = list(self.strings.evidence([s for s, _ in made]))
+            evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")
         out = []
         k = 0
@@ -78,7 +78,7 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, lps[i], geoms[i], cut[i][1])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i][1])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -125,16 +125,16 @@ class FieldReader:
         return Reading("crnn", reading.text, reading.confidence, tuple(chars), valid)
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
-                  lp: Evidence | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
+                  ev: Evidence | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
         mode = self.options.reader
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
-        if lp is not None and geom is not None:
-            crnn = self._crnn_reading(region, constraint, lp, geom, crop_box)
+        if ev is not None and geom is not None:
+            crnn = self._crnn_reading(region, constraint, ev, geom, crop_box)
         readings: dict[str, object] = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:
-            assert self.strings is not None and lp is not None
+            assert self.strings is not None and ev is not None
             strings = self.strings
 
             def seg_prob(text: str) -> float | None:
@@ -146,14 +146,14 @@ class FieldReader:
             allowed = constraint.min_digits <= n_seg <= (constraint.max_digits or n_seg)
             if n_seg != n_crnn and n_seg > 0 and allowed and geom is not None:  # counts differ: so do the texts
                 fixed = replace(constraint, min_digits=n_seg, max_digits=n_seg)
-                alts.append(self._crnn_reading(region, fixed, lp, geom, crop_box))
+                alts.append(self._crnn_reading(region, fixed, ev, geom, crop_box))
             if 0 < n_seg < n_crnn and region.style != "comb":  # in comb cells the printed walls fix the cuts
                 recut = split_to_count(comps, n_crnn, self._confidence)
                 if recut is not None:
                     tiles = np.stack([normalize_digit(c.mask) for c in recut if c.kind == "digit"])
                     alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),
                                         reader="resplit"))
-            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(lp, text),
+            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text),
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,
