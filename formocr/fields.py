@@ -104,8 +104,9 @@ def _amount(raw: str, c: dict[str, Any], comb: bool = False) -> Interpretation:
     if comb:
         return _comb_amount(raw, decimals)
     # A closing dash after the amount ("22.000,-", "22.000.-") says "no cents" on cheques: drop it.
-    dash = re.search(r"[.,]?-+$", raw.replace(" ", "")) is not None
-    text = re.sub(r"[.,]?-+$", "", raw.replace(" ", "")).lstrip("-")
+    compact = raw.replace(" ", "")
+    dash = re.search(r"[.,]?-+$", compact)
+    text = (compact[: dash.start()] if dash else compact).lstrip("-")
     if not text or not text[0].isdigit():
         return Interpretation(raw, None, ("no digits",))
     m = re.fullmatch(r"(\d+(?:[.,]\d+)*?)(?:([.,])(\d+))?", text)

@@ -64,9 +64,9 @@ def _segments(f: Frame) -> tuple[list[Segment], list[Segment]]:
     if f.style == "free":
         return [], []
     if isinstance(f, Mark) and f.kind == "line":
-        x0, y0, x1, y1 = f.box_mm
-        seg = (x0, y0, x0 + x1, y0 + y1)
-        return ([seg], []) if y1 == 0 else ([], [seg])
+        x, y, w, h = f.box_mm  # a rule: zero height (horizontal) or zero width (vertical)
+        seg = (x, y, x + w, y + h)
+        return ([seg], []) if h == 0 else ([], [seg])
     x, y, w, h = f.box_mm
     i = INSET_MM
     x0, y0, x1, y1 = x + i, y + i, x + w - i, y + h - i

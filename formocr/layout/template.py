@@ -197,15 +197,7 @@ def parse_template(data: Any, source: str = "<memory>") -> Template:
     fields = []
     for i, f in enumerate(raw_fields):
         where = f"fields[{i}]"
-        if not isinstance(f, dict):
-            raise TemplateError(f"{where}: expected an object", source)
-        _unknown(f, _FIELD_KEYS, where, source)
-        fname = f.get("name")
-        if not isinstance(fname, str) or not fname:
-            raise TemplateError(f"{where}.name: expected a non-empty string", source)
-        if fname in seen:
-            raise TemplateError(f"{where}.name: duplicate field name {fname!r}", source)
-        seen.add(fname)
+        fname = _named(f, _FIELD_KEYS, where, seen, "field name", source)
         ftype = f.get("type")
         if ftype not in FIELD_TYPES:
             raise TemplateError(f"{where}.type: {ftype!r} is not one of {', '.join(FIELD_TYPES)}", source)
@@ -238,21 +230,27 @@ def parse_template(data: Any, source: str = "<memory>") -> Template:
     return Template(name, width, height, tuple(fields), source, marks)
 
 
+def _named(entry: Any, allowed: set[str], where: str, seen: set[str], what: str, source: str) -> str:
+    """A field's or mark's object checked for unknown keys, and its name, unique among ``seen`` (added to it)."""
+    if not isinstance(entry, dict):
+        raise TemplateError(f"{where}: expected an object", source)
+    _unknown(entry, allowed, where, source)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise TemplateError(f"{where}.name: expected a non-empty string", source)
+    if name in seen:
+        raise TemplateError(f"{where}.name: duplicate {what}: {name!r}", source)
+    seen.add(name)
+    return name
+
+
 def _parse_marks(raw: Any, names: set[str], width: float, height: float, source: str) -> tuple[Mark, ...]:
     if not isinstance(raw, list):
         raise TemplateError("marks: expected a list", source)
     marks = []
     for i, m in enumerate(raw):
         where = f"marks[{i}]"
-        if not isinstance(m, dict):
-            raise TemplateError(f"{where}: expected an object", source)
-        _unknown(m, _MARK_KEYS, where, source)
-        mname = m.get("name")
-        if not isinstance(mname, str) or not mname:
-            raise TemplateError(f"{where}.name: expected a non-empty string", source)
-        if mname in names:
-            raise TemplateError(f"{where}.name: duplicate name {mname!r} (marks and fields share names)", source)
-        names.add(mname)
+        mname = _named(m, _MARK_KEYS, where, names, "name (marks and fields share names)", source)
         if ("box_mm" in m) == ("line_mm" in m):
             raise TemplateError(f"{where}: give exactly one of box_mm or line_mm", source)
         key = "box_mm" if "box_mm" in m else "line_mm"
