@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pickle
 import sys
 import time
 from dataclasses import dataclass
@@ -96,24 +97,34 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=Options().review_threshold, help="the shipped one")
+    ap.add_argument("--cases", default=None,
+                    help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
+                         "else written, so a second grid costs no reading")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    cases = _record(args.n, args.seed)
+    if args.cases and Path(args.cases).exists():
+        cases = pickle.loads(Path(args.cases).read_bytes())
+    else:
+        cases = _record(args.n, args.seed)
+        if args.cases:
+            Path(args.cases).write_bytes(pickle.dumps(cases))
     reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
         len(cases), 1)
     shipped = FusionRules()
     rows = []
-    grid = itertools.product((0.02, 0.05, 0.1, 0.2, 0.4), (0.8, 0.9, 0.95), (0.9, 0.95, 0.98, 0.99))
-    for no_op, corr, threshold in grid:
-        rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr)
+    grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (0.95, 0.98))
+    for no_op, corr, power, threshold in grid:
+        rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr,
+                            agree_power=power)
         a, share, good = _replay(cases, rules, threshold, Options().char_review_threshold)
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
-        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{threshold:g}", f"{a:.2f}", f"{share:.1f}", f"{good:.2f}"])
+        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{threshold:g}", f"{a:.2f}", f"{share:.1f}",
+                     f"{good:.2f}"])
     print(f"# fusion rules replayed on {len(cases)} strings of held-out training digits, seed {args.seed}; "
           f"{machine()}")
     print(f"# truth among the candidates: {reachable:.2f}%; shipped review threshold {args.threshold}")
-    print(table(["no_opinion", "corroborate", "threshold", "fused %", "accepted %", "correct when accepted %"],
-                rows))
+    print(table(["no_opinion", "corroborate", "agree_power", "threshold", "fused %", "accepted %",
+                 "correct when accepted %"], rows))
     print(f"# {time.perf_counter() - t0:.0f} s")
     return 0
 

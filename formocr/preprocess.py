@@ -621,8 +621,50 @@ def _lines(ink8: np.ndarray, min_len: int, max_thick: int, horizontal: bool) -> 
     return cv2.dilate(lines, cv2.getStructuringElement(cv2.MORPH_RECT, grow)) & ink8
 
 
+NO_WALL, WALL_LEFT, WALL_RIGHT, WALL_BETWEEN = 0, 1, 2, 3  # a box's left side has the writing on its right
+
+
+def _border_thickness(h_lines: np.ndarray) -> int | None:
+    """Mean thickness of the horizontal borders (pixels per vertical run), None when there are none."""
+    on = h_lines > 0
+    runs = int(np.count_nonzero(on[0])) + int(np.count_nonzero(on[1:] & ~on[:-1]))
+    return max(1, round(int(on.sum()) / runs)) if runs else None
+
+
+def _thin_walls(v_lines: np.ndarray, h_lines: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """Cut each vertical line back to the borders' thickness where a stroke running along it made it thicker."""
+    t = _border_thickness(h_lines)
+    if t is None or not v_lines.any():
+        return v_lines
+    keep = t + 1  # a scanned line's ragged edge
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(v_lines, connectivity=8)
+    out = v_lines.copy()
+    for k in range(1, n):
+        x, y, w, h = (int(v) for v in stats[k, :4])
+        if w <= keep:
+            continue
+        sub = lab[y : y + h, x : x + w] == k
+        codes = walls[x : x + w][sub.any(axis=0)]
+        side = int(np.bincount(codes, minlength=4)[1:].argmax()) + 1
+        centre = int(sub.sum(axis=0).argmax())
+        for r in range(h):
+            cols = np.flatnonzero(sub[r])
+            if len(cols) <= keep:
+                continue
+            if side == WALL_LEFT:
+                lo = int(cols.min())
+            elif side == WALL_RIGHT:
+                lo = int(cols.max()) - keep + 1
+            else:
+                lo = centre - keep // 2
+            drop = cols[(cols < lo) | (cols >= lo + keep)]
+            out[y + r, x + drop] = 0
+    return out
+
+
 def remove_lines(
-    ink: np.ndarray, min_len_px: int, max_thickness_px: int, min_len_v_px: int | None = None
+    ink: np.ndarray, min_len_px: int, max_thickness_px: int, min_len_v_px: int | None = None,
+    walls: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Erase long printed horizontal/vertical lines (box borders, combs) but keep strokes that cross them.
 
@@ -634,6 +676,12 @@ def remove_lines(
     Any straight run of ink at least ``min_len_px`` long (``min_len_v_px`` for vertical runs, by default the
     same) and at most ``max_thickness_px`` thick counts as a line, so choose the lengths above the tallest
     stroke a digit can have (e.g. 1.2× the expected digit height) and below the border's length.
+
+    ``walls`` (one code per column, :data:`NO_WALL` ... :data:`WALL_BETWEEN`) says where vertical lines may
+    lie, when the caller knows where the walls are printed: a tall straight "1" elsewhere is then writing,
+    however long and thin it is. A wall is also no thicker than the horizontal borders printed with it: where
+    a vertical run is thicker, a stroke lies along the wall (a "1" written against a box's side), and only the
+    wall's own width is taken, on its outer side (the middle, for a comb's inner walls).
     """
     mask = np.asarray(ink).astype(bool)
     min_v = int(min_len_px if min_len_v_px is None else min_len_v_px)
@@ -643,6 +691,9 @@ def remove_lines(
     max_t = max(1, int(max_thickness_px))
     h_lines = _lines(ink8, int(min_len_px), max_t, horizontal=True)
     v_lines = _lines(ink8, min_v, max_t, horizontal=False)
+    if walls is not None:
+        v_lines[:, np.asarray(walls) == NO_WALL] = 0
+        v_lines = _thin_walls(v_lines, h_lines, np.asarray(walls))
     line = cv2.bitwise_or(h_lines, v_lines)
     if not line.any():
         return mask.copy(), np.zeros(mask.shape, bool)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from formocr.objects import Box, CleanPage, Component, FieldRegion
-from formocr.preprocess import remove_lines
+from formocr.preprocess import NO_WALL, WALL_BETWEEN, WALL_LEFT, WALL_RIGHT, remove_lines
 
 MIN_CONTRAST = 30  # grey levels handwriting must lie below the field's paper
 
@@ -93,7 +93,8 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
         cleaned, lines = cleaned[3:-3], lines[3:-3]
     else:
         cleaned, lines = remove_lines(
-            crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v
+            crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v,
+            walls=_wall_columns(region, box, dpi),
         )
     cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, lines, dpi)
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
@@ -107,6 +108,28 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     keep[np.unique(labels[inner & cleaned])] = True
     keep[0] = False
     return keep[labels], box
+
+
+def _wall_columns(region: FieldRegion, crop: Box, dpi: float) -> np.ndarray | None:
+    """Per column of the crop, which printed wall of the field can lie there (codes of ``remove_lines``).
+
+    The field's box comes from registration or detection, good to about a millimetre; a vertical run anywhere
+    else is a tall "1" (or the stem of a 4 or 7) written inside the box, not a wall. None (anywhere) for a comb
+    whose cell count is not known.
+    """
+    if region.style == "comb" and not region.cells:
+        return None
+    tol = max(2.0, 1.5 * dpi / 25.4)
+    walls = [(float(region.box.x), WALL_LEFT), (float(region.box.x2), WALL_RIGHT)]
+    if region.style == "comb" and region.cells:
+        step = region.box.w / region.cells
+        walls += [(region.box.x + k * step, WALL_BETWEEN) for k in range(1, region.cells)]
+        tol = max(2.0, min(tol, 0.25 * step))
+    cols = np.arange(crop.w, dtype=np.float32) + crop.x
+    codes = np.full(crop.w, NO_WALL, np.int64)
+    for x, code in walls:
+        codes[np.abs(cols - x) <= tol] = code
+    return codes
 
 
 def _faint_strokes(gray: np.ndarray, ink: np.ndarray, lines: np.ndarray, dpi: float) -> np.ndarray:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from formocr.objects import Box, CleanPage, FieldRegion, Page
-from formocr.segment import segment_field
+from formocr.segment import field_ink, segment_field
 
 DPI = 300.0
 
@@ -75,6 +75,42 @@ def test_stroke_crossing_the_border_is_kept_whole_and_border_is_not_a_digit() ->
     comps = segment_field(_page(img > 0), FieldRegion("a", "digits", box))
     assert len(comps) == 1
     assert comps[0].box.y2 > box.y2  # the part below the border is still attached
+
+
+def _thin_walls(box: Box, comb: int = 0) -> np.ndarray:
+    """Walls printed 2 px thick (0.17 mm at 300 dpi), as light forms print them."""
+    img = np.zeros((box.y2 + 60, box.x2 + 60), np.uint8)
+    img[box.y : box.y + 2, box.x : box.x2] = img[box.y2 - 2 : box.y2, box.x : box.x2] = 255
+    for c in range(comb + 1 if comb else 2):
+        x = box.x + round(c * box.w / comb) if comb else (box.x, box.x2 - 2)[c]
+        img[box.y : box.y2, x : x + 2] = 255
+    return img
+
+
+def test_tall_ones_in_a_tight_box_are_writing_not_walls() -> None:
+    # Two 4-px "1"s as tall as the box: one leaning on the left wall (wall and 1 together are thinner than the
+    # 0.6 mm a printed line may have), one in the middle. Both used to be erased as walls.
+    box = Box(50, 50, 400, 120)
+    img = _thin_walls(box)
+    img[box.y : box.y2, box.x + 2 : box.x + 6] = 255  # against the left wall
+    img[box.y + 1 : box.y2 - 1, 250:254] = 255  # in the middle
+    comps = segment_field(_page(img > 0), FieldRegion("a", "digits", box))
+    assert [c.kind for c in comps] == ["digit", "digit"]
+    assert all(c.box.h > 0.9 * box.h for c in comps)
+    ink, crop = field_ink(_page(img > 0), FieldRegion("a", "digits", box))
+    rows = slice(box.y + 3 - crop.y, box.y2 - 3 - crop.y)
+    assert ink[rows, box.x + 3 - crop.x : box.x + 6 - crop.x].mean() > 0.95  # the 1, less its edge on the wall
+    assert ink[rows, box.x - crop.x : box.x + 2 - crop.x].mean() < 0.05  # the wall goes
+
+
+def test_a_one_against_a_comb_cell_wall_is_kept_and_the_walls_are_not() -> None:
+    box = Box(40, 40, 600, 120)
+    img = _thin_walls(box, comb=6)
+    wall = box.x + 200
+    img[box.y : box.y2, wall + 2 : wall + 6] = 255  # a "1" in cell 2, against its left wall
+    comps = segment_field(_page(img > 0), FieldRegion("c", "digits", box, "comb", 6))
+    assert len(comps) == 1
+    assert comps[0].box.h > 0.9 * box.h and comps[0].box.x >= wall + 1
 
 
 def test_touching_digits_are_split() -> None:
