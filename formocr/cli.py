@@ -134,6 +134,18 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 
+@train.command("combine-strings")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default="models/strings-crnn.safetensors", show_default=True)
+@_errors_to_exit_codes
+def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
+    """Join trained string models into one ensemble model file (each member reads every view)."""
+    from formocr.recognize.strings import combine
+
+    card = combine(list(models), out, command="formocr train combine-strings " + shlex.join(sys.argv[3:]))
+    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+
+
 def _options(config: str | None, values: dict[str, Any]) -> Any:
     from formocr.options import Options
 

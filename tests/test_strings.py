@@ -288,3 +288,70 @@ def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:
     f = fuse(_reading("segmentation", "518057", 0.97), _reading("crnn", "518057", 0.4), lambda t: 0.97,
              lambda t: 0.4, cells=True)
     assert f.confidence == pytest.approx(0.97)
+
+
+# --- ensembles -------------------------------------------------------------------------------------------------
+
+
+def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_stretch) -> Path:
+    from formocr.recognize.modelfile import save_model
+    from formocr.recognize.strings import ARCH, CRNN
+
+    torch.manual_seed(seed)
+    widths, hidden = (4, 8, 8, 8, 8 + seed), 6 + seed
+    net = CRNN(widths, hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
+    line = DEFAULT_LINE_SPEC.to_dict() | {"x_stretch": x_stretch}
+    meta = {"arch": ARCH, "widths": list(widths), "hidden": hidden, "alphabet": ALPHABET, "line": line}
+    card = {"name": path.stem, "training": {"command": f"formocr train strings --seed {seed}"},
+            "figures": {"val_string_accuracy": 0.5}}
+    return save_model(path, net.state_dict(), meta, card)
+
+
+def test_an_ensemble_reads_with_every_member(tmp_path: Path) -> None:
+    from formocr.recognize.strings import combine
+
+    a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1)
+    card = combine([a, b], tmp_path / "ab.safetensors")
+    assert [m["training"]["command"] for m in card["training"]["members"]] == [
+        "formocr train strings --seed 0", "formocr train strings --seed 1"]
+    ens = StringReader.load(tmp_path / "ab.safetensors", views=2)
+    one = [StringReader.load(p, views=2) for p in (a, b)]
+    assert len(ens.nets) == 2 and ens.describe()["members"] == 2
+    s = GEN.sample(np.random.default_rng([4, 0]), clean=True)
+    strips, _ = ens.field_strips(field_ink_of(s), s.region.box.h, s.dpi)
+    ev = ens.evidence([strips])[0]
+    singles = [r.evidence([strips])[0] for r in one]
+    assert len(ev) == 4  # two members × two views, the first member's view 0 first
+    for got, want in zip(ev, singles[0] + singles[1]):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    text = ens.decode(ev, None).text
+    assert ens.score(ev, text) == pytest.approx(np.mean([one[0].score(singles[0], text),
+                                                          one[1].score(singles[1], text)]), rel=1e-4)
+
+
+def test_an_ensemble_refuses_members_that_read_other_strips(tmp_path: Path) -> None:
+    from formocr.recognize.strings import combine
+
+    a = _tiny_model(tmp_path / "a.safetensors", 0)
+    b = _tiny_model(tmp_path / "b.safetensors", 1, x_stretch=1.0)
+    with pytest.raises(ModelError, match="strip spec"):
+        combine([a, b], tmp_path / "ab.safetensors")
+    with pytest.raises(ModelError, match="at least two"):
+        combine([a], tmp_path / "ab.safetensors")
+    combine([a, a], tmp_path / "aa.safetensors")
+    with pytest.raises(ModelError, match="not a single"):
+        combine([tmp_path / "aa.safetensors", a], tmp_path / "x.safetensors")
+
+
+def test_combine_strings_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from formocr.cli import main
+
+    a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1)
+    out = tmp_path / "ab.safetensors"
+    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(b), "--out", str(out)])
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
+    assert len(StringReader.load(out).nets) == 2
+    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(tmp_path / "missing.safetensors")])
+    assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output

@@ -22,7 +22,7 @@ from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, normalize_line
 from formocr.recognize.ctc import Constraint, Decoded, align, best_path, constrained_beam, string_probability
 from formocr.recognize.digits import fold_batchnorm
-from formocr.recognize.modelfile import LoadedModel, load_model
+from formocr.recognize.modelfile import LoadedModel, load_model, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
@@ -143,8 +143,25 @@ def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32
     return out
 
 
+def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
+             ) -> list[tuple[tuple[int, ...], int, dict[str, torch.Tensor]]]:
+    """(widths, hidden, weights) of each network in a model file: one, or the members of an ensemble."""
+    if "members" not in meta:
+        return [(tuple(meta["widths"]), int(meta["hidden"]), state)]
+    out = []
+    for i, m in enumerate(meta["members"]):
+        prefix = f"members.{i}."
+        out.append((tuple(m["widths"]), int(m["hidden"]),
+                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
+    return out
+
+
 class StringReader:
-    """A loaded, verified CRNN ready for CPU inference on field strips."""
+    """A loaded, verified CRNN (or an ensemble of CRNNs sharing one strip spec) ready for CPU inference.
+
+    An ensemble's members each read every view; their log-probabilities are more views of the same field to
+    :meth:`decode` and :meth:`score`, so nothing downstream knows how many networks there are.
+    """
 
     def __init__(self, loaded: LoadedModel, views: int = 1) -> None:
         if not 1 <= views <= len(VIEW_STRETCH):
@@ -155,15 +172,21 @@ class StringReader:
         try:
             self.spec = LineSpec(**meta["line"])
             self.alphabet: str = meta["alphabet"]
-            net = CRNN(tuple(meta["widths"]), int(meta["hidden"]), len(self.alphabet) + 1, self.spec.height)
-            net.load_state_dict(loaded.state)
+            nets = []
+            for widths, hidden, state in _members(meta, loaded.state):
+                net = CRNN(widths, hidden, len(self.alphabet) + 1, self.spec.height)
+                net.load_state_dict(state)
+                net.eval()
+                net.features = fold_batchnorm(net.features)
+                nets.append(net)
         except (KeyError, RuntimeError, TypeError) as e:
             msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
             raise ModelError(msg, loaded.path) from None
-        net.eval()
+        if not nets:
+            raise ModelError("an ensemble without members", loaded.path)
         torch.set_flush_denormal(True)
-        net.features = fold_batchnorm(net.features)
-        self.net = net
+        self.nets = nets
+        self.net = nets[0]
         self.loaded = loaded
         self.identity = loaded.identity
         self.views = tuple(replace(self.spec, x_stretch=self.spec.x_stretch * f) for f in VIEW_STRETCH[:views])
@@ -179,17 +202,20 @@ class StringReader:
         return [strip for strip, _ in made], made[0][1]
 
     def evidence(self, strips: Sequence[Sequence[np.ndarray]], batch_size: int = 32) -> list[Evidence]:
-        """Per field (a list of its view strips), the log-probabilities of every view, batched together."""
+        """Per field (a list of its view strips), the log-probabilities of every view by every member.
+
+        The first entry is always the first member's view 0, whose geometry :meth:`field_strips` returns.
+        """
         flat = [s for views in strips for s in views]
-        lps = self.log_probs(flat, batch_size)
+        per_net = [log_probs(net, flat, batch_size) for net in self.nets]
         out, k = [], 0
         for views in strips:
-            out.append(tuple(lps[k : k + len(views)]))
+            out.append(tuple(lps[j] for lps in per_net for j in range(k, k + len(views))))
             k += len(views)
         return out
 
     def log_probs(self, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-        """Per strip, a T×classes array of log-probabilities (T = the strip's width / 4)."""
+        """Per strip, a T×classes array of log-probabilities (T = the strip's width / 4), by the first member."""
         return log_probs(self.net, strips, batch_size)
 
     def read(self, strips: Sequence[np.ndarray], constraints: Sequence[Constraint | None] | None = None,
@@ -240,4 +266,41 @@ class StringReader:
 
     def describe(self) -> dict[str, Any]:
         return {"identity": self.identity, "line": self.spec.to_dict(), "alphabet": self.alphabet,
-                "views": [round(v.x_stretch, 4) for v in self.views]}
+                "views": [round(v.x_stretch, 4) for v in self.views], "members": len(self.nets)}
+
+
+def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = None) -> dict[str, Any]:
+    """Write one model file holding several trained string models as an ensemble; returns its card.
+
+    The members must share the strip spec and the alphabet (they then read the very same strips); each keeps its
+    own widths, and the card keeps each member's own card, so every member can be rebuilt by its command.
+    """
+    loaded = [load_model(p) for p in paths]
+    if len(loaded) < 2:
+        raise ModelError("an ensemble needs at least two models", Path(out))
+    first = loaded[0]
+    state: dict[str, torch.Tensor] = {}
+    members, cards = [], []
+    for i, m in enumerate(loaded):
+        if m.meta.get("arch") != ARCH or "members" in m.meta:
+            raise ModelError(f"not a single {ARCH} string model", m.path)
+        if m.meta.get("line") != first.meta.get("line") or m.meta.get("alphabet") != first.meta.get("alphabet"):
+            raise ModelError(f"strip spec or alphabet differs from {first.path.name}'s", m.path)
+        members.append({"widths": m.meta["widths"], "hidden": m.meta["hidden"]})
+        state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
+        cards.append({k: v for k, v in m.card.items() if k not in ("line", "alphabet", "arch", "weights")})
+    meta = {"arch": ARCH, "members": members, "alphabet": first.meta["alphabet"], "line": first.meta["line"]}
+    card: dict[str, Any] = {
+        "name": Path(out).name.removesuffix(".safetensors"),
+        "task": first.card.get("task", "handwritten digit string → text, CTC"),
+        "training": {
+            "command": command or "formocr train combine-strings " + " ".join(str(p) for p in paths)
+            + f" --out {out}",
+            "ensemble": "each member reads every view; decoding and scoring take the mean probability over all",
+            "members": cards,
+        },
+        "figures": {"val_string_accuracy_per_member": [c.get("figures", {}).get("val_string_accuracy")
+                                                       for c in cards]},
+    }
+    save_model(out, state, meta, card)
+    return card
