@@ -113,7 +113,11 @@ def test_agreement_raises_confidence() -> None:
     f = fuse(_reading("segmentation", "518057", 0.9), _reading("crnn", "518057", 0.8), lambda t: 0.9,
              lambda t: 0.8)
     assert f.agree and f.chosen == "both" and f.reading.raw == "518057"
-    assert f.confidence == pytest.approx(1 - 0.1 * 0.2)
+    assert f.confidence == pytest.approx(1 - (0.1 * 0.2) ** FusionRules().agree_power)
+    # doubts taken as independent (power 1) multiply; the shipped power (below 1) trusts agreement less
+    alone = fuse(_reading("segmentation", "518057", 0.9), _reading("crnn", "518057", 0.8), lambda t: 0.9,
+                 lambda t: 0.8, FusionRules(agree_power=1.0))
+    assert alone.confidence == pytest.approx(1 - 0.1 * 0.2) and 0.9 < f.confidence < alone.confidence
 
 
 def test_agreement_with_an_unsure_reader_does_not_corroborate() -> None:
@@ -199,7 +203,10 @@ def test_shipped_model_loads_and_reads_generated_strings() -> None:
     assert reader.alphabet == ALPHABET and reader.spec == DEFAULT_LINE_SPEC
     card = json.loads(card_path(DEFAULT_MODEL).read_text())
     assert card["sha256"] == sha256_file(DEFAULT_MODEL)
-    assert card["training"]["command"].startswith("formocr train strings")
+    assert card["training"]["command"].startswith("formocr train combine-strings")
+    members = card["training"]["members"]
+    assert len(members) == len(reader.nets) == 2
+    assert all(m["training"]["command"].startswith("formocr train strings") for m in members)
     right = 0
     for i in range(30):
         s = GEN.sample(np.random.default_rng([4, i]), clean=True)

@@ -288,7 +288,8 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
             raise ModelError(f"strip spec or alphabet differs from {first.path.name}'s", m.path)
         members.append({"widths": m.meta["widths"], "hidden": m.meta["hidden"]})
         state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
-        cards.append({k: v for k, v in m.card.items() if k not in ("line", "alphabet", "arch", "weights")})
+        drop = ("line", "alphabet", "arch", "weights", "evaluation")  # the ensemble has its own evaluation
+        cards.append({k: v for k, v in m.card.items() if k not in drop})
     meta = {"arch": ARCH, "members": members, "alphabet": first.meta["alphabet"], "line": first.meta["line"]}
     card: dict[str, Any] = {
         "name": Path(out).name.removesuffix(".safetensors"),
