@@ -8,16 +8,16 @@ characters as it found components.
 
 The rules:
 
-* **agreement** (same characters): the reading stands. When each reader is itself at least ``corroborate``
-  sure, the chance that both are wrong together is taken from the product of their chances of being wrong,
-  so confidence rises: 1 − ((1 − c_seg)(1 − c_crnn))^``agree_power``; a power below 1 says that their errors
-  go together (both misread the same ill-formed digit). Otherwise the weaker confidence stands: on touching
-  digits both readers can drop the same digit (segmentation reads two touching digits as one, confidently),
-  and on held-out strings the plain product accepted such agreements (98.85% of accepted strings right,
-  against 99.78% with this rule; benchmarks/strings_accuracy.py --split val --seed 1). In comb boxes, where
-  the cells fix the count and touching cannot merge digits, segmentation's own confidence stands instead (and
-  on a disagreement its opinion is floored at ``no_opinion_cells``, not ``no_opinion``: the cut cannot be
-  wrong);
+* **agreement** (same characters): the reading stands. When each reader is itself at least ``corroborate`` sure,
+  the chance that both are wrong together is taken from the product of their chances of being wrong, 1 − ((1 −
+  c_seg)(1 − c_crnn))^``agree_power``. A power below 1 says that their errors go together (both misread the same
+  ill-formed digit); at the shipped 0.5 the doubt is the geometric mean of the two, so an agreement stands above
+  the weaker reader's confidence but not above the stronger one's. Otherwise the weaker confidence stands: on
+  touching digits both readers can drop the same digit (segmentation reads two touching digits as one,
+  confidently), and on held-out strings the plain product accepted such agreements (98.85% of accepted strings
+  right, against 99.78% with this rule; benchmarks/strings_accuracy.py --split val --seed 1). In comb boxes, where
+  the cells fix the count and touching cannot merge digits, segmentation's own confidence stands instead (and on a
+  disagreement its opinion is floored at ``no_opinion_cells``, not ``no_opinion``: the cut cannot be wrong);
 * **disagreement**: the candidates are both readings plus the CRNN's best reading with as many digits as
   segmentation found ("joint": its count is often right where one digit is misread and the CRNN dropped another)
   and, when the CRNN counts more digits, segmentation's components cut into that many pieces and read by the digit
