@@ -692,8 +692,9 @@ def remove_lines(
     h_lines = _lines(ink8, int(min_len_px), max_t, horizontal=True)
     v_lines = _lines(ink8, min_v, max_t, horizontal=False)
     if walls is not None:
-        v_lines[:, np.asarray(walls) == NO_WALL] = 0
-        v_lines = _thin_walls(v_lines, h_lines, np.asarray(walls))
+        codes = np.asarray(walls)
+        v_lines[:, codes == NO_WALL] = 0
+        v_lines = _thin_walls(v_lines, h_lines, codes)
     line = cv2.bitwise_or(h_lines, v_lines)
     if not line.any():
         return mask.copy(), np.zeros(mask.shape, bool)

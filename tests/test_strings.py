@@ -333,6 +333,9 @@ def test_an_ensemble_reads_with_every_member(tmp_path: Path) -> None:
     for got, want in zip(ev, singles[0] + singles[1]):
         np.testing.assert_allclose(got, want, atol=1e-5)
     text = ens.decode(ev, None).text
+    got = ens.read([strips[0]])[0]  # one strip as given: still read by both members
+    assert got.confidence == pytest.approx(np.mean([one[0].score(singles[0][0], got.text),
+                                                     one[1].score(singles[1][0], got.text)]), rel=1e-4)
     assert ens.score(ev, text) == pytest.approx(np.mean([one[0].score(singles[0], text),
                                                           one[1].score(singles[1], text)]), rel=1e-4)
 

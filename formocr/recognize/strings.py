@@ -186,7 +186,6 @@ class StringReader:
             raise ModelError("an ensemble without members", loaded.path)
         torch.set_flush_denormal(True)
         self.nets = nets
-        self.net = nets[0]
         self.loaded = loaded
         self.identity = loaded.identity
         self.views = tuple(replace(self.spec, x_stretch=self.spec.x_stretch * f) for f in VIEW_STRETCH[:views])
@@ -214,15 +213,11 @@ class StringReader:
             k += len(views)
         return out
 
-    def log_probs(self, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-        """Per strip, a T×classes array of log-probabilities (T = the strip's width / 4), by the first member."""
-        return log_probs(self.net, strips, batch_size)
-
     def read(self, strips: Sequence[np.ndarray], constraints: Sequence[Constraint | None] | None = None,
              beam: int = 8) -> list[StringReading]:
-        """Read each strip; a constraint (allowed characters, lengths, pattern) steers the beam search."""
+        """Read each strip (as given: one view, read by every member); a constraint steers the beam search."""
         cons = list(constraints) if constraints is not None else [None] * len(strips)
-        return [self.decode(lp, c, beam) for lp, c in zip(self.log_probs(strips), cons)]
+        return [self.decode(ev, c, beam) for ev, c in zip(self.evidence([[s] for s in strips]), cons)]
 
     def decode(self, ev: Evidence | np.ndarray, constraint: Constraint | None, beam: int = 8) -> StringReading:
         """The reading that satisfies ``constraint``; over several views, the candidate they believe most."""
