@@ -1,9 +1,11 @@
 """Tune the fusion rules on held-out *training* digits, never on the test strings the string benchmark reports.
 
     python benchmarks/fusion_tune.py --n 3000 --seed 1
+    python benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both     # digits new to both readers
 
 Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
-``val`` split of ``strings_accuracy.py``), records what fusion sees for each (both readings, the alternatives,
+``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from the 413 of them that the digit CNN
+did not learn from either, records what fusion sees for each (both readings, the alternatives,
 and each reader's probability of every candidate text), then replays fusion offline for a grid of
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
 of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
@@ -48,12 +50,25 @@ class Case:
     crnn_p: dict[str, float]
 
 
-def _record(n: int, seed: int) -> list[Case]:
+def held_out(n: int, both: bool) -> np.ndarray:
+    """Training images held out of string training (seed 0), and with ``both`` also out of digit CNN training.
+
+    The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
+    segmentation reads digits it has seen; their intersection (413 images) is new to both readers.
+    """
+    val_idx = np.random.default_rng([0, 2]).permutation(n)[:5000]  # as formocr.train.strings, seed 0
+    if not both:
+        return val_idx
+    cnn_val = np.random.default_rng([0, 1]).permutation(n)[:5000]  # as formocr.train.digits, seed 0
+    return np.intersect1d(val_idx, cnn_val)
+
+
+def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None) -> list[Case]:
     s = load_split("train")
-    val_idx = np.random.default_rng([0, 2]).permutation(len(s.images))[:5000]  # as formocr.train.strings
-    gen = StringGenerator(DigitBank(s.images[val_idx], s.labels[val_idx]), synth_share=0.0, min_len=3, max_len=8,
+    idx = held_out(len(s.images), both)
+    gen = StringGenerator(DigitBank(s.images[idx], s.labels[idx]), synth_share=0.0, min_len=3, max_len=8,
                           separators=False)
-    pipe = Pipeline(Options())
+    pipe = Pipeline(Options(strings_model=strings_model))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     seen: list[dict[str, Any]] = []
 
@@ -97,6 +112,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=Options().review_threshold, help="the shipped one")
+    ap.add_argument("--held-out", choices=["strings", "both"], default="strings",
+                    help="digits held out of string training only, or of both models' training (413 images)")
+    ap.add_argument("--strings-model", default=None)
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
                          "else written, so a second grid costs no reading")
@@ -105,25 +123,26 @@ def main() -> int:
     if args.cases and Path(args.cases).exists():
         cases = pickle.loads(Path(args.cases).read_bytes())
     else:
-        cases = _record(args.n, args.seed)
+        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model)
         if args.cases:
             Path(args.cases).write_bytes(pickle.dumps(cases))
     reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
         len(cases), 1)
     shipped = FusionRules()
     rows = []
-    grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (0.95, 0.98))
-    for no_op, corr, power, threshold in grid:
+    grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (1.0, 0.3, 0.1), (0.95, 0.98))
+    for no_op, corr, power, fewer, threshold in grid:
         rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr,
-                            agree_power=power)
+                            agree_power=power, fewer_digits=fewer)
         a, share, good = _replay(cases, rules, threshold, Options().char_review_threshold)
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
-        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{threshold:g}", f"{a:.2f}", f"{share:.1f}",
-                     f"{good:.2f}"])
-    print(f"# fusion rules replayed on {len(cases)} strings of held-out training digits, seed {args.seed}; "
+        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{threshold:g}", f"{a:.2f}",
+                     f"{share:.1f}", f"{good:.2f}"])
+    print(f"# fusion rules replayed on {len(cases)} strings of training digits held out of "
+          f"{'both models' if args.held_out == 'both' else 'string'} training, seed {args.seed}; "
           f"{machine()}")
     print(f"# truth among the candidates: {reachable:.2f}%; shipped review threshold {args.threshold}")
-    print(table(["no_opinion", "corroborate", "agree_power", "threshold", "fused %", "accepted %",
+    print(table(["no_opinion", "corroborate", "agree_power", "fewer_digits", "threshold", "fused %", "accepted %",
                  "correct when accepted %"], rows))
     print(f"# {time.perf_counter() - t0:.0f} s")
     return 0

@@ -26,7 +26,9 @@ The rules:
   ``no_opinion``) · P_crnn(x), times ``invalid_penalty`` if x breaks the field's rules. The floor stands for the
   chance that the cut itself went wrong: then segmentation's per-digit probabilities, however sure, say nothing
   about the text (on touching strings a confident misreading of a merged blob would otherwise outvote a CRNN that
-  is nearly sure). The highest score wins; its confidence is its share of all scores times the weaker reader's
+  is nearly sure). When segmentation has fewer digits than the CRNN (off comb cells), its own reading's opinion
+  is also multiplied by ``fewer_digits``: such a reading is most often two touching digits read as one. The
+  highest score wins; its confidence is its share of all scores times the weaker reader's
   belief in it, so a disagreement is only accepted when the losing reader itself finds the winner likely.
 """
 
@@ -69,6 +71,11 @@ class FusionRules:
     # 0.5: benchmarks/fusion_tune.py --n 1500 --seed 1 (held-out training digits, ensemble string model):
     # accepted strings 99.83% right, 40.3% accepted; with 1, 99.40% right, 44.2% accepted
     agree_power: float = 0.5
+    # Segmentation's own reading, when it has fewer digits than the CRNN reads, is most often touching digits
+    # merged into one component that the digit CNN reads as one digit: its opinion of itself is multiplied by
+    # this. 0.3: on 1500 strings of digits held out from both models' training (ensemble of three), fused 93.60%
+    # → 93.87%, accepted unchanged; 1 (no penalty) to 0.01 on four such sets, 0.3 was best or tied on each.
+    fewer_digits: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ class Fused:
 
 def _key(text: str) -> str:
     return text.replace(" ", "")
+
+
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
 
 
 def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], crnn_prob: Callable[[str], float],
@@ -113,8 +124,11 @@ def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], c
             cands.append(("resplit" if alt.reader == "resplit" else "joint", alt))
     w: dict[str, float] = {}
     beliefs: dict[str, tuple[float, float]] = {}
+    merged = not cells and _digits(seg.raw) < _digits(crnn.raw)
     for name, r in cands:
         ps = seg.confidence if name == "segmentation" else (r.confidence if name == "resplit" else seg_prob(r.raw))
+        if name == "segmentation" and merged:
+            ps = seg.confidence * rules.fewer_digits
         # segmentation's opinion is floored: a cut that went wrong says nothing about any text
         floor = rules.no_opinion_cells if cells else rules.no_opinion
         ps = floor if ps is None else max(ps, floor)

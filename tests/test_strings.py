@@ -171,6 +171,22 @@ def test_the_crnn_reading_of_segmentations_length_can_win() -> None:
     assert f.confidence == pytest.approx(w["joint"] / sum(w.values()) * 0.3)
 
 
+def test_segmentation_with_fewer_digits_than_the_crnn_is_doubted() -> None:
+    # "3807": segmentation merged the touching 80 into one component and read it as 8, surely; the CRNN counts
+    # four digits but is unsure, and finds segmentation's "387" a quarter as likely as its own text
+    seg, crnn = _reading("segmentation", "387", 0.95), _reading("crnn", "3807", 0.4)
+    p_crnn = {"387": 0.1, "3807": 0.4}
+    plain = fuse(seg, crnn, lambda t: 0.95 if t == "387" else None, lambda t: p_crnn[t],
+                 rules=FusionRules(fewer_digits=1.0))
+    f = fuse(seg, crnn, lambda t: 0.95 if t == "387" else None, lambda t: p_crnn[t])
+    assert plain.reading.raw == "387"  # 0.95 * 0.1 beats the floor 0.1 * 0.4
+    assert f.reading.raw == "3807"  # 0.95 * 0.3 * 0.1 = 0.0285 loses to 0.1 * 0.4
+    assert f.scores["segmentation"] == pytest.approx(0.95 * FusionRules().fewer_digits * 0.1)
+    # in comb cells the walls made the cuts: no such doubt
+    boxed = fuse(seg, crnn, lambda t: 0.95 if t == "387" else None, lambda t: p_crnn[t], cells=True)
+    assert boxed.scores["segmentation"] == pytest.approx(0.95 * 0.1)
+
+
 def test_in_comb_cells_segmentations_opinion_is_not_floored() -> None:
     # "109099" in six cells: segmentation is sure of its 0; the CRNN reads 9 and finds "109099" unlikely.
     # Off the cells the floor (the cut may be wrong) lets the CRNN win; in cells the cut cannot be wrong.
@@ -191,7 +207,8 @@ def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
     p_crnn = {"172": 0.01, "1712": 0.5, "1772": 0.4}
     f = fuse(seg, crnn, lambda t: 0.9 if t == "172" else None, lambda t: p_crnn[t], alternatives=[recut])
     assert f.chosen == "resplit" and f.reading.raw == "1772"
-    w = {"segmentation": 0.9 * 0.01, "crnn": FusionRules().no_opinion * 0.5, "resplit": 0.8 * 0.4}
+    w = {"segmentation": 0.9 * FusionRules().fewer_digits * 0.01, "crnn": FusionRules().no_opinion * 0.5,
+         "resplit": 0.8 * 0.4}
     assert f.scores == pytest.approx(w)
     assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * 0.4)
 
@@ -206,7 +223,7 @@ def test_shipped_model_loads_and_reads_generated_strings() -> None:
     assert card["sha256"] == sha256_file(DEFAULT_MODEL)
     assert card["training"]["command"].startswith("formocr train combine-strings")
     members = card["training"]["members"]
-    assert len(members) == len(reader.nets) == 2
+    assert len(members) == len(reader.nets) == 3
     assert all(m["training"]["command"].startswith("formocr train strings") for m in members)
     right = 0
     for i in range(30):
