@@ -207,6 +207,20 @@ def test_survives_broken_lines_and_skew_residue() -> None:
     assert [(r.style, r.cells) for r in found] == [("box", None), ("comb", 7)]
 
 
+def test_a_comb_missing_one_inner_wall_keeps_its_cell_count() -> None:
+    # a 10-cell comb whose first inner wall did not print: the walls that remain fit a 5-cell grid too, and
+    # that grid left the other five walls in the field, read as 1s
+    t = Template("weak wall", 110.0, 40.0, (TemplateField("c", "digits", (20, 15, 70, 10), "comb", 10),))
+    rng = np.random.default_rng(3)
+    page = render_form(t, {"c": "2940"}, rng, dpi=300, writer=Writer.random(rng))
+    img = page.image.copy()
+    px = 300 / 25.4
+    x = round(27 * px)  # the wall between cells 1 and 2
+    img[round(16 * px) : round(24 * px), x - 5 : x + 6] = 255
+    found = find_fields(_clean(img, 300))
+    assert [(r.style, r.cells) for r in found] == [("comb", 10)]
+
+
 # --- templates from blank forms ---------------------------------------------------------------------------
 
 
