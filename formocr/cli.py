@@ -104,6 +104,8 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--steps", type=click.IntRange(1, 10**7), default=6000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=48, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="Picks the 5000 held-out training images; keep it fixed across the members of an ensemble.")
 @click.option("--out", type=click.Path(dir_okay=False), default="models/strings-crnn.safetensors", show_default=True)
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--val-size", type=click.IntRange(10, 100000), default=1000, show_default=True)
@@ -119,7 +121,8 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--banded/--no-banded", default=False, show_default=True,
               help="Batches of similar string lengths, CTC over each strip's own width (less padding computed).")
 @_errors_to_exit_codes
-def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, out: str, limit: int | None,
+def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
+                      limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
@@ -127,7 +130,8 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
 
     logging.getLogger("formocr").setLevel(logging.INFO)
     command = "formocr train strings " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train strings"
-    cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, out=out, limit=limit,
+    cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, split_seed=split_seed, out=out,
+                            limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded)
     card = train_strings(cfg, command=command)

@@ -48,6 +48,9 @@ class StringTrainConfig:
     data: str | None = None
     steps: int = 6000
     seed: int = 0
+    # Which 5000 training images are held out (validation, and fusion tuning downstream). Fixed apart from the
+    # seed, so every member of an ensemble holds out the same digits and they stay new to all of them.
+    split_seed: int = 0
     out: str = "models/strings-crnn.safetensors"
     batch_size: int = 48
     lr: float = 2e-3
@@ -123,7 +126,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)
     train = load_split("train", cfg.data)
-    perm = np.random.default_rng([cfg.seed, 2]).permutation(len(train.images))
+    perm = np.random.default_rng([cfg.split_seed, 2]).permutation(len(train.images))
     val_idx, tr_idx = perm[:5000], perm[5000:]
     if cfg.limit:
         tr_idx = tr_idx[: cfg.limit]
@@ -181,7 +184,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
         "training": {
             "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
-            "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
+            "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
+            "batch_size": cfg.batch_size,
             "banded": cfg.banded,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
