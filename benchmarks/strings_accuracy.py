@@ -31,6 +31,7 @@ from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.modelfile import card_path
 from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.train.strings import held_out_split
 
 
 def main() -> int:
@@ -50,7 +51,7 @@ def main() -> int:
         bank = DigitBank(s.images, s.labels)
     else:
         s = load_split("train")
-        val_idx = np.random.default_rng([0, 2]).permutation(len(s.images))[:5000]  # as formocr.train.strings
+        val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
         bank = DigitBank(s.images[val_idx], s.labels[val_idx])
     gen = StringGenerator(bank, synth_share=0.0, min_len=3, max_len=8, separators=False)
     pipe = Pipeline(Options(strings_model=args.strings_model))

@@ -302,6 +302,33 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool) -> None:
     assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
 
 
+def test_held_out_digits_do_not_depend_on_the_training_seed(tmp_path: Path) -> None:
+    # members of one ensemble, trained with different seeds, must hold out the same digits: benchmarks tune
+    # fusion on them, and a member that learnt them would look better there than it is
+    from formocr.train.strings import held_out_split, split_digest
+
+    a_val, a_tr = held_out_split(60000, 0)
+    assert len(a_val) == 5000 and len(np.union1d(a_val, a_tr)) == 60000 and not np.intersect1d(a_val, a_tr).size
+    assert split_digest(a_val) == split_digest(held_out_split(60000, 0)[0][::-1])
+    assert split_digest(a_val) != split_digest(held_out_split(60000, 1)[0])
+
+
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
+def test_the_card_records_which_digits_were_held_out(tmp_path: Path) -> None:
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    def held(seed: int, split_seed: int) -> dict[str, object]:
+        cfg = StringTrainConfig(steps=2, batch_size=4, val_size=4, val_every=2, limit=200, workers=0, seed=seed,
+                                split_seed=split_seed, widths=(4, 8, 8, 8, 8), hidden=8,
+                                out=str(tmp_path / f"m{seed}{split_seed}.safetensors"))
+        return dict(train_strings(cfg)["training"]["data"]["held_out"])
+
+    torch.set_num_threads(1)
+    first, second, other = held(0, 0), held(1, 0), held(0, 1)
+    assert first == second and first["split_seed"] == 0 and first["images"] == 5000
+    assert other["indices_sha256_16"] != first["indices_sha256_16"]
+
+
 def test_training_command_defaults_are_the_models() -> None:
     from formocr import cli
     from formocr.recognize.strings import DEFAULT_HIDDEN, DEFAULT_WIDTHS

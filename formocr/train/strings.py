@@ -9,6 +9,7 @@ here; they are for :mod:`benchmarks.strings_accuracy` and the figures in the car
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
@@ -64,6 +65,21 @@ class StringTrainConfig:
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     hidden: int = DEFAULT_HIDDEN
     banded: bool = False  # batches of similar lengths, CTC over each strip's own width (see _Batches)
+
+
+def held_out_split(n: int, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) indices of ``n`` MNIST training images: 5000 kept for validation and fusion tuning.
+
+    Drawn from ``split_seed`` alone, never from the training seed, so models trained with different seeds for one
+    ensemble hold out the same digits, and those digits stay new to every member (benchmarks tune on them).
+    """
+    perm = np.random.default_rng([split_seed, 2]).permutation(n)
+    return perm[:5000], perm[5000:]
+
+
+def split_digest(idx: np.ndarray) -> str:
+    """A short fingerprint of a set of image indices, recorded in the card to compare members' held-out sets."""
+    return hashlib.sha256(np.sort(np.asarray(idx, np.int64)).astype("<i8").tobytes()).hexdigest()[:16]
 
 
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
@@ -126,8 +142,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)
     train = load_split("train", cfg.data)
-    perm = np.random.default_rng([cfg.split_seed, 2]).permutation(len(train.images))
-    val_idx, tr_idx = perm[:5000], perm[5000:]
+    val_idx, tr_idx = held_out_split(len(train.images), cfg.split_seed)
     if cfg.limit:
         tr_idx = tr_idx[: cfg.limit]
     gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share)
@@ -190,7 +205,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
-                     "validation": f"{cfg.val_size} strings from 5000 held-out training images"},
+                     "validation": f"{cfg.val_size} strings from 5000 held-out training images",
+                     "held_out": {"split_seed": cfg.split_seed, "images": len(val_idx),
+                                  "indices_sha256_16": split_digest(val_idx)}},
             "generator": "formocr.synth.strings.StringGenerator: lengths 1-12, separators by format, half touching",
             "seconds": round(seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
