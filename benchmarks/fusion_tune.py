@@ -56,8 +56,7 @@ def held_out(n: int, both: bool) -> np.ndarray:
 
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
     segmentation reads digits it has seen; their intersection (413 images) is new to both readers. The held-out
-    part is fixed by ``--split-seed`` (0); the shipped ensemble's third member was trained before that option, with
-    its held-out part drawn from its seed (1), and has learnt from most of these digits.
+    part is fixed by ``formocr train strings --split-seed`` (0, as for every member of the shipped string model).
     """
     val_idx = held_out_split(n, 0)[0]
     if not both:
@@ -141,7 +140,7 @@ def main() -> int:
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
         rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{threshold:g}", f"{a:.2f}",
                      f"{share:.1f}", f"{good:.2f}"])
-    held = "digit CNN and seed-0 string" if args.held_out == "both" else "seed-0 string"
+    held = "digit CNN and string" if args.held_out == "both" else "string"
     print(f"# fusion rules replayed on {len(cases)} strings of training digits held out of {held} training, "
           f"seed {args.seed}; {machine()}")
     print(f"# truth among the candidates: {reachable:.2f}%; shipped review threshold {args.threshold}")
