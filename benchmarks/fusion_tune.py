@@ -36,6 +36,7 @@ from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.train.digits import held_out_split as digits_held_out
 from formocr.train.strings import held_out_split
 
 
@@ -61,7 +62,7 @@ def held_out(n: int, both: bool) -> np.ndarray:
     val_idx = held_out_split(n, 0)[0]
     if not both:
         return val_idx
-    cnn_val = np.random.default_rng([0, 1]).permutation(n)[:5000]  # as formocr.train.digits, seed 0
+    cnn_val = digits_held_out(n, 0)[0]  # the shipped digit CNN's validation images (seed 0)
     return np.intersect1d(val_idx, cnn_val)
 
 

@@ -129,9 +129,10 @@ def fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], c
     beliefs: dict[str, tuple[float, float]] = {}
     merged = not cells and _digits(seg.raw) < _digits(crnn.raw)
     for name, r in cands:
-        ps = seg.confidence if name == "segmentation" else (r.confidence if name == "resplit" else seg_prob(r.raw))
-        if name == "segmentation" and merged:
-            ps = seg.confidence * rules.fewer_digits
+        if name == "segmentation":
+            ps: float | None = seg.confidence * (rules.fewer_digits if merged else 1.0)
+        else:
+            ps = r.confidence if name == "resplit" else seg_prob(r.raw)
         # segmentation's opinion is floored: a cut that went wrong says nothing about any text
         floor = rules.no_opinion_cells if cells else rules.no_opinion
         ps = floor if ps is None else max(ps, floor)

@@ -302,7 +302,7 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool) -> None:
     assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
 
 
-def test_held_out_digits_do_not_depend_on_the_training_seed(tmp_path: Path) -> None:
+def test_held_out_digits_do_not_depend_on_the_training_seed() -> None:
     # members of one ensemble, trained with different seeds, must hold out the same digits: benchmarks tune
     # fusion on them, and a member that learnt them would look better there than it is
     from formocr.train.strings import held_out_split, split_digest

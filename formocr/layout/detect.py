@@ -140,22 +140,33 @@ def _walls(cov: np.ndarray, x0: int, thr: float) -> list[tuple[int, int, bool]]:
     return [(x0 + int(a), x0 + int(b), float(cov[a : b + 1].max()) >= 0.985) for a, b in zip(starts, ends)]
 
 
+def _on_grid(walls: list[tuple[int, int, bool]], n: int) -> list[tuple[int, int, bool]]:
+    """The inner walls standing where a regular grid of ``n`` cells between the outer walls puts one."""
+    start, end = (walls[0][0] + walls[0][1]) / 2, (walls[-1][0] + walls[-1][1]) / 2
+    pitch = (end - start) / n
+    tol = max(1.5, 0.12 * pitch)
+    inner = walls[1:-1]
+    out = []
+    for g in range(1, n):
+        gaps = [(abs((w[0] + w[1]) / 2 - start - g * pitch), k) for k, w in enumerate(inner)]
+        gap, k = min(gaps, default=(tol + 1, -1))
+        if gap <= tol:
+            out.append(inner[k])
+    return out
+
+
 def _grid(walls: list[tuple[int, int, bool]], h: int, opts: DetectOptions) -> int:
     """Cells of the most finely divided regular grid between the outer walls, or 0 when there is none.
 
     One inner wall in five may be missing (faint, broken by the scan, or merged with a stroke beside it):
     demanding them all made a 10-cell comb with one weak wall a 5-cell one, and its other walls read as 1s.
     """
-    centres = [(w[0] + w[1]) / 2 for w in walls]
-    span = centres[-1] - centres[0]
-    inner = centres[1:-1]
+    span = (walls[-1][0] + walls[-1][1]) / 2 - (walls[0][0] + walls[0][1]) / 2
     for n in range(len(walls) - 1 + (len(walls) - 1) // 4, 2, -1):
         pitch = span / n
         if pitch > opts.comb_max_aspect * h or pitch < 0.3 * h:
             continue
-        tol = max(1.5, 0.12 * pitch)
-        hit = sum(any(abs(c - (centres[0] + i * pitch)) <= tol for c in inner) for i in range(1, n))
-        if hit >= n - 1 - (n - 1) // 5:
+        if len(_on_grid(walls, n)) >= n - 1 - (n - 1) // 5:
             return n
     return 0
 
@@ -232,16 +243,7 @@ def _split(walls: list[tuple[int, int, bool]], t: _Seg, b: _Seg, min_w: float, o
             box = Box(left, y0, right - left + 1, y1 - y0 + 1)
             if best_n:
                 # the walls on the grid only (a handwritten "1" standing like a wall is writing)
-                start = (a[0] + a[1]) / 2
-                pitch = ((c[0] + c[1]) / 2 - start) / best_n
-                inner = ws[i + 1 : best_j]
-                tol = max(1.5, 0.12 * pitch)
-                on_grid = []
-                for g in range(1, best_n):
-                    k = int(np.argmin([abs((w[0] + w[1]) / 2 - start - g * pitch) for w in inner]))
-                    if abs((inner[k][0] + inner[k][1]) / 2 - start - g * pitch) <= tol:
-                        on_grid.append(inner[k])
-                out.append(_Cand(box, "comb", best_n, tuple(on_grid)))
+                out.append(_Cand(box, "comb", best_n, tuple(_on_grid(ws[i : best_j + 1], best_n))))
             else:
                 out.append(_Cand(box, "box", None))
         i = best_j

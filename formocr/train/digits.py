@@ -121,6 +121,12 @@ class Progress:
             sys.stderr.write("\r" + " " * 79 + "\r")
 
 
+def held_out_split(n: int, seed: int = 0, size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) indices of ``n`` MNIST training images, as the digit CNN of ``seed`` split them."""
+    perm = np.random.default_rng([seed, 1]).permutation(n)
+    return perm[:size], perm[size:]
+
+
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
                  ) -> dict[str, Any]:
     """Train, select on validation, calibrate, measure on test, save weights + card; return the card."""
@@ -131,8 +137,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     torch.set_flush_denormal(True)  # denormal activations made CPU training 6x slower
     train = load_split("train", cfg.data)
     test = load_split("test", cfg.data)
-    perm = np.random.default_rng([cfg.seed, 1]).permutation(len(train.images))
-    val_idx, tr_idx = perm[: cfg.val_size], perm[cfg.val_size :]
+    val_idx, tr_idx = held_out_split(len(train.images), cfg.seed, cfg.val_size)
     if cfg.limit:
         tr_idx = tr_idx[: cfg.limit]
         val_idx = val_idx[: max(200, cfg.limit // 10)]
