@@ -120,11 +120,15 @@ def _widths(text: str) -> tuple[int, ...]:
               help="LSTM units per direction.")
 @click.option("--banded/--no-banded", default=False, show_default=True,
               help="Batches of similar string lengths, CTC over each strip's own width (less padding computed).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+              help="Peak learning rate of the one-cycle schedule.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Train on from this string model (same shape and --split-seed) instead of random weights.")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
-                      banded: bool) -> None:
+                      banded: bool, lr: float, init: str | None) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -133,7 +137,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
     cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, split_seed=split_seed, out=out,
                             limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
-                            widths=_widths(widths), hidden=hidden, banded=banded)
+                            widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init)
     card = train_strings(cfg, command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.recognize.ctc import best_path
-from formocr.recognize.modelfile import save_model
+from formocr.errors import ModelError
+from formocr.recognize.modelfile import load_model, save_model
 from formocr.recognize.strings import (
     ALPHABET,
     ARCH,
@@ -65,6 +66,9 @@ class StringTrainConfig:
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     hidden: int = DEFAULT_HIDDEN
     banded: bool = False  # batches of similar lengths, CTC over each strip's own width (see _Batches)
+    # Start from this trained string model instead of random weights: a second learning-rate cycle on fresh strings
+    # (a different --seed) buys what a longer first run would, without repeating the first run's hours.
+    init: str | None = None
 
 
 def held_out_split(n: int, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,6 +84,31 @@ def held_out_split(n: int, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 def split_digest(idx: np.ndarray) -> str:
     """A short fingerprint of a set of image indices, recorded in the card to compare members' held-out sets."""
     return hashlib.sha256(np.sort(np.asarray(idx, np.int64)).astype("<i8").tobytes()).hexdigest()[:16]
+
+
+def _start_from(net: CRNN, cfg: StringTrainConfig) -> dict[str, Any]:
+    """Load ``cfg.init`` into ``net``; return what the card records of it (file, hash, its own training).
+
+    The parent must be one network of this shape, with the same alphabet, strip geometry and held-out digits:
+    anything else would silently change what the new model reads or leak validation digits into training.
+    """
+    assert cfg.init is not None
+    parent = load_model(cfg.init)
+    meta, ptrain = parent.meta, parent.card.get("training", {})
+    if meta.get("arch") != ARCH or "members" in meta:
+        raise ModelError(f"not a single {ARCH} string model, cannot train on from it", cfg.init)
+    if (tuple(meta.get("widths", ())), int(meta.get("hidden", -1))) != (tuple(cfg.widths), cfg.hidden):
+        raise ModelError(f"widths {meta.get('widths')} hidden {meta.get('hidden')} differ from "
+                         f"--widths {','.join(map(str, cfg.widths))} --hidden {cfg.hidden}", cfg.init)
+    if meta.get("alphabet") != ALPHABET or meta.get("line") != DEFAULT_LINE_SPEC.to_dict():
+        raise ModelError("alphabet or strip geometry differ from this version's", cfg.init)
+    if ptrain.get("split_seed", 0) != cfg.split_seed:
+        raise ModelError(f"trained with --split-seed {ptrain.get('split_seed', 0)}, not {cfg.split_seed}: its "
+                         "training digits would include this run's held-out ones", cfg.init)
+    net.load_state_dict(parent.state)
+    return {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
+            "seed": ptrain.get("seed"), "steps": ptrain.get("steps"),
+            "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
@@ -151,6 +180,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
+    parent = _start_from(net, cfg) if cfg.init else None
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -215,6 +245,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         },
         "figures": {"val_string_accuracy": best[0]},
     }
+    if parent:
+        card["training"]["init"] = parent
     save_model(cfg.out, net.state_dict(), meta, card)
     log.info("saved %s (validation string accuracy %.4f)", cfg.out, best[0])
     return card
