@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -327,6 +328,37 @@ def test_the_card_records_which_digits_were_held_out(tmp_path: Path) -> None:
     first, second, other = held(0, 0), held(1, 0), held(0, 1)
     assert first == second and first["split_seed"] == 0 and first["images"] == 5000
     assert other["indices_sha256_16"] != first["indices_sha256_16"]
+
+
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
+def test_training_on_from_a_model_starts_from_its_weights_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    from formocr.recognize.modelfile import load_model
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    def cfg(name: str, **kw: object) -> StringTrainConfig:
+        base = StringTrainConfig(steps=1, val_every=1, batch_size=4, val_size=4, limit=200, workers=0,
+                                 widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / f"{name}.safetensors"))
+        return replace(base, **kw)  # type: ignore[arg-type]
+
+    torch.set_num_threads(1)
+    parent = tmp_path / "parent.safetensors"
+    train_strings(cfg("parent", steps=2, val_every=2))
+    # a learning rate of ~0: the one step cannot move the weights, so the child's are the parent's
+    card = train_strings(cfg("child", lr=1e-30, seed=5, init=str(parent)))
+    assert card["training"]["init"]["sha256"] == sha256_file(parent)
+    fresh = train_strings(cfg("fresh", lr=1e-30, seed=5))
+    assert "init" not in fresh["training"]
+    p, c, f = (load_model(tmp_path / f"{n}.safetensors").state for n in ("parent", "child", "fresh"))
+    weights = [k for k in p if k.endswith("weight")]  # running BatchNorm statistics move even at lr 0
+    assert weights and all(torch.equal(p[k], c[k]) for k in weights)
+    assert not all(torch.equal(p[k], f[k]) for k in weights)
+
+    with pytest.raises(ModelError, match="hidden"):
+        train_strings(cfg("x", init=str(parent), hidden=12))
+    with pytest.raises(ModelError, match="split-seed 0, not 1"):
+        train_strings(cfg("y", init=str(parent), split_seed=1))
+    with pytest.raises(ModelError, match="not found"):
+        train_strings(cfg("z", init=str(tmp_path / "missing.safetensors")))
 
 
 def test_training_command_defaults_are_the_models() -> None:

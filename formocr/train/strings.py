@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from formocr.data.mnist import load_split
+from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.recognize.ctc import best_path
-from formocr.errors import ModelError
 from formocr.recognize.modelfile import load_model, save_model
 from formocr.recognize.strings import (
     ALPHABET,
