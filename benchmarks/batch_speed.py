@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def generate(folder: Path, docs: int, dpi: int, seed: int) -> tuple[int, float]:
     return pages_total, seconds
 
 
-def run(folder: Path, work: Path, engine: str, workers: int, dpi: int, config: str | None) -> dict[str, object]:
+def run(folder: Path, work: Path, engine: str, workers: int, dpi: int, config: str | None) -> dict[str, Any]:
     out = work / f"{engine}-{workers}.jsonl"
     summary = work / f"{engine}-{workers}.summary.json"
     for p in (out, summary):
@@ -128,9 +129,9 @@ def main() -> int:
     rows = []
     reference = results[0][2]["values"]
     for engine, w, s in results:
-        pps = float(s["pages_per_second"])  # type: ignore[arg-type]
+        pps = float(s["pages_per_second"])
         eff = f"{pps / (w * base):.2f}" if base else "-"
-        same = sum(s["values"].get(k) == v for k, v in reference.items())  # type: ignore[attr-defined]
+        same = sum(s["values"].get(k) == v for k, v in reference.items())
         rows.append([engine, w, s["processed"], s["pages"], f"{s['seconds']:.1f}", f"{pps:.2f}", eff,
                      f"{s['worker_peak_rss_mib']:.0f}", f"{s['driver_peak_rss_mib']:.0f}",
                      f"{s['ok']}/{s['failed']}", f"{same}/{len(reference)}"])

@@ -158,7 +158,7 @@ def main() -> int:
                 t["locate_ms"] / t["pages"],
             ]
         )
-    frows = []
+    frows: list[list[Any]] = []
     for (name, fname), s in per_f.items():
         frows.append(
             [f"{name}.{fname}", int(s["fields"]), s["correct"] / s["fields"], s["review"] / s["fields"], acc(s)]

@@ -82,7 +82,7 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
                      "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts}})
         return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
 
-    read_mod.fuse = spy  # type: ignore[assignment]
+    read_mod.fuse = spy
     cases = []
     for i in range(n):
         rng = np.random.default_rng([seed, 31337, i])
@@ -100,7 +100,7 @@ def _replay(cases: list[Case], rules: FusionRules, threshold: float, char_thresh
             ) -> tuple[float, float, float]:
     ok = acc = acc_ok = 0
     for c in cases:
-        f = fuse(c.seg, c.crnn, lambda t, c=c: c.seg_p[t], lambda t, c=c: c.crnn_p[t], rules, c.cells, c.alts)
+        f = fuse(c.seg, c.crnn, c.seg_p.__getitem__, c.crnn_p.__getitem__, rules, c.cells, c.alts)
         right = f.reading.raw == c.truth
         ok += right
         if f.confidence >= threshold and all(ch.p >= char_threshold for ch in f.reading.chars):

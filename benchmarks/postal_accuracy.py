@@ -93,7 +93,7 @@ def dropout(n: int, seed: int) -> None:
     captured: dict[str, np.ndarray] = {}
     original = forms._decorate
 
-    def capture(p, template, rng, hand, writer):  # type: ignore[no-untyped-def]
+    def capture(p, template, rng, hand, writer):  # the renderer's private signature, passed through
         original(p, template, rng, hand, writer)
         captured["form"], captured["hand"] = p.layer.copy(), hand.copy()
 
