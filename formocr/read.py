@@ -129,8 +129,9 @@ class FieldReader:
         mode = self.options.reader
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
-        if ev is not None and geom is not None:
-            crnn = self._crnn_reading(region, constraint, ev, geom, crop_box)
+        if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
+            crnn = (Reading("crnn", "", 0.0, (), False) if geom.blank
+                    else self._crnn_reading(region, constraint, ev, geom, crop_box))
         readings: dict[str, object] = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:

@@ -282,6 +282,22 @@ def test_readers_can_be_chosen() -> None:
     assert f.readings["chosen"] == "crnn" and len(f.raw) == 6
 
 
+@pytest.mark.parametrize("reader", ["fused", "crnn"])
+def test_a_field_left_blank_is_empty_for_the_string_reader_too(reader: str) -> None:
+    # the shipped CRNNs, shown an all-blank strip, emit a "1" at P≈0.5: a blank field must not be read at all
+    from formocr.layout.template import load_template
+    from formocr.synth import Degrade, render_form
+
+    rng = np.random.default_rng(7)
+    blank = render_form(load_template("envelope"), {"postal_code": ""}, rng, degrade=Degrade.random(rng)).image
+    doc = Pipeline(Options(reader=reader, template="envelope")).scan(blank)
+    f = doc.field("postal_code")
+    assert f.value is None and f.raw == "" and f.needs_review and f.why == ("empty",)
+    assert f.readings["crnn"]["raw"] == ""
+    assert field_strip(np.zeros((40, 200), bool), 40, 300)[1].blank
+    assert not field_strip(np.pad(np.ones((30, 20), bool), 5), 40, 300)[1].blank
+
+
 # --- training ----------------------------------------------------------------------------------------------
 
 

@@ -86,9 +86,15 @@ class StripGeometry:
 
     x0: int  # crop column of the strip's first ink column
     y0: int
-    h: int  # height of the ink box in crop pixels
+    h: int  # height of the ink box in crop pixels; 0 when no ink is left (see ``blank``)
     sx: float  # strip columns per crop column
     pad: int
+
+    @property
+    def blank(self) -> bool:
+        """No ink survived speck removal: there is nothing to read, and a CRNN shown an empty strip may still
+        emit a digit (the shipped ensemble reads an empty strip as "1" at P 0.48)."""
+        return self.h == 0
 
     def crop_x(self, col: float) -> float:
         return self.x0 + (col - self.pad) / self.sx
@@ -111,7 +117,7 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
     kept = keep[labels]
     ys, xs = np.nonzero(kept)
     if len(ys) == 0:
-        return normalize_line(kept, spec), StripGeometry(0, 0, 1, 1.0, spec.pad)
+        return normalize_line(kept, spec), StripGeometry(0, 0, 0, 1.0, spec.pad)
     w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
     nw = min(max(1, round(w * spec.content / h * spec.x_stretch)), spec.max_width - 2 * spec.pad)
     return normalize_line(kept, spec), StripGeometry(int(xs.min()), int(ys.min()), h, nw / w, spec.pad)
