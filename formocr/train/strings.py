@@ -67,7 +67,8 @@ class StringTrainConfig:
     hidden: int = DEFAULT_HIDDEN
     banded: bool = False  # batches of similar lengths, CTC over each strip's own width (see _Batches)
     # Start from this trained string model instead of random weights: a second learning-rate cycle on fresh strings
-    # (a different --seed) buys what a longer first run would, without repeating the first run's hours.
+    # (another --seed) without repeating the first run. Two members of the shipped ensemble were made so; on 3000
+    # held-out strings the ensemble's CRNN went from 91.93% to 92.97% (README, the card's commands).
     init: str | None = None
 
 
