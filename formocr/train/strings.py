@@ -87,13 +87,15 @@ def split_digest(idx: np.ndarray) -> str:
     return hashlib.sha256(np.sort(np.asarray(idx, np.int64)).astype("<i8").tobytes()).hexdigest()[:16]
 
 
-def _start_from(net: CRNN, cfg: StringTrainConfig) -> dict[str, Any]:
-    """Load ``cfg.init`` into ``net``; return what the card records of it (file, hash, its own training).
+def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The weights of ``cfg.init`` and what the card records of it (file, hash, its own training), or None.
 
     The parent must be one network of this shape, with the same alphabet, strip geometry and held-out digits:
     anything else would silently change what the new model reads or leak validation digits into training.
+    Checked before the data is loaded, so a wrong parent fails at once.
     """
-    assert cfg.init is not None
+    if not cfg.init:
+        return None
     parent = load_model(cfg.init)
     meta, ptrain = parent.meta, parent.card.get("training", {})
     if meta.get("arch") != ARCH or "members" in meta:
@@ -106,10 +108,9 @@ def _start_from(net: CRNN, cfg: StringTrainConfig) -> dict[str, Any]:
     if ptrain.get("split_seed", 0) != cfg.split_seed:
         raise ModelError(f"trained with --split-seed {ptrain.get('split_seed', 0)}, not {cfg.split_seed}: its "
                          "training digits would include this run's held-out ones", cfg.init)
-    net.load_state_dict(parent.state)
-    return {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
-            "seed": ptrain.get("seed"), "steps": ptrain.get("steps"),
-            "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
+    return parent.state, {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
+                          "seed": ptrain.get("seed"), "steps": ptrain.get("steps"),
+                          "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
@@ -171,6 +172,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)
+    parent = _parent(cfg)
     train = load_split("train", cfg.data)
     val_idx, tr_idx = held_out_split(len(train.images), cfg.split_seed)
     if cfg.limit:
@@ -181,7 +183,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
-    parent = _start_from(net, cfg) if cfg.init else None
+    if parent:
+        net.load_state_dict(parent[0])
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -247,7 +250,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         "figures": {"val_string_accuracy": best[0]},
     }
     if parent:
-        card["training"]["init"] = parent
+        card["training"]["init"] = parent[1]
     save_model(cfg.out, net.state_dict(), meta, card)
     log.info("saved %s (validation string accuracy %.4f)", cfg.out, best[0])
     return card
