@@ -302,15 +302,18 @@ def test_a_field_left_blank_is_empty_for_the_string_reader_too(reader: str) -> N
 
 
 @pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
-@pytest.mark.parametrize("banded", [False, True])
-def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool) -> None:
+@pytest.mark.parametrize(("banded", "fast"), [(False, False), (True, False), (True, True)])
+def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool, fast: bool) -> None:
+    # fast: channels-last bfloat16 convolutions, the speed-ups of --channels-last --bf16
     from formocr.train.strings import StringTrainConfig, train_strings
 
     def run(name: str) -> bytes:
         cfg = StringTrainConfig(steps=4, batch_size=6, val_size=10, val_every=2, limit=500, workers=0,
-                                widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / name), banded=banded)
+                                widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / name), banded=banded,
+                                channels_last=fast, bf16=fast)
         card = train_strings(cfg)
         assert card["training"]["selected_step"] in (2, 4)
+        assert card["training"]["channels_last"] is fast and card["training"]["bf16"] is fast
         return (tmp_path / name).read_bytes()
 
     torch.set_num_threads(1)

@@ -60,7 +60,10 @@ class CRNN(nn.Module):
         self.out = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)  # N×C×H'×T
+        return self.head(self.features(x))
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        """Convolutional features (N×C×H'×T) → N×T×classes logits: the recurrent layer and the classifier."""
         n, c, h, t = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
         y, _ = self.rnn(seq)

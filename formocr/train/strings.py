@@ -70,6 +70,10 @@ class StringTrainConfig:
     # (another --seed) without repeating the first run. Two members of the shipped ensemble were made so; on 3000
     # held-out strings the ensemble's CRNN went from 91.93% to 92.97% (README, the card's commands).
     init: str | None = None
+    # How the convolutions are computed; the maths is the same, the speed is not (CPU, see _forward). Off: the
+    # shipped members' recipe, so their commands still rebuild them bit for bit.
+    channels_last: bool = False
+    bf16: bool = False
 
 
 def held_out_split(n: int, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -159,6 +163,16 @@ def _collate(item: Any) -> Any:
     return item
 
 
+def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
+    """Training logits. Channels-last tensors and bfloat16 convolutions (``cfg``) are for speed on CPUs with
+    AVX-512 BF16; the recurrent layer, the classifier and the CTC loss stay in float32."""
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        f = net.features(x)
+    return net.head(f.float())
+
+
 def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
     lps = log_probs(net, strips, 64)
     return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)]))
@@ -185,6 +199,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
     if parent:
         net.load_state_dict(parent[0])
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing from the stubs)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -196,7 +212,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         net.train()
-        lp = torch.log_softmax(net(x), -1).transpose(0, 1)  # T×N×C
+        lp = torch.log_softmax(_forward(net, x, cfg), -1).transpose(0, 1)  # T×N×C
         if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         else:  # the shipped model's recipe: the padded width for every strip
@@ -235,7 +251,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
             "batch_size": cfg.batch_size,
-            "banded": cfg.banded,
+            "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
