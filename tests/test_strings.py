@@ -314,6 +314,7 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool, fast: bool
         card = train_strings(cfg)
         assert card["training"]["selected_step"] in (2, 4)
         assert card["training"]["channels_last"] is fast and card["training"]["bf16"] is fast
+        assert card["training"]["code"].startswith("formocr ")  # "formocr 0.1.0 at commit …" in a checkout
         return (tmp_path / name).read_bytes()
 
     torch.set_num_threads(1)

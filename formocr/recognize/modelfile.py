@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,22 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from formocr.errors import ModelError
+
+
+def code_version() -> str:
+    """Which formocr is training: the commit of a source checkout ("-dirty" with uncommitted changes), else the
+    package version. Training cards record it, so a model can be rebuilt with the code that made it."""
+    from formocr import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    commit = ""
+    if (root / ".git").exists():  # a checkout of this project, not some repository an installed copy sits in
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+    return f"formocr {__version__} at commit {commit}" if commit else f"formocr {__version__}"
 
 
 def sha256_file(path: str | Path) -> str:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
-from formocr.recognize.modelfile import save_model
+from formocr.recognize.modelfile import code_version, save_model
 from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 
@@ -208,7 +208,8 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "scan_share": cfg.scan_share, "limit": cfg.limit,
             "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}},
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "history": history,
         },
         "figures": {

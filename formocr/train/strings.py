@@ -28,7 +28,7 @@ from formocr.data.mnist import load_split
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.recognize.ctc import best_path
-from formocr.recognize.modelfile import load_model, save_model
+from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import (
     ALPHABET,
     ARCH,
@@ -260,7 +260,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                                   "indices_sha256_16": split_digest(val_idx)}},
             "generator": "formocr.synth.strings.StringGenerator: lengths 1-12, separators by format, half touching",
             "seconds": round(seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
-            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "history": history,
         },
         "figures": {"val_string_accuracy": best[0]},
