@@ -4,7 +4,7 @@
     python benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both     # digits new to both readers
 
 Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
-``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from the 413 of them that the digit CNN
+``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from those the digit CNN
 did not learn from either (see ``held_out``), records what fusion sees for each (both readings, the alternatives,
 and each reader's probability of every candidate text), then replays fusion offline for a grid of
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
@@ -35,6 +35,8 @@ from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
+from formocr.recognize.modelfile import load_model
 from formocr.synth.strings import DigitBank, StringGenerator
 from formocr.train.digits import held_out_split as digits_held_out
 from formocr.train.strings import held_out_split
@@ -56,14 +58,23 @@ def held_out(n: int, both: bool) -> np.ndarray:
     """Training images held out of string training (seed 0), and with ``both`` also out of digit CNN training.
 
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
-    segmentation reads digits it has seen; their intersection (413 images) is new to both readers. The held-out
-    part is fixed by ``formocr train strings --split-seed`` (0, as for every member of the shipped string model).
+    segmentation reads digits it has seen; their intersection is new to both readers: 413 images for the shipped
+    digit CNN, whose split was drawn from its seed, and all 5000 for one trained with ``--split-seed 0``. The
+    strings' part is fixed by ``formocr train strings --split-seed`` (0, for every member of the shipped model).
     """
     val_idx = held_out_split(n, 0)[0]
     if not both:
         return val_idx
-    cnn_val = digits_held_out(n, 0)[0]  # the shipped digit CNN's validation images (seed 0)
-    return np.intersect1d(val_idx, cnn_val)
+    return np.intersect1d(val_idx, digit_cnn_held_out(n))
+
+
+def digit_cnn_held_out(n: int) -> np.ndarray:
+    """The shipped digit CNN's held-out images, as its card records them."""
+    training = load_model(DIGITS_MODEL).card["training"]
+    split_seed = training["data"].get("held_out", {}).get("split_seed")
+    if split_seed is not None:
+        return held_out_split(n, split_seed)[0]
+    return digits_held_out(n, training["seed"], training.get("val_size", 5000))[0]
 
 
 def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None) -> list[Case]:
@@ -116,7 +127,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=Options().review_threshold, help="the shipped one")
     ap.add_argument("--held-out", choices=["strings", "both"], default="strings",
-                    help="digits held out of string training only, or of both models' training (413 images)")
+                    help="digits held out of string training only, or of both models' training (413 images with the "
+                         "shipped digit CNN)")
     ap.add_argument("--strings-model", default=None)
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "

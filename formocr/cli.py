@@ -72,15 +72,19 @@ def train() -> None:
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Torch threads; results are reproducible for the same seed and thread count.")
+@click.option("--split-seed", type=int, default=None,
+              help="Hold out the 5000 images that `train strings --split-seed N` holds out (default: 5000 drawn "
+                   "from --seed, the shipped model's split).")
 @_errors_to_exit_codes
-def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int) -> None:
+def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
+                     split_seed: int | None) -> None:
     """Train the digit CNN on MNIST (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     logging.getLogger("formocr").setLevel(logging.INFO)
     command = "formocr train digits " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train digits"
-    card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads),
-                        command=command)
+    card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
+                                    split_seed=split_seed), command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 

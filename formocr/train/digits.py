@@ -29,6 +29,8 @@ from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
 from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
+from formocr.train.splits import held_out_split as strings_split
+from formocr.train.splits import split_digest
 
 log = logging.getLogger("formocr.train")
 
@@ -48,6 +50,10 @@ class TrainConfig:
     threads: int = 2
     workers: int = 1
     widths: tuple[int, ...] = DEFAULT_WIDTHS
+    # Hold out the 5000 images that ``formocr train strings --split-seed N`` holds out, instead of ``val_size``
+    # drawn from the training seed (the shipped model's split). Fusion can then be tuned on digits new to both
+    # readers: 5000 of them, where the two seeded splits share only 413 (benchmarks/fusion_tune.py --held-out both).
+    split_seed: int | None = None
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -127,6 +133,13 @@ def held_out_split(n: int, seed: int = 0, size: int = 5000) -> tuple[np.ndarray,
     return perm[:size], perm[size:]
 
 
+def config_split(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) indices for ``cfg``: the string models' split when ``split_seed`` is set."""
+    if cfg.split_seed is None:
+        return held_out_split(n, cfg.seed, cfg.val_size)
+    return strings_split(n, cfg.split_seed)
+
+
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
                  ) -> dict[str, Any]:
     """Train, select on validation, calibrate, measure on test, save weights + card; return the card."""
@@ -137,7 +150,10 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     torch.set_flush_denormal(True)  # denormal activations made CPU training 6x slower
     train = load_split("train", cfg.data)
     test = load_split("test", cfg.data)
-    val_idx, tr_idx = held_out_split(len(train.images), cfg.seed, cfg.val_size)
+    val_idx, tr_idx = config_split(cfg, len(train.images))
+    held_out = {"split_seed": cfg.split_seed, "images": len(val_idx), "indices_sha256_16": split_digest(val_idx)}
+    if cfg.split_seed is None:
+        held_out["drawn_from_seed"] = cfg.seed
     if cfg.limit:
         tr_idx = tr_idx[: cfg.limit]
         val_idx = val_idx[: max(200, cfg.limit // 10)]
@@ -206,7 +222,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
             "scan_share": cfg.scan_share, "limit": cfg.limit,
-            "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}},
+            "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out},
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(),

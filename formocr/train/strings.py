@@ -9,7 +9,6 @@ here; they are for :mod:`benchmarks.strings_accuracy` and the figures in the car
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -41,6 +40,7 @@ from formocr.recognize.strings import (
 )
 from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of, random_text
 from formocr.train.digits import Progress
+from formocr.train.splits import held_out_split, split_digest
 
 log = logging.getLogger("formocr.train")
 
@@ -75,21 +75,6 @@ class StringTrainConfig:
     # shipped members' recipe, so their commands still rebuild them bit for bit.
     channels_last: bool = False
     bf16: bool = False
-
-
-def held_out_split(n: int, split_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(held-out, training) indices of ``n`` MNIST training images: 5000 kept for validation and fusion tuning.
-
-    Drawn from ``split_seed`` alone, never from the training seed, so models trained with different seeds for one
-    ensemble hold out the same digits, and those digits stay new to every member (benchmarks tune on them).
-    """
-    perm = np.random.default_rng([split_seed, 2]).permutation(n)
-    return perm[:5000], perm[5000:]
-
-
-def split_digest(idx: np.ndarray) -> str:
-    """A short fingerprint of a set of image indices, recorded in the card to compare members' held-out sets."""
-    return hashlib.sha256(np.sort(np.asarray(idx, np.int64)).astype("<i8").tobytes()).hexdigest()[:16]
 
 
 def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
