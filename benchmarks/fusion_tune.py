@@ -38,8 +38,7 @@ from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
 from formocr.recognize.modelfile import load_model
 from formocr.synth.strings import DigitBank, StringGenerator
-from formocr.train.digits import held_out_split as digits_held_out
-from formocr.train.strings import held_out_split
+from formocr.train.splits import digit_cnn_split, held_out_split
 
 
 @dataclass
@@ -72,9 +71,7 @@ def digit_cnn_held_out(n: int) -> np.ndarray:
     """The shipped digit CNN's held-out images, as its card records them."""
     training = load_model(DIGITS_MODEL).card["training"]
     split_seed = training["data"].get("held_out", {}).get("split_seed")
-    if split_seed is not None:
-        return held_out_split(n, split_seed)[0]
-    return digits_held_out(n, training["seed"], training.get("val_size", 5000))[0]
+    return digit_cnn_split(n, training["seed"], training.get("val_size", 5000), split_seed)[0]
 
 
 def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None) -> list[Case]:

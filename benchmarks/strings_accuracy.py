@@ -31,7 +31,7 @@ from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.modelfile import card_path
 from formocr.synth.strings import DigitBank, StringGenerator
-from formocr.train.strings import held_out_split
+from formocr.train.splits import held_out_split
 
 
 def main() -> int:

@@ -326,7 +326,7 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool, fast: bool
 def test_held_out_digits_do_not_depend_on_the_training_seed() -> None:
     # members of one ensemble, trained with different seeds, must hold out the same digits: benchmarks tune
     # fusion on them, and a member that learnt them would look better there than it is
-    from formocr.train.strings import held_out_split, split_digest
+    from formocr.train.splits import held_out_split, split_digest
 
     a_val, a_tr = held_out_split(60000, 0)
     assert len(a_val) == 5000 and len(np.union1d(a_val, a_tr)) == 60000 and not np.intersect1d(a_val, a_tr).size

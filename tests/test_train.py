@@ -56,19 +56,16 @@ def test_error_at_coverage() -> None:
 @needs_shared
 def test_the_digit_cnn_can_hold_out_the_string_models_images(tmp_path: Path) -> None:
     # with --split-seed both readers hold out the same 5000 images, so fusion can be tuned on digits new to both
-    from dataclasses import replace
-
-    from formocr.train.digits import config_split
-    from formocr.train.splits import held_out_split, split_digest
+    from formocr.train.splits import digit_cnn_split, held_out_split, split_digest
 
     cfg = TrainConfig(epochs=1, limit=300, split_seed=0, widths=(4, 8, 8, 8, 8), out=str(tmp_path / "d.safetensors"),
                       workers=0)
-    held, trained = config_split(cfg, 60000)
+    held, trained = digit_cnn_split(60000, cfg.seed, cfg.val_size, cfg.split_seed)
     strings_held = held_out_split(60000, 0)[0]
     assert np.array_equal(held, strings_held) and not np.intersect1d(held, trained).size
     card = train_digits(cfg)
     assert card["training"]["data"]["held_out"] == {"split_seed": 0, "images": 5000,
                                                     "indices_sha256_16": split_digest(strings_held)}
     # the shipped digit CNN's split is drawn from its seed and shares only 413 images with the strings' split
-    seeded = config_split(replace(cfg, split_seed=None, seed=0), 60000)[0]
+    seeded = digit_cnn_split(60000, seed=0)[0]
     assert len(np.intersect1d(seeded, strings_held)) == 413

@@ -29,8 +29,7 @@ from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
 from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
-from formocr.train.splits import held_out_split as strings_split
-from formocr.train.splits import split_digest
+from formocr.train.splits import digit_cnn_split, split_digest
 
 log = logging.getLogger("formocr.train")
 
@@ -127,19 +126,6 @@ class Progress:
             sys.stderr.write("\r" + " " * 79 + "\r")
 
 
-def held_out_split(n: int, seed: int = 0, size: int = 5000) -> tuple[np.ndarray, np.ndarray]:
-    """(validation, training) indices of ``n`` MNIST training images, as the digit CNN of ``seed`` split them."""
-    perm = np.random.default_rng([seed, 1]).permutation(n)
-    return perm[:size], perm[size:]
-
-
-def config_split(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(held-out, training) indices for ``cfg``: the string models' split when ``split_seed`` is set."""
-    if cfg.split_seed is None:
-        return held_out_split(n, cfg.seed, cfg.val_size)
-    return strings_split(n, cfg.split_seed)
-
-
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
                  ) -> dict[str, Any]:
     """Train, select on validation, calibrate, measure on test, save weights + card; return the card."""
@@ -150,7 +136,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     torch.set_flush_denormal(True)  # denormal activations made CPU training 6x slower
     train = load_split("train", cfg.data)
     test = load_split("test", cfg.data)
-    val_idx, tr_idx = config_split(cfg, len(train.images))
+    val_idx, tr_idx = digit_cnn_split(len(train.images), cfg.seed, cfg.val_size, cfg.split_seed)
     held_out = {"split_seed": cfg.split_seed, "images": len(val_idx), "indices_sha256_16": split_digest(val_idx)}
     if cfg.split_seed is None:
         held_out["drawn_from_seed"] = cfg.seed
