@@ -136,6 +136,28 @@ def test_touching_digits_go_to_the_string_reader() -> None:
     assert f.confidence < 0.96  # a disagreement never reads surer than the winner alone
 
 
+def test_segmentation_silent_on_the_winner_leaves_the_crnn_belief_standing() -> None:
+    # "58213": segmentation merged the touching 21 (four components); it has no opinion of a five-digit text,
+    # so the CRNN's own near-certainty, times its share of the scores, decides whether the field needs review
+    seg, crnn = _reading("segmentation", "5813", 0.97), _reading("crnn", "58213", 0.995)
+    p_crnn = {"5813": 1e-4, "58213": 0.995}
+    f = fuse(seg, crnn, lambda t: 0.97 if t == "5813" else None, lambda t: p_crnn[t])
+    w = {"segmentation": 0.97 * FusionRules().fewer_digits * 1e-4, "crnn": FusionRules().no_opinion * 0.995}
+    assert f.chosen == "crnn" and f.scores == pytest.approx(w)
+    assert f.confidence == pytest.approx(w["crnn"] / sum(w.values()) * 0.995) and f.confidence > 0.99
+    # without the rule the floor, meant for a cut that may be wrong, would stand as segmentation's belief
+    strict = fuse(seg, crnn, lambda t: 0.97 if t == "5813" else None, lambda t: p_crnn[t],
+                  FusionRules(abstain=False))
+    assert strict.reading.raw == "58213" and strict.confidence <= FusionRules().no_opinion
+    # a same-length disagreement is not silence: segmentation's low opinion of the CRNN's text still counts
+    same = fuse(_reading("segmentation", "58113", 0.9), crnn, lambda t: {"58113": 0.9, "58213": 0.05}.get(t),
+                lambda t: {"58113": 0.001, "58213": 0.995}[t])
+    assert same.chosen == "crnn" and same.confidence <= FusionRules().no_opinion
+    # in comb cells the walls fix the count: a text of another length is not accepted on the CRNN's word
+    boxed = fuse(seg, crnn, lambda t: 0.97 if t == "5813" else None, lambda t: p_crnn[t], cells=True)
+    assert boxed.confidence < 0.5
+
+
 def test_disagreement_on_one_digit_uses_both_opinions() -> None:
     # same length: each reader scores the other's text; the product decides
     seg, crnn = _reading("segmentation", "4417", 0.6), _reading("crnn", "4411", 0.7)
