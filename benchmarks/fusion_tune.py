@@ -2,10 +2,12 @@
 
     python benchmarks/fusion_tune.py --n 3000 --seed 1
     python benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both     # digits new to both readers
+    python benchmarks/fusion_tune.py --n 3000 --seed 1 --held-out both --digits-model runs/dg0/digits-cnn.safetensors
 
 Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
 ``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from those the digit CNN
-did not learn from either (see ``held_out``), records what fusion sees for each (both readings, the alternatives,
+did not learn from either (see ``held_out``; with a digit CNN trained with ``--split-seed 0``, given as
+``--digits-model``, that is all 5000), records what fusion sees for each (both readings, the alternatives,
 and each reader's probability of every candidate text), then replays fusion offline for a grid of
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
 of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
@@ -53,7 +55,7 @@ class Case:
     crnn_p: dict[str, float]
 
 
-def held_out(n: int, both: bool) -> np.ndarray:
+def held_out(n: int, both: bool, digits_model: str | None = None) -> np.ndarray:
     """Training images held out of string training (seed 0), and with ``both`` also out of digit CNN training.
 
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
@@ -64,22 +66,23 @@ def held_out(n: int, both: bool) -> np.ndarray:
     val_idx = held_out_split(n, 0)[0]
     if not both:
         return val_idx
-    return np.intersect1d(val_idx, digit_cnn_held_out(n))
+    return np.intersect1d(val_idx, digit_cnn_held_out(n, digits_model))
 
 
-def digit_cnn_held_out(n: int) -> np.ndarray:
-    """The shipped digit CNN's held-out images, as its card records them."""
-    training = load_model(DIGITS_MODEL).card["training"]
+def digit_cnn_held_out(n: int, digits_model: str | None = None) -> np.ndarray:
+    """The digit CNN's held-out images (the shipped one unless given), as its card records them."""
+    training = load_model(digits_model or DIGITS_MODEL).card["training"]
     split_seed = training["data"].get("held_out", {}).get("split_seed")
     return digit_cnn_split(n, training["seed"], training.get("val_size", 5000), split_seed)[0]
 
 
-def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None) -> list[Case]:
+def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None,
+            digits_model: str | None = None) -> list[Case]:
     s = load_split("train")
-    idx = held_out(len(s.images), both)
+    idx = held_out(len(s.images), both, digits_model)
     gen = StringGenerator(DigitBank(s.images[idx], s.labels[idx]), synth_share=0.0, min_len=3, max_len=8,
                           separators=False)
-    pipe = Pipeline(Options(strings_model=strings_model))
+    pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     seen: list[dict[str, Any]] = []
 
@@ -127,6 +130,8 @@ def main() -> int:
                     help="digits held out of string training only, or of both models' training (413 images with the "
                          "shipped digit CNN)")
     ap.add_argument("--strings-model", default=None)
+    ap.add_argument("--digits-model", default=None,
+                    help="a digit CNN other than the shipped one; with --held-out both, its card's held-out images")
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
                          "else written, so a second grid costs no reading")
@@ -135,7 +140,7 @@ def main() -> int:
     if args.cases and Path(args.cases).exists():
         cases = pickle.loads(Path(args.cases).read_bytes())
     else:
-        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model)
+        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model)
         if args.cases:
             Path(args.cases).write_bytes(pickle.dumps(cases))
     reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
