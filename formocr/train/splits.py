@@ -31,8 +31,8 @@ def digit_cnn_split(n: int, seed: int, size: int = 5000, split_seed: int | None 
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(held-out, training) indices of the digit CNN trained with ``seed`` (and ``split_seed``, if given).
 
-    Without ``split_seed``: ``size`` images drawn from the training seed, which share only 413 images with the
-    string models' split for seeds 0 and 0.
+    With ``split_seed``: the string models' 5000 (``size`` does not apply). Without: ``size`` images drawn from the
+    training seed, which share only 413 images with the string models' split for seeds 0 and 0.
     """
     if split_seed is not None:
         return held_out_split(n, split_seed)
