@@ -5,6 +5,12 @@ from __future__ import annotations
 import platform
 import resource
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from formocr.synth.strings import StringGenerator, StringSample
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -33,3 +39,28 @@ def machine() -> str:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def strings_generator(split: str) -> StringGenerator:
+    """The string benchmarks' generator: 3-8 plain digits from MNIST test images, or from the 5000 training
+    images held out from string training (``split="val"``)."""
+    from formocr.data.mnist import load_split
+    from formocr.synth.strings import DigitBank, StringGenerator
+    from formocr.train.splits import held_out_split
+
+    if split == "test":
+        s = load_split("test")
+        bank = DigitBank(s.images, s.labels)
+    else:
+        s = load_split("train")
+        val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
+        bank = DigitBank(s.images[val_idx], s.labels[val_idx])
+    return StringGenerator(bank, synth_share=0.0, min_len=3, max_len=8, separators=False)
+
+
+def strings_sample(gen: StringGenerator, seed: int, i: int) -> StringSample:
+    """String ``i`` of a benchmark run: every other one asked to touch, each from its own seeded stream."""
+    import numpy as np
+
+    rng: np.random.Generator = np.random.default_rng([seed, 31337, i])
+    return gen.sample(rng, touching=i % 2 == 0)

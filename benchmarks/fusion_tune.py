@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, strings_sample, table
 
 import formocr.read as read_mod
 from formocr.data.mnist import load_split
@@ -96,8 +96,7 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
     read_mod.fuse = spy
     cases = []
     for i in range(n):
-        rng = np.random.default_rng([seed, 31337, i])
-        sample = gen.sample(rng, touching=i % 2 == 0)
+        sample = strings_sample(gen, seed, i)
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
         seen.clear()
         pipe.reader.read(clean, [sample.region])

@@ -19,19 +19,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, strings_generator, strings_sample, table
 
-from formocr.data.mnist import load_split
 from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.modelfile import card_path
-from formocr.synth.strings import DigitBank, StringGenerator
-from formocr.train.splits import held_out_split
 
 
 def main() -> int:
@@ -46,14 +41,7 @@ def main() -> int:
                     help="record the table in the string model's card under 'evaluation' (weights untouched)")
     args = ap.parse_args()
 
-    if args.split == "test":
-        s = load_split("test")
-        bank = DigitBank(s.images, s.labels)
-    else:
-        s = load_split("train")
-        val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
-        bank = DigitBank(s.images[val_idx], s.labels[val_idx])
-    gen = StringGenerator(bank, synth_share=0.0, min_len=3, max_len=8, separators=False)
+    gen = strings_generator(args.split)
     pipe = Pipeline(Options(strings_model=args.strings_model))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -61,8 +49,7 @@ def main() -> int:
     t0 = time.perf_counter()
     read_ms = 0.0
     for i in range(args.n):
-        rng = np.random.default_rng([args.seed, 31337, i])
-        sample = gen.sample(rng, touching=i % 2 == 0)
+        sample = strings_sample(gen, args.seed, i)
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
         t = time.perf_counter()
         res = pipe.reader.read(clean, [sample.region])[0].result
