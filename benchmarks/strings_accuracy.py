@@ -36,13 +36,16 @@ def main() -> int:
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="test: MNIST test digits; val: the 5000 training digits held out from string training")
     ap.add_argument("--strings-model", default=None)
+    ap.add_argument("--string-views", type=int, default=None,
+                    help="widths the string reader reads each strip at (default: the pipeline's)")
     ap.add_argument("--dump", default=None, help="write every reading as JSON lines here")
     ap.add_argument("--write-card", action="store_true",
                     help="record the table in the string model's card under 'evaluation' (weights untouched)")
     args = ap.parse_args()
 
     gen = strings_generator(args.split)
-    pipe = Pipeline(Options(strings_model=args.strings_model))
+    views = {"string_views": args.string_views} if args.string_views else {}
+    pipe = Pipeline(Options(strings_model=args.strings_model, **views))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115

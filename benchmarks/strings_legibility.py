@@ -3,7 +3,7 @@
     python benchmarks/strings_accuracy.py --n 1000 --seed 0 --dump run.jsonl
     python benchmarks/strings_legibility.py sheets run.jsonl --seed 0 --out sheets/
     #   a person reads sheets/sheet_*.png and writes one line "<number> <digits>" per strip ("?" or
-    #   nothing when unreadable) into answers.txt, without looking at sheets/key.json
+    #   nothing when unreadable; "#" starts a comment) into answers.txt, without looking at sheets/key.json
     python benchmarks/strings_legibility.py score sheets/key.json answers.txt
 
 Synthetic strings of MNIST digits include digits nobody can read (MNIST has ambiguous images, and pasting
@@ -67,7 +67,7 @@ def score(key_path: Path, answers_path: Path) -> int:
     key = json.loads(key_path.read_text("utf-8"))
     answers: dict[int, str] = {}
     for line in answers_path.read_text("utf-8").splitlines():
-        parts = line.split()
+        parts = line.split("#", 1)[0].split()
         if parts:
             answers[int(parts[0])] = parts[1] if len(parts) > 1 else "?"
     missing = [m["i"] for m in key["misread"] if m["i"] not in answers]
