@@ -5,12 +5,12 @@ from __future__ import annotations
 import platform
 import resource
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
-    from formocr.synth.strings import StringGenerator, StringSample
+from formocr.data.mnist import load_split
+from formocr.synth.strings import DigitBank, StringGenerator, StringSample
+from formocr.train.splits import held_out_split
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -44,10 +44,6 @@ def peak_rss_mib() -> float:
 def strings_generator(split: str) -> StringGenerator:
     """The string benchmarks' generator: 3-8 plain digits from MNIST test images, or from the 5000 training
     images held out from string training (``split="val"``)."""
-    from formocr.data.mnist import load_split
-    from formocr.synth.strings import DigitBank, StringGenerator
-    from formocr.train.splits import held_out_split
-
     if split == "test":
         s = load_split("test")
         bank = DigitBank(s.images, s.labels)
@@ -60,7 +56,4 @@ def strings_generator(split: str) -> StringGenerator:
 
 def strings_sample(gen: StringGenerator, seed: int, i: int) -> StringSample:
     """String ``i`` of a benchmark run: every other one asked to touch, each from its own seeded stream."""
-    import numpy as np
-
-    rng: np.random.Generator = np.random.default_rng([seed, 31337, i])
-    return gen.sample(rng, touching=i % 2 == 0)
+    return gen.sample(np.random.default_rng([seed, 31337, i]), touching=i % 2 == 0)

@@ -44,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
 
     gen = strings_generator(args.split)
-    views = {"string_views": args.string_views} if args.string_views else {}
+    views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, **views))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
