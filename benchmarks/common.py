@@ -46,12 +46,15 @@ def strings_generator(split: str) -> StringGenerator:
     images held out from string training (``split="val"``)."""
     if split == "test":
         s = load_split("test")
-        bank = DigitBank(s.images, s.labels)
-    else:
-        s = load_split("train")
-        val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
-        bank = DigitBank(s.images[val_idx], s.labels[val_idx])
-    return StringGenerator(bank, synth_share=0.0, min_len=3, max_len=8, separators=False)
+        return bank_generator(s.images, s.labels)
+    s = load_split("train")
+    val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
+    return bank_generator(s.images[val_idx], s.labels[val_idx])
+
+
+def bank_generator(images: np.ndarray, labels: np.ndarray) -> StringGenerator:
+    """The string benchmarks' strings (3-8 plain digits, MNIST crops only) drawn from these digit images."""
+    return StringGenerator(DigitBank(images, labels), synth_share=0.0, min_len=3, max_len=8, separators=False)
 
 
 def strings_sample(gen: StringGenerator, seed: int, i: int) -> StringSample:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, strings_sample, table
+from common import bank_generator, machine, strings_sample, table
 
 import formocr.read as read_mod
 from formocr.data.mnist import load_split
@@ -39,7 +39,6 @@ from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
 from formocr.recognize.modelfile import load_model
-from formocr.synth.strings import DigitBank, StringGenerator
 from formocr.train.splits import digit_cnn_split, held_out_split
 
 
@@ -80,8 +79,7 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
             digits_model: str | None = None) -> list[Case]:
     s = load_split("train")
     idx = held_out(len(s.images), both, digits_model)
-    gen = StringGenerator(DigitBank(s.images[idx], s.labels[idx]), synth_share=0.0, min_len=3, max_len=8,
-                          separators=False)
+    gen = bank_generator(s.images[idx], s.labels[idx])
     pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     seen: list[dict[str, Any]] = []

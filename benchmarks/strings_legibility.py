@@ -28,6 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import strings_generator, strings_sample, table
 
+from formocr.preprocess import to_gray
+
 SHEET_W, ROW_H, PER_SHEET = 900, 130, 12
 
 
@@ -42,7 +44,7 @@ def sheets(dump: Path, seed: int, split: str, out: Path) -> int:
         if sample.text != r["truth"]:
             raise SystemExit(f"{dump}: string {r['i']} is {sample.text!r} here, {r['truth']!r} in the dump; "
                              "give the --seed and --split of the benchmark run")
-        im = sample.image if sample.image.ndim == 2 else cv2.cvtColor(sample.image, cv2.COLOR_BGR2GRAY)
+        im = to_gray(sample.image)
         h, w = im.shape
         scale = min(SHEET_W / w, (ROW_H - 20) / h)
         im = cv2.resize(im, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
