@@ -36,6 +36,9 @@ def main() -> int:
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="test: MNIST test digits; val: the 5000 training digits held out from string training")
     ap.add_argument("--strings-model", default=None)
+    ap.add_argument("--digits-model", default=None,
+                    help="digit CNN (default: the shipped one; with --split val, one trained with --split-seed 0 "
+                         "has never seen the strings' digits)")
     ap.add_argument("--string-views", type=int, default=None,
                     help="widths the string reader reads each strip at (default: the pipeline's)")
     ap.add_argument("--dump", default=None, help="write every reading as JSON lines here")
@@ -45,7 +48,7 @@ def main() -> int:
 
     gen = strings_generator(args.split)
     views = {"string_views": args.string_views} if args.string_views is not None else {}
-    pipe = Pipeline(Options(strings_model=args.strings_model, **views))
+    pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model, **views))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115

@@ -75,16 +75,26 @@ def train() -> None:
 @click.option("--split-seed", type=int, default=None,
               help="Hold out the 5000 images that `train strings --split-seed N` holds out (default: 5000 drawn "
                    "from --seed, the shipped model's split).")
+@click.option("--string-crops", type=click.IntRange(0, 10_000_000), default=0, show_default=True,
+              help="Also train on the digits segmentation cuts from N synthetic strings of training digits.")
+@click.option("--crop-share", type=click.FloatRange(0.0, 1.0), default=0.4, show_default=True,
+              help="Share of training tiles drawn from those cuts.")
+@click.option("--crop-model", type=click.Path(dir_okay=False), default=None,
+              help="Digit model segmentation consults while cutting the strings (default: the shipped one).")
+@click.option("--crop-recut/--no-crop-recut", default=True, show_default=True,
+              help="Also train on the pieces merged touching digits are re-cut into.")
 @_errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
-                     split_seed: int | None) -> None:
+                     split_seed: int | None, string_crops: int, crop_share: float, crop_model: str | None,
+                     crop_recut: bool) -> None:
     """Train the digit CNN on MNIST (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     logging.getLogger("formocr").setLevel(logging.INFO)
     command = "formocr train digits " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train digits"
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
-                                    split_seed=split_seed), command=command)
+                                    split_seed=split_seed, string_crops=string_crops, crop_share=crop_share,
+                                    crop_model=crop_model, crop_recut=crop_recut), command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 

@@ -105,3 +105,8 @@ def clean_road(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         big[6:34, 6:34] = img
         img = _affine(big, rng, 0.5)
     return normalize_digit(img)
+
+
+def jitter_tile(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A normalized 28×28 tile turned, sheared and scaled a little, so a tile seen again is not seen identically."""
+    return _affine(tile.astype(np.float32), rng, 0.4)

@@ -27,8 +27,9 @@ from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
-from formocr.train.augment import clean_road, scan_road
+from formocr.train.augment import clean_road, jitter_tile, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
+from formocr.train.crops import CropPool, harvest
 from formocr.train.splits import digit_cnn_split, split_digest
 
 log = logging.getLogger("formocr.train")
@@ -53,13 +54,22 @@ class TrainConfig:
     # drawn from the training seed (the shipped model's split). Fusion can then be tuned on digits new to both
     # readers: 5000 of them, where the two seeded splits share only 413 (benchmarks/fusion_tune.py --held-out both).
     split_seed: int | None = None
+    # Strings whose segmentation cuts become training tiles (formocr.train.crops), and the share of each batch
+    # drawn from those tiles. 0: MNIST tiles only (the roads of formocr.train.augment), as before.
+    string_crops: int = 0
+    crop_share: float = 0.4
+    # The classifier segmentation consults while cutting those strings (default: the shipped digit model).
+    crop_model: str | None = None
+    crop_recut: bool = True  # also the pieces split_to_count cuts merged (touching) digits into
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item i of the sampler is a whole batch; ids encode (epoch, index) so each epoch differs but repeats."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float,
+                 crops: CropPool | None = None, crop_share: float = 0.0) -> None:
         self.images, self.labels, self.seed, self.scan_share = images, labels, seed, scan_share
+        self.crops, self.crop_share = crops, crop_share
 
     def __len__(self) -> int:
         return len(self.images)
@@ -71,6 +81,11 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         for j, gid in enumerate(ids):
             epoch, i = divmod(int(gid), n)
             rng = np.random.default_rng([self.seed, epoch, i])
+            if self.crops is not None and len(self.crops) and rng.random() < self.crop_share:
+                k = int(rng.integers(len(self.crops)))
+                tiles[j] = jitter_tile(self.crops.tiles[k], rng)
+                labels[j] = self.crops.labels[k]
+                continue
             road = scan_road if rng.random() < self.scan_share else clean_road
             tiles[j] = road(self.images[i], rng)
             labels[j] = self.labels[i]
@@ -147,13 +162,38 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     val_clean = _tiles(train.images[val_idx])
     val_scan = _scan_tiles(train.images[val_idx], cfg.seed)
     val_y = train.labels[val_idx]
+    crops: CropPool | None = None
+    val_crops: CropPool | None = None
+    crop_info: dict[str, Any] | None = None
+    if cfg.string_crops:
+        from formocr.recognize.digits import DigitClassifier
+        from formocr.synth.strings import DigitBank, StringGenerator
+
+        cutter = DigitClassifier.load(cfg.crop_model)
+
+        def confidence(masks: list[np.ndarray]) -> np.ndarray:
+            return cutter.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
+
+        t_h = time.perf_counter()
+        # the string reader's training generator (lengths 1-12, separators, 30% stroke-rendered digits)
+        crops = harvest(StringGenerator(DigitBank(tr_x, tr_y)), cfg.string_crops, cfg.seed, confidence,
+                        cfg.crop_recut)
+        val_crops = harvest(StringGenerator(DigitBank(train.images[val_idx], val_y)),
+                            max(200, cfg.string_crops // 20), cfg.seed + 1_000_003, confidence, cfg.crop_recut)
+        crop_info = {"strings": cfg.string_crops, "tiles": len(crops), "recut_tiles": int(crops.recut.sum()),
+                     "stats": crops.stats, "val_strings": val_crops.stats["strings"], "val_tiles": len(val_crops),
+                     "share": cfg.crop_share, "recut": cfg.crop_recut, "cut_with": cutter.identity,
+                     "generator": "formocr.synth.strings.StringGenerator defaults, training images only",
+                     "seconds": round(time.perf_counter() - t_h, 1)}
+        log.info("cut %d training tiles from %d strings (%d re-cut), %d validation tiles (%.0fs)", len(crops),
+                 cfg.string_crops, crop_info["recut_tiles"], len(val_crops), crop_info["seconds"])
 
     # channels-last: ~4x faster convolutions on x86 CPUs
     net = DigitNet(cfg.widths).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
-    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share)
+    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, crops, cfg.crop_share)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(cfg.epochs):
@@ -176,20 +216,23 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         prog.close()
         acc_clean = float((predict_logits(net, val_clean).argmax(1) == val_y).mean())
         acc_scan = float((predict_logits(net, val_scan).argmax(1) == val_y).mean())
-        score = (acc_clean + acc_scan) / 2
-        row = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_clean": acc_clean, "val_scan": acc_scan,
-               "seconds": round(time.perf_counter() - t0, 1)}
+        row = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_clean": acc_clean, "val_scan": acc_scan}
+        if val_crops is not None:
+            row["val_crops"] = float((predict_logits(net, val_crops.tiles).argmax(1) == val_crops.labels).mean())
+        score = float(np.mean([v for k, v in row.items() if k.startswith("val_")]))
+        row["seconds"] = round(time.perf_counter() - t0, 1)
         history.append(row)
-        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f (%.0fs)", epoch + 1, cfg.epochs, row["loss"],
-                 acc_clean, acc_scan, row["seconds"])
+        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f crops-val %s (%.0fs)", epoch + 1, cfg.epochs,
+                 row["loss"], acc_clean, acc_scan, f"{row['val_crops']:.4f}" if "val_crops" in row else "-",
+                 row["seconds"])
         if on_epoch:
             on_epoch(row)
         if score > best[0]:
             best = (score, epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
 
     net.load_state_dict(best[2])
-    val_tiles = np.concatenate([val_clean, val_scan])
-    val_labels = np.concatenate([val_y, val_y])
+    val_tiles = np.concatenate([val_clean, val_scan] + ([val_crops.tiles] if val_crops is not None else []))
+    val_labels = np.concatenate([val_y, val_y] + ([val_crops.labels] if val_crops is not None else []))
     val_logits = predict_logits(net, val_tiles)
     temperature = fit_temperature(val_logits, val_labels)
     test_tiles = _tiles(test.images)
@@ -207,7 +250,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "command": command or f"formocr train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
-            "scan_share": cfg.scan_share, "limit": cfg.limit,
+            "scan_share": cfg.scan_share, "limit": cfg.limit, "string_crops": crop_info,
             "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out},
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
@@ -217,6 +260,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         "figures": {
             "val_accuracy_clean": history[best[1] - 1]["val_clean"],
             "val_accuracy_scan": history[best[1] - 1]["val_scan"],
+            **({"val_accuracy_crops": history[best[1] - 1]["val_crops"]} if val_crops is not None else {}),
             "test_accuracy": float((pt.argmax(1) == test.labels).mean()),
             "test_errors": int((pt.argmax(1) != test.labels).sum()),
             "test_ece_before_temperature": expected_calibration_error(p1, test.labels),
