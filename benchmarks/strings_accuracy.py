@@ -18,10 +18,13 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, strings_generator, strings_sample, table
 
+import formocr.read as read_mod
+from formocr.fusion import Fused, Reading, fuse
 from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
@@ -50,6 +53,16 @@ def main() -> int:
     views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model, **views))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    # Every text fusion weighs (both readings and the alternatives), so the table can say how often the truth was
+    # there to be chosen at all: the most any fusion rule could reach with these readers.
+    weighed: list[str] = []
+
+    def spy(seg: Reading, crnn: Reading, *a: Any, **kw: Any) -> Fused:
+        alts = kw.get("alternatives", a[4] if len(a) > 4 else ())
+        weighed.extend([seg.raw, crnn.raw, *(alt.raw for alt in alts)])
+        return fuse(seg, crnn, *a, **kw)
+
+    read_mod.fuse = spy
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115
     t0 = time.perf_counter()
@@ -58,6 +71,7 @@ def main() -> int:
         sample = strings_sample(gen, args.seed, i)
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
         t = time.perf_counter()
+        weighed.clear()
         res = pipe.reader.read(clean, [sample.region])[0].result
         read_ms += (time.perf_counter() - t) * 1000
         r = res.readings
@@ -68,6 +82,8 @@ def main() -> int:
         row["crnn"] += r["crnn"]["raw"] == truth
         row["fused"] += res.raw == truth
         row["agree"] += bool(r["agree"])
+        row["either"] += truth in (r["segmentation"]["raw"], r["crnn"]["raw"])
+        row["reachable"] += truth in weighed if weighed else res.raw == truth
         if not res.needs_review:
             row["accepted"] += 1
             row["accepted_ok"] += res.raw == truth
@@ -77,7 +93,7 @@ def main() -> int:
         if dump:
             dump.write(json.dumps({"i": i, "truth": truth, "touching": sample.touching, "raw": res.raw,
                                    "confidence": res.confidence, "needs_review": res.needs_review,
-                                   "readings": r}) + "\n")
+                                   "readings": r, "candidates": list(dict.fromkeys(weighed))}) + "\n")
     if dump:
         dump.close()
     seconds = time.perf_counter() - t0
@@ -104,6 +120,15 @@ def main() -> int:
     print(f"# strings of MNIST {args.split} digits, n={args.n}, seed={args.seed}; {machine()}")
     print(f"# models: {pipe.models}; review threshold {pipe.options.review_threshold}")
     print(table(header, rows))
+    print("\n# how often the truth was there to choose: by either reader, or among all the texts fusion weighed")
+    ceiling = []
+    for label, keep in (("apart", False), ("touching", True), ("all", None)):
+        rows_ = [v for (_, t), v in stats.items() if keep is None or t == keep]
+        n = max(sum(v["n"] for v in rows_), 1)
+        ceiling.append([label, n] + [f"{100.0 * sum(v[k] for v in rows_) / n:.2f}"
+                                      for k in ("fused", "either", "reachable")])
+    print(table(["strings", "n", "fused %", "segmentation or CRNN right %", "truth among fusion's candidates %"],
+                ceiling))
     print(f"# {seconds:.0f} s in all; reading (both readers + fusion) {read_ms / max(args.n, 1):.1f} ms per string")
     if args.write_card:
         assert pipe.strings is not None
