@@ -8,6 +8,8 @@ paper (security patterns, printed box or ruled line, blur, noise, JPEG); every o
 touching neighbours and the table is split by whether neighbours actually touch in the drawn ink. Every strip
 goes through the pipeline's own field road (binarize, border removal, both readers, fusion) as a ``digits``
 field without a length constraint. "accepted" is a field not marked needs_review at the shipped threshold.
+A second table says how often the truth was there to be chosen: read by either reader, or among all the texts
+fusion weighed (the most any fusion rule could reach with these readers).
 """
 
 from __future__ import annotations
