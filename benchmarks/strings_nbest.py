@@ -76,7 +76,7 @@ def main() -> int:
         ink, _ = field_ink(clean, sample.region)
         strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi)
         ev = reader.evidence([strips])[0]
-        got = reader.decode(ev, constraint_for(sample.region.type, sample.region.constraints or {})).text
+        got = reader.decode(ev, constraint_for(sample.region.type, sample.region.constraints)).text
         if got == sample.text:
             continue
         wrong[kind] += 1

@@ -42,9 +42,6 @@ class FieldReader:
             raise ValueError(f"reader {options.reader!r} needs a string model")
         self.options, self.digits, self.strings = options, digits, strings
 
-    def _confidence(self, masks: list[np.ndarray]) -> np.ndarray:
-        return self.digits.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
-
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
         sw = timer or StageTimer()
@@ -53,7 +50,7 @@ class FieldReader:
         cut = [field_ink(clean, r) for r in regions]
         mode = self.options.reader
         cons = [constraint_for(r.type, r.constraints, r.style == "comb") for r in regions]
-        comps = [arbitrate(segment_ink(ink, box, r, dpi, separators=_separators(c.chars)), self._confidence)
+        comps = [arbitrate(segment_ink(ink, box, r, dpi, separators=_separators(c.chars)), self.digits.top_probability)
                  if mode != "crnn" else [] for (ink, box), r, c in zip(cut, regions, cons)]
         sw.lap("segment")
         tiles = [
@@ -149,7 +146,7 @@ class FieldReader:
                 fixed = replace(constraint, min_digits=n_seg, max_digits=n_seg)
                 alts.append(self._crnn_reading(region, fixed, ev, geom, crop_box))
             if 0 < n_seg < n_crnn and region.style != "comb":  # in comb cells the printed walls fix the cuts
-                recut = split_to_count(comps, n_crnn, self._confidence)
+                recut = split_to_count(comps, n_crnn, self.digits.top_probability)
                 if recut is not None:
                     tiles = np.stack([normalize_digit(c.mask) for c in recut if c.kind == "digit"])
                     alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from formocr.data import mnist
-from formocr.normalize import normalize_digit
 from formocr.recognize.digits import DigitClassifier
 from formocr.synth.strings import StringGenerator
 from formocr.train.crops import cut_sample, harvest
@@ -17,8 +16,7 @@ from formocr.train.digits import TrainConfig, train_digits
 
 @pytest.fixture(scope="module")
 def confidence():  # type: ignore[no-untyped-def]
-    clf = DigitClassifier.load()
-    return lambda masks: clf.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
+    return DigitClassifier.load().top_probability
 
 
 def test_cuts_are_labelled_with_the_digits_drawn_in_order(confidence) -> None:  # type: ignore[no-untyped-def]

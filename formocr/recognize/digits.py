@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from formocr.errors import ModelError
-from formocr.normalize import NormSpec, to_model_input
+from formocr.normalize import NormSpec, normalize_digit, to_model_input
 from formocr.objects import DigitReading
 from formocr.recognize.modelfile import LoadedModel, load_model
 
@@ -121,6 +121,10 @@ class DigitClassifier:
         z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
+
+    def top_probability(self, masks: Sequence[np.ndarray]) -> np.ndarray:
+        """How sure the model is of each ink mask's best class: what segmentation asks to settle a doubtful cut."""
+        return self.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
 
     def classify(self, tiles: np.ndarray) -> list[DigitReading]:
         probs = self.probabilities(tiles)

@@ -332,10 +332,14 @@ def _paper(ink: np.ndarray, h: float, dpi: float, rng: np.random.Generator, clea
 
 def field_ink_of(sample: StringSample) -> np.ndarray:
     """The sample's field ink exactly as the pipeline would cut it (binarize, remove borders, keep the field)."""
+    return field_cut_of(sample)[0]
+
+
+def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
+    """As :func:`field_ink_of`, with the crop's box in strip pixels (where the drawn characters' boxes are)."""
     from formocr.preprocess import PreprocessOptions, preprocess
     from formocr.segment import field_ink
 
     clean: CleanPage = preprocess(Page(0, sample.image, sample.dpi, "<strip>"),
                                   PreprocessOptions(deskew=False, speckle_mm=0.0))
-    ink, _ = field_ink(clean, sample.region)
-    return ink
+    return field_ink(clean, sample.region)

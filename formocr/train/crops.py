@@ -5,11 +5,12 @@ strip: a digit drawn at another size and slant, with the string's pen, broken st
 with a fragment of a touching neighbour or of a box border. On cuts from 2000 strings of held-out training digits
 the MNIST-trained model misread 1.77% of whole digits and 6.78% of the pieces
 :func:`formocr.segment.split_to_count` cuts touching digits into. ``formocr train digits --string-crops N`` adds
-tiles from this road: strings from :class:`formocr.synth.strings.StringGenerator` (training images only), sent
-through binarization, :func:`formocr.segment.field_ink`, :func:`formocr.segment.segment_ink` and
-:func:`formocr.segment.arbitrate`, and, where segmentation found fewer digits than were drawn, the re-cut the
-pipeline makes for the fusion's "resplit" candidate. A cut is labelled only when the counts match and each
-piece's centre lies inside the drawn box of the digit it is paired with, so no tile carries a guessed label.
+tiles from this road: strings from :class:`formocr.synth.strings.StringGenerator` (training images only), cut by
+:func:`formocr.synth.strings.field_cut_of` (binarization, :func:`formocr.segment.field_ink`), then
+:func:`formocr.segment.segment_ink` and :func:`formocr.segment.arbitrate`, and, where segmentation found fewer
+digits than were drawn, the re-cut the pipeline makes for the fusion's "resplit" candidate. A cut is labelled only
+when the counts match and each piece's centre lies inside the drawn box of the digit it is paired with, so no tile
+carries a guessed label.
 
 It is an option, not the shipped recipe: it halves those errors but makes the digit CNN fail where the string
 reader fails, and fused strings got no better (README, "A digit CNN trained on segmentation's own cuts").
@@ -25,11 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from formocr.normalize import normalize_digit
-from formocr.objects import Page
-from formocr.segment import arbitrate, field_ink, segment_ink, split_to_count
-from formocr.synth.strings import StringGenerator, StringSample
+from formocr.segment import arbitrate, segment_ink, split_to_count
+from formocr.synth.strings import StringGenerator, StringSample, field_cut_of
 
-Confidence = Callable[[list[np.ndarray]], np.ndarray]
+Confidence = Callable[[list[np.ndarray]], np.ndarray]  # e.g. DigitClassifier.top_probability
 
 
 @dataclass
@@ -50,10 +50,7 @@ def cut_sample(sample: StringSample, confidence: Confidence, recut: bool = True
     """The pipeline's digit cuts of one strip paired with the drawn digits, or None when they do not pair.
 
     ``recut`` False: no re-cut of merged digits (such strips do not pair)."""
-    from formocr.preprocess import PreprocessOptions, preprocess
-
-    clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), PreprocessOptions(deskew=False, speckle_mm=0.0))
-    ink, crop_box = field_ink(clean, sample.region)
+    ink, crop_box = field_cut_of(sample)
     seps = "".join(c for c in ".,-" if c in sample.text)
     comps = arbitrate(segment_ink(ink, crop_box, sample.region, sample.dpi, separators=seps), confidence)
     digits = [c for c in comps if c.kind == "digit"]

@@ -170,16 +170,13 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         from formocr.synth.strings import DigitBank, StringGenerator
 
         cutter = DigitClassifier.load(cfg.crop_model)
-
-        def confidence(masks: list[np.ndarray]) -> np.ndarray:
-            return cutter.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
-
         t_h = time.perf_counter()
         # the string reader's training generator (lengths 1-12, separators, 30% stroke-rendered digits)
-        crops = harvest(StringGenerator(DigitBank(tr_x, tr_y)), cfg.string_crops, cfg.seed, confidence,
-                        cfg.crop_recut)
+        crops = harvest(StringGenerator(DigitBank(tr_x, tr_y)), cfg.string_crops, cfg.seed,
+                        cutter.top_probability, cfg.crop_recut)
         val_crops = harvest(StringGenerator(DigitBank(train.images[val_idx], val_y)),
-                            max(200, cfg.string_crops // 20), cfg.seed + 1_000_003, confidence, cfg.crop_recut)
+                            max(200, cfg.string_crops // 20), cfg.seed + 1_000_003, cutter.top_probability,
+                            cfg.crop_recut)
         crop_info = {"strings": cfg.string_crops, "tiles": len(crops), "recut_tiles": int(crops.recut.sum()),
                      "stats": crops.stats, "val_strings": val_crops.stats["strings"], "val_tiles": len(val_crops),
                      "share": cfg.crop_share, "recut": cfg.crop_recut, "cut_with": cutter.identity,
