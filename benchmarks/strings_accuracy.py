@@ -19,14 +19,14 @@ import json
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, strings_generator, strings_sample, table
 
 import formocr.read as read_mod
-from formocr.fusion import Fused, Reading, fuse
+from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
@@ -59,10 +59,10 @@ def main() -> int:
     # there to be chosen at all: the most any fusion rule could reach with these readers.
     weighed: list[str] = []
 
-    def spy(seg: Reading, crnn: Reading, *a: Any, **kw: Any) -> Fused:
-        alts = kw.get("alternatives", a[4] if len(a) > 4 else ())
-        weighed.extend([seg.raw, crnn.raw, *(alt.raw for alt in alts)])
-        return fuse(seg, crnn, *a, **kw)
+    def spy(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None], crnn_prob: Callable[[str], float],
+            rules: FusionRules | None = None, cells: bool = False, alternatives: Sequence[Reading] = ()) -> Fused:
+        weighed.extend([seg.raw, crnn.raw, *(alt.raw for alt in alternatives)])
+        return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
 
     read_mod.fuse = spy
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
