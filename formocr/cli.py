@@ -174,6 +174,35 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
 
+@train.command("blobs")
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+@click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=160_000, show_default=True,
+              help="Synthetic strings cut into pieces for training.")
+@click.option("--val-strings", type=click.IntRange(1, 10**6), default=4000, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="The held-out training images, as for `train strings` (keep them the same).")
+@click.option("--judge-weight", type=click.FloatRange(min=0), default=0.3, show_default=True,
+              help="Weight of the pieces' evidence against the string reader's, stored in the model.")
+@click.option("--out", type=click.Path(dir_okay=False), default="models/blobs-cnn.safetensors", show_default=True)
+@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@_errors_to_exit_codes
+def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: int, seed: int, split_seed: int,
+                    judge_weight: float, out: str, limit: int | None, threads: int) -> None:
+    """Train the blob reader (a piece of ink → digit, touching pair, or more) on pieces of synthetic strings."""
+    from formocr.train.blobs import BlobTrainConfig, train_blobs
+
+    logging.getLogger("formocr").setLevel(logging.INFO)
+    command = "formocr train blobs " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train blobs"
+    cfg = BlobTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
+                          split_seed=split_seed, judge_weight=judge_weight, out=out, limit=limit, threads=threads)
+    card = train_blobs(cfg, command=command)
+    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+
+
 def _options(config: str | None, values: dict[str, Any]) -> Any:
     from formocr.options import Options
 

@@ -33,6 +33,7 @@ class Options:
     max_pages: int = 500
     digits_model: str | None = None  # path; None = the shipped model
     strings_model: str | None = None  # path; None = the shipped model
+    blobs_model: str | None = None  # path of a blob reader that judges unsure string readings; None = none
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
     string_views: int = 3  # 1-5: the string reader reads each field at this many widths (more: surer, slower)
     dropout: str = "auto"  # auto | none | red | green | blue: colour form print removed before reading

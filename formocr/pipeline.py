@@ -24,6 +24,7 @@ from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, Fi
 from formocr.options import Options
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.read import FieldReader
+from formocr.recognize.blobs import BlobReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
 from formocr.timing import StageTimer
@@ -55,7 +56,8 @@ class Pipeline:
         if strings is None and self.options.reader != "segmentation":
             strings = StringReader.load(self.options.strings_model, self.options.string_views)
         self.strings = strings
-        self.reader = FieldReader(self.options, self.classifier, strings)
+        self.blobs = BlobReader.load(self.options.blobs_model) if self.options.blobs_model and strings else None
+        self.reader = FieldReader(self.options, self.classifier, strings, self.blobs)
         self._auto = self.options.template == "auto"
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template and not self._auto else None

@@ -17,6 +17,7 @@ from formocr.fusion import Fused, Reading, fuse
 from formocr.normalize import normalize_digit
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
+from formocr.recognize.blobs import BlobReader, ink_blobs, judge
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
@@ -37,10 +38,11 @@ class FieldWork:
 class FieldReader:
     """Holds the loaded models; :meth:`read` turns the fields of one clean page into results."""
 
-    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None) -> None:
+    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None,
+                 blobs: BlobReader | None = None) -> None:
         if options.reader != "segmentation" and strings is None:
             raise ValueError(f"reader {options.reader!r} needs a string model")
-        self.options, self.digits, self.strings = options, digits, strings
+        self.options, self.digits, self.strings, self.blobs = options, digits, strings, blobs
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
@@ -75,7 +77,7 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i][1])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -101,10 +103,12 @@ class FieldReader:
         return Reading("segmentation", raw, conf, tuple(chars), valid)
 
     def _crnn_reading(self, region: FieldRegion, constraint: Constraint, ev: Evidence, geom: StripGeometry,
-                      crop_box: Box) -> Reading:
+                      crop_box: Box, text: str | None = None) -> Reading:
+        """The string reader's reading, or its reading of ``text`` (a candidate the blob reader chose)."""
         assert self.strings is not None
         comb = region.style == "comb"
-        reading = self.strings.decode(ev, constraint)
+        reading = (self.strings.decode(ev, constraint) if text is None
+                   else self.strings.reading_of(ev, text, constraint.accepts(text)))
         alphabet = self.strings.alphabet
         lp = ev[0]  # character boxes come from view 0, the strip geometry ``geom`` describes
         chars = []
@@ -121,14 +125,37 @@ class FieldReader:
         valid = reading.satisfied and not interpret(region.type, reading.text, region.constraints, comb=comb).problems
         return Reading("crnn", reading.text, reading.confidence, tuple(chars), valid)
 
+    def _judged(self, crnn: Reading, constraint: Constraint, ev: Evidence, geom: StripGeometry, ink: np.ndarray
+                ) -> str | None:
+        """The blob reader's choice among the string reader's reading and its one-digit neighbours, when the
+        reading is not sure and the choice differs from it (None otherwise)."""
+        if self.blobs is None or self.strings is None or crnn.confidence >= self.blobs.judge_below:
+            return None
+        blobs = ink_blobs(ink, self.blobs.spec)
+        if not blobs.boxes:
+            return None
+        cands = self.strings.neighbours(ev, crnn.raw, constraint)
+        if len(cands) < 2:
+            return None
+        lp = self.blobs.log_probs(blobs)
+        pick = judge([(t, p, self.strings.centres(ev, t, geom)) for t, p in cands], blobs, lp, self.blobs.weight,
+                     self.blobs.spec)
+        return cands[pick][0] if pick else None
+
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
-                  ev: Evidence | None, geom: StripGeometry | None, crop_box: Box) -> FieldResult:
+                  ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box]) -> FieldResult:
         mode = self.options.reader
+        ink, crop_box = cut
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
+        judged: dict[str, str] = {}
         if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
             crnn = (Reading("crnn", "", 0.0, (), False) if geom.blank
                     else self._crnn_reading(region, constraint, ev, geom, crop_box))
+            better = None if geom.blank else self._judged(crnn, constraint, ev, geom, ink)
+            if better is not None:
+                judged = {"from": crnn.raw, "to": better}
+                crnn = self._crnn_reading(region, constraint, ev, geom, crop_box, text=better)
         readings: dict[str, object] = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:
@@ -156,11 +183,15 @@ class FieldReader:
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,
                         "chosen": fused.chosen}
+            if judged:
+                readings["blob_judge"] = judged
         else:
             only = seg if seg is not None else crnn
             assert only is not None
             chosen = only
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
+            if judged:
+                readings["blob_judge"] = judged
         return self._field_result(region, chosen, fused, readings)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object]

@@ -20,12 +20,21 @@ from torch import nn
 
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, normalize_line
-from formocr.recognize.ctc import Constraint, Decoded, align, best_path, constrained_beam, string_probability
+from formocr.recognize.ctc import (
+    Constraint,
+    Decoded,
+    align,
+    best_path,
+    constrained_beam,
+    string_probabilities,
+    string_probability,
+)
 from formocr.recognize.digits import fold_batchnorm
 from formocr.recognize.modelfile import LoadedModel, load_model, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
+DIGITS = "0123456789"
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
@@ -244,13 +253,48 @@ class StringReader:
         probs = {t: self.score(lps, t) for t in texts}
         ok = {r.text for r in readings if r.satisfied}
         text = max(texts, key=lambda t: (t in ok, probs[t]))
+        return self.reading_of(lps, text, text in ok, probs[text], readings[0].best_path)
+
+    def reading_of(self, ev: Evidence | np.ndarray, text: str, satisfied: bool, confidence: float | None = None,
+                   best_path_text: str | None = None) -> StringReading:
+        """``text`` as a reading of this evidence: its probability, and characters placed by view 0's alignment."""
+        lps = (ev,) if isinstance(ev, np.ndarray) else ev
         al = align(lps[0], text, self.alphabet)
-        bp = readings[0].best_path
+        bp = best_path_text if best_path_text is not None else best_path(lps[0], self.alphabet).text
         return StringReading(
-            text=text, confidence=probs[text], char_probs=al.char_probs,
-            char_columns=tuple((4 * a, 4 * b + 4) for a, b in al.char_frames),
-            best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=text in ok,
+            text=text, confidence=self.score(lps, text) if confidence is None else confidence,
+            char_probs=al.char_probs, char_columns=tuple((4 * a, 4 * b + 4) for a, b in al.char_frames),
+            best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=satisfied,
         )  # fmt: skip
+
+    def neighbours(self, ev: Evidence | np.ndarray, text: str, constraint: Constraint | None, keep: int = 8
+                   ) -> list[tuple[str, float]]:
+        """``text`` and the texts one digit away from it (one changed, dropped or added) that ``constraint``
+        allows, most probable first, at most ``keep`` in all: the candidates another reader may judge between.
+
+        Scored as :meth:`score` scores, all texts of a view in one batched CTC pass (~100 texts cost ~3 of one).
+        """
+        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        near = set()
+        for i, ch in enumerate(text):
+            if ch.isdigit():
+                near.add(text[:i] + text[i + 1 :])
+                near.update(text[:i] + d + text[i + 1 :] for d in DIGITS)
+        for i in range(len(text) + 1):
+            near.update(text[:i] + d + text[i:] for d in DIGITS)
+        near.discard(text)
+        if constraint is not None:
+            near = {t for t in near if constraint.accepts(t)}
+        texts = [text, *sorted(near)]
+        p = np.mean([string_probabilities(lp, texts, self.alphabet) for lp in lps], axis=0)
+        order = sorted(range(1, len(texts)), key=lambda k: -p[k])[: max(0, keep - 1)]
+        return [(text, float(p[0]))] + [(texts[k], float(p[k])) for k in order]
+
+    def centres(self, ev: Evidence | np.ndarray, text: str, geom: StripGeometry) -> list[float]:
+        """Where view 0's alignment puts each character of ``text``, in crop pixels (the middle of its frames)."""
+        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        al = align(lps[0], text, self.alphabet)
+        return [geom.crop_x(2 * (a + b) + 2) for a, b in al.char_frames]
 
     def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int) -> StringReading:
         bp: Decoded = best_path(lp, self.alphabet)
