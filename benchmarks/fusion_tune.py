@@ -76,11 +76,11 @@ def digit_cnn_held_out(n: int, digits_model: str | None = None) -> np.ndarray:
 
 
 def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None,
-            digits_model: str | None = None) -> list[Case]:
+            digits_model: str | None = None, blobs_model: str | None = None) -> list[Case]:
     s = load_split("train")
     idx = held_out(len(s.images), both, digits_model)
     gen = bank_generator(s.images[idx], s.labels[idx])
-    pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model))
+    pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model, blobs_model=blobs_model))
     pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     seen: list[dict[str, Any]] = []
 
@@ -129,6 +129,7 @@ def main() -> int:
     ap.add_argument("--strings-model", default=None)
     ap.add_argument("--digits-model", default=None,
                     help="a digit CNN other than the shipped one; with --held-out both, its card's held-out images")
+    ap.add_argument("--blobs-model", default=None, help="a blob reader judging unsure string readings")
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
                          "else written, so a second grid costs no reading")
@@ -137,7 +138,8 @@ def main() -> int:
     if args.cases and Path(args.cases).exists():
         cases = pickle.loads(Path(args.cases).read_bytes())
     else:
-        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model)
+        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model,
+                        args.blobs_model)
         if args.cases:
             Path(args.cases).write_bytes(pickle.dumps(cases))
     reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(

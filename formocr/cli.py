@@ -141,13 +141,16 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True,
               help="Channels-last convolutions: the same maths in another memory order, not bit-identical to "
                    "off; 1.45x faster on the project's 2-CPU machine (README).")
+@click.option("--distort", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Warp each MNIST digit of the training strings (turn, shear, scale, elastic) by this strength.")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
-                      banded: bool, lr: float, init: str | None, channels_last: bool, bf16: bool) -> None:
+                      banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
+                      bf16: bool) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -157,7 +160,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
-                            channels_last=channels_last, bf16=bf16)
+                            channels_last=channels_last, bf16=bf16, distort=distort)
     card = train_strings(cfg, command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 
@@ -184,21 +187,19 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="The held-out training images, as for `train strings` (keep them the same).")
-@click.option("--judge-weight", type=click.FloatRange(min=0), default=0.3, show_default=True,
-              help="Weight of the pieces' evidence against the string reader's, stored in the model.")
 @click.option("--out", type=click.Path(dir_okay=False), default="models/blobs-cnn.safetensors", show_default=True)
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @_errors_to_exit_codes
 def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: int, seed: int, split_seed: int,
-                    judge_weight: float, out: str, limit: int | None, threads: int) -> None:
+                    out: str, limit: int | None, threads: int) -> None:
     """Train the blob reader (a piece of ink → digit, touching pair, or more) on pieces of synthetic strings."""
     from formocr.train.blobs import BlobTrainConfig, train_blobs
 
     logging.getLogger("formocr").setLevel(logging.INFO)
     command = "formocr train blobs " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train blobs"
     cfg = BlobTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
-                          split_seed=split_seed, judge_weight=judge_weight, out=out, limit=limit, threads=threads)
+                          split_seed=split_seed, out=out, limit=limit, threads=threads)
     card = train_blobs(cfg, command=command)
     click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
 

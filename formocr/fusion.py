@@ -92,6 +92,14 @@ class FusionRules:
     # 5000 images new to both readers (--n 3000 --seed 1 / --seed 2): 43.0% → 58.2% at 99.61% → 99.66% and 41.9% →
     # 57.8% at 99.68% → 99.60%.
     abstain: bool = True
+    # The blob reader's judging of an unsure string reading (formocr.recognize.blobs.judge, when a blob model is
+    # given): candidates score log P_crnn + judge_weight × the pieces' log-probabilities. On the string reader's
+    # candidates for 3000 strings of held-out training digits (val seeds 1 and 2, 1500 each), with the blob model
+    # of `formocr train blobs --seed 0` (README), CRNN alone 94.03% → 94.17 / 94.37 / 94.60 / 94.33% for 0.2 / 0.3
+    # / 0.4 / 0.5 (strings fixed 10 / 20 / 28 / 31, broken 6 / 10 / 11 / 22). Readings at least judge_below sure
+    # are left alone: with 0.8, 0.99 or none, the same strings changed (0.7: 25 fixed, 11 broken).
+    judge_weight: float = 0.4
+    judge_below: float = 0.9
 
 
 @dataclass(frozen=True)

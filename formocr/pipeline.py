@@ -74,6 +74,8 @@ class Pipeline:
         out = {"digits": self.classifier.identity}
         if self.strings is not None:
             out["strings"] = self.strings.identity
+        if self.blobs is not None:
+            out["blobs"] = self.blobs.identity
         return out
 
     @property

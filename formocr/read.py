@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from formocr.fields import constraint_for, interpret
-from formocr.fusion import Fused, Reading, fuse
+from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import normalize_digit
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
@@ -43,6 +43,7 @@ class FieldReader:
         if options.reader != "segmentation" and strings is None:
             raise ValueError(f"reader {options.reader!r} needs a string model")
         self.options, self.digits, self.strings, self.blobs = options, digits, strings, blobs
+        self.rules = FusionRules()
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
@@ -129,7 +130,7 @@ class FieldReader:
                 ) -> str | None:
         """The blob reader's choice among the string reader's reading and its one-digit neighbours, when the
         reading is not sure and the choice differs from it (None otherwise)."""
-        if self.blobs is None or self.strings is None or crnn.confidence >= self.blobs.judge_below:
+        if self.blobs is None or self.strings is None or crnn.confidence >= self.rules.judge_below:
             return None
         blobs = ink_blobs(ink, self.blobs.spec)
         if not blobs.boxes:
@@ -138,7 +139,7 @@ class FieldReader:
         if len(cands) < 2:
             return None
         lp = self.blobs.log_probs(blobs)
-        pick = judge([(t, p, self.strings.centres(ev, t, geom)) for t, p in cands], blobs, lp, self.blobs.weight,
+        pick = judge([(t, p, self.strings.centres(ev, t, geom)) for t, p in cands], blobs, lp, self.rules.judge_weight,
                      self.blobs.spec)
         return cands[pick][0] if pick else None
 

@@ -137,7 +137,6 @@ def test_tiny_training_is_deterministic_and_loads(tmp_path: Path) -> None:
     reader = BlobReader.load(tmp_path / "a.safetensors")
     lp = reader.log_probs(ink_blobs(_ink()))
     assert lp.shape == (2, len(CLASSES)) and np.allclose(np.exp(lp).sum(axis=1), 1.0, atol=1e-5)
-    assert reader.weight == pytest.approx(0.3) and reader.judge_below == pytest.approx(0.99)
 
 
 def test_a_string_model_is_not_a_blob_model() -> None:
@@ -145,3 +144,48 @@ def test_a_string_model_is_not_a_blob_model() -> None:
 
     with pytest.raises(ModelError, match="unknown architecture"):
         BlobReader.load(DEFAULT_MODEL)
+
+
+def _random_blob_model(path: Path) -> Path:
+    from formocr.recognize.blobs import ARCH, DEFAULT_BLOB_SPEC, DEFAULT_HIDDEN, DEFAULT_WIDTHS, BlobNet
+    from formocr.recognize.modelfile import save_model
+
+    torch.manual_seed(0)
+    meta = {"arch": ARCH, "widths": list(DEFAULT_WIDTHS), "hidden": DEFAULT_HIDDEN, "classes": list(CLASSES),
+            "spec": DEFAULT_BLOB_SPEC.to_dict()}
+    return save_model(path, BlobNet().state_dict(), meta, {"name": "blobs-test"})
+
+
+def test_the_pipeline_records_a_judged_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import formocr.read as read_mod
+    from formocr.fusion import FusionRules
+    from formocr.options import Options
+    from formocr.pipeline import Pipeline
+
+    jsonschema = pytest.importorskip("jsonschema")
+    model = _random_blob_model(tmp_path / "b.safetensors")
+    # every reading is unsure enough, and the judge always prefers the first neighbour: the wiring is under test
+    monkeypatch.setattr(read_mod, "FusionRules", lambda: FusionRules(judge_below=1.01))
+    monkeypatch.setattr(read_mod, "judge", lambda cands, *a, **k: 1)
+    pipe = Pipeline(Options(blobs_model=str(model)))
+    plain = Pipeline(Options()).scan("samples/envelope.png").field("postal_code")
+    doc = pipe.scan("samples/envelope.png")
+    f = doc.field("postal_code")
+    assert f.readings["blob_judge"]["from"] == plain.readings["crnn"]["raw"]
+    moved = f.readings["blob_judge"]["to"]
+    assert moved != plain.readings["crnn"]["raw"] and f.readings["crnn"]["raw"] == moved
+    assert len(moved) == 6  # a Chinese postal code field: the neighbours keep to six digits
+    assert doc.models["blobs"].startswith("blobs-test@sha256:")
+    schema = json.loads((Path(read_mod.__file__).parent / "schema" / "document.schema.json").read_text())
+    jsonschema.validate(doc.to_dict(), schema)
+
+
+def test_without_a_blob_model_nothing_is_judged() -> None:
+    from formocr.options import Options
+    from formocr.pipeline import Pipeline
+
+    pipe = Pipeline(Options())
+    assert pipe.blobs is None and "blobs" not in pipe.models
+    assert "blob_judge" not in pipe.scan("samples/envelope.png").field("postal_code").readings

@@ -484,3 +484,26 @@ def test_combine_strings_command(tmp_path: Path) -> None:
     assert len(StringReader.load(out).nets) == 2
     r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(tmp_path / "missing.safetensors")])
     assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
+def test_distorted_training_digits_still_read_as_their_labels() -> None:
+    from formocr.synth.strings import DigitBank
+
+    train = mnist.load_split("train")
+    bank = DigitBank(train.images[:3000], train.labels[:3000])
+    plain = StringGenerator(bank, synth_share=0.0, separators=False)
+    assert StringGenerator(bank, synth_share=0.0, separators=False, distort=0.0).sample(
+        np.random.default_rng(8)).image.tobytes() == plain.sample(np.random.default_rng(8)).image.tobytes()
+    warped = StringGenerator(bank, synth_share=0.0, separators=False, distort=0.6)
+    pipe = Pipeline(Options(reader="segmentation"))
+    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    right = changed = 0
+    for i in range(40):
+        text = "".join(str(d) for d in np.random.default_rng([4, i]).integers(0, 10, 5))
+        s = warped.sample(np.random.default_rng([4, i]), text=text, touching=False, clean=True)
+        changed += s.image.shape != plain.sample(np.random.default_rng([4, i]), text=text, touching=False,
+                                                 clean=True).image.shape
+        right += pipe.reader.read(preprocess(Page(0, s.image, s.dpi, "<strip>"), pre), [s.region])[0].result.raw == text
+    assert changed >= 30  # the warps change the digits...
+    assert right >= 35  # ...but not what they are (undistorted: 39 of these 40)

@@ -169,8 +169,6 @@ class BlobReader:
             self.spec = BlobSpec(**meta["spec"])
             net = BlobNet(tuple(meta["widths"]), int(meta["hidden"]), self.spec)
             net.load_state_dict(loaded.state)
-            self.weight = float(meta.get("judge_weight", 0.3))
-            self.judge_below = float(meta.get("judge_below", 0.99))  # surer readings are not judged (speed)
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
             msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
             raise ModelError(msg, loaded.path) from None

@@ -26,6 +26,7 @@ import numpy as np
 
 from formocr.objects import Box, CleanPage, FieldRegion, Page
 from formocr.synth.handwriting import Writer, render_char, render_digit
+from formocr.synth.warp import affine_warp, elastic_warp
 
 MM_PER_INCH = 25.4
 DIGIT_MM = 6.0  # the height a digit is taken to have on paper, which fixes each strip's dpi
@@ -149,10 +150,15 @@ class StringGenerator:
     """Draws :class:`StringSample` objects; ``bank`` supplies digit images (None: the stroke renderer only)."""
 
     def __init__(self, bank: DigitBank | None, synth_share: float = 0.3, min_len: int = 1, max_len: int = 12,
-                 separators: bool = True) -> None:
+                 separators: bool = True, distort: float = 0.0) -> None:
         self.bank = bank
         self.synth_share = synth_share if bank is not None else 1.0
         self.min_len, self.max_len, self.separators = min_len, max_len, separators
+        # > 0: each MNIST digit is also turned, sheared, scaled and elastically bent (strength 1: up to 6°, shear
+        # 0.15, ±7.5% and a ~1.2 px smooth warp), as another writer might form it. Training only: MNIST's test
+        # digits are by other writers than its training digits. 0 draws nothing more from the random stream, so
+        # benchmark strings are unchanged.
+        self.distort = distort
 
     def sample(self, rng: np.random.Generator, text: str | None = None, touching: bool | None = None,
                clean: bool = False) -> StringSample:
@@ -173,6 +179,8 @@ class StringGenerator:
         if self.bank is None or rng.random() < self.synth_share:
             return render_digit(d, writer, rng, hi)
         a = self.bank.draw(d, rng)
+        if self.distort > 0:
+            a = _distorted(a, rng, self.distort)
         ah, aw = a.shape
         wi = max(2, round(aw / ah * hi * rng.uniform(0.85, 1.2)))
         a = cv2.resize(a, (wi, hi), interpolation=cv2.INTER_LINEAR)
@@ -246,6 +254,15 @@ class StringGenerator:
         dpi = h / (DIGIT_MM / MM_PER_INCH)
         gray, region = _paper(ink, h, dpi, rng, clean)
         return StringSample(gray, text, region, dpi, touching, tuple(boxes))
+
+
+def _distorted(a: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    big = np.pad(a, 4)
+    big = affine_warp(big, rng, 0.5 * strength)
+    if rng.random() < 0.7:
+        big = elastic_warp(big, rng, rng.uniform(0.5, 2.0) * strength)
+    ys, xs = np.nonzero(big > 0.1)
+    return big[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] if len(ys) else a
 
 
 def _sheared(b: Box, slant: float, H: int, W: int) -> Box:

@@ -13,32 +13,9 @@ import cv2
 import numpy as np
 
 from formocr.normalize import normalize_digit
+from formocr.synth.warp import affine_warp, elastic_warp
 
 UPSCALE = 2  # work at 56×56: a digit ~40 px tall with 4-8 px strokes, like a 150-300 dpi scan
-
-
-def _affine(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    h, w = img.shape
-    ang = np.deg2rad(rng.uniform(-12, 12) * strength)
-    shear = rng.uniform(-0.3, 0.3) * strength
-    sx = 1.0 + rng.uniform(-0.15, 0.15) * strength
-    sy = 1.0 + rng.uniform(-0.15, 0.15) * strength
-    c, s = np.cos(ang), np.sin(ang)
-    a = np.array([[c, -s], [s, c]]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([sx, sy])
-    centre = np.array([w / 2, h / 2])
-    t = centre - a @ centre
-    m = np.hstack([a, t[:, None]]).astype(np.float32)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-
-
-def _elastic(img: np.ndarray, rng: np.random.Generator, alpha: float) -> np.ndarray:
-    """Smooth random displacement: a coarse random grid upsampled bicubically (cheap, no large blur)."""
-    h, w = img.shape
-    grid = rng.uniform(-1, 1, size=(2, 5, 5)).astype(np.float32) * alpha
-    dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, xs + dx, ys + dy, interpolation=cv2.INTER_LINEAR, borderValue=0)
 
 
 def _break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -64,9 +41,9 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
     big: np.ndarray = np.zeros((size, size), np.float32)
     big[6:-6, 6:-6] = cv2.resize(digit.astype(np.float32) / 255.0, (28 * UPSCALE, 28 * UPSCALE),
                                  interpolation=cv2.INTER_CUBIC)
-    big = _affine(big, rng, strength)
+    big = affine_warp(big, rng, strength)
     if rng.random() < 0.6:
-        big = _elastic(big, rng, alpha=rng.uniform(1.0, 3.0) * strength)
+        big = elastic_warp(big, rng, alpha=rng.uniform(1.0, 3.0) * strength)
     if rng.random() < 0.3:
         big = big + rng.normal(0, rng.uniform(0.02, 0.1), big.shape).astype(np.float32)
     if rng.random() < 0.3:
@@ -103,10 +80,10 @@ def clean_road(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.7:
         big = np.zeros((40, 40), np.float32)
         big[6:34, 6:34] = img
-        img = _affine(big, rng, 0.5)
+        img = affine_warp(big, rng, 0.5)
     return normalize_digit(img)
 
 
 def jitter_tile(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A normalized 28×28 tile turned, sheared and scaled a little, so a tile seen again is not seen identically."""
-    return _affine(tile.astype(np.float32), rng, 0.4)
+    return affine_warp(tile.astype(np.float32), rng, 0.4)

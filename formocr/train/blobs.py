@@ -62,8 +62,6 @@ class BlobTrainConfig:
     single_share: float = 0.3
     touching_share: float = 0.75
     jitter: float = 0.12  # drawn centres moved by up to this share of the digit height
-    judge_weight: float = 0.3  # stored in the model; see benchmarks/strings_accuracy.py --blobs-model
-    judge_below: float = 0.99  # readings the string reader is at least this sure of are not judged
     limit: int | None = None  # use only N training images (tests)
     threads: int = 1
 
@@ -182,8 +180,7 @@ def train_blobs(cfg: BlobTrainConfig, command: str | None = None,
             best = (acc["all"], epoch, {k: v.detach().clone() for k, v in net.state_dict().items()})
     net.load_state_dict(best[2])
     meta = {"arch": ARCH, "widths": list(DEFAULT_WIDTHS), "hidden": DEFAULT_HIDDEN, "classes": list(CLASSES),
-            "spec": DEFAULT_BLOB_SPEC.to_dict(), "judge_weight": cfg.judge_weight,
-            "judge_below": cfg.judge_below}
+            "spec": DEFAULT_BLOB_SPEC.to_dict()}
     counts = {kind: int(m.sum()) for kind, m in (("pair", y < 100), ("single", (y >= 100) & (y < MANY)),
                                                    ("many", y == MANY))}
     card: dict[str, Any] = {

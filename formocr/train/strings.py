@@ -60,6 +60,7 @@ class StringTrainConfig:
     val_size: int = 1000  # validation strings, from held-out training digits
     val_every: int = 500
     synth_share: float = 0.3  # share of digits drawn by the stroke renderer instead of taken from MNIST
+    distort: float = 0.0  # training strings only: MNIST digits warped as another writer might form them (0: off)
     limit: int | None = None  # use only N training images (tests)
     threads: int = 1
     workers: int = 1
@@ -177,7 +178,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     val_idx, tr_idx = held_out_split(len(train.images), cfg.split_seed)
     if cfg.limit:
         tr_idx = tr_idx[: cfg.limit]
-    gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share)
+    gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share,
+                          distort=cfg.distort)
     val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
     val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i])) for i in range(cfg.val_size)]
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
@@ -239,7 +241,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "batch_size": cfg.batch_size,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
-            "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "limit": cfg.limit,
+            "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
+            "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
                      "validation": f"{cfg.val_size} strings from 5000 held-out training images",
                      "held_out": {"split_seed": cfg.split_seed, "images": len(val_idx),
