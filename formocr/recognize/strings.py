@@ -50,6 +50,11 @@ VIEW_STRETCH = (1.0, 0.88, 1.12, 0.77, 1.23)
 Evidence = tuple[np.ndarray, ...]  # per view of one strip, T×classes log-probabilities; view 0 = the model's spec
 
 
+def _views(ev: Evidence | np.ndarray) -> Evidence:
+    """Evidence as a tuple of views, whether given as one array or already as views."""
+    return (ev,) if isinstance(ev, np.ndarray) else ev
+
+
 def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
@@ -245,7 +250,7 @@ class StringReader:
 
     def decode(self, ev: Evidence | np.ndarray, constraint: Constraint | None, beam: int = 8) -> StringReading:
         """The reading that satisfies ``constraint``; over several views, the candidate they believe most."""
-        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        lps = _views(ev)
         if len(lps) == 1:
             return self._decode_one(lps[0], constraint, beam)
         readings = [self._decode_one(lp, constraint, beam) for lp in lps]
@@ -258,7 +263,7 @@ class StringReader:
     def reading_of(self, ev: Evidence | np.ndarray, text: str, satisfied: bool, confidence: float | None = None,
                    best_path_text: str | None = None) -> StringReading:
         """``text`` as a reading of this evidence: its probability, and characters placed by view 0's alignment."""
-        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        lps = _views(ev)
         al = align(lps[0], text, self.alphabet)
         bp = best_path_text if best_path_text is not None else best_path(lps[0], self.alphabet).text
         return StringReading(
@@ -274,7 +279,7 @@ class StringReader:
 
         Scored as :meth:`score` scores, all texts of a view in one batched CTC pass (~100 texts cost ~3 of one).
         """
-        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        lps = _views(ev)
         near = set()
         for i, ch in enumerate(text):
             if ch.isdigit():
@@ -292,7 +297,7 @@ class StringReader:
 
     def centres(self, ev: Evidence | np.ndarray, text: str, geom: StripGeometry) -> list[float]:
         """Where view 0's alignment puts each character of ``text``, in crop pixels (the middle of its frames)."""
-        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        lps = _views(ev)
         al = align(lps[0], text, self.alphabet)
         return [geom.crop_x(2 * (a + b) + 2) for a, b in al.char_frames]
 
@@ -315,7 +320,7 @@ class StringReader:
 
     def score(self, ev: Evidence | np.ndarray, text: str) -> float:
         """P(text | strip) for another reader's text: how much this model believes it (mean over the views)."""
-        lps = (ev,) if isinstance(ev, np.ndarray) else ev
+        lps = _views(ev)
         return float(np.mean([string_probability(lp, text, self.alphabet) for lp in lps]))
 
     def describe(self) -> dict[str, Any]:
