@@ -155,7 +155,7 @@ class StringGenerator:
         self.synth_share = synth_share if bank is not None else 1.0
         self.min_len, self.max_len, self.separators = min_len, max_len, separators
         # > 0: each MNIST digit is also turned, sheared, scaled and elastically bent (strength 1: up to 6°, shear
-        # 0.15, ±7.5% and a ~1.2 px smooth warp), as another writer might form it. Training only: MNIST's test
+        # 0.15, ±7.5% and a smooth warp of up to 2 px), as another writer might form it. Training only: MNIST's test
         # digits are by other writers than its training digits. 0 draws nothing more from the random stream, so
         # benchmark strings are unchanged.
         self.distort = distort
