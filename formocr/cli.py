@@ -63,9 +63,24 @@ def train() -> None:
     """Train the shipped models."""
 
 
+_mnist_data_option = click.option(
+    "--data", type=click.Path(file_okay=False), default=None,
+    help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+
+
+def _training_started(kind: str) -> str:
+    """Log training progress, and return the command line as the model card records it."""
+    logging.getLogger("formocr").setLevel(logging.INFO)
+    return f"formocr train {kind} " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else f"formocr train {kind}"
+
+
+def _report(out: str, card: dict[str, Any]) -> None:
+    """stdout gets the trained model's path and its measured figures, as JSON."""
+    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+
+
 @train.command("digits")
-@click.option("--data", type=click.Path(file_okay=False), default=None,
-              help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+@_mnist_data_option
 @click.option("--epochs", type=click.IntRange(1, 1000), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default="models/digits-cnn.safetensors", show_default=True)
@@ -90,12 +105,11 @@ def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: 
     """Train the digit CNN on MNIST (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
-    logging.getLogger("formocr").setLevel(logging.INFO)
-    command = "formocr train digits " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train digits"
+    command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
                                     split_seed=split_seed, string_crops=string_crops, crop_share=crop_share,
                                     crop_model=crop_model, crop_recut=crop_recut), command=command)
-    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+    _report(out, card)
 
 
 _STRING_WIDTHS = (16, 32, 64, 64, 96)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
@@ -113,8 +127,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 @train.command("strings")
-@click.option("--data", type=click.Path(file_okay=False), default=None,
-              help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+@_mnist_data_option
 @click.option("--steps", type=click.IntRange(1, 10**7), default=6000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=48, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -154,15 +167,14 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
-    logging.getLogger("formocr").setLevel(logging.INFO)
-    command = "formocr train strings " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train strings"
+    command = _training_started("strings")
     cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, split_seed=split_seed, out=out,
                             limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort)
     card = train_strings(cfg, command=command)
-    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+    _report(out, card)
 
 
 @train.command("combine-strings")
@@ -174,12 +186,11 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     from formocr.recognize.strings import combine
 
     card = combine(list(models), out, command="formocr train combine-strings " + shlex.join(sys.argv[3:]))
-    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+    _report(out, card)
 
 
 @train.command("blobs")
-@click.option("--data", type=click.Path(file_okay=False), default=None,
-              help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+@_mnist_data_option
 @click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=160_000, show_default=True,
               help="Synthetic strings cut into pieces for training.")
 @click.option("--val-strings", type=click.IntRange(1, 10**6), default=4000, show_default=True)
@@ -196,12 +207,11 @@ def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: 
     """Train the blob reader (a piece of ink → digit, touching pair, or more) on pieces of synthetic strings."""
     from formocr.train.blobs import BlobTrainConfig, train_blobs
 
-    logging.getLogger("formocr").setLevel(logging.INFO)
-    command = "formocr train blobs " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else "formocr train blobs"
+    command = _training_started("blobs")
     cfg = BlobTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
                           split_seed=split_seed, out=out, limit=limit, threads=threads)
     card = train_blobs(cfg, command=command)
-    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
+    _report(out, card)
 
 
 def _options(config: str | None, values: dict[str, Any]) -> Any:

@@ -179,7 +179,7 @@ class FieldReader:
                     tiles = np.stack([normalize_digit(c.mask) for c in recut if c.kind == "digit"])
                     alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),
                                         reader="resplit"))
-            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text),
+            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text), self.rules,
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,

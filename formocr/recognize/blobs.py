@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from formocr.errors import ModelError
 from formocr.objects import Box
 from formocr.recognize.modelfile import LoadedModel, load_model
 
@@ -163,15 +162,13 @@ class BlobReader:
 
     def __init__(self, loaded: LoadedModel) -> None:
         meta = loaded.meta
-        if meta.get("arch") != ARCH:
-            raise ModelError(f"unknown architecture {meta.get('arch')!r} (expected {ARCH})", loaded.path)
+        loaded.require_arch(ARCH)
         try:
             self.spec = BlobSpec(**meta["spec"])
             net = BlobNet(tuple(meta["widths"]), int(meta["hidden"]), self.spec)
             net.load_state_dict(loaded.state)
         except (KeyError, RuntimeError, TypeError, ValueError) as e:
-            msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
-            raise ModelError(msg, loaded.path) from None
+            raise loaded.mismatch(e) from None
         net.eval()
         self.net = net
         self.identity = loaded.identity

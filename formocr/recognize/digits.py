@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from formocr.errors import ModelError
 from formocr.normalize import NormSpec, normalize_digit, to_model_input
 from formocr.objects import DigitReading
 from formocr.recognize.modelfile import LoadedModel, load_model
@@ -80,8 +79,7 @@ class DigitClassifier:
 
     def __init__(self, loaded: LoadedModel) -> None:
         meta = loaded.meta
-        if meta.get("arch") != ARCH:
-            raise ModelError(f"unknown architecture {meta.get('arch')!r} (expected {ARCH})", loaded.path)
+        loaded.require_arch(ARCH)
         try:
             net = DigitNet(tuple(meta["widths"]))
             net.load_state_dict(loaded.state)
@@ -89,8 +87,7 @@ class DigitClassifier:
             self.temperature = float(meta.get("temperature", 1.0))
             self.classes: list[str] = list(meta["classes"])
         except (KeyError, RuntimeError, TypeError) as e:
-            msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
-            raise ModelError(msg, loaded.path) from None
+            raise loaded.mismatch(e) from None
         net.eval()
         torch.set_flush_denormal(True)  # denormal activations slow CPU inference several-fold
         self.net = nn.Sequential(fold_batchnorm(net.features), net.head).to(

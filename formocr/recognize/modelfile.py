@@ -59,6 +59,15 @@ class LoadedModel:
     sha256: str
     path: Path
 
+    def require_arch(self, arch: str) -> None:
+        """Refuse a model file of another kind (a string model given as a digit model, say)."""
+        if self.meta.get("arch") != arch:
+            raise ModelError(f"unknown architecture {self.meta.get('arch')!r} (expected {arch})", self.path)
+
+    def mismatch(self, e: Exception) -> ModelError:
+        """The error for weights or settings that do not fit the architecture the file declares."""
+        return ModelError(f"weights do not match the declared model ({type(e).__name__}: {e})", self.path)
+
     @property
     def identity(self) -> str:
         """A short name for JSON output: the card's name and the first 12 hex of the weights' sha256."""

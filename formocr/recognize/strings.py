@@ -193,8 +193,7 @@ class StringReader:
         if not 1 <= views <= len(VIEW_STRETCH):
             raise ValueError(f"views: 1 to {len(VIEW_STRETCH)}, got {views}")
         meta = loaded.meta
-        if meta.get("arch") != ARCH:
-            raise ModelError(f"unknown architecture {meta.get('arch')!r} (expected {ARCH})", loaded.path)
+        loaded.require_arch(ARCH)
         try:
             self.spec = LineSpec(**meta["line"])
             self.alphabet: str = meta["alphabet"]
@@ -209,8 +208,7 @@ class StringReader:
                 # strings_accuracy.py --n 300 --seed 3, same readings)
                 nets.append(net.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
         except (KeyError, RuntimeError, TypeError) as e:
-            msg = f"weights do not match the declared model ({type(e).__name__}: {e})"
-            raise ModelError(msg, loaded.path) from None
+            raise loaded.mismatch(e) from None
         if not nets:
             raise ModelError("an ensemble without members", loaded.path)
         torch.set_flush_denormal(True)
