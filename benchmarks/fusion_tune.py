@@ -130,6 +130,8 @@ def main() -> int:
     ap.add_argument("--digits-model", default=None,
                     help="a digit CNN other than the shipped one; with --held-out both, its card's held-out images")
     ap.add_argument("--blobs-model", default=None, help="a blob reader judging unsure string readings")
+    ap.add_argument("--resplit", default="1",
+                    help="comma-separated values of FusionRules.resplit to cross with the grid (default: 1 only)")
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
                          "else written, so a second grid costs no reading")
@@ -146,19 +148,23 @@ def main() -> int:
         len(cases), 1)
     shipped = FusionRules()
     rows = []
-    grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (1.0, 0.3, 0.1), (0.95, 0.98))
-    for no_op, corr, power, fewer, threshold in grid:
+    resplits = [float(v) for v in args.resplit.split(",")]
+    grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (1.0, 0.3, 0.1), resplits,
+                             (0.95, 0.98))
+    for no_op, corr, power, fewer, resplit, threshold in grid:
         rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr,
-                            agree_power=power, fewer_digits=fewer)
+                            agree_power=power, fewer_digits=fewer, resplit=resplit)
         a, share, good = _replay(cases, rules, threshold, Options().char_review_threshold)
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
-        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{threshold:g}", f"{a:.2f}",
+        rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{resplit:g}", f"{threshold:g}",
+                     f"{a:.2f}",
                      f"{share:.1f}", f"{good:.2f}"])
     held = "digit CNN and string" if args.held_out == "both" else "string"
     print(f"# fusion rules replayed on {len(cases)} strings of training digits held out of {held} training, "
           f"seed {args.seed}; {machine()}")
     print(f"# truth among the candidates: {reachable:.2f}%; shipped review threshold {args.threshold}")
-    print(table(["no_opinion", "corroborate", "agree_power", "fewer_digits", "threshold", "fused %", "accepted %",
+    print(table(["no_opinion", "corroborate", "agree_power", "fewer_digits", "resplit", "threshold", "fused %",
+                 "accepted %",
                  "correct when accepted %"], rows))
     print(f"# {time.perf_counter() - t0:.0f} s")
     return 0

@@ -236,6 +236,18 @@ def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
     assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * 0.4)
 
 
+def test_resplit_opinion_is_weighed_by_the_rules() -> None:
+    # the same field; with resplit 0.1 the re-cut's opinion (0.8 × 0.1) falls to the floor's neighbourhood
+    # and the CRNN's own reading wins again
+    seg, crnn = _reading("segmentation", "172", 0.9), _reading("crnn", "1712", 0.5)
+    recut = _reading("resplit", "1772", 0.8)
+    p_crnn = {"172": 0.01, "1712": 0.5, "1772": 0.4}
+    f = fuse(seg, crnn, lambda t: 0.9 if t == "172" else None, lambda t: p_crnn[t],
+             FusionRules(resplit=0.1), alternatives=[recut])
+    assert f.chosen == "crnn" and f.reading.raw == "1712"
+    assert f.scores["resplit"] == pytest.approx(max(0.8 * 0.1, FusionRules().no_opinion) * 0.4)
+
+
 # --- the shipped model ----------------------------------------------------------------------------------------
 
 
