@@ -9,7 +9,9 @@ touching neighbours and the table is split by whether neighbours actually touch 
 goes through the pipeline's own field road (binarize, border removal, both readers, fusion) as a ``digits``
 field without a length constraint. "accepted" is a field not marked needs_review at the shipped threshold.
 A second table says how often the truth was there to be chosen: read by either reader, or among all the texts
-fusion weighed (the most any fusion rule could reach with these readers).
+fusion weighed (the most any fusion rule could reach with these readers). A third sets apart the strings that hold
+an MNIST image the digit CNN misreads even as a clean 28×28 tile (ill-formed or mislabelled digits, which no
+reader can be asked to get right), as a floor under the errors that better readers cannot remove.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 from common import machine, strings_generator, strings_sample, table
 
 import formocr.read as read_mod
 from formocr.fusion import Fused, FusionRules, Reading, fuse
+from formocr.normalize import normalize_digit
 from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
@@ -67,6 +71,15 @@ def main() -> int:
         return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
 
     read_mod.fuse = spy
+    # the bank images the digit CNN misreads as clean MNIST tiles
+    bank = gen.bank
+    assert bank is not None
+    clean_tiles = np.stack([normalize_digit(im) for im in bank.images])
+    bank_labels = np.zeros(len(bank.images), np.int64)
+    for d, idx in enumerate(bank.by_label):
+        bank_labels[idx] = d
+    misread = set(np.flatnonzero(pipe.classifier.probabilities(clean_tiles).argmax(1) != bank_labels).tolist())
+    hard: dict[bool, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     stats: dict[tuple[int, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115
     t0 = time.perf_counter()
@@ -85,6 +98,11 @@ def main() -> int:
         row["seg"] += r["segmentation"]["raw"] == truth
         row["crnn"] += r["crnn"]["raw"] == truth
         row["fused"] += res.raw == truth
+        h = hard[any(k in misread for k in sample.sources)]
+        h["n"] += 1
+        h["touching"] += sample.touching
+        h["crnn"] += r["crnn"]["raw"] == truth
+        h["fused"] += res.raw == truth
         row["agree"] += bool(r["agree"])
         row["either"] += truth in (r["segmentation"]["raw"], r["crnn"]["raw"])
         row["reachable"] += truth in weighed if weighed else res.raw == truth
@@ -133,6 +151,12 @@ def main() -> int:
                                       for k in ("fused", "either", "reachable")])
     print(table(["strings", "n", "fused %", "segmentation or CRNN right %", "truth among fusion's candidates %"],
                 ceiling))
+    print(f"\n# strings holding an image the digit CNN misreads as a clean MNIST tile ({len(misread)} of "
+          f"{len(bank.images)} images)")
+    print(table(["strings", "n", "touching", "CRNN %", "fused %"],
+                [[label, v["n"], v["touching"], f"{100.0 * v['crnn'] / max(v['n'], 1):.2f}",
+                  f"{100.0 * v['fused'] / max(v['n'], 1):.2f}"]
+                 for label, v in (("with such an image", hard[True]), ("without", hard[False]))]))
     print(f"# {seconds:.0f} s in all; reading (both readers + fusion) {read_ms / max(args.n, 1):.1f} ms per string")
     if args.write_card:
         assert pipe.strings is not None

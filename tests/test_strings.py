@@ -22,7 +22,7 @@ from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.modelfile import card_path, sha256_file
 from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
-from formocr.synth.strings import StringGenerator, field_ink_of, random_text
+from formocr.synth.strings import DigitBank, StringGenerator, field_ink_of, random_text
 
 GEN = StringGenerator(None)  # the stroke renderer only: no dataset needed
 
@@ -40,6 +40,28 @@ def test_generated_boxes_follow_the_text() -> None:
         h, w = s.image.shape
         assert all(b.x >= 0 and b.x2 <= w and b.y >= 0 and b.y2 <= h for _, b in s.char_boxes)
         assert s.region.box.clip(w, h) == s.region.box
+
+
+def test_sources_name_the_bank_image_of_each_digit() -> None:
+    # a bank of ten synthetic "images", one per label, each a different shape: every digit of a string names the
+    # image of its own label, separators name none, and the stroke renderer's digits name none either
+    images = np.zeros((20, 28, 28), np.uint8)
+    labels = np.arange(20) % 10
+    for k in range(20):
+        images[k, 4 + k % 5 : 20, 6 : 10 + k // 2] = 255
+    mixed = StringGenerator(DigitBank(images, labels), synth_share=0.5)
+    seen_bank = seen_drawn = 0
+    for i in range(30):
+        s = mixed.sample(np.random.default_rng([5, i]))
+        assert len(s.sources) == len(s.char_boxes)
+        for (ch, _), k in zip(s.char_boxes, s.sources):
+            if k >= 0:
+                assert ch.isdigit() and labels[k] == int(ch)
+                seen_bank += 1
+            else:
+                seen_drawn += ch.isdigit()
+    assert seen_bank > 20 and seen_drawn > 20
+    assert all(k == -1 for k in GEN.sample(np.random.default_rng(0)).sources)
 
 
 def _components(sample_image: np.ndarray) -> list[tuple[int, int]]:
@@ -500,8 +522,6 @@ def test_combine_strings_command(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
 def test_distorted_training_digits_still_read_as_their_labels() -> None:
-    from formocr.synth.strings import DigitBank
-
     train = mnist.load_split("train")
     bank = DigitBank(train.images[:3000], train.labels[:3000])
     plain = StringGenerator(bank, synth_share=0.0, separators=False)

@@ -42,6 +42,9 @@ class StringSample:
     dpi: float
     touching: bool
     char_boxes: tuple[tuple[str, Box], ...]
+    # per entry of char_boxes, the index of its image in the DigitBank, or -1 (drawn by the stroke renderer, or a
+    # separator): which source images a string holds, so a benchmark can set apart strings of unreadable images
+    sources: tuple[int, ...] = ()
 
 
 class DigitBank:
@@ -55,8 +58,16 @@ class DigitBank:
 
     def draw(self, d: int, rng: np.random.Generator) -> np.ndarray:
         """A random image of digit ``d`` as float ink in [0, 1], cropped to its strokes."""
+        return self.ink(self.pick(d, rng))
+
+    def pick(self, d: int, rng: np.random.Generator) -> int:
+        """The index (into ``images``) of a random image of digit ``d``."""
         idx = self.by_label[d]
-        a = self.images[idx[int(rng.integers(0, len(idx)))]].astype(np.float32) / 255.0
+        return int(idx[int(rng.integers(0, len(idx)))])
+
+    def ink(self, k: int) -> np.ndarray:
+        """Image ``k`` as float ink in [0, 1], cropped to its strokes."""
+        a = self.images[k].astype(np.float32) / 255.0
         ys, xs = np.nonzero(a > 0.1)
         return a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] if len(ys) else a
 
@@ -120,6 +131,7 @@ class _Glyph:
     ink: np.ndarray  # float [0, 1]
     x: int
     y: int
+    source: int = -1  # the DigitBank image it was made from, or -1
 
 
 def _pen(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -174,17 +186,19 @@ class StringGenerator:
                 break
         return self._finish(text, glyphs, h, rng, clean)
 
-    def _digit(self, d: int, rng: np.random.Generator, h: float, writer: Writer) -> np.ndarray:
+    def _digit(self, d: int, rng: np.random.Generator, h: float, writer: Writer) -> tuple[np.ndarray, int]:
+        """Digit ``d`` as ink of about height ``h``, and its bank image's index (-1: drawn by the renderer)."""
         hi = max(8, round(h * rng.uniform(0.88, 1.08)))
         if self.bank is None or rng.random() < self.synth_share:
-            return render_digit(d, writer, rng, hi)
-        a = self.bank.draw(d, rng)
+            return render_digit(d, writer, rng, hi), -1
+        k = self.bank.pick(d, rng)
+        a = self.bank.ink(k)
         if self.distort > 0:
             a = _distorted(a, rng, self.distort)
         ah, aw = a.shape
         wi = max(2, round(aw / ah * hi * rng.uniform(0.85, 1.2)))
         a = cv2.resize(a, (wi, hi), interpolation=cv2.INTER_LINEAR)
-        return np.clip(a * 1.15, 0.0, 1.0)
+        return np.clip(a * 1.15, 0.0, 1.0), k
 
     def _glyphs(self, text: str, rng: np.random.Generator, touching: bool) -> tuple[list[_Glyph], float]:
         h = float(rng.uniform(26, 46))  # digit height in pixels
@@ -203,8 +217,10 @@ class StringGenerator:
                 pending_space += h * rng.uniform(0.55, 0.9)
                 continue
             pair += 1
+            source = -1
             if ch.isdigit():
-                a = _pen(self._digit(int(ch), rng, h, writer), rng)
+                a, source = self._digit(int(ch), rng, h, writer)
+                a = _pen(a, rng)
                 if rng.random() < 0.15:
                     a = _break(a, rng)
                 y = rng.normal(0.0, 0.035) * h + (h - a.shape[0])  # bottoms on a wobbly baseline
@@ -222,7 +238,7 @@ class StringGenerator:
                 x = cursor + gap + pending_space
             else:
                 x = 0.0
-            glyphs.append(_Glyph(ch, a, round(x), round(y)))
+            glyphs.append(_Glyph(ch, a, round(x), round(y), source))
             cursor = x + a.shape[1]
             pending_space = 0.0
         return glyphs, h
@@ -253,7 +269,7 @@ class StringGenerator:
             boxes = [(c, _sheared(b, slant, H, W)) for c, b in boxes]
         dpi = h / (DIGIT_MM / MM_PER_INCH)
         gray, region = _paper(ink, h, dpi, rng, clean)
-        return StringSample(gray, text, region, dpi, touching, tuple(boxes))
+        return StringSample(gray, text, region, dpi, touching, tuple(boxes), tuple(g.source for g in glyphs))
 
 
 def _distorted(a: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
