@@ -57,6 +57,10 @@ def bank_generator(images: np.ndarray, labels: np.ndarray) -> StringGenerator:
     return StringGenerator(DigitBank(images, labels), synth_share=0.0, min_len=3, max_len=8, separators=False)
 
 
-def strings_sample(gen: StringGenerator, seed: int, i: int) -> StringSample:
-    """String ``i`` of a benchmark run: every other one asked to touch, each from its own seeded stream."""
-    return gen.sample(np.random.default_rng([seed, 31337, i]), touching=i % 2 == 0)
+def strings_sample(gen: StringGenerator, seed: int, i: int, clean: bool = False) -> StringSample:
+    """String ``i`` of a benchmark run: every other one asked to touch, each from its own seeded stream.
+
+    ``clean``: the same digits, placed the same way, on plain paper (no pattern, box, rule, slant, blur, noise or
+    JPEG), to measure what the paper costs.
+    """
+    return gen.sample(np.random.default_rng([seed, 31337, i]), touching=i % 2 == 0, clean=clean)

@@ -51,6 +51,8 @@ def main() -> int:
                          "has never seen the strings' digits)")
     ap.add_argument("--string-views", type=int, default=None,
                     help="widths the string reader reads each strip at (default: the pipeline's)")
+    ap.add_argument("--clean-paper", action="store_true",
+                    help="the same strings on plain paper: no pattern, box, rule, slant, blur, noise or JPEG")
     ap.add_argument("--dump", default=None, help="write every reading as JSON lines here")
     ap.add_argument("--write-card", action="store_true",
                     help="record the table in the string model's card under 'evaluation' (weights untouched)")
@@ -85,7 +87,7 @@ def main() -> int:
     t0 = time.perf_counter()
     read_ms = 0.0
     for i in range(args.n):
-        sample = strings_sample(gen, args.seed, i)
+        sample = strings_sample(gen, args.seed, i, clean=args.clean_paper)
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
         t = time.perf_counter()
         weighed.clear()
@@ -139,7 +141,8 @@ def main() -> int:
     rows.append(line("apart (all lengths)", [v for (_, t), v in stats.items() if not t]))
     rows.append(line("touching (all lengths)", [v for (_, t), v in stats.items() if t]))
     rows.append(line("all", list(stats.values())))
-    print(f"# strings of MNIST {args.split} digits, n={args.n}, seed={args.seed}; {machine()}")
+    paper = " on clean paper" if args.clean_paper else ""
+    print(f"# strings of MNIST {args.split} digits{paper}, n={args.n}, seed={args.seed}; {machine()}")
     print(f"# models: {pipe.models}; review threshold {pipe.options.review_threshold}")
     print(table(header, rows))
     print("\n# how often the truth was there to choose: by either reader, or among all the texts fusion weighed")
@@ -164,7 +167,7 @@ def main() -> int:
         card = json.loads(path.read_text("utf-8"))
         card["evaluation"] = {
             "command": "python benchmarks/strings_accuracy.py " + " ".join(sys.argv[1:]).replace(" --write-card", ""),
-            "data": f"{args.n} strings of 3-8 MNIST {args.split} digits, half asked to touch; seed {args.seed}",
+            "data": f"{args.n} strings of 3-8 MNIST {args.split} digits{paper}, half asked to touch; seed {args.seed}",
             "review_threshold": pipe.options.review_threshold,
             "columns": header, "rows": rows, "ms_per_string": round(read_ms / max(args.n, 1), 2),
         }
