@@ -41,20 +41,21 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def strings_generator(split: str) -> StringGenerator:
+def strings_generator(split: str, without: frozenset[str] = frozenset()) -> StringGenerator:
     """The string benchmarks' generator: 3-8 plain digits from MNIST test images, or from the 5000 training
-    images held out from string training (``split="val"``)."""
+    images held out from string training (``split="val"``); ``without``: paper effects left out."""
     if split == "test":
         s = load_split("test")
-        return bank_generator(s.images, s.labels)
+        return bank_generator(s.images, s.labels, without)
     s = load_split("train")
     val_idx = held_out_split(len(s.images), 0)[0]  # the string models' held-out training images
-    return bank_generator(s.images[val_idx], s.labels[val_idx])
+    return bank_generator(s.images[val_idx], s.labels[val_idx], without)
 
 
-def bank_generator(images: np.ndarray, labels: np.ndarray) -> StringGenerator:
+def bank_generator(images: np.ndarray, labels: np.ndarray, without: frozenset[str] = frozenset()) -> StringGenerator:
     """The string benchmarks' strings (3-8 plain digits, MNIST crops only) drawn from these digit images."""
-    return StringGenerator(DigitBank(images, labels), synth_share=0.0, min_len=3, max_len=8, separators=False)
+    return StringGenerator(DigitBank(images, labels), synth_share=0.0, min_len=3, max_len=8, separators=False,
+                           without=without)
 
 
 def strings_sample(gen: StringGenerator, seed: int, i: int, clean: bool = False) -> StringSample:

@@ -36,6 +36,7 @@ from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.modelfile import card_path
+from formocr.synth.strings import PAPER_EFFECTS
 
 
 def main() -> int:
@@ -53,12 +54,18 @@ def main() -> int:
                     help="widths the string reader reads each strip at (default: the pipeline's)")
     ap.add_argument("--clean-paper", action="store_true",
                     help="the same strings on plain paper: no pattern, box, rule, slant, blur, noise or JPEG")
+    ap.add_argument("--without", default="",
+                    help="paper effects to leave out, comma-separated (" + ", ".join(PAPER_EFFECTS) + "): the same "
+                         "strings otherwise, to measure what each effect costs the readers")
     ap.add_argument("--dump", default=None, help="write every reading as JSON lines here")
     ap.add_argument("--write-card", action="store_true",
                     help="record the table in the string model's card under 'evaluation' (weights untouched)")
     args = ap.parse_args()
 
-    gen = strings_generator(args.split)
+    without = frozenset(e for e in args.without.split(",") if e)
+    if without - set(PAPER_EFFECTS):
+        ap.error(f"--without: unknown effects {sorted(without - set(PAPER_EFFECTS))}")
+    gen = strings_generator(args.split, without)
     views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model,
                             blobs_model=args.blobs_model, **views))
@@ -142,6 +149,7 @@ def main() -> int:
     rows.append(line("touching (all lengths)", [v for (_, t), v in stats.items() if t]))
     rows.append(line("all", list(stats.values())))
     paper = " on clean paper" if args.clean_paper else ""
+    paper += f" without {', '.join(sorted(without))}" if without else ""
     print(f"# strings of MNIST {args.split} digits{paper}, n={args.n}, seed={args.seed}; {machine()}")
     print(f"# models: {pipe.models}; review threshold {pipe.options.review_threshold}")
     print(table(header, rows))

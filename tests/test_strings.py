@@ -22,7 +22,7 @@ from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.modelfile import card_path, sha256_file
 from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
-from formocr.synth.strings import DigitBank, StringGenerator, field_ink_of, random_text
+from formocr.synth.strings import PAPER_EFFECTS, DigitBank, StringGenerator, field_ink_of, random_text
 
 GEN = StringGenerator(None)  # the stroke renderer only: no dataset needed
 
@@ -62,6 +62,21 @@ def test_sources_name_the_bank_image_of_each_digit() -> None:
                 seen_drawn += ch.isdigit()
     assert seen_bank > 20 and seen_drawn > 20
     assert all(k == -1 for k in GEN.sample(np.random.default_rng(0)).sources)
+
+
+def test_effects_left_out_keep_the_same_string() -> None:
+    # every draw is still made, so the digits, their places and the field are those of the full strip
+    for effect in PAPER_EFFECTS:
+        plain = StringGenerator(None, without=frozenset({effect}))
+        for i in range(6):
+            a = GEN.sample(np.random.default_rng([9, i]))
+            b = plain.sample(np.random.default_rng([9, i]))
+            assert (a.text, a.sources, a.touching) == (b.text, b.sources, b.touching)
+            if effect != "slant":  # upright ink has other boxes; everything else stays in place
+                assert (a.char_boxes, a.region) == (b.char_boxes, b.region)
+            assert a.image.shape == b.image.shape
+    with pytest.raises(ValueError, match="unknown effects"):
+        StringGenerator(None, without=frozenset({"smudge"}))
 
 
 def _components(sample_image: np.ndarray) -> list[tuple[int, int]]:

@@ -125,6 +125,10 @@ def random_text(rng: np.random.Generator, min_len: int = 1, max_len: int = 12, s
 # --- drawing ---------------------------------------------------------------------------------------------------
 
 
+# What a strip's paper and pen add to the digits, each of which StringGenerator(without=...) can leave out.
+PAPER_EFFECTS = ("gradient", "pattern", "frame", "tone", "blur", "noise", "jpeg", "slant")
+
+
 @dataclass
 class _Glyph:
     char: str
@@ -162,7 +166,7 @@ class StringGenerator:
     """Draws :class:`StringSample` objects; ``bank`` supplies digit images (None: the stroke renderer only)."""
 
     def __init__(self, bank: DigitBank | None, synth_share: float = 0.3, min_len: int = 1, max_len: int = 12,
-                 separators: bool = True, distort: float = 0.0) -> None:
+                 separators: bool = True, distort: float = 0.0, without: frozenset[str] = frozenset()) -> None:
         self.bank = bank
         self.synth_share = synth_share if bank is not None else 1.0
         self.min_len, self.max_len, self.separators = min_len, max_len, separators
@@ -171,6 +175,12 @@ class StringGenerator:
         # digits are by other writers than its training digits. 0 draws nothing more from the random stream, so
         # benchmark strings are unchanged.
         self.distort = distort
+        # Effects of the strip left out, every random draw still made (so the strings are otherwise the same): a
+        # benchmark measures what each one costs the readers. Names in PAPER_EFFECTS.
+        unknown = set(without) - set(PAPER_EFFECTS)
+        if unknown:
+            raise ValueError(f"unknown effects {sorted(unknown)}; known: {', '.join(PAPER_EFFECTS)}")
+        self.without = frozenset(without)
 
     def sample(self, rng: np.random.Generator, text: str | None = None, touching: bool | None = None,
                clean: bool = False) -> StringSample:
@@ -263,12 +273,13 @@ class StringGenerator:
                           if len(xs) else Box(gx, gy, 1, 1)))
         touching = _touches(glyphs)
         slant = 0.0 if clean else float(np.clip(rng.normal(0.0, 0.12), -0.3, 0.3))
+        slant = 0.0 if "slant" in self.without else slant
         if slant:
             m = np.array([[1.0, math.tan(slant), -math.tan(slant) * H / 2], [0.0, 1.0, 0.0]], np.float32)
             ink = cv2.warpAffine(ink, m, (W, H), flags=cv2.INTER_LINEAR)
             boxes = [(c, _sheared(b, slant, H, W)) for c, b in boxes]
         dpi = h / (DIGIT_MM / MM_PER_INCH)
-        gray, region = _paper(ink, h, dpi, rng, clean)
+        gray, region = _paper(ink, h, dpi, rng, clean, self.without)
         return StringSample(gray, text, region, dpi, touching, tuple(boxes), tuple(g.source for g in glyphs))
 
 
@@ -307,14 +318,21 @@ def _touches(glyphs: list[_Glyph]) -> bool:
     return False
 
 
-def _paper(ink: np.ndarray, h: float, dpi: float, rng: np.random.Generator, clean: bool
-           ) -> tuple[np.ndarray, FieldRegion]:
-    """Put the ink on paper; returns the grey strip and the field region (the printed box, or the ink's area)."""
+def _paper(ink: np.ndarray, h: float, dpi: float, rng: np.random.Generator, clean: bool,
+           without: frozenset[str] = frozenset()) -> tuple[np.ndarray, FieldRegion]:
+    """Put the ink on paper; returns the grey strip and the field region (the printed box, or the ink's area).
+
+    An effect named in ``without`` still makes its random draws (and printing is done on a scratch copy), so
+    the rest of the strip is exactly as it would have been.
+    """
     H, W = ink.shape
     paper = float(rng.uniform(215, 250)) if not clean else 245.0
     g: np.ndarray = np.full((H, W), paper, np.float32)
     if not clean:
-        g += np.linspace(0, rng.uniform(-20, 20), W, dtype=np.float32)[None, :]
+        ramp = np.linspace(0, rng.uniform(-20, 20), W, dtype=np.float32)[None, :]
+        if "gradient" not in without:
+            g += ramp
+        pat = g if "pattern" not in without else g.copy()
         r = rng.random()
         if r < 0.2:  # guilloche: interlaced sine curves
             tone = paper - float(rng.uniform(15, 50))  # security printing is light
@@ -323,43 +341,52 @@ def _paper(ink: np.ndarray, h: float, dpi: float, rng: np.random.Generator, clea
                 period = rng.uniform(0.5, 2.0) * h
                 amp, y_c, ph = rng.uniform(0.1, 0.5) * H, rng.uniform(0.2, 0.8) * H, rng.uniform(0, 6.3)
                 pts = np.stack([cols, y_c + amp * np.sin(cols / period * 2 * np.pi + ph)], 1).astype(np.int32)
-                cv2.polylines(g, [pts], False, tone, 1, cv2.LINE_AA)
+                cv2.polylines(pat, [pts], False, tone, 1, cv2.LINE_AA)
         elif r < 0.35:  # fine hatching
             tone = paper - float(rng.uniform(10, 40))
             step = int(rng.integers(3, 7))
             for k in range(-H, W, step):
-                cv2.line(g, (k, H), (k + H, 0), tone, 1, cv2.LINE_AA)
+                cv2.line(pat, (k, H), (k + H, 0), tone, 1, cv2.LINE_AA)
         elif r < 0.45:  # dotted screen
             tone = paper - float(rng.uniform(15, 50))
             step = int(rng.integers(3, 6))
-            g[::step, ::step] = np.minimum(g[::step, ::step], tone)
+            pat[::step, ::step] = np.minimum(pat[::step, ::step], tone)
     ys, xs = np.nonzero(ink > 0.3)
     ink_box = Box(int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
     pad = max(2, round(0.15 * h))
     box = Box(ink_box.x - pad, ink_box.y - pad, ink_box.w + 2 * pad, ink_box.h + 2 * pad).clip(W, H)
     r = rng.random() if not clean else 1.0
+    printed = g if "frame" not in without else g.copy()
     if r < 0.45:  # a printed box; a small inset makes strokes run into and across it
         inset = rng.uniform(-0.05, 0.35) * h
         bx = Box(round(ink_box.x - inset), round(ink_box.y - inset * rng.uniform(0.5, 1.2)),
                  round(ink_box.w + 2 * inset), round(ink_box.h + 2 * inset)).clip(W, H)
         t = max(1, round(dpi / MM_PER_INCH * rng.uniform(0.1, 0.3)))  # 0.1-0.3 mm, as forms print them
         tone = float(rng.uniform(0, 120))
-        cv2.rectangle(g, (bx.x, bx.y), (bx.x2 - 1, bx.y2 - 1), tone, t)
+        cv2.rectangle(printed, (bx.x, bx.y), (bx.x2 - 1, bx.y2 - 1), tone, t)
         box = bx
     elif r < 0.6:  # a ruled line under (or through the bottom of) the digits
         y = min(H - 2, round(ink_box.y2 + rng.uniform(-0.1, 0.12) * h))
         t = max(1, round(dpi / MM_PER_INCH * rng.uniform(0.1, 0.3)))
-        cv2.line(g, (0, y), (W - 1, y), float(rng.uniform(0, 140)), t)
+        cv2.line(printed, (0, y), (W - 1, y), float(rng.uniform(0, 140)), t)
     ink_tone = float(rng.uniform(0, 110)) if not clean else 20.0
+    if "tone" in without:
+        ink_tone = 20.0
     g = g * (1.0 - ink) + ink_tone * ink
     if not clean:
         if rng.random() < 0.5:
-            g = cv2.GaussianBlur(g, (0, 0), rng.uniform(0.3, 1.0))
-        g += rng.normal(0.0, rng.uniform(0, 10), g.shape).astype(np.float32)
+            sigma = rng.uniform(0.3, 1.0)
+            if "blur" not in without:
+                g = cv2.GaussianBlur(g, (0, 0), sigma)
+        grain = rng.normal(0.0, rng.uniform(0, 10), g.shape).astype(np.float32)
+        if "noise" not in without:
+            g += grain
     out: np.ndarray = np.clip(g, 0, 255).astype(np.uint8)
     if not clean and rng.random() < 0.2:
-        _, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
-        out = np.asarray(cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE), np.uint8)
+        quality = int(rng.integers(40, 90))
+        if "jpeg" not in without:
+            _, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            out = np.asarray(cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE), np.uint8)
     return out, FieldRegion("string", "digits", box, "box")
 
 
