@@ -184,15 +184,13 @@ class FieldReader:
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,
                         "chosen": fused.chosen}
-            if judged:
-                readings["blob_judge"] = judged
         else:
             only = seg if seg is not None else crnn
             assert only is not None
             chosen = only
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
-            if judged:
-                readings["blob_judge"] = judged
+        if judged:
+            readings["blob_judge"] = judged
         return self._field_result(region, chosen, fused, readings)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object]

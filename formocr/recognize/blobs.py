@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from formocr.objects import Box
+from formocr.recognize.digits import conv_block
 from formocr.recognize.modelfile import LoadedModel, load_model
 
 ARCH = "blobnet-v1"
@@ -129,10 +130,6 @@ def blob_tile(mask: np.ndarray, spec: BlobSpec = DEFAULT_BLOB_SPEC) -> np.ndarra
     return out
 
 
-def _block(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
 class BlobNet(nn.Module):
     """32×48 tile → 111 logits."""
 
@@ -140,8 +137,8 @@ class BlobNet(nn.Module):
                  spec: BlobSpec = DEFAULT_BLOB_SPEC) -> None:
         super().__init__()
         c1, c2, c3 = widths
-        self.features = nn.Sequential(*_block(1, c1), nn.MaxPool2d(2), *_block(c1, c2), *_block(c2, c2),
-                                      nn.MaxPool2d(2), *_block(c2, c3), nn.MaxPool2d(2))
+        self.features = nn.Sequential(*conv_block(1, c1), nn.MaxPool2d(2), *conv_block(c1, c2), *conv_block(c2, c2),
+                                      nn.MaxPool2d(2), *conv_block(c2, c3), nn.MaxPool2d(2))
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(c3 * (spec.height // 8) * (spec.width // 8),
                                   hidden), nn.ReLU(inplace=True), nn.Dropout(0.25), nn.Linear(hidden, len(CLASSES)))
 

@@ -24,7 +24,8 @@ DEFAULT_WIDTHS = (16, 32, 48, 64, 128)
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "digits-cnn.safetensors"
 
 
-def _block(cin: int, cout: int) -> list[nn.Module]:
+def conv_block(cin: int, cout: int) -> list[nn.Module]:
+    """3×3 convolution, batch norm, ReLU: the unit of every network here (:func:`fold_batchnorm` folds the norm)."""
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
@@ -35,9 +36,9 @@ class DigitNet(nn.Module):
         super().__init__()
         c1, c2, c3, c4, hidden = widths
         self.features = nn.Sequential(
-            *_block(1, c1), nn.MaxPool2d(2),
-            *_block(c1, c2), *_block(c2, c3), nn.MaxPool2d(2),
-            *_block(c3, c4),
+            *conv_block(1, c1), nn.MaxPool2d(2),
+            *conv_block(c1, c2), *conv_block(c2, c3), nn.MaxPool2d(2),
+            *conv_block(c3, c4),
         )  # fmt: skip
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(c4 * 49, hidden), nn.ReLU(inplace=True),

@@ -21,6 +21,7 @@ from torch import nn
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, normalize_line
 from formocr.recognize.ctc import (
+    DIGITS,
     Constraint,
     Decoded,
     align,
@@ -29,12 +30,11 @@ from formocr.recognize.ctc import (
     string_probabilities,
     string_probability,
 )
-from formocr.recognize.digits import fold_batchnorm
+from formocr.recognize.digits import conv_block, fold_batchnorm
 from formocr.recognize.modelfile import LoadedModel, load_model, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
-DIGITS = "0123456789"
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
@@ -55,10 +55,6 @@ def _views(ev: Evidence | np.ndarray) -> Evidence:
     return (ev,) if isinstance(ev, np.ndarray) else ev
 
 
-def _block(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
 class CRNN(nn.Module):
     """32×W strip → (W/4)×classes logits."""
 
@@ -67,10 +63,10 @@ class CRNN(nn.Module):
         super().__init__()
         c1, c2, c3, c4, c5 = widths
         self.features = nn.Sequential(
-            *_block(1, c1), nn.MaxPool2d(2),
-            *_block(c1, c2), nn.MaxPool2d(2),
-            *_block(c2, c3), *_block(c3, c4), nn.MaxPool2d((2, 1)),
-            *_block(c4, c5), nn.MaxPool2d((2, 1)),
+            *conv_block(1, c1), nn.MaxPool2d(2),
+            *conv_block(c1, c2), nn.MaxPool2d(2),
+            *conv_block(c2, c3), *conv_block(c3, c4), nn.MaxPool2d((2, 1)),
+            *conv_block(c4, c5), nn.MaxPool2d((2, 1)),
         )  # fmt: skip
         feat = c5 * (height // 16)
         self.rnn = nn.LSTM(feat, hidden, batch_first=True, bidirectional=True)

@@ -7,6 +7,7 @@ import numpy as np
 
 
 def affine_warp(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Turn (±12°), shear (±0.3) and scale (±15%) about the centre, each times ``strength``."""
     h, w = img.shape
     ang = np.deg2rad(rng.uniform(-12, 12) * strength)
     shear = rng.uniform(-0.3, 0.3) * strength

@@ -109,11 +109,15 @@ def harvest(gen: StringGenerator, n: int, seed: int, train: bool, cfg: BlobTrain
     return (arr * 255).round().astype(np.uint8), np.asarray(labels, np.int64)
 
 
+def _kinds(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Which labels are pairs, single digits, three or more."""
+    return {"pair": labels < 100, "single": (labels >= 100) & (labels < MANY), "many": labels == MANY}
+
+
 def accuracy_by_kind(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     pred = logits.argmax(1)
     out = {}
-    for kind, m in (("pair", labels < 100), ("single", (labels >= 100) & (labels < MANY)), ("many", labels == MANY),
-                    ("all", np.ones_like(labels, bool))):
+    for kind, m in (*_kinds(labels).items(), ("all", np.ones_like(labels, bool))):
         out[kind] = round(float((pred[m] == labels[m]).mean()), 4) if m.any() else float("nan")
     return out
 
@@ -181,8 +185,7 @@ def train_blobs(cfg: BlobTrainConfig, command: str | None = None,
     net.load_state_dict(best[2])
     meta = {"arch": ARCH, "widths": list(DEFAULT_WIDTHS), "hidden": DEFAULT_HIDDEN, "classes": list(CLASSES),
             "spec": DEFAULT_BLOB_SPEC.to_dict()}
-    counts = {kind: int(m.sum()) for kind, m in (("pair", y < 100), ("single", (y >= 100) & (y < MANY)),
-                                                   ("many", y == MANY))}
+    counts = {kind: int(m.sum()) for kind, m in _kinds(y).items()}
     card: dict[str, Any] = {
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
         "task": "one connected piece of a field's ink → a digit, two touching digits, or three or more",
