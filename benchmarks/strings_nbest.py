@@ -73,8 +73,9 @@ def main() -> int:
         kind = "touching" if sample.touching else "apart"
         n[kind] += 1
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
-        ink, _ = field_ink(clean, sample.region)
-        strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi)
+        ink, box = field_ink(clean, sample.region)
+        gray = clean.gray[box.y : box.y2, box.x : box.x2]
+        strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi, gray)
         ev = reader.evidence([strips])[0]
         got = reader.decode(ev, constraint_for(sample.region.type, sample.region.constraints)).text
         if got == sample.text:

@@ -158,12 +158,14 @@ def _widths(text: str) -> tuple[int, ...]:
               help="Warp each MNIST digit of the training strings (turn, shear, scale, elastic) by this strength.")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
+@click.option("--input", "input_", type=click.Choice(["ink", "grey"]), default="ink", show_default=True,
+              help="Read the binarized ink, or how dark that ink is in the grey image (keeps loops blur closes).")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
-                      bf16: bool) -> None:
+                      bf16: bool, input_: str) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -172,7 +174,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             limit=limit,
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
-                            channels_last=channels_last, bf16=bf16, distort=distort)
+                            channels_last=channels_last, bf16=bf16, distort=distort, input=input_)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

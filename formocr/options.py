@@ -36,6 +36,7 @@ class Options:
     blobs_model: str | None = None  # path of a blob reader that judges unsure string readings; None = none
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
     string_views: int = 3  # 1-5: the string reader reads each field at this many widths (more: surer, slower)
+    digit_tiles: str = "grey"  # grey | ink: the digit CNN reads how dark each pixel is, or the binarized mask
     dropout: str = "auto"  # auto | none | red | green | blue: colour form print removed before reading
     debug_dir: str | None = None
 
@@ -52,6 +53,8 @@ class Options:
             raise ConfigError(f"reader: must be fused, segmentation or crnn, got {self.reader!r}")
         if self.dropout not in DROPOUT_MODES:
             raise ConfigError(f"dropout: must be one of {', '.join(DROPOUT_MODES)}, got {self.dropout!r}")
+        if self.digit_tiles not in ("grey", "ink"):
+            raise ConfigError(f"digit_tiles: must be grey or ink, got {self.digit_tiles!r}")
         if not 1 <= self.string_views <= 5:
             raise ConfigError(f"string_views: must be between 1 and 5, got {self.string_views}")
         if self.max_pixels < 1 or self.max_pages < 1:

@@ -14,7 +14,7 @@ import numpy as np
 
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
-from formocr.normalize import normalize_digit
+from formocr.normalize import grey_ink, grey_tile
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
 from formocr.recognize.blobs import BlobReader, ink_blobs, judge
@@ -51,15 +51,18 @@ class FieldReader:
         sw.restart()
         dpi = clean.page.dpi
         cut = [field_ink(clean, r) for r in regions]
+        grays = [clean.gray[b.y : b.y2, b.x : b.x2] for _, b in cut]
+        darks = ([grey_ink(g, ink) for g, (ink, _) in zip(grays, cut)] if self.options.digit_tiles == "grey"
+                 else [None] * len(cut))
         mode = self.options.reader
         cons = [constraint_for(r.type, r.constraints, r.style == "comb") for r in regions]
         comps = [arbitrate(segment_ink(ink, box, r, dpi, separators=_separators(c.chars)), self.digits.top_probability)
                  if mode != "crnn" else [] for (ink, box), r, c in zip(cut, regions, cons)]
         sw.lap("segment")
         tiles = [
-            np.stack([normalize_digit(c.mask) for c in cs if c.kind == "digit"])
+            np.stack([_tile(c, dark, box) for c in cs if c.kind == "digit"])
             if any(c.kind == "digit" for c in cs) else np.zeros((0, 28, 28), np.float32)
-            for cs in comps
+            for cs, dark, (_, box) in zip(comps, darks, cut)
         ]  # fmt: skip
         sw.lap("normalize")
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
@@ -68,7 +71,7 @@ class FieldReader:
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            made = [self.strings.field_strips(ink, r.box.h, dpi) for (ink, _), r in zip(cut, regions)]
+            made = [self.strings.field_strips(ink, r.box.h, dpi, g) for (ink, _), r, g in zip(cut, regions, grays)]
             geoms = [g for _, g in made]
             evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")
@@ -78,7 +81,7 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -144,7 +147,8 @@ class FieldReader:
         return cands[pick][0] if pick else None
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
-                  ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box]) -> FieldResult:
+                  ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
+                  dark: np.ndarray | None = None) -> FieldResult:
         mode = self.options.reader
         ink, crop_box = cut
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
@@ -176,7 +180,7 @@ class FieldReader:
             if 0 < n_seg < n_crnn and region.style != "comb":  # in comb cells the printed walls fix the cuts
                 recut = split_to_count(comps, n_crnn, self.digits.top_probability)
                 if recut is not None:
-                    tiles = np.stack([normalize_digit(c.mask) for c in recut if c.kind == "digit"])
+                    tiles = np.stack([_tile(c, dark, crop_box) for c in recut if c.kind == "digit"])
                     alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),
                                         reader="resplit"))
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text), self.rules,
@@ -238,3 +242,10 @@ def _seg_probability(probs: np.ndarray, comps: list[Component], text: str) -> fl
             return 0.0
     return p
 
+
+def _tile(c: Component, dark: np.ndarray | None, crop_box: Box) -> np.ndarray:
+    """A component's tile for the digit CNN, shaded by its field's grey (``dark``, crop coordinates) if given."""
+    if dark is None:
+        return grey_tile(c.mask, None)
+    y, x = c.box.y - crop_box.y, c.box.x - crop_box.x
+    return grey_tile(c.mask, dark[y : y + c.box.h, x : x + c.box.w])

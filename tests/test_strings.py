@@ -394,6 +394,20 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool, fast: bool
     assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
 
 
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
+def test_a_grey_reader_is_trained_on_grey_strips_and_says_so(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    cfg = StringTrainConfig(steps=2, batch_size=4, val_size=6, val_every=2, limit=300, workers=0,
+                            widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / "g.safetensors"), input="grey")
+    card = train_strings(cfg)
+    assert card["training"]["input"] == "grey"
+    assert StringReader.load(tmp_path / "g.safetensors").inputs == ("grey",)
+    with pytest.raises(ConfigError, match="input"):
+        train_strings(replace(cfg, input="gray"))
+
+
 def test_held_out_digits_do_not_depend_on_the_training_seed() -> None:
     # members of one ensemble, trained with different seeds, must hold out the same digits: benchmarks tune
     # fusion on them, and a member that learnt them would look better there than it is
@@ -468,7 +482,7 @@ def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:
 # --- ensembles -------------------------------------------------------------------------------------------------
 
 
-def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_stretch) -> Path:
+def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_stretch, grey: bool = False) -> Path:
     from formocr.recognize.modelfile import save_model
     from formocr.recognize.strings import ARCH, CRNN
 
@@ -477,6 +491,8 @@ def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_st
     net = CRNN(widths, hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
     line = DEFAULT_LINE_SPEC.to_dict() | {"x_stretch": x_stretch}
     meta = {"arch": ARCH, "widths": list(widths), "hidden": hidden, "alphabet": ALPHABET, "line": line}
+    if grey:
+        meta["input"] = "grey"
     card = {"name": path.stem, "training": {"command": f"formocr train strings --seed {seed}"},
             "figures": {"val_string_accuracy": 0.5}}
     return save_model(path, net.state_dict(), meta, card)
@@ -500,11 +516,35 @@ def test_an_ensemble_reads_with_every_member(tmp_path: Path) -> None:
     for got, want in zip(ev, singles[0] + singles[1]):
         np.testing.assert_allclose(got, want, atol=1e-5)
     text = ens.decode(ev, None).text
-    got = ens.read([strips[0]])[0]  # one strip as given: still read by both members
+    got = ens.read([strips.ink[0]])[0]  # one strip as given: still read by both members
     assert got.confidence == pytest.approx(np.mean([one[0].score(singles[0][0], got.text),
                                                      one[1].score(singles[1][0], got.text)]), rel=1e-4)
     assert ens.score(ev, text) == pytest.approx(np.mean([one[0].score(singles[0], text),
                                                           one[1].score(singles[1], text)]), rel=1e-4)
+
+
+def test_a_grey_member_reads_the_grey_strips_and_an_ink_member_the_ink(tmp_path: Path) -> None:
+    from formocr.recognize.strings import combine
+    from formocr.synth.strings import field_grey_of
+
+    a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1, grey=True)
+    combine([a, b], tmp_path / "ab.safetensors")
+    ens = StringReader.load(tmp_path / "ab.safetensors", views=2)
+    ink_one, grey_one = StringReader.load(a, views=2), StringReader.load(b, views=2)
+    assert ens.inputs == ("ink", "grey") and grey_one.inputs == ("grey",)
+    s = GEN.sample(np.random.default_rng([4, 1]), clean=True)
+    ink, gray = field_grey_of(s)
+    strips, geom = ens.field_strips(ink, s.region.box.h, s.dpi, gray)
+    assert len(strips.ink) == len(strips.grey) == 2
+    assert geom == ens.field_strips(ink, s.region.box.h, s.dpi)[1]
+    ev = ens.evidence([strips])[0]
+    want = ink_one.evidence([strips.ink])[0] + grey_one.evidence([strips.grey])[0]
+    for got, w in zip(ev, want, strict=True):
+        np.testing.assert_allclose(got, w, atol=1e-5)
+    # an ink-only reader asks for no grey strips; without a grey crop, a grey member reads the ink
+    assert ink_one.field_strips(ink, s.region.box.h, s.dpi, gray)[0].grey == ()
+    plain, _ = ens.field_strips(ink, s.region.box.h, s.dpi)
+    assert plain.grey == () and plain.of("grey") == plain.ink
 
 
 def test_an_ensemble_refuses_members_that_read_other_strips(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from formocr.errors import ModelError
-from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, normalize_line
+from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, grey_ink, normalize_line
 from formocr.recognize.ctc import (
     DIGITS,
     Constraint,
@@ -37,6 +37,8 @@ ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
+# What a member reads (its meta "input", "ink" when absent): the binarized ink, or how dark that ink is in grey.
+INPUTS = ("ink", "grey")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
 # Views: the same ink drawn at these multiples of the model's own x_stretch. Each view errs differently (a narrow
 # pair of touching digits splits at one width and merges at another), so candidates are taken from every view and
@@ -116,12 +118,14 @@ class StripGeometry:
         return self.x0 + (col - self.pad) / self.sx
 
 
-def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec = DEFAULT_LINE_SPEC
-                ) -> tuple[np.ndarray, StripGeometry]:
+def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec = DEFAULT_LINE_SPEC,
+                gray: np.ndarray | None = None) -> tuple[np.ndarray, StripGeometry]:
     """A field's ink (from :func:`formocr.segment.field_ink`) → the reader's input strip and its geometry.
 
     Specks are dropped first by the segmenter's own rule (:func:`formocr.segment.is_mark`), since one speck
-    above the digits would otherwise shrink them in the strip.
+    above the digits would otherwise shrink them in the strip. Given the crop's ``gray``, the strip shows how
+    dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink; its geometry is
+    the same.
     """
     from formocr.segment import is_mark
 
@@ -136,7 +140,8 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
         return normalize_line(kept, spec), StripGeometry(0, 0, 0, 1.0, spec.pad)
     w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
     nw = min(max(1, round(w * spec.content / h * spec.x_stretch)), spec.max_width - 2 * spec.pad)
-    return normalize_line(kept, spec), StripGeometry(int(xs.min()), int(ys.min()), h, nw / w, spec.pad)
+    shown = kept if gray is None else grey_ink(gray, kept)
+    return normalize_line(shown, spec), StripGeometry(int(xs.min()), int(ys.min()), h, nw / w, spec.pad)
 
 
 def pad_batch(strips: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
@@ -166,16 +171,28 @@ def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32
 
 
 def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
-             ) -> list[tuple[tuple[int, ...], int, dict[str, torch.Tensor]]]:
-    """(widths, hidden, weights) of each network in a model file: one, or the members of an ensemble."""
+             ) -> list[tuple[tuple[int, ...], int, str, dict[str, torch.Tensor]]]:
+    """(widths, hidden, input, weights) of each network in a model file: one, or the members of an ensemble."""
     if "members" not in meta:
-        return [(tuple(meta["widths"]), int(meta["hidden"]), state)]
+        return [(tuple(meta["widths"]), int(meta["hidden"]), str(meta.get("input", "ink")), state)]
     out = []
     for i, m in enumerate(meta["members"]):
         prefix = f"members.{i}."
-        out.append((tuple(m["widths"]), int(m["hidden"]),
+        out.append((tuple(m["widths"]), int(m["hidden"]), str(m.get("input", "ink")),
                     {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
     return out
+
+
+@dataclass(frozen=True)
+class FieldStrips:
+    """One field's reader input: a strip per view of its binarized ink and, for members that read grey, of the
+    ink's grey (empty when no member does, or when no grey was given: such members then read the ink)."""
+
+    ink: tuple[np.ndarray, ...]
+    grey: tuple[np.ndarray, ...] = ()
+
+    def of(self, kind: str) -> tuple[np.ndarray, ...]:
+        return self.grey if kind == "grey" and self.grey else self.ink
 
 
 class StringReader:
@@ -193,8 +210,11 @@ class StringReader:
         try:
             self.spec = LineSpec(**meta["line"])
             self.alphabet: str = meta["alphabet"]
-            nets = []
-            for widths, hidden, state in _members(meta, loaded.state):
+            nets, inputs = [], []
+            for widths, hidden, kind, state in _members(meta, loaded.state):
+                if kind not in INPUTS:
+                    raise ModelError(f"a member reads {kind!r}; this version reads {', '.join(INPUTS)}", loaded.path)
+                inputs.append(kind)
                 net = CRNN(widths, hidden, len(self.alphabet) + 1, self.spec.height)
                 net.load_state_dict(state)
                 net.eval()
@@ -209,6 +229,7 @@ class StringReader:
             raise ModelError("an ensemble without members", loaded.path)
         torch.set_flush_denormal(True)
         self.nets = nets
+        self.inputs = tuple(inputs)  # per member, what it reads
         self.loaded = loaded
         self.identity = loaded.identity
         self.views = tuple(replace(self.spec, x_stretch=self.spec.x_stretch * f) for f in VIEW_STRETCH[:views])
@@ -217,23 +238,32 @@ class StringReader:
     def load(cls, path: str | Path | None = None, views: int = 1) -> StringReader:
         return cls(load_model(path or DEFAULT_MODEL), views)
 
-    def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float
-                     ) -> tuple[list[np.ndarray], StripGeometry]:
-        """A field's ink as one strip per view, and the geometry of view 0 (where character boxes are mapped)."""
+    def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float, gray: np.ndarray | None = None
+                     ) -> tuple[FieldStrips, StripGeometry]:
+        """A field's ink as one strip per view (and per view of its grey, where a member reads grey and the
+        crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped)."""
         made = [field_strip(ink, field_h_px, dpi, spec) for spec in self.views]
-        return [strip for strip, _ in made], made[0][1]
+        grey: tuple[np.ndarray, ...] = ()
+        if gray is not None and "grey" in self.inputs:
+            grey = tuple(field_strip(ink, field_h_px, dpi, spec, gray)[0] for spec in self.views)
+        return FieldStrips(tuple(strip for strip, _ in made), grey), made[0][1]
 
-    def evidence(self, strips: Sequence[Sequence[np.ndarray]], batch_size: int = 32) -> list[Evidence]:
-        """Per field (a list of its view strips), the log-probabilities of every view by every member.
+    def evidence(self, strips: Sequence[FieldStrips | Sequence[np.ndarray]], batch_size: int = 32
+                 ) -> list[Evidence]:
+        """Per field (its :class:`FieldStrips`, or a list of view strips every member reads), the
+        log-probabilities of every view by every member.
 
         The first entry is always the first member's view 0, whose geometry :meth:`field_strips` returns.
         """
-        flat = [s for views in strips for s in views]
-        per_net = [log_probs(net, flat, batch_size) for net in self.nets]
+        fields = [f if isinstance(f, FieldStrips) else FieldStrips(tuple(f)) for f in strips]
+        per_net = []
+        for net, kind in zip(self.nets, self.inputs):
+            per_net.append(log_probs(net, [s for f in fields for s in f.of(kind)], batch_size))
         out, k = [], 0
-        for views in strips:
-            out.append(tuple(lps[j] for lps in per_net for j in range(k, k + len(views))))
-            k += len(views)
+        for f in fields:
+            n = len(f.ink)
+            out.append(tuple(lps[j] for lps in per_net for j in range(k, k + n)))
+            k += n
         return out
 
     def read(self, strips: Sequence[np.ndarray], constraints: Sequence[Constraint | None] | None = None,
@@ -339,7 +369,8 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
             raise ModelError(f"not a single {ARCH} string model", m.path)
         if m.meta.get("line") != first.meta.get("line") or m.meta.get("alphabet") != first.meta.get("alphabet"):
             raise ModelError(f"strip spec or alphabet differs from {first.path.name}'s", m.path)
-        members.append({"widths": m.meta["widths"], "hidden": m.meta["hidden"]})
+        members.append({"widths": m.meta["widths"], "hidden": m.meta["hidden"],
+                        **({"input": m.meta["input"]} if "input" in m.meta else {})})
         state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
         drop = ("line", "alphabet", "arch", "weights", "evaluation")  # the ensemble has its own evaluation
         cards.append({k: v for k, v in m.card.items() if k not in drop})

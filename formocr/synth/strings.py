@@ -397,9 +397,21 @@ def field_ink_of(sample: StringSample) -> np.ndarray:
 
 def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
     """As :func:`field_ink_of`, with the crop's box in strip pixels (where the drawn characters' boxes are)."""
-    from formocr.preprocess import PreprocessOptions, preprocess
     from formocr.segment import field_ink
 
-    clean: CleanPage = preprocess(Page(0, sample.image, sample.dpi, "<strip>"),
-                                  PreprocessOptions(deskew=False, speckle_mm=0.0))
-    return field_ink(clean, sample.region)
+    return field_ink(_clean(sample), sample.region)
+
+
+def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray]:
+    """The field's ink as :func:`field_ink_of` cuts it, and the preprocessed grey of the same crop."""
+    from formocr.segment import field_ink
+
+    clean = _clean(sample)
+    ink, box = field_ink(clean, sample.region)
+    return ink, clean.gray[box.y : box.y2, box.x : box.x2]
+
+
+def _clean(sample: StringSample) -> CleanPage:
+    from formocr.preprocess import PreprocessOptions, preprocess
+
+    return preprocess(Page(0, sample.image, sample.dpi, "<strip>"), PreprocessOptions(deskew=False, speckle_mm=0.0))

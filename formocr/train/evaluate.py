@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from formocr.data.mnist import load_split
-from formocr.normalize import normalize_digit
+from formocr.normalize import grey_ink, grey_tile, normalize_digit
 from formocr.objects import Box, CleanPage, FieldRegion, Page
 from formocr.preprocess import binarize
 from formocr.recognize.digits import DigitClassifier
@@ -58,8 +58,9 @@ def render_scanned_crop(digit: np.ndarray, rng: np.random.Generator, spec: CropS
     return np.clip(page, 0, 255).astype(np.uint8)
 
 
-def read_scanned_crop(gray: np.ndarray, spec: CropSpec = CropSpec()) -> np.ndarray:
-    """The pipeline's road for one box: binarize, find components inside the box, normalize the digit."""
+def read_scanned_crop(gray: np.ndarray, spec: CropSpec = CropSpec(), tiles: str = "grey") -> np.ndarray:
+    """The pipeline's road for one box: binarize, find components inside the box, normalize the digit (shaded
+    by the grey, or the mask alone with ``tiles="ink"``, as the pipeline's ``digit_tiles`` option)."""
     ink, method = binarize(gray, spec.dpi)
     page = Page(0, gray, float(spec.dpi), "<crop>")
     clean = CleanPage(page, gray, ink, 0.0, method)
@@ -68,7 +69,10 @@ def read_scanned_crop(gray: np.ndarray, spec: CropSpec = CropSpec()) -> np.ndarr
     if not comps:
         return np.zeros((28, 28), np.float32)
     best = max(comps, key=lambda c: int(c.mask.sum()))
-    return normalize_digit(best.mask)
+    if tiles == "ink":
+        return grey_tile(best.mask, None)
+    b = best.box
+    return grey_tile(best.mask, grey_ink(gray, ink)[b.y : b.y2, b.x : b.x2])
 
 
 def throughput(clf: DigitClassifier, tiles: np.ndarray, runs: int = 5) -> dict[str, float]:

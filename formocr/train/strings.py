@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from formocr.data.mnist import load_split
-from formocr.errors import ModelError
+from formocr.errors import ConfigError, ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import code_version, load_model, save_model
@@ -34,11 +34,19 @@ from formocr.recognize.strings import (
     CRNN,
     DEFAULT_HIDDEN,
     DEFAULT_WIDTHS,
+    INPUTS,
     field_strip,
     log_probs,
     pad_batch,
 )
-from formocr.synth.strings import DigitBank, StringGenerator, StringSample, field_ink_of, random_text
+from formocr.synth.strings import (
+    DigitBank,
+    StringGenerator,
+    StringSample,
+    field_grey_of,
+    field_ink_of,
+    random_text,
+)
 from formocr.train.digits import Progress
 from formocr.train.splits import held_out_split, split_digest
 
@@ -76,6 +84,9 @@ class StringTrainConfig:
     # shipped members' recipe, so their commands still rebuild them bit for bit.
     channels_last: bool = False
     bf16: bool = False
+    # What the network reads: "ink", the binarized field ink (every shipped member), or "grey", how dark that
+    # ink is in the preprocessed grey (formocr.normalize.grey_ink), which keeps the loops blur closes.
+    input: str = "ink"
 
 
 def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -101,12 +112,17 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
                          "training digits would include this run's held-out ones", cfg.init)
     return parent.state, {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
                           "seed": ptrain.get("seed"), "steps": ptrain.get("steps"),
+                          "input": meta.get("input", "ink"),
                           "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
-def sample_strip(gen: StringGenerator, rng: np.random.Generator, **kw: Any) -> tuple[np.ndarray, StringSample]:
-    """One generated field and its reader input, through the pipeline's field road."""
+def sample_strip(gen: StringGenerator, rng: np.random.Generator, grey: bool = False, **kw: Any
+                 ) -> tuple[np.ndarray, StringSample]:
+    """One generated field and its reader input (binarized ink, or its grey), through the pipeline's field road."""
     s = gen.sample(rng, **kw)
+    if grey:
+        ink, gray = field_grey_of(s)
+        return field_strip(ink, s.region.box.h, s.dpi, gray=gray)[0], s
     return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
 
 
@@ -122,8 +138,9 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     batch have similar widths and little of each batch is padding. Off, the shipped model's recipe.
     """
 
-    def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False) -> None:
-        self.gen, self.seed, self.bs, self.steps, self.banded = gen, seed, batch_size, steps, banded
+    def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
+                 grey: bool = False) -> None:
+        self.gen, self.seed, self.bs, self.steps, self.banded, self.grey = gen, seed, batch_size, steps, banded, grey
 
     def __len__(self) -> int:
         return self.steps
@@ -138,7 +155,7 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
-            strip, s = sample_strip(self.gen, rng, text=text)
+            strip, s = sample_strip(self.gen, rng, self.grey, text=text)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
@@ -168,6 +185,9 @@ def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) 
 def train_strings(cfg: StringTrainConfig, command: str | None = None,
                   on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train, select on validation strings, save weights + card; return the card."""
+    if cfg.input not in INPUTS:
+        raise ConfigError(f"input must be one of {', '.join(INPUTS)}, not {cfg.input!r}")
+    grey = cfg.input == "grey"
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -181,7 +201,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share,
                           distort=cfg.distort)
     val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
-    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i])) for i in range(cfg.val_size)]
+    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), grey) for i in range(cfg.val_size)]
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
@@ -192,7 +212,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded), batch_size=None, shuffle=False,
+    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, grey), batch_size=None,
+                        shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     history: list[dict[str, Any]] = []
@@ -230,8 +251,10 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     prog.close()
     net.load_state_dict(best[2])
     seconds = time.perf_counter() - t_start
-    meta = {"arch": ARCH, "widths": list(cfg.widths), "hidden": cfg.hidden, "alphabet": ALPHABET,
-            "line": DEFAULT_LINE_SPEC.to_dict()}
+    meta: dict[str, Any] = {"arch": ARCH, "widths": list(cfg.widths), "hidden": cfg.hidden, "alphabet": ALPHABET,
+                            "line": DEFAULT_LINE_SPEC.to_dict()}
+    if grey:  # absent means "ink", so the shipped members' files stay as they were
+        meta["input"] = "grey"
     card: dict[str, Any] = {
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
         "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
@@ -239,7 +262,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
             "batch_size": cfg.batch_size,
-            "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16,
+            "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "limit": cfg.limit,

@@ -1,0 +1,58 @@
+"""What the readers see of the grey: a field's ink shaded by how dark it is, for the digit CNN and grey members."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from formocr.errors import ConfigError
+from formocr.normalize import grey_ink, grey_tile, normalize_digit
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+
+
+def _ring() -> tuple[np.ndarray, np.ndarray]:
+    """A dark ring whose hole blur half closed, and the mask binarization made of it: the whole disc."""
+    gray = np.full((40, 60), 240, np.uint8)
+    cv2.circle(gray, (20, 20), 10, 30, 4)
+    cv2.circle(gray, (20, 20), 7, 150, -1)
+    mask = np.zeros(gray.shape, np.uint8)
+    cv2.circle(mask, (20, 20), 12, 1, -1)
+    return gray, mask.astype(bool)
+
+
+def test_grey_ink_keeps_the_paper_that_binarization_closed_over() -> None:
+    gray, mask = _ring()
+    gray[:, 50:52] = 20  # a printed line, not in the mask
+    g = grey_ink(gray, mask)
+    assert g[20, 10] == pytest.approx(1.0) and 0.3 < g[20, 20] < 0.6  # stroke vs the paper it closed over
+    assert g[:, 45:].max() == 0.0 and g[mask].min() >= 0.1
+    assert g[~mask].max() <= 1.0 and grey_ink(gray, np.zeros_like(mask)).max() == 0.0
+    with pytest.raises(ValueError, match="differ"):
+        grey_ink(gray, mask[:-1])
+
+
+def test_a_grey_tile_opens_the_loop_the_mask_closed_and_leaves_neighbours_out() -> None:
+    gray, mask = _ring()
+    dark = grey_ink(gray, mask)
+    tile = grey_tile(mask, dark)
+    assert np.array_equal(grey_tile(mask, None), normalize_digit(mask))
+    assert tile[14, 14] < 0.6 < tile[14, 6] and grey_tile(mask, None)[14, 14] == 1.0  # hole lighter than stroke
+    # a neighbour's stroke inside the box, not in this component's mask, stays out
+    dark2 = dark.copy()
+    dark2[:, 36:40] = 1.0
+    assert np.array_equal(grey_tile(mask, dark2), tile)
+
+
+def test_digit_tiles_option() -> None:
+    assert Options().digit_tiles == "grey" and Options(digit_tiles="ink").digit_tiles == "ink"
+    with pytest.raises(ConfigError, match="digit_tiles"):
+        Options(digit_tiles="gray")
+
+
+def test_both_tile_kinds_read_the_sample_envelope() -> None:
+    got = {kind: Pipeline(Options(digit_tiles=kind)).scan("samples/envelope.png").field("postal_code")
+           for kind in ("grey", "ink")}
+    assert got["grey"].value == got["ink"].value
+    assert got["grey"].readings["segmentation"]["raw"] == got["ink"].readings["segmentation"]["raw"]
