@@ -191,6 +191,19 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     _report(out, card)
 
 
+@train.command("extract-member")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--member", "index", type=click.IntRange(min=0), required=True, help="Which member, from 0.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@_errors_to_exit_codes
+def extract_member_cmd(model: str, index: int, out: str) -> None:
+    """Write one member of an ensemble as the single model it was trained as (to train on from it with --init)."""
+    from formocr.recognize.strings import extract_member
+
+    card = extract_member(model, index, out)
+    _report(out, card)
+
+
 @train.command("blobs")
 @_mnist_data_option
 @click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=160_000, show_default=True,

@@ -547,6 +547,20 @@ def test_a_grey_member_reads_the_grey_strips_and_an_ink_member_the_ink(tmp_path:
     assert plain.grey == () and plain.of("grey") == plain.ink
 
 
+def test_a_shipped_member_comes_out_as_its_training_run_wrote_it(tmp_path: Path) -> None:
+    from formocr.recognize.strings import extract_member
+
+    card = json.loads(card_path(DEFAULT_MODEL).read_text())
+    for i, member in enumerate(card["training"]["members"]):
+        got = extract_member(DEFAULT_MODEL, i, tmp_path / f"m{i}.safetensors")
+        assert sha256_file(tmp_path / f"m{i}.safetensors") == member["sha256"] == got["sha256"]
+        assert got["training"]["command"] == member["training"]["command"]
+    with pytest.raises(ModelError, match="members 0 to"):
+        extract_member(DEFAULT_MODEL, len(card["training"]["members"]), tmp_path / "x.safetensors")
+    with pytest.raises(ModelError, match="not an ensemble"):
+        extract_member(tmp_path / "m0.safetensors", 0, tmp_path / "y.safetensors")
+
+
 def test_an_ensemble_refuses_members_that_read_other_strips(tmp_path: Path) -> None:
     from formocr.recognize.strings import combine
 

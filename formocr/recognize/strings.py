@@ -389,3 +389,28 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
     }
     save_model(out, state, meta, card)
     return card
+
+
+def extract_member(path: str | Path, index: int, out: str | Path) -> dict[str, Any]:
+    """Write member ``index`` of an ensemble as the single model it was trained as; returns its card.
+
+    The weights file comes out byte for byte as its training run wrote it (its sha256 is the one the ensemble's
+    card keeps for the member), so a later run can train on from a shipped member with ``--init``.
+    """
+    loaded = load_model(path)
+    loaded.require_arch(ARCH)
+    members = loaded.meta.get("members")
+    if not members:
+        raise ModelError("not an ensemble: it has no members to take out", loaded.path)
+    if not 0 <= index < len(members):
+        raise ModelError(f"member {index}: the ensemble has members 0 to {len(members) - 1}", loaded.path)
+    widths, hidden, kind, state = _members(loaded.meta, loaded.state)[index]
+    meta: dict[str, Any] = {"arch": ARCH, "widths": list(widths), "hidden": hidden,
+                            "alphabet": loaded.meta["alphabet"], "line": loaded.meta["line"]}
+    if kind != "ink":
+        meta["input"] = kind
+    card = dict(loaded.card.get("training", {}).get("members", [{}] * len(members))[index])
+    card.pop("sha256", None)
+    card["name"] = Path(out).name.removesuffix(".safetensors")
+    save_model(out, state, meta, card)
+    return load_model(out).card
