@@ -267,10 +267,11 @@ def test_segmentation_recut_to_the_crnn_count_can_win() -> None:
     p_crnn = {"172": 0.01, "1712": 0.5, "1772": 0.4}
     f = fuse(seg, crnn, lambda t: 0.9 if t == "172" else None, lambda t: p_crnn[t], alternatives=[recut])
     assert f.chosen == "resplit" and f.reading.raw == "1772"
-    w = {"segmentation": 0.9 * FusionRules().fewer_digits * 0.01, "crnn": FusionRules().no_opinion * 0.5,
-         "resplit": 0.8 * 0.4}
+    rules = FusionRules()
+    w = {"segmentation": 0.9 * rules.fewer_digits * 0.01, "crnn": rules.no_opinion * 0.5,
+         "resplit": max(0.8 * rules.resplit, rules.no_opinion) * 0.4}
     assert f.scores == pytest.approx(w)
-    assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * 0.4)
+    assert f.confidence == pytest.approx(w["resplit"] / sum(w.values()) * min(0.8 * rules.resplit, 0.4))
 
 
 def test_resplit_opinion_is_weighed_by_the_rules() -> None:
