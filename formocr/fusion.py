@@ -97,9 +97,10 @@ class FusionRules:
     # CNN, which never saw such pieces, may read them as surely as whole digits. Yet on digits new to both readers
     # the re-cut earns its place: benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both --resplit 1,0.3,0.1,0
     # (shipped members and digit CNN): fused 95.53 / 95.47 / 94.93 / 94.93%, accepted 57.1-57.3% at 99.77% right.
-    # With stop 21's readers (grey digit tiles; two members reading grey strips, whose CRNN alone is 1.7 points
-    # surer), 0.3: the same command with --strings-model of those members, --resplit 1,0.3,0.1,0: 97.27 / 97.40 /
-    # 96.93 / 96.93%, and with --seed 2: 96.40 / 96.67 / 96.47 / 96.47%; accepted 60.3-60.4% and 56.5-56.9%.
+    # With stop 21's readers (grey digit tiles; members d, ge and gf, two of them reading grey strips, CRNN alone
+    # 1.7 points surer on val), 0.3: the same command with --strings-model of those members, --resplit 1,0.3,0.1,0:
+    # 97.27 / 97.40 / 96.93 / 96.93%, and with --seed 2: 96.40 / 96.67 / 96.47 / 96.47%; accepted 60.3-60.4% and
+    # 56.5-56.9%. The shipped gd, ge, gf were chosen after, with 0.3 (README "Grey for the readers").
     resplit: float = 0.3
     # The blob reader's judging of an unsure string reading (formocr.recognize.blobs.judge, when a blob model is
     # given): candidates score log P_crnn + judge_weight × the pieces' log-probabilities. On the string reader's
