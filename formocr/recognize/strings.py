@@ -127,6 +127,12 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
     dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink; its geometry is
     the same.
     """
+    kept = _kept(ink, field_h_px, dpi)
+    return _strip(kept, kept if gray is None else grey_ink(gray, kept), spec)
+
+
+def _kept(ink: np.ndarray, field_h_px: float, dpi: float) -> np.ndarray:
+    """The field's ink without specks (the segmenter's own rule), which every view of it shares."""
     from formocr.segment import is_mark
 
     m = np.asarray(ink).astype(np.uint8)
@@ -134,13 +140,16 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
     keep = np.zeros(n, bool)
     for i in range(1, n):
         keep[i] = is_mark(int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4]), field_h_px, dpi / 25.4)
-    kept = keep[labels]
+    return np.asarray(keep[labels])
+
+
+def _strip(kept: np.ndarray, shown: np.ndarray, spec: LineSpec) -> tuple[np.ndarray, StripGeometry]:
+    """``shown`` (the kept ink, or its grey) as one view's strip; the geometry is the kept ink's."""
     ys, xs = np.nonzero(kept)
     if len(ys) == 0:
         return normalize_line(kept, spec), StripGeometry(0, 0, 0, 1.0, spec.pad)
     w, h = int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
     nw = min(max(1, round(w * spec.content / h * spec.x_stretch)), spec.max_width - 2 * spec.pad)
-    shown = kept if gray is None else grey_ink(gray, kept)
     return normalize_line(shown, spec), StripGeometry(int(xs.min()), int(ys.min()), h, nw / w, spec.pad)
 
 
@@ -185,14 +194,19 @@ def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class FieldStrips:
-    """One field's reader input: a strip per view of its binarized ink and, for members that read grey, of the
-    ink's grey (empty when no member does, or when no grey was given: such members then read the ink)."""
+    """One field's reader input: a strip per view of its binarized ink (empty when every member reads grey and
+    the grey was given) and, for members that read grey, of the ink's grey (empty when no member does, or when
+    no grey was given: such members then read the ink)."""
 
     ink: tuple[np.ndarray, ...]
     grey: tuple[np.ndarray, ...] = ()
 
     def of(self, kind: str) -> tuple[np.ndarray, ...]:
         return self.grey if kind == "grey" and self.grey else self.ink
+
+    @property
+    def views(self) -> int:
+        return len(self.ink or self.grey)
 
 
 class StringReader:
@@ -242,11 +256,12 @@ class StringReader:
                      ) -> tuple[FieldStrips, StripGeometry]:
         """A field's ink as one strip per view (and per view of its grey, where a member reads grey and the
         crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped)."""
-        made = [field_strip(ink, field_h_px, dpi, spec) for spec in self.views]
-        grey: tuple[np.ndarray, ...] = ()
-        if gray is not None and "grey" in self.inputs:
-            grey = tuple(field_strip(ink, field_h_px, dpi, spec, gray)[0] for spec in self.views)
-        return FieldStrips(tuple(strip for strip, _ in made), grey), made[0][1]
+        kept = _kept(ink, field_h_px, dpi)
+        shaded = grey_ink(gray, kept) if gray is not None and "grey" in self.inputs else None
+        inks = [_strip(kept, kept, spec) for spec in self.views] if shaded is None or "ink" in self.inputs else []
+        greys = [_strip(kept, shaded, spec) for spec in self.views] if shaded is not None else []
+        geom = (inks or greys)[0][1]  # the kept ink's either way
+        return FieldStrips(tuple(s for s, _ in inks), tuple(s for s, _ in greys)), geom
 
     def evidence(self, strips: Sequence[FieldStrips | Sequence[np.ndarray]], batch_size: int = 32
                  ) -> list[Evidence]:
@@ -261,7 +276,7 @@ class StringReader:
             per_net.append(log_probs(net, [s for f in fields for s in f.of(kind)], batch_size))
         out, k = [], 0
         for f in fields:
-            n = len(f.ink)
+            n = f.views
             out.append(tuple(lps[j] for lps in per_net for j in range(k, k + n)))
             k += n
         return out
