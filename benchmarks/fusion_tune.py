@@ -2,12 +2,12 @@
 
     python benchmarks/fusion_tune.py --n 3000 --seed 1
     python benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both     # digits new to both readers
-    python benchmarks/fusion_tune.py --n 3000 --seed 1 --held-out both --digits-model runs/dg0/digits-cnn.safetensors
+    python benchmarks/fusion_tune.py --n 3000 --seed 1 --held-out both --digits-model runs/digits-s0.safetensors
 
 Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
 ``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from those the digit CNN
-did not learn from either (see ``held_out``; with a digit CNN trained with ``--split-seed 0``, given as
-``--digits-model``, that is all 5000), records what fusion sees for each (both readings, the alternatives,
+did not learn from either (see ``held_out``; for the shipped digit ensemble since stop 23, whose members all
+hold out ``--split-seed 0``, that is all 5000), records what fusion sees for each (both readings, the alternatives,
 and each reader's probability of every candidate text), then replays fusion offline for a grid of
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
 of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
@@ -58,8 +58,9 @@ def held_out(n: int, both: bool, digits_model: str | None = None) -> np.ndarray:
     """Training images held out of string training (seed 0), and with ``both`` also out of digit CNN training.
 
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
-    segmentation reads digits it has seen; their intersection is new to both readers: 413 images for the shipped
-    digit CNN, whose split was drawn from its seed, and all 5000 for one trained with ``--split-seed 0``. The
+    segmentation reads digits it has seen; their intersection is new to both readers: all 5000 for the shipped
+    digit ensemble and any digit CNN trained with ``--split-seed 0``, 413 for the single network shipped until
+    stop 22, whose split was drawn from its seed. The
     strings' part is fixed by ``formocr train strings --split-seed`` (0, for every member of the shipped model).
     """
     val_idx = held_out_split(n, 0)[0]
@@ -69,10 +70,17 @@ def held_out(n: int, both: bool, digits_model: str | None = None) -> np.ndarray:
 
 
 def digit_cnn_held_out(n: int, digits_model: str | None = None) -> np.ndarray:
-    """The digit CNN's held-out images (the shipped one unless given), as its card records them."""
+    """The digit CNN's held-out images (the shipped one unless given), as its card records them; for an
+    ensemble, the images every member held out."""
     training = load_model(digits_model or DIGITS_MODEL).card["training"]
-    split_seed = training["data"].get("held_out", {}).get("split_seed")
-    return digit_cnn_split(n, training["seed"], training.get("val_size", 5000), split_seed)[0]
+    held: np.ndarray | None = None
+    for t in training.get("members", [{"training": training}]):
+        tr = t["training"]
+        split_seed = tr["data"].get("held_out", {}).get("split_seed")
+        mine = digit_cnn_split(n, tr["seed"], tr.get("val_size", 5000), split_seed)[0]
+        held = mine if held is None else np.intersect1d(held, mine)
+    assert held is not None
+    return held
 
 
 def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None,
@@ -124,8 +132,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threshold", type=float, default=Options().review_threshold, help="the shipped one")
     ap.add_argument("--held-out", choices=["strings", "both"], default="strings",
-                    help="digits held out of string training only, or of both models' training (413 images with the "
-                         "shipped digit CNN)")
+                    help="digits held out of string training only, or of both models' training (all 5000 with the "
+                         "shipped digit ensemble)")
     ap.add_argument("--strings-model", default=None)
     ap.add_argument("--digits-model", default=None,
                     help="a digit CNN other than the shipped one; with --held-out both, its card's held-out images")

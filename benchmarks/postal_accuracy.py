@@ -41,9 +41,9 @@ from formocr.synth import forms
 from formocr.synth.forms import Degrade, render_form
 
 
-def postal(n: int, seed: int, show: int) -> None:
+def postal(n: int, seed: int, show: int, digits_model: str | None = None) -> None:
     t = load_template("envelope")
-    reader = formocr.FieldReaderAPI()
+    reader = formocr.FieldReaderAPI(formocr.Options(digits_model=digits_model))
     stats: dict[tuple[str, str], list[tuple[bool, bool, float]]] = defaultdict(list)
     failures: list[str] = []
     warm = False
@@ -169,11 +169,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="envelopes (0: skip)")
     ap.add_argument("--seed", type=int, default=70000)
     ap.add_argument("--show", type=int, default=10, help="wrong reads to print")
+    ap.add_argument("--digits-model", default=None, help="a digit model in place of the shipped one (--n only)")
     ap.add_argument("--dropout", type=int, default=0, help="colour pages per template for the drop-out table")
     ap.add_argument("--pipeline", type=int, default=0, help="colour pages per template read whole, colour vs grey")
     args = ap.parse_args()
     if args.n:
-        postal(args.n, args.seed, args.show)
+        postal(args.n, args.seed, args.show, args.digits_model)
     if args.dropout:
         dropout(args.dropout, args.seed)
     if args.pipeline:

@@ -191,6 +191,18 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     _report(out, card)
 
 
+@train.command("combine-digits")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default="models/digits-cnn.safetensors", show_default=True)
+@_errors_to_exit_codes
+def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
+    """Join trained digit models into one ensemble model file (the mean of their calibrated probabilities)."""
+    from formocr.recognize.digits import combine
+
+    card = combine(list(models), out, command="formocr train combine-digits " + shlex.join(sys.argv[3:]))
+    _report(out, card)
+
+
 @train.command("extract-member")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--member", "index", type=click.IntRange(min=0), required=True, help="Which member, from 0.")

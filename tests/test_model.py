@@ -11,7 +11,7 @@ import torch
 
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_SPEC, to_model_input
-from formocr.recognize.digits import ARCH, DEFAULT_MODEL, DigitClassifier, DigitNet
+from formocr.recognize.digits import ARCH, DEFAULT_MODEL, DigitClassifier, DigitNet, combine
 from formocr.recognize.modelfile import card_path, load_model, save_model
 
 
@@ -84,7 +84,51 @@ def test_shipped_model_loads_with_card() -> None:
         pytest.skip("shipped model not built yet")
     clf = DigitClassifier.load()
     card = clf.loaded.card
-    assert card["figures"]["test_accuracy"] >= 0.996
     assert card["norm"] == DEFAULT_SPEC.to_dict()
-    assert "formocr train digits" in card["training"]["command"]
-    assert 0.3 < clf.temperature < 3
+    assert card["evaluation"]["model"] == clf.identity  # measured on these very weights
+    assert card["evaluation"]["mnist_test"]["accuracy"] >= 0.996
+    # an ensemble: every member rebuilt by its own recorded command, all holding out the string models' images
+    assert card["training"]["command"].startswith("formocr train combine-digits")
+    members = card["training"]["members"]
+    assert len(members) == len(clf.nets) >= 2
+    for m in members:
+        assert "formocr train digits" in m["training"]["command"] and "--split-seed 0" in m["training"]["command"]
+        assert m["training"]["data"]["held_out"]["split_seed"] == 0
+        assert m["figures"]["test_accuracy"] >= 0.996
+    assert all(0.3 < t < 3 for t in clf.temperatures)
+
+
+def _second(tmp_path: Path, temperature: float, seed: int, widths: tuple[int, ...] = (4, 8, 8, 8, 16)) -> Path:
+    torch.manual_seed(seed)
+    net = DigitNet(widths)
+    meta = {"arch": ARCH, "widths": list(widths), "norm": DEFAULT_SPEC.to_dict(),
+            "classes": [str(i) for i in range(10)], "temperature": temperature}
+    return save_model(tmp_path / f"net{seed}.safetensors", net.state_dict(), meta, {"name": f"net{seed}"})
+
+
+def test_an_ensemble_reads_the_mean_of_its_members_calibrated_probabilities(tmp_path: Path) -> None:
+    a, _ = _tiny(tmp_path, temperature=1.5)
+    b = _second(tmp_path, temperature=0.7, seed=3, widths=(8, 8, 16, 16, 32))  # members may differ in width
+    card = combine([a, b], tmp_path / "ens.safetensors")
+    assert len(card["training"]["members"]) == 2 and card["training"]["command"].startswith("formocr train")
+    ens = DigitClassifier.load(tmp_path / "ens.safetensors")
+    tiles = np.random.default_rng(1).random((9, 28, 28)).astype(np.float32)
+    pa, pb = DigitClassifier.load(a).probabilities(tiles), DigitClassifier.load(b).probabilities(tiles)
+    assert np.allclose(ens.probabilities(tiles), (pa + pb) / 2, atol=1e-5)
+    assert ens.temperatures == (1.5, 0.7) and ens.describe()["members"] == 2
+    assert ens.classify(tiles[:1])[0].prob == pytest.approx(float(((pa + pb) / 2)[0].max()), abs=1e-5)
+
+
+def test_combine_digits_refuses_what_cannot_be_joined(tmp_path: Path) -> None:
+    a, _ = _tiny(tmp_path)
+    with pytest.raises(ModelError, match="at least two"):
+        combine([a], tmp_path / "one.safetensors")
+    odd = _second(tmp_path, temperature=1.0, seed=4)
+    lm = load_model(odd)
+    meta = dict(lm.meta, norm=dict(lm.meta["norm"], mean=0.5))
+    other = save_model(tmp_path / "odd.safetensors", lm.state, meta, {"name": "odd"})
+    with pytest.raises(ModelError, match="normalization"):
+        combine([a, other], tmp_path / "x.safetensors")
+    combine([a, odd], tmp_path / "ens.safetensors")
+    with pytest.raises(ModelError, match="not a single"):
+        combine([a, tmp_path / "ens.safetensors"], tmp_path / "y.safetensors")

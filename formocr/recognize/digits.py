@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from formocr.errors import ModelError
 from formocr.normalize import NormSpec, normalize_digit, to_model_input
 from formocr.objects import DigitReading
-from formocr.recognize.modelfile import LoadedModel, load_model
+from formocr.recognize.modelfile import LoadedModel, load_model, save_model
 
 ARCH = "digitnet-v1"
 DEFAULT_WIDTHS = (16, 32, 48, 64, 128)
@@ -75,25 +76,50 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*out)
 
 
+def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
+             ) -> list[tuple[tuple[int, ...], float, dict[str, torch.Tensor]]]:
+    """(widths, temperature, weights) of each network in a model file: one, or the members of an ensemble."""
+    if "members" not in meta:
+        return [(tuple(meta["widths"]), float(meta.get("temperature", 1.0)), state)]
+    out = []
+    for i, m in enumerate(meta["members"]):
+        prefix = f"members.{i}."
+        out.append((tuple(m["widths"]), float(m.get("temperature", 1.0)),
+                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
+    return out
+
+
 class DigitClassifier:
-    """A loaded, verified digit model ready for batched CPU inference."""
+    """A loaded, verified digit model (one network, or an ensemble of them) ready for batched CPU inference.
+
+    An ensemble's probabilities are the mean of its members' calibrated probabilities: networks trained from other
+    seeds misread fewer of the same digits, and each member's own temperature keeps the mean calibrated.
+    """
 
     def __init__(self, loaded: LoadedModel) -> None:
         meta = loaded.meta
         loaded.require_arch(ARCH)
+        nets, temps = [], []
         try:
-            net = DigitNet(tuple(meta["widths"]))
-            net.load_state_dict(loaded.state)
+            for widths, temperature, state in _members(meta, loaded.state):
+                net = DigitNet(widths)
+                net.load_state_dict(state)
+                net.eval()
+                nets.append(nn.Sequential(fold_batchnorm(net.features), net.head).to(
+                    memory_format=torch.channels_last  # type: ignore[call-overload]
+                ))
+                temps.append(temperature)
             self.norm = NormSpec(**meta["norm"])
-            self.temperature = float(meta.get("temperature", 1.0))
             self.classes: list[str] = list(meta["classes"])
         except (KeyError, RuntimeError, TypeError) as e:
             raise loaded.mismatch(e) from None
-        net.eval()
+        if not nets:
+            raise ModelError("an ensemble without members", loaded.path)
         torch.set_flush_denormal(True)  # denormal activations slow CPU inference several-fold
-        self.net = nn.Sequential(fold_batchnorm(net.features), net.head).to(
-            memory_format=torch.channels_last  # type: ignore[call-overload]
-        )
+        self.nets = nets
+        self.temperatures = tuple(temps)
+        # one network: its own temperature; an ensemble's logits are already calibrated log-probabilities
+        self.temperature = temps[0] if len(nets) == 1 else 1.0
         self.loaded = loaded
         self.identity = loaded.identity
 
@@ -101,24 +127,30 @@ class DigitClassifier:
     def load(cls, path: str | Path | None = None) -> DigitClassifier:
         return cls(load_model(path or DEFAULT_MODEL))
 
+    def _member_logits(self, tiles: np.ndarray, batch_size: int) -> list[np.ndarray]:
+        x = torch.from_numpy(to_model_input(tiles, self.norm))
+        out = []
+        with torch.inference_mode():
+            for net in self.nets:
+                parts = [net(x[i : i + batch_size].contiguous(memory_format=torch.channels_last))
+                         for i in range(0, len(x), batch_size)]
+                out.append(torch.cat(parts).numpy())
+        return out
+
     def logits(self, tiles: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        """Raw logits for N×28×28 tiles in [0, 1] (temperature not applied)."""
+        """Logits for N×28×28 tiles in [0, 1]: one network's raw logits (divide by ``temperature`` to calibrate),
+        or an ensemble's log mean calibrated probability (``temperature`` 1)."""
         if len(tiles) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        x = torch.from_numpy(to_model_input(tiles, self.norm))
-        outs = []
-        with torch.inference_mode():
-            for i in range(0, len(x), batch_size):
-                xb = x[i : i + batch_size].contiguous(memory_format=torch.channels_last)
-                outs.append(self.net(xb))
-        return torch.cat(outs).numpy()
+        zs = self._member_logits(tiles, batch_size)
+        if len(zs) == 1:
+            return zs[0]
+        p = np.mean([_softmax(z / t) for z, t in zip(zs, self.temperatures)], axis=0)
+        return np.log(np.maximum(p, 1e-30)).astype(np.float32)
 
     def probabilities(self, tiles: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        """Calibrated class probabilities (temperature-scaled softmax), N×10."""
-        z = self.logits(tiles, batch_size) / self.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        """Calibrated class probabilities (temperature-scaled softmax, mean over an ensemble's members), N×10."""
+        return _softmax(self.logits(tiles, batch_size) / self.temperature)
 
     def top_probability(self, masks: Sequence[np.ndarray]) -> np.ndarray:
         """How sure the model is of each ink mask's best class: what segmentation asks to settle a doubtful cut."""
@@ -139,4 +171,49 @@ class DigitClassifier:
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"identity": self.identity, "temperature": self.temperature, "norm": self.norm.to_dict()}
+        return {"identity": self.identity, "temperature": list(self.temperatures) if len(self.nets) > 1
+                else self.temperature, "norm": self.norm.to_dict(), "members": len(self.nets)}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), np.float32)
+
+
+def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = None) -> dict[str, Any]:
+    """Write one model file holding several trained digit models as an ensemble; returns its card.
+
+    The members must share the tile normalization and the classes (they read the very same tiles); each keeps
+    its widths and calibration temperature, and the card keeps each member's own card, so every member can be
+    rebuilt by its command.
+    """
+    loaded = [load_model(p) for p in paths]
+    if len(loaded) < 2:
+        raise ModelError("an ensemble needs at least two models", Path(out))
+    first = loaded[0]
+    state: dict[str, torch.Tensor] = {}
+    members, cards = [], []
+    for i, m in enumerate(loaded):
+        if m.meta.get("arch") != ARCH or "members" in m.meta:
+            raise ModelError(f"not a single {ARCH} digit model", m.path)
+        if m.meta.get("norm") != first.meta.get("norm") or m.meta.get("classes") != first.meta.get("classes"):
+            raise ModelError(f"tile normalization or classes differ from {first.path.name}'s", m.path)
+        members.append({"widths": m.meta["widths"], "temperature": m.meta.get("temperature", 1.0)})
+        state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
+        drop = ("norm", "classes", "arch", "weights", "evaluation")  # the ensemble has its own evaluation
+        cards.append({k: v for k, v in m.card.items() if k not in drop})
+    meta = {"arch": ARCH, "members": members, "norm": first.meta["norm"], "classes": first.meta["classes"]}
+    card: dict[str, Any] = {
+        "name": Path(out).name.removesuffix(".safetensors"),
+        "task": first.card.get("task", "single handwritten digit, MNIST-style 28×28 tile → 10 classes"),
+        "training": {
+            "command": command or "formocr train combine-digits " + " ".join(str(p) for p in paths)
+            + f" --out {out}",
+            "ensemble": "each member reads every tile; the probabilities are the mean of the members' calibrated ones",
+            "members": cards,
+        },
+        "figures": {"test_accuracy_per_member": [c.get("figures", {}).get("test_accuracy") for c in cards]},
+    }
+    save_model(out, state, meta, card)
+    return card
