@@ -60,8 +60,8 @@ def held_out(n: int, both: bool, digits_model: str | None = None) -> np.ndarray:
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
     segmentation reads digits it has seen; their intersection is new to both readers: all 5000 for the shipped
     digit ensemble and any digit CNN trained with ``--split-seed 0``, 413 for the single network shipped until
-    stop 22, whose split was drawn from its seed. The
-    strings' part is fixed by ``formocr train strings --split-seed`` (0, for every member of the shipped model).
+    stop 22, whose split was drawn from its seed. The strings' part is fixed by ``formocr train strings
+    --split-seed`` (0, for every member of the shipped model).
     """
     val_idx = held_out_split(n, 0)[0]
     if not both:

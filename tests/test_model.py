@@ -132,3 +132,19 @@ def test_combine_digits_refuses_what_cannot_be_joined(tmp_path: Path) -> None:
     combine([a, odd], tmp_path / "ens.safetensors")
     with pytest.raises(ModelError, match="not a single"):
         combine([a, tmp_path / "ens.safetensors"], tmp_path / "y.safetensors")
+
+
+def test_combine_digits_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from formocr.cli import main
+
+    a, _ = _tiny(tmp_path)
+    b = _second(tmp_path, temperature=1.2, seed=5)
+    out = tmp_path / "ab.safetensors"
+    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(b), "--out", str(out)])
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
+    assert len(DigitClassifier.load(out).nets) == 2
+    assert load_model(out).card["training"]["command"].startswith("formocr train combine-digits")
+    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(tmp_path / "missing.safetensors")])
+    assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
