@@ -18,7 +18,7 @@ from torch import nn
 from formocr.errors import ModelError
 from formocr.normalize import NormSpec, normalize_digit, to_model_input
 from formocr.objects import DigitReading
-from formocr.recognize.modelfile import LoadedModel, load_model, save_model
+from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble
 
 ARCH = "digitnet-v1"
 DEFAULT_WIDTHS = (16, 32, 48, 64, 128)
@@ -76,19 +76,6 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*out)
 
 
-def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
-             ) -> list[tuple[tuple[int, ...], float, dict[str, torch.Tensor]]]:
-    """(widths, temperature, weights) of each network in a model file: one, or the members of an ensemble."""
-    if "members" not in meta:
-        return [(tuple(meta["widths"]), float(meta.get("temperature", 1.0)), state)]
-    out = []
-    for i, m in enumerate(meta["members"]):
-        prefix = f"members.{i}."
-        out.append((tuple(m["widths"]), float(m.get("temperature", 1.0)),
-                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
-    return out
-
-
 class DigitClassifier:
     """A loaded, verified digit model (one network, or an ensemble of them) ready for batched CPU inference.
 
@@ -101,14 +88,14 @@ class DigitClassifier:
         loaded.require_arch(ARCH)
         nets, temps = [], []
         try:
-            for widths, temperature, state in _members(meta, loaded.state):
-                net = DigitNet(widths)
+            for settings, state in member_weights(meta, loaded.state):
+                net = DigitNet(tuple(settings["widths"]))
                 net.load_state_dict(state)
                 net.eval()
                 nets.append(nn.Sequential(fold_batchnorm(net.features), net.head).to(
                     memory_format=torch.channels_last  # type: ignore[call-overload]
                 ))
-                temps.append(temperature)
+                temps.append(float(settings.get("temperature", 1.0)))
             self.norm = NormSpec(**meta["norm"])
             self.classes: list[str] = list(meta["classes"])
         except (KeyError, RuntimeError, TypeError) as e:
@@ -185,35 +172,11 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
     """Write one model file holding several trained digit models as an ensemble; returns its card.
 
     The members must share the tile normalization and the classes (they read the very same tiles); each keeps
-    its widths and calibration temperature, and the card keeps each member's own card, so every member can be
-    rebuilt by its command.
+    its widths and calibration temperature.
     """
-    loaded = [load_model(p) for p in paths]
-    if len(loaded) < 2:
-        raise ModelError("an ensemble needs at least two models", Path(out))
-    first = loaded[0]
-    state: dict[str, torch.Tensor] = {}
-    members, cards = [], []
-    for i, m in enumerate(loaded):
-        if m.meta.get("arch") != ARCH or "members" in m.meta:
-            raise ModelError(f"not a single {ARCH} digit model", m.path)
-        if m.meta.get("norm") != first.meta.get("norm") or m.meta.get("classes") != first.meta.get("classes"):
-            raise ModelError(f"tile normalization or classes differ from {first.path.name}'s", m.path)
-        members.append({"widths": m.meta["widths"], "temperature": m.meta.get("temperature", 1.0)})
-        state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
-        drop = ("norm", "classes", "arch", "weights", "evaluation")  # the ensemble has its own evaluation
-        cards.append({k: v for k, v in m.card.items() if k not in drop})
-    meta = {"arch": ARCH, "members": members, "norm": first.meta["norm"], "classes": first.meta["classes"]}
-    card: dict[str, Any] = {
-        "name": Path(out).name.removesuffix(".safetensors"),
-        "task": first.card.get("task", "single handwritten digit, MNIST-style 28×28 tile → 10 classes"),
-        "training": {
-            "command": command or "formocr train combine-digits " + " ".join(str(p) for p in paths)
-            + f" --out {out}",
-            "ensemble": "each member reads every tile; the probabilities are the mean of the members' calibrated ones",
-            "members": cards,
-        },
-        "figures": {"test_accuracy_per_member": [c.get("figures", {}).get("test_accuracy") for c in cards]},
-    }
-    save_model(out, state, meta, card)
-    return card
+    return save_ensemble(
+        paths, out, arch=ARCH, shared=("norm", "classes"), shared_name="tile normalization or classes",
+        member_keys=("widths", "temperature"), task="single handwritten digit, MNIST-style 28×28 tile → 10 classes",
+        ensemble="each member reads every tile; the probabilities are the mean of the members' calibrated ones",
+        figure="test_accuracy",
+        command=command or f"formocr train combine-digits {' '.join(str(p) for p in paths)} --out {out}")

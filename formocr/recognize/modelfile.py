@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,51 @@ def load_model(path: str | Path, verify: bool = True) -> LoadedModel:
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError) as e:
         raise ModelError(f"not a valid formocr model file ({type(e).__name__}: {e})", p) from None
     return LoadedModel(state, meta, card, digest, p)
+
+
+def member_weights(meta: dict[str, Any], state: dict[str, torch.Tensor]
+                   ) -> list[tuple[dict[str, Any], dict[str, torch.Tensor]]]:
+    """(settings, weights) of each network in a model file: the file's own meta for one network, else each entry
+    of ``meta["members"]`` with the weights stored under ``members.i.``."""
+    if "members" not in meta:
+        return [(meta, state)]
+    out = []
+    for i, m in enumerate(meta["members"]):
+        prefix = f"members.{i}."
+        out.append((m, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
+    return out
+
+
+def save_ensemble(paths: Sequence[str | Path], out: str | Path, *, arch: str, shared: tuple[str, ...],
+                  shared_name: str, member_keys: tuple[str, ...], task: str, ensemble: str, figure: str,
+                  command: str) -> dict[str, Any]:
+    """Write one model file holding several trained single models of ``arch`` as an ensemble; returns its card.
+
+    The members must agree on the ``shared`` meta (what they read, and what they answer in); each keeps its own
+    ``member_keys`` settings, and the card keeps each member's own card (its command, seed, data and figures, so
+    every member can be rebuilt), with ``figure`` of each under ``figures[figure + "_per_member"]``.
+    """
+    loaded = [load_model(p) for p in paths]
+    if len(loaded) < 2:
+        raise ModelError("an ensemble needs at least two models", Path(out))
+    first = loaded[0]
+    state: dict[str, torch.Tensor] = {}
+    members, cards = [], []
+    drop = (*shared, "arch", "weights", "evaluation")  # the ensemble has its own evaluation
+    for i, m in enumerate(loaded):
+        if m.meta.get("arch") != arch or "members" in m.meta:
+            raise ModelError(f"not a single {arch} model", m.path)
+        if any(m.meta.get(k) != first.meta.get(k) for k in shared):
+            raise ModelError(f"{shared_name} differ from {first.path.name}'s", m.path)
+        members.append({k: m.meta[k] for k in member_keys if k in m.meta})
+        state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
+        cards.append({k: v for k, v in m.card.items() if k not in drop})
+    meta = {"arch": arch, "members": members, **{k: first.meta[k] for k in shared}}
+    card: dict[str, Any] = {
+        "name": Path(out).name.removesuffix(".safetensors"),
+        "task": first.card.get("task", task),
+        "training": {"command": command, "ensemble": ensemble, "members": cards},
+        "figures": {f"{figure}_per_member": [c.get("figures", {}).get(figure) for c in cards]},
+    }
+    save_model(out, state, meta, card)
+    return card

@@ -31,7 +31,7 @@ from formocr.recognize.ctc import (
     string_probability,
 )
 from formocr.recognize.digits import conv_block, fold_batchnorm
-from formocr.recognize.modelfile import LoadedModel, load_model, save_model
+from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
@@ -182,14 +182,8 @@ def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32
 def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
              ) -> list[tuple[tuple[int, ...], int, str, dict[str, torch.Tensor]]]:
     """(widths, hidden, input, weights) of each network in a model file: one, or the members of an ensemble."""
-    if "members" not in meta:
-        return [(tuple(meta["widths"]), int(meta["hidden"]), str(meta.get("input", "ink")), state)]
-    out = []
-    for i, m in enumerate(meta["members"]):
-        prefix = f"members.{i}."
-        out.append((tuple(m["widths"]), int(m["hidden"]), str(m.get("input", "ink")),
-                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}))
-    return out
+    return [(tuple(m["widths"]), int(m["hidden"]), str(m.get("input", "ink")), w)
+            for m, w in member_weights(meta, state)]
 
 
 @dataclass(frozen=True)
@@ -371,39 +365,14 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
     """Write one model file holding several trained string models as an ensemble; returns its card.
 
     The members must share the strip spec and the alphabet (they then read the very same strips); each keeps its
-    own widths, and the card keeps each member's own card, so every member can be rebuilt by its command.
+    own widths, hidden size and input.
     """
-    loaded = [load_model(p) for p in paths]
-    if len(loaded) < 2:
-        raise ModelError("an ensemble needs at least two models", Path(out))
-    first = loaded[0]
-    state: dict[str, torch.Tensor] = {}
-    members, cards = [], []
-    for i, m in enumerate(loaded):
-        if m.meta.get("arch") != ARCH or "members" in m.meta:
-            raise ModelError(f"not a single {ARCH} string model", m.path)
-        if m.meta.get("line") != first.meta.get("line") or m.meta.get("alphabet") != first.meta.get("alphabet"):
-            raise ModelError(f"strip spec or alphabet differs from {first.path.name}'s", m.path)
-        members.append({"widths": m.meta["widths"], "hidden": m.meta["hidden"],
-                        **({"input": m.meta["input"]} if "input" in m.meta else {})})
-        state.update({f"members.{i}.{k}": v for k, v in m.state.items()})
-        drop = ("line", "alphabet", "arch", "weights", "evaluation")  # the ensemble has its own evaluation
-        cards.append({k: v for k, v in m.card.items() if k not in drop})
-    meta = {"arch": ARCH, "members": members, "alphabet": first.meta["alphabet"], "line": first.meta["line"]}
-    card: dict[str, Any] = {
-        "name": Path(out).name.removesuffix(".safetensors"),
-        "task": first.card.get("task", "handwritten digit string → text, CTC"),
-        "training": {
-            "command": command or "formocr train combine-strings " + " ".join(str(p) for p in paths)
-            + f" --out {out}",
-            "ensemble": "each member reads every view; decoding and scoring take the mean probability over all",
-            "members": cards,
-        },
-        "figures": {"val_string_accuracy_per_member": [c.get("figures", {}).get("val_string_accuracy")
-                                                       for c in cards]},
-    }
-    save_model(out, state, meta, card)
-    return card
+    return save_ensemble(
+        paths, out, arch=ARCH, shared=("line", "alphabet"), shared_name="strip spec or alphabet",
+        member_keys=("widths", "hidden", "input"), task="handwritten digit string → text, CTC",
+        ensemble="each member reads every view; decoding and scoring take the mean probability over all",
+        figure="val_string_accuracy",
+        command=command or f"formocr train combine-strings {' '.join(str(p) for p in paths)} --out {out}")
 
 
 def extract_member(path: str | Path, index: int, out: str | Path) -> dict[str, Any]:
