@@ -158,8 +158,9 @@ def _widths(text: str) -> tuple[int, ...]:
               help="Warp each MNIST digit of the training strings (turn, shear, scale, elastic) by this strength.")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
-@click.option("--input", "input_", type=click.Choice(["ink", "grey"]), default="ink", show_default=True,
-              help="Read the binarized ink, or how dark that ink is in the grey image (keeps loops blur closes).")
+@click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
+              help="Read the binarized ink, how dark that ink is in the grey image (keeps loops blur closes), or how "
+                   "dark the ink's whole box is (keeps faint strokes and strokes along printed borders).")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,

@@ -140,13 +140,18 @@ def grey_tile(mask: np.ndarray, dark: np.ndarray | None, spec: NormSpec = DEFAUL
     return normalize_digit(np.maximum(np.where(grown, dark, 0.0), 0.1 * m).astype(np.float32), spec)
 
 
-def grey_ink(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def grey_ink(gray: np.ndarray, mask: np.ndarray, whole_box: bool = False) -> np.ndarray:
     """How dark each pixel of ``mask``'s strokes is, from the paper (0) to the field's darkest ink (1).
 
     Binarization closes the loops of a blurred 0, 6, 8 or 9 and runs close digits into one another; the grey
     levels inside the mask still tell a stroke from the lighter paper it closed over. Only the mask grown by
     one pixel (a stroke's soft edge) is kept, so printed lines, pattern and specks the mask left out stay out,
     and every mask pixel keeps at least 0.1 so the strip's extent (and the reader's geometry) is the mask's.
+
+    ``whole_box``: every pixel of the mask's bounding box keeps its darkness, not only the strokes. Strokes the
+    mask lost are then still there: a faint digit below the threshold, and a stroke lying along a printed
+    border, which line removal takes away with the border. So are the border, rule and pattern themselves,
+    which a reader trained on such strips learns to look through (string input ``"grey-box"``).
     """
     g = np.asarray(gray, np.float32)
     m = np.asarray(mask, bool)
@@ -160,7 +165,10 @@ def grey_ink(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
     paper = float(np.median(around)) if around.size else float(g[m].max())
     dark = float(np.percentile(g[m], 5))
     span = max(paper - dark, 1.0)
-    out[grown] = np.clip((paper - g[grown]) / span, 0.0, 1.0)
+    if whole_box:
+        out = np.clip((paper - g) / span, 0.0, 1.0)
+    else:
+        out[grown] = np.clip((paper - g[grown]) / span, 0.0, 1.0)
     out[m] = np.maximum(out[m], 0.1)
     ys, xs = np.nonzero(m)
     box = np.zeros(m.shape, bool)

@@ -38,7 +38,7 @@ ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC bla
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
 # What a member reads (its meta "input", "ink" when absent): the binarized ink, or how dark that ink is in grey.
-INPUTS = ("ink", "grey")
+INPUTS = ("ink", "grey", "grey-box")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
 # Views: the same ink drawn at these multiples of the model's own x_stretch. Each view errs differently (a narrow
 # pair of touching digits splits at one width and merges at another), so candidates are taken from every view and
@@ -119,16 +119,16 @@ class StripGeometry:
 
 
 def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec = DEFAULT_LINE_SPEC,
-                gray: np.ndarray | None = None) -> tuple[np.ndarray, StripGeometry]:
+                gray: np.ndarray | None = None, whole_box: bool = False) -> tuple[np.ndarray, StripGeometry]:
     """A field's ink (from :func:`formocr.segment.field_ink`) → the reader's input strip and its geometry.
 
     Specks are dropped first by the segmenter's own rule (:func:`formocr.segment.is_mark`), since one speck
     above the digits would otherwise shrink them in the strip. Given the crop's ``gray``, the strip shows how
-    dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink; its geometry is
-    the same.
+    dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink, or with
+    ``whole_box`` how dark every pixel of the kept ink's box is; its geometry is the same.
     """
     kept = _kept(ink, field_h_px, dpi)
-    return _strip(kept, kept if gray is None else grey_ink(gray, kept), spec)
+    return _strip(kept, kept if gray is None else grey_ink(gray, kept, whole_box), spec)
 
 
 def _kept(ink: np.ndarray, field_h_px: float, dpi: float) -> np.ndarray:
@@ -189,14 +189,17 @@ def _members(meta: dict[str, Any], state: dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class FieldStrips:
     """One field's reader input: a strip per view of its binarized ink (empty when every member reads grey and
-    the grey was given) and, for members that read grey, of the ink's grey (empty when no member does, or when
-    no grey was given: such members then read the ink)."""
+    the grey was given) and, for members that read grey, of the ink's grey, or of its whole box's grey (each
+    empty when no member reads it, or when no grey was given: such members then read the ink)."""
 
     ink: tuple[np.ndarray, ...]
     grey: tuple[np.ndarray, ...] = ()
+    box: tuple[np.ndarray, ...] = ()
 
     def of(self, kind: str) -> tuple[np.ndarray, ...]:
-        return self.grey if kind == "grey" and self.grey else self.ink
+        if kind == "grey" and self.grey:
+            return self.grey
+        return self.box if kind == "grey-box" and self.box else self.ink
 
     @property
     def views(self) -> int:
@@ -252,10 +255,13 @@ class StringReader:
         crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped)."""
         kept = _kept(ink, field_h_px, dpi)
         shaded = grey_ink(gray, kept) if gray is not None and "grey" in self.inputs else None
-        inks = [_strip(kept, kept, spec) for spec in self.views] if shaded is None or "ink" in self.inputs else []
+        boxed = grey_ink(gray, kept, True) if gray is not None and "grey-box" in self.inputs else None
+        inks = ([_strip(kept, kept, spec) for spec in self.views]
+                if "ink" in self.inputs or gray is None else [])
         greys = [_strip(kept, shaded, spec) for spec in self.views] if shaded is not None else []
-        geom = (inks or greys)[0][1]  # the kept ink's either way
-        return FieldStrips(tuple(s for s, _ in inks), tuple(s for s, _ in greys)), geom
+        boxes = [_strip(kept, boxed, spec) for spec in self.views] if boxed is not None else []
+        geom = (inks or greys or boxes)[0][1]  # the kept ink's either way
+        return FieldStrips(*(tuple(s for s, _ in made) for made in (inks, greys, boxes))), geom
 
     def evidence(self, strips: Sequence[FieldStrips | Sequence[np.ndarray]], batch_size: int = 32
                  ) -> list[Evidence]:

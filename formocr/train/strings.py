@@ -84,8 +84,9 @@ class StringTrainConfig:
     # shipped members' recipe, so their commands still rebuild them bit for bit.
     channels_last: bool = False
     bf16: bool = False
-    # What the network reads: "ink", the binarized field ink (every shipped member), or "grey", how dark that
-    # ink is in the preprocessed grey (formocr.normalize.grey_ink), which keeps the loops blur closes.
+    # What the network reads: "ink", the binarized field ink; "grey", how dark that ink is in the preprocessed
+    # grey (formocr.normalize.grey_ink), which keeps the loops blur closes; "grey-box", how dark every pixel of
+    # the ink's box is, which also keeps the strokes binarization or border removal lost.
     input: str = "ink"
 
 
@@ -116,13 +117,14 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
                           "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
-def sample_strip(gen: StringGenerator, rng: np.random.Generator, grey: bool = False, **kw: Any
+def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", **kw: Any
                  ) -> tuple[np.ndarray, StringSample]:
-    """One generated field and its reader input (binarized ink, or its grey), through the pipeline's field road."""
+    """One generated field and its reader input (binarized ink, its grey, or its box's grey: ``input``, one of
+    :data:`INPUTS`), through the pipeline's field road."""
     s = gen.sample(rng, **kw)
-    if grey:
+    if input != "ink":
         ink, gray = field_grey_of(s)
-        return field_strip(ink, s.region.box.h, s.dpi, gray=gray)[0], s
+        return field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box")[0], s
     return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
 
 
@@ -139,8 +141,8 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
-                 grey: bool = False) -> None:
-        self.gen, self.seed, self.bs, self.steps, self.banded, self.grey = gen, seed, batch_size, steps, banded, grey
+                 input: str = "ink") -> None:
+        self.gen, self.seed, self.bs, self.steps, self.banded, self.input = gen, seed, batch_size, steps, banded, input
 
     def __len__(self) -> int:
         return self.steps
@@ -155,7 +157,7 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
-            strip, s = sample_strip(self.gen, rng, self.grey, text=text)
+            strip, s = sample_strip(self.gen, rng, self.input, text=text)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
@@ -187,7 +189,6 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     """Train, select on validation strings, save weights + card; return the card."""
     if cfg.input not in INPUTS:
         raise ConfigError(f"input must be one of {', '.join(INPUTS)}, not {cfg.input!r}")
-    grey = cfg.input == "grey"
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -201,7 +202,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share,
                           distort=cfg.distort)
     val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
-    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), grey) for i in range(cfg.val_size)]
+    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), cfg.input) for i in range(cfg.val_size)]
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
@@ -212,7 +213,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, grey), batch_size=None,
+    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input), batch_size=None,
                         shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
@@ -253,8 +254,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     seconds = time.perf_counter() - t_start
     meta: dict[str, Any] = {"arch": ARCH, "widths": list(cfg.widths), "hidden": cfg.hidden, "alphabet": ALPHABET,
                             "line": DEFAULT_LINE_SPEC.to_dict()}
-    if grey:  # absent means "ink", so the shipped members' files stay as they were
-        meta["input"] = "grey"
+    if cfg.input != "ink":  # absent means "ink", so the first members' files stay as they were
+        meta["input"] = cfg.input
     card: dict[str, Any] = {
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
         "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
