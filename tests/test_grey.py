@@ -33,6 +33,16 @@ def test_grey_ink_keeps_the_paper_that_binarization_closed_over() -> None:
         grey_ink(gray, mask[:-1])
 
 
+def test_grey_of_the_whole_box_keeps_what_the_mask_lost_inside_the_box_only() -> None:
+    gray, mask = _ring()
+    gray[9:12, 9:12] = 170  # a faint mark in the corner of the ring's box, which the mask left out
+    gray[:, 50:52] = 20  # a printed line beyond the ring's box
+    g, b = grey_ink(gray, mask), grey_ink(gray, mask, whole_box=True)
+    assert g[10, 10] == 0.0 and 0.2 < b[10, 10] < 0.5  # the faint mark is there, lighter than the ring
+    assert b[:, 45:].max() == 0.0  # outside the mask's box nothing is kept
+    np.testing.assert_array_equal(b[mask], g[mask])  # the strokes themselves are shaded alike
+
+
 def test_a_grey_tile_opens_the_loop_the_mask_closed_and_leaves_neighbours_out() -> None:
     gray, mask = _ring()
     dark = grey_ink(gray, mask)

@@ -405,6 +405,9 @@ def test_a_grey_reader_is_trained_on_grey_strips_and_says_so(tmp_path: Path) -> 
     card = train_strings(cfg)
     assert card["training"]["input"] == "grey"
     assert StringReader.load(tmp_path / "g.safetensors").inputs == ("grey",)
+    boxed = train_strings(replace(cfg, input="grey-box", out=str(tmp_path / "b.safetensors")))
+    assert boxed["training"]["input"] == "grey-box"
+    assert StringReader.load(tmp_path / "b.safetensors").inputs == ("grey-box",)
     with pytest.raises(ConfigError, match="input"):
         train_strings(replace(cfg, input="gray"))
 
@@ -483,7 +486,7 @@ def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:
 # --- ensembles -------------------------------------------------------------------------------------------------
 
 
-def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_stretch, grey: bool = False) -> Path:
+def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_stretch, input: str = "ink") -> Path:
     from formocr.recognize.modelfile import save_model
     from formocr.recognize.strings import ARCH, CRNN
 
@@ -492,8 +495,8 @@ def _tiny_model(path: Path, seed: int, x_stretch: float = DEFAULT_LINE_SPEC.x_st
     net = CRNN(widths, hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
     line = DEFAULT_LINE_SPEC.to_dict() | {"x_stretch": x_stretch}
     meta = {"arch": ARCH, "widths": list(widths), "hidden": hidden, "alphabet": ALPHABET, "line": line}
-    if grey:
-        meta["input"] = "grey"
+    if input != "ink":
+        meta["input"] = input
     card = {"name": path.stem, "training": {"command": f"formocr train strings --seed {seed}"},
             "figures": {"val_string_accuracy": 0.5}}
     return save_model(path, net.state_dict(), meta, card)
@@ -528,7 +531,7 @@ def test_a_grey_member_reads_the_grey_strips_and_an_ink_member_the_ink(tmp_path:
     from formocr.recognize.strings import combine
     from formocr.synth.strings import field_grey_of
 
-    a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1, grey=True)
+    a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1, input="grey")
     combine([a, b], tmp_path / "ab.safetensors")
     ens = StringReader.load(tmp_path / "ab.safetensors", views=2)
     ink_one, grey_one = StringReader.load(a, views=2), StringReader.load(b, views=2)
@@ -546,6 +549,34 @@ def test_a_grey_member_reads_the_grey_strips_and_an_ink_member_the_ink(tmp_path:
     assert ink_one.field_strips(ink, s.region.box.h, s.dpi, gray)[0].grey == ()
     plain, _ = ens.field_strips(ink, s.region.box.h, s.dpi)
     assert plain.grey == () and plain.of("grey") == plain.ink
+
+
+def test_a_grey_box_member_reads_the_whole_box_with_the_inks_geometry(tmp_path: Path) -> None:
+    from formocr.recognize.strings import combine
+    from formocr.synth.strings import field_grey_of
+
+    paths = [_tiny_model(tmp_path / f"{k}.safetensors", i, input=k) for i, k in enumerate(("grey", "grey-box"))]
+    combine(paths, tmp_path / "gb.safetensors")
+    ens = StringReader.load(tmp_path / "gb.safetensors", views=2)
+    box_one = StringReader.load(paths[1], views=2)
+    assert ens.inputs == ("grey", "grey-box")
+    s = GEN.sample(np.random.default_rng([4, 2]), clean=True)
+    ink, gray = field_grey_of(s)
+    ys, xs = np.nonzero(ink)
+    far = ~cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    y, x = np.argwhere(far[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])[0]
+    gray[ys.min() + y, xs.min() + x] //= 2  # a faint speck of ink inside the box that the mask missed
+    strips, geom = ens.field_strips(ink, s.region.box.h, s.dpi, gray)
+    assert strips.ink == () and len(strips.grey) == len(strips.box) == 2
+    assert geom == ens.field_strips(ink, s.region.box.h, s.dpi)[1]  # the kept ink's geometry, whatever is read
+    # the same strip size; the box's grey holds at least what the ink's grey holds
+    for g, b in zip(strips.grey, strips.box, strict=True):
+        assert g.shape == b.shape and (b >= g - 1e-6).all() and b.sum() > g.sum()
+    ev = ens.evidence([strips])[0]
+    for got, w in zip(ev[2:], box_one.evidence([strips.box])[0], strict=True):
+        np.testing.assert_allclose(got, w, atol=1e-5)
+    plain, _ = box_one.field_strips(ink, s.region.box.h, s.dpi)  # no grey given: it reads the ink
+    assert plain.box == () and plain.of("grey-box") == plain.ink
 
 
 def test_a_shipped_member_comes_out_as_its_training_run_wrote_it(tmp_path: Path) -> None:
