@@ -71,7 +71,8 @@ class FieldReader:
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            made = [self.strings.field_strips(ink, r.box.h, dpi, g) for (ink, _), r, g in zip(cut, regions, grays)]
+            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb")
+                    for (ink, _), r, g in zip(cut, regions, grays)]
             geoms = [g for _, g in made]
             evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")

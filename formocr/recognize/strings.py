@@ -249,13 +249,17 @@ class StringReader:
     def load(cls, path: str | Path | None = None, views: int = 1) -> StringReader:
         return cls(load_model(path or DEFAULT_MODEL), views)
 
-    def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float, gray: np.ndarray | None = None
-                     ) -> tuple[FieldStrips, StripGeometry]:
+    def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float, gray: np.ndarray | None = None,
+                     comb: bool = False) -> tuple[FieldStrips, StripGeometry]:
         """A field's ink as one strip per view (and per view of its grey, where a member reads grey and the
-        crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped)."""
+        crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped).
+
+        ``comb``: the field's cell walls lie inside the ink's box, and no string reader was trained on such
+        walls (a wall reads like a "1"), so a member that reads the box's grey gets the ink's grey instead.
+        """
         kept = _kept(ink, field_h_px, dpi)
         shaded = grey_ink(gray, kept) if gray is not None and "grey" in self.inputs else None
-        boxed = grey_ink(gray, kept, True) if gray is not None and "grey-box" in self.inputs else None
+        boxed = grey_ink(gray, kept, not comb) if gray is not None and "grey-box" in self.inputs else None
         inks = ([_strip(kept, kept, spec) for spec in self.views]
                 if "ink" in self.inputs or gray is None else [])
         greys = [_strip(kept, shaded, spec) for spec in self.views] if shaded is not None else []
