@@ -575,6 +575,8 @@ def test_a_grey_box_member_reads_the_whole_box_with_the_inks_geometry(tmp_path: 
     ev = ens.evidence([strips])[0]
     for got, w in zip(ev[2:], box_one.evidence([strips.box])[0], strict=True):
         np.testing.assert_allclose(got, w, atol=1e-5)
+    alone, _ = box_one.field_strips(ink, s.region.box.h, s.dpi, gray)  # every member reads the box's grey
+    assert alone.ink == alone.grey == () and alone.views == 2 and len(box_one.evidence([alone])[0]) == 2
     combed, _ = ens.field_strips(ink, s.region.box.h, s.dpi, gray, comb=True)  # cell walls inside the box
     for g, b in zip(combed.grey, combed.box, strict=True):
         np.testing.assert_array_equal(g, b)

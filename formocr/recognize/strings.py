@@ -203,7 +203,7 @@ class FieldStrips:
 
     @property
     def views(self) -> int:
-        return len(self.ink or self.grey)
+        return len(self.ink or self.grey or self.box)
 
 
 class StringReader:
