@@ -33,13 +33,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=9000)
     ap.add_argument("--max-skew", type=float, default=5.0)
     ap.add_argument("--templates", default="cheque,envelope,numeric_form")
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--model", default=None, help="digit model (default: the shipped one)")
+    ap.add_argument("--strings-model", default=None, help="string model (default: the shipped one)")
     ap.add_argument("--show-errors", action="store_true")
     args = ap.parse_args()
 
     names = args.templates.split(",")
     templates = {n: load_template(n) for n in names}
-    pipe = Pipeline(Options(digits_model=args.model))
+    pipe = Pipeline(Options(digits_model=args.model, strings_model=args.strings_model))
     stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     t0 = time.perf_counter()
     for i in range(args.pages):
@@ -72,7 +73,8 @@ def main() -> int:
         rows.append([key, int(s["fields"]), s["correct"] / s["fields"], 1 - s["digit_errors"] / max(1, s["digits"]),
                      s["accepted"] / s["fields"], acc_ok])
     print(f"# pipeline accuracy: {args.pages} synthetic pages, seeds {args.seed}..{args.seed + args.pages - 1}, "
-          f"skew ≤ ±{args.max_skew}°, model {pipe.classifier.identity}")
+          f"skew ≤ ±{args.max_skew}°, model {pipe.classifier.identity}, "
+          f"strings {pipe.strings.identity if pipe.strings else None}")
     print(f"# {machine()}; {elapsed:.0f} s in all ({elapsed / args.pages:.2f} s/page incl. generation)")
     print(table(["group", "fields", "field acc", "digit acc", "accepted", "acc. when accepted"], rows))
     return 0
