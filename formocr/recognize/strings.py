@@ -37,7 +37,8 @@ ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
 DEFAULT_WIDTHS = (16, 32, 64, 64, 96)
 DEFAULT_HIDDEN = 96
-# What a member reads (its meta "input", "ink" when absent): the binarized ink, or how dark that ink is in grey.
+# What a member reads (its meta "input", "ink" when absent): the binarized ink, how dark that ink is in grey, or how
+# dark every pixel of the ink's box is (normalize.grey_ink, whole_box).
 INPUTS = ("ink", "grey", "grey-box")
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
 # Views: the same ink drawn at these multiples of the model's own x_stretch. Each view errs differently (a narrow
