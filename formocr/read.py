@@ -21,7 +21,7 @@ from formocr.recognize.blobs import BlobReader, ink_blobs, judge
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
-from formocr.segment import arbitrate, field_ink, segment_ink, split_to_count
+from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
 
@@ -50,7 +50,8 @@ class FieldReader:
         sw = timer or StageTimer()
         sw.restart()
         dpi = clean.page.dpi
-        cut = [field_ink(clean, r) for r in regions]
+        cuts = [field_cut(clean, r) for r in regions]
+        cut = [(ink, box) for ink, box, _ in cuts]
         grays = [clean.gray[b.y : b.y2, b.x : b.x2] for _, b in cut]
         darks = ([grey_ink(g, ink) for g, (ink, _) in zip(grays, cut)] if self.options.digit_tiles == "grey"
                  else [None] * len(cut))
@@ -71,8 +72,8 @@ class FieldReader:
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb")
-                    for (ink, _), r, g in zip(cut, regions, grays)]
+            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines)
+                    for (ink, _, lines), r, g in zip(cuts, regions, grays)]
             geoms = [g for _, g in made]
             evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")

@@ -65,13 +65,20 @@ def is_mark(w: int, h: int, area: int, field_h_px: float, px_mm: float, opts: Se
 
 def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     """The field's ink without printed lines, and the crop's box in page pixels."""
+    ink, box, _ = field_cut(clean, region)
+    return ink, box
+
+
+def field_cut(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box, np.ndarray]:
+    """As :func:`field_ink`, and the printed lines it took out (same crop): a reader of the box's grey paints
+    them out away from the strokes."""
     dpi = clean.page.dpi
     pad = max(2, round(0.6 * dpi / 25.4))  # look 0.6 mm beyond the box: strokes overrun borders
     box = Box(region.box.x - pad, region.box.y - pad, region.box.w + 2 * pad, region.box.h + 2 * pad)
     box = box.clip(clean.ink.shape[1], clean.ink.shape[0])
     crop = clean.ink[box.y : box.y2, box.x : box.x2]
     if region.style == "free":
-        return crop.copy(), box
+        return crop.copy(), box, np.zeros(crop.shape, bool)
     # Printed borders run the whole width (horizontal) or the whole height (vertical walls and comb cell
     # walls); handwriting strokes are shorter. A very tall, perfectly straight "1" spanning 85% of the box
     # would be taken for a wall: that is the limit of this rule.
@@ -107,7 +114,7 @@ def field_ink(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box]:
     keep = np.zeros(n, bool)
     keep[np.unique(labels[inner & cleaned])] = True
     keep[0] = False
-    return keep[labels], box
+    return keep[labels], box, lines
 
 
 def _wall_columns(region: FieldRegion, crop: Box, dpi: float) -> np.ndarray | None:

@@ -66,3 +66,18 @@ def test_both_tile_kinds_read_the_sample_envelope() -> None:
            for kind in ("grey", "ink")}
     assert got["grey"].value == got["ink"].value
     assert got["grey"].readings["segmentation"]["raw"] == got["ink"].readings["segmentation"]["raw"]
+
+
+def test_border_out_paints_a_printed_line_away_from_the_strokes_only() -> None:
+    from formocr.recognize.strings import border_out
+
+    gray, mask = _ring()
+    gray[5:7, :] = 20  # a printed border along the top, touching nothing
+    lines = np.zeros(mask.shape, bool)
+    lines[5:7, :] = True
+    mask[5:9, 18:22] = True  # a stroke that runs up into the border
+    out = border_out(gray, mask, lines, dpi=300)
+    assert out[5, 50] == 240 and out[5, 2] == 240  # far from the strokes: paper
+    assert out[5, 20] == 20  # where the stroke meets it: kept
+    np.testing.assert_array_equal(out[8:], gray[8:])
+    assert border_out(gray, mask, np.zeros_like(lines), dpi=300) is gray
