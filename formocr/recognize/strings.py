@@ -137,7 +137,8 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
 # border near its digit stays. 0.5 mm, untrained (the shipped members saw borders in training), on
 # benchmarks/pipeline_accuracy.py --pages 200: fields right 99.51% → 99.91%, accepted 96.09% → 97.24%; on the fair
 # validation strings (strings_accuracy.py --split val --n 1500, seeds 1-4) fused 96.52% → 96.50% (mean)
-# (benchmarks/experiments/border_out.py 0.5, the same rule as an experiment).
+# (measured with the rule patched in as an experiment; benchmarks/experiments/border_out.py R runs a benchmark
+# with another reach).
 BORDER_REACH_MM = 0.5
 
 
