@@ -26,7 +26,7 @@ from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
-from formocr.segment import field_ink
+from formocr.segment import field_cut
 
 DIGITS = "0123456789"
 RANKS = ("2", "3", "4-10", ">10", "more than one edit away")
@@ -73,9 +73,9 @@ def main() -> int:
         kind = "touching" if sample.touching else "apart"
         n[kind] += 1
         clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
-        ink, box = field_ink(clean, sample.region)
+        ink, box, lines = field_cut(clean, sample.region)  # as the pipeline reads a field (border_out too)
         gray = clean.gray[box.y : box.y2, box.x : box.x2]
-        strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi, gray)
+        strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi, gray, lines=lines)
         ev = reader.evidence([strips])[0]
         got = reader.decode(ev, constraint_for(sample.region.type, sample.region.constraints)).text
         if got == sample.text:
