@@ -410,6 +410,8 @@ def test_a_grey_reader_is_trained_on_grey_strips_and_says_so(tmp_path: Path) -> 
     assert StringReader.load(tmp_path / "b.safetensors").inputs == ("grey-box",)
     with pytest.raises(ConfigError, match="input"):
         train_strings(replace(cfg, input="gray"))
+    with pytest.raises(ConfigError, match="grey-box"):  # only the box's grey has borders to paint out
+        train_strings(replace(cfg, borders_out=True))
 
 
 def test_held_out_digits_do_not_depend_on_the_training_seed() -> None:
@@ -645,3 +647,23 @@ def test_distorted_training_digits_still_read_as_their_labels() -> None:
         right += pipe.reader.read(preprocess(Page(0, s.image, s.dpi, "<strip>"), pre), [s.region])[0].result.raw == text
     assert changed >= 30  # the warps change the digits...
     assert right >= 35  # ...but not what they are (undistorted: 39 of these 40)
+
+
+def test_training_strips_with_borders_out_are_what_the_pipeline_shows_a_grey_box_member(tmp_path: Path) -> None:
+    # --borders-out exists so that training sees the strips the pipeline reads: the same field, cut and painted by
+    # the pipeline's road (preprocess, field_cut, StringReader.field_strips), must give the same pixels
+    from formocr.segment import field_cut
+    from formocr.train.strings import sample_strip
+
+    reader = StringReader.load(_tiny_model(tmp_path / "b.safetensors", 0, input="grey-box"))
+    changed = 0
+    for i in range(12, 22):  # seeds 13 and 20 draw strokes across a printed border
+        out, s = sample_strip(GEN, np.random.default_rng([7, i]), "grey-box", borders_out=True)
+        kept, _ = sample_strip(GEN, np.random.default_rng([7, i]), "grey-box", borders_out=False)
+        clean = preprocess(Page(0, s.image, s.dpi, "<strip>"), PreprocessOptions(deskew=False, speckle_mm=0.0))
+        ink, box, lines = field_cut(clean, s.region)
+        gray = clean.gray[box.y : box.y2, box.x : box.x2]
+        shown = reader.field_strips(ink, s.region.box.h, s.dpi, gray, lines=lines)[0].box[0]
+        np.testing.assert_array_equal(out, shown)
+        changed += out.shape != kept.shape or not np.array_equal(out, kept)
+    assert changed  # some of these fields had a border through the ink's box

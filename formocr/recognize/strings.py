@@ -120,15 +120,20 @@ class StripGeometry:
 
 
 def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec = DEFAULT_LINE_SPEC,
-                gray: np.ndarray | None = None, whole_box: bool = False) -> tuple[np.ndarray, StripGeometry]:
+                gray: np.ndarray | None = None, whole_box: bool = False, lines: np.ndarray | None = None
+                ) -> tuple[np.ndarray, StripGeometry]:
     """A field's ink (from :func:`formocr.segment.field_ink`) → the reader's input strip and its geometry.
 
     Specks are dropped first by the segmenter's own rule (:func:`formocr.segment.is_mark`), since one speck
     above the digits would otherwise shrink them in the strip. Given the crop's ``gray``, the strip shows how
     dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink, or with
-    ``whole_box`` how dark every pixel of the kept ink's box is; its geometry is the same.
+    ``whole_box`` how dark every pixel of the kept ink's box is; its geometry is the same. Given the printed
+    ``lines`` border removal took out, the box's grey has them painted out as :meth:`StringReader.field_strips`
+    does (:func:`border_out`).
     """
     kept = _kept(ink, field_h_px, dpi)
+    if gray is not None and whole_box and lines is not None:
+        gray = border_out(gray, kept, lines, dpi)
     return _strip(kept, kept if gray is None else grey_ink(gray, kept, whole_box), spec)
 
 

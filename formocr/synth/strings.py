@@ -404,11 +404,18 @@ def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
 
 def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray]:
     """The field's ink as :func:`field_ink_of` cuts it, and the preprocessed grey of the same crop."""
-    from formocr.segment import field_ink
+    ink, gray, _ = field_grey_cut_of(sample)
+    return ink, gray
+
+
+def field_grey_cut_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`field_grey_of`, and the printed lines border removal took out of the crop
+    (:func:`formocr.segment.field_cut`), which the pipeline paints out of a grey-box strip."""
+    from formocr.segment import field_cut
 
     clean = _clean(sample)
-    ink, box = field_ink(clean, sample.region)
-    return ink, clean.gray[box.y : box.y2, box.x : box.x2]
+    ink, box, lines = field_cut(clean, sample.region)
+    return ink, clean.gray[box.y : box.y2, box.x : box.x2], lines
 
 
 def _clean(sample: StringSample) -> CleanPage:

@@ -43,7 +43,7 @@ from formocr.synth.strings import (
     DigitBank,
     StringGenerator,
     StringSample,
-    field_grey_of,
+    field_grey_cut_of,
     field_ink_of,
     random_text,
 )
@@ -88,6 +88,9 @@ class StringTrainConfig:
     # grey (formocr.normalize.grey_ink), which keeps the loops blur closes; "grey-box", how dark every pixel of
     # the ink's box is, which also keeps the strokes binarization or border removal lost.
     input: str = "ink"
+    # "grey-box" only: the removed printed borders painted out of the strips beyond BORDER_REACH_MM of the strokes,
+    # as the pipeline has shown them since stop 24 (off: the borders stay, the recipe of kd, ke and kf).
+    borders_out: bool = False
 
 
 def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -117,14 +120,16 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
                           "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
-def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", **kw: Any
-                 ) -> tuple[np.ndarray, StringSample]:
+def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
+                 **kw: Any) -> tuple[np.ndarray, StringSample]:
     """One generated field and its reader input (binarized ink, its grey, or its box's grey: ``input``, one of
-    :data:`INPUTS`), through the pipeline's field road."""
+    :data:`INPUTS`), through the pipeline's field road; ``borders_out``: the box's grey with the removed printed
+    borders painted out, as the pipeline shows it (:func:`formocr.recognize.strings.border_out`)."""
     s = gen.sample(rng, **kw)
     if input != "ink":
-        ink, gray = field_grey_of(s)
-        return field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box")[0], s
+        ink, gray, lines = field_grey_cut_of(s)
+        return field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
+                           lines=lines if borders_out else None)[0], s
     return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
 
 
@@ -141,8 +146,9 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
-                 input: str = "ink") -> None:
+                 input: str = "ink", borders_out: bool = False) -> None:
         self.gen, self.seed, self.bs, self.steps, self.banded, self.input = gen, seed, batch_size, steps, banded, input
+        self.borders_out = borders_out
 
     def __len__(self) -> int:
         return self.steps
@@ -157,7 +163,7 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
-            strip, s = sample_strip(self.gen, rng, self.input, text=text)
+            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
@@ -189,6 +195,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     """Train, select on validation strings, save weights + card; return the card."""
     if cfg.input not in INPUTS:
         raise ConfigError(f"input must be one of {', '.join(INPUTS)}, not {cfg.input!r}")
+    if cfg.borders_out and cfg.input != "grey-box":
+        raise ConfigError(f"borders_out paints borders out of the box's grey: input must be grey-box, "
+                          f"not {cfg.input!r}")
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -202,7 +211,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share,
                           distort=cfg.distort)
     val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
-    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), cfg.input) for i in range(cfg.val_size)]
+    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), cfg.input, cfg.borders_out)
+           for i in range(cfg.val_size)]
     val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
@@ -213,8 +223,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    loader = DataLoader(_Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input), batch_size=None,
-                        shuffle=False,
+    batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out)
+    loader = DataLoader(batches, batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     history: list[dict[str, Any]] = []
@@ -264,6 +274,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
             "batch_size": cfg.batch_size,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
+            "borders_out": cfg.borders_out,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "limit": cfg.limit,
