@@ -164,12 +164,15 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--borders-out/--borders-in", default=False, show_default=True,
               help="With --input grey-box: paint the removed printed borders out of the training strips away from "
                    "the strokes, as the pipeline shows them.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Train on the CPU (deterministic for a seed, threads and workers) or an NVIDIA GPU (strips are "
+                   "still drawn by --workers CPU processes; not bit-for-bit repeatable).")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
-                      bf16: bool, input_: str, borders_out: bool) -> None:
+                      bf16: bool, input_: str, borders_out: bool, device: str) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -179,7 +182,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
-                            borders_out=borders_out)
+                            borders_out=borders_out, device=device)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

@@ -667,3 +667,16 @@ def test_training_strips_with_borders_out_are_what_the_pipeline_shows_a_grey_box
         np.testing.assert_array_equal(out, shown)
         changed += out.shape != kept.shape or not np.array_equal(out, kept)
     assert changed  # some of these fields had a border through the ink's box
+
+
+def test_string_training_refuses_a_device_it_cannot_use(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    cfg = StringTrainConfig(steps=1, out=str(tmp_path / "x.safetensors"))
+    with pytest.raises(ConfigError, match="cpu or cuda"):
+        train_strings(replace(cfg, device="tpu"))
+    if not torch.cuda.is_available():  # a clear error before any data is read, not a torch traceback mid-run
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            train_strings(replace(cfg, device="cuda"))
+    assert not (tmp_path / "x.safetensors").exists()

@@ -194,8 +194,10 @@ def pad_batch(strips: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
     return torch.from_numpy(x), [s.shape[1] for s in strips]
 
 
-def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32) -> list[np.ndarray]:
-    """Run ``net`` over strips batched by similar width; each result is trimmed to its own strip's columns."""
+def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32,
+              device: torch.device | str = "cpu") -> list[np.ndarray]:
+    """Run ``net`` (on ``device``) over strips batched by similar width; each result is trimmed to its own
+    strip's columns."""
     net.eval()
     out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(strips)
     order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
@@ -203,7 +205,7 @@ def log_probs(net: nn.Module, strips: Sequence[np.ndarray], batch_size: int = 32
         for k in range(0, len(order), batch_size):
             ids = order[k : k + batch_size]
             x, widths = pad_batch([strips[i] for i in ids])
-            lp = torch.log_softmax(net(x), dim=-1).numpy()
+            lp = torch.log_softmax(net(x.to(device)), dim=-1).cpu().numpy()
             for j, i in enumerate(ids):
                 out[i] = lp[j, : max(1, (widths[j] + 3) // 4)]
     return out

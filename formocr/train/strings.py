@@ -91,6 +91,10 @@ class StringTrainConfig:
     # "grey-box" only: the removed printed borders painted out of the strips beyond BORDER_REACH_MM of the strokes,
     # as the pipeline has shown them since stop 24 (off: the borders stay, the recipe of kd, ke and kf).
     borders_out: bool = False
+    # Where the network trains: "cpu" (the shipped members' recipe, deterministic for a seed and thread count) or
+    # "cuda" (an NVIDIA GPU: strips are still drawn on the CPU by --workers, so give it many; CTC's backward pass
+    # has no deterministic CUDA kernel, so a CUDA run is close to, not bit for bit, repeatable).
+    device: str = "cpu"
 
 
 def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -177,16 +181,16 @@ def _collate(item: Any) -> Any:
 
 def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
     """Training logits. Channels-last tensors and bfloat16 convolutions (``cfg``) are for speed on CPUs with
-    AVX-512 BF16; the recurrent layer, the classifier and the CTC loss stay in float32."""
+    AVX-512 BF16 (and on GPUs); the recurrent layer, the classifier and the CTC loss stay in float32."""
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(cfg.device, dtype=torch.bfloat16, enabled=cfg.bf16):
         f = net.features(x)
     return net.head(f.float())
 
 
 def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
-    lps = log_probs(net, strips, 64)
+    lps = log_probs(net, strips, 64, device=next(net.parameters()).device)
     return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)]))
 
 
@@ -198,10 +202,15 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     if cfg.borders_out and cfg.input != "grey-box":
         raise ConfigError(f"borders_out paints borders out of the box's grey: input must be grey-box, "
                           f"not {cfg.input!r}")
+    if cfg.device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu or cuda, not {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda: this torch build sees no CUDA GPU (torch.cuda.is_available() is False)")
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    torch.use_deterministic_algorithms(True)
+    # CUDA's CTC backward is nondeterministic: allowed there with a warning, never on the CPU
+    torch.use_deterministic_algorithms(True, warn_only=cfg.device == "cuda")
     torch.set_flush_denormal(True)
     parent = _parent(cfg)
     train = load_split("train", cfg.data)
@@ -220,6 +229,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         net.load_state_dict(parent[0])
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing from the stubs)
+    dev = torch.device(cfg.device)
+    net = net.to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -231,6 +242,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         net.train()
         lp = torch.log_softmax(_forward(net, x, cfg), -1).transpose(0, 1)  # T×N×C
         if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
@@ -258,8 +270,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                 on_eval(row)
             total_loss, seen, t0 = 0.0, 0, time.perf_counter()
             if acc > best[0]:
-                best = (acc, step, {k: v.detach().clone() for k, v in net.state_dict().items()})
+                best = (acc, step, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
     prog.close()
+    net = net.to("cpu")
     net.load_state_dict(best[2])
     seconds = time.perf_counter() - t_start
     meta: dict[str, Any] = {"arch": ARCH, "widths": list(cfg.widths), "hidden": cfg.hidden, "alphabet": ALPHABET,
@@ -274,7 +287,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
             "batch_size": cfg.batch_size,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
-            "borders_out": cfg.borders_out,
+            "borders_out": cfg.borders_out, "device": cfg.device,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "limit": cfg.limit,
