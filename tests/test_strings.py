@@ -539,7 +539,7 @@ def test_a_grey_member_reads_the_grey_strips_and_an_ink_member_the_ink(tmp_path:
     ink_one, grey_one = StringReader.load(a, views=2), StringReader.load(b, views=2)
     assert ens.inputs == ("ink", "grey") and grey_one.inputs == ("grey",)
     s = GEN.sample(np.random.default_rng([4, 1]), clean=True)
-    ink, gray = field_grey_of(s)
+    ink, gray, _ = field_grey_of(s)
     strips, geom = ens.field_strips(ink, s.region.box.h, s.dpi, gray)
     assert len(strips.ink) == len(strips.grey) == 2
     assert geom == ens.field_strips(ink, s.region.box.h, s.dpi)[1]
@@ -563,7 +563,7 @@ def test_a_grey_box_member_reads_the_whole_box_with_the_inks_geometry(tmp_path: 
     box_one = StringReader.load(paths[1], views=2)
     assert ens.inputs == ("grey", "grey-box")
     s = GEN.sample(np.random.default_rng([4, 2]), clean=True)
-    ink, gray = field_grey_of(s)
+    ink, gray, _ = field_grey_of(s)
     ys, xs = np.nonzero(ink)
     far = ~cv2.dilate(ink.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     y, x = np.argwhere(far[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1])[0]

@@ -128,13 +128,11 @@ def field_strip(ink: np.ndarray, field_h_px: float, dpi: float, spec: LineSpec =
     above the digits would otherwise shrink them in the strip. Given the crop's ``gray``, the strip shows how
     dark the kept ink is (:func:`formocr.normalize.grey_ink`) instead of the binarized ink, or with
     ``whole_box`` how dark every pixel of the kept ink's box is; its geometry is the same. Given the printed
-    ``lines`` border removal took out, the box's grey has them painted out as :meth:`StringReader.field_strips`
-    does (:func:`border_out`).
+    ``lines`` border removal took out, the grey has them painted out first, as :meth:`StringReader.field_strips`
+    does for the box's grey (:func:`border_out`).
     """
     kept = _kept(ink, field_h_px, dpi)
-    if gray is not None and whole_box and lines is not None:
-        gray = border_out(gray, kept, lines, dpi)
-    return _strip(kept, kept if gray is None else grey_ink(gray, kept, whole_box), spec)
+    return _strip(kept, kept if gray is None else _painted_grey(gray, kept, whole_box, lines, dpi), spec)
 
 
 # A printed border that runs through the ink's box (a stroke touches it) drew a bar across the whole grey-box strip,
@@ -159,6 +157,12 @@ def border_out(gray: np.ndarray, kept: np.ndarray, lines: np.ndarray, dpi: float
     g = np.array(gray, copy=True)
     g[lines & ~near] = np.median(g[free]) if free.any() else np.median(g)
     return g
+
+
+def _painted_grey(gray: np.ndarray, kept: np.ndarray, whole_box: bool, lines: np.ndarray | None, dpi: float
+                  ) -> np.ndarray:
+    """:func:`grey_ink` of ``gray`` with the removed printed ``lines`` (when given) painted out first."""
+    return grey_ink(gray if lines is None else border_out(gray, kept, lines, dpi), kept, whole_box)
 
 
 def _kept(ink: np.ndarray, field_h_px: float, dpi: float) -> np.ndarray:
@@ -295,7 +299,7 @@ class StringReader:
         shaded = grey_ink(gray, kept) if gray is not None and "grey" in self.inputs else None
         boxed = None
         if gray is not None and "grey-box" in self.inputs:
-            boxed = grey_ink(gray if lines is None else border_out(gray, kept, lines, dpi), kept, not comb)
+            boxed = _painted_grey(gray, kept, not comb, lines, dpi)
         inks = ([_strip(kept, kept, spec) for spec in self.views]
                 if "ink" in self.inputs or gray is None else [])
         greys = [_strip(kept, shaded, spec) for spec in self.views] if shaded is not None else []

@@ -402,15 +402,10 @@ def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
     return field_ink(_clean(sample), sample.region)
 
 
-def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray]:
-    """The field's ink as :func:`field_ink_of` cuts it, and the preprocessed grey of the same crop."""
-    ink, gray, _ = field_grey_cut_of(sample)
-    return ink, gray
-
-
-def field_grey_cut_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As :func:`field_grey_of`, and the printed lines border removal took out of the crop
-    (:func:`formocr.segment.field_cut`), which the pipeline paints out of a grey-box strip."""
+def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The field's ink as :func:`field_ink_of` cuts it, the preprocessed grey of the same crop, and the printed
+    lines border removal took out of it (:func:`formocr.segment.field_cut`), which the pipeline paints out of a
+    grey-box strip."""
     from formocr.segment import field_cut
 
     clean = _clean(sample)

@@ -43,7 +43,7 @@ from formocr.synth.strings import (
     DigitBank,
     StringGenerator,
     StringSample,
-    field_grey_cut_of,
+    field_grey_of,
     field_ink_of,
     random_text,
 )
@@ -131,7 +131,7 @@ def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "i
     borders painted out, as the pipeline shows it (:func:`formocr.recognize.strings.border_out`)."""
     s = gen.sample(rng, **kw)
     if input != "ink":
-        ink, gray, lines = field_grey_cut_of(s)
+        ink, gray, lines = field_grey_of(s)
         return field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
                            lines=lines if borders_out else None)[0], s
     return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
@@ -242,7 +242,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        x, y = x.to(dev), y.to(dev)
         net.train()
         lp = torch.log_softmax(_forward(net, x, cfg), -1).transpose(0, 1)  # T×N×C
         if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
