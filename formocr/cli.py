@@ -167,12 +167,19 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Train on the CPU (deterministic for a seed, threads and workers) or an NVIDIA GPU (strips are "
                    "still drawn by --workers CPU processes; not bit-for-bit repeatable).")
+@click.option("--schedule", type=click.Choice(["one-cycle", "flat"]), default="one-cycle", show_default=True,
+              help="Learning rate: one cycle up to --lr and down, or a short warm-up then --lr throughout (for "
+                   "--average-from).")
+@click.option("--average-from", type=click.IntRange(min=0), default=None,
+              help="From this step on, also keep the mean of the weights over the steps and keep it at the end if "
+                   "it reads the validation strings better.")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
-                      bf16: bool, input_: str, borders_out: bool, device: str) -> None:
+                      bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
+                      average_from: int | None) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -182,7 +189,8 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
-                            borders_out=borders_out, device=device)
+                            borders_out=borders_out, device=device, schedule=schedule,
+                            average_from=average_from)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

@@ -680,3 +680,58 @@ def test_string_training_refuses_a_device_it_cannot_use(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             train_strings(replace(cfg, device="cuda"))
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_weight_average_is_the_mean_of_the_states_added() -> None:
+    from formocr.train.strings import WeightAverage
+
+    states = [{"w": torch.tensor([float(i), 2.0 * i]), "n": torch.tensor(i)} for i in (1, 2, 6)]
+    avg = WeightAverage()
+    for s in states:
+        avg.add(s)
+    assert avg.n == 3
+    assert torch.allclose(avg.state["w"], torch.tensor([3.0, 6.0]))
+    assert int(avg.state["n"]) == 6  # integer buffers (batch-norm's step count) keep the latest value
+    states[2]["w"] += 100  # the average holds copies, not the network's live tensors
+    assert torch.allclose(avg.state["w"], torch.tensor([3.0, 6.0]))
+
+
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
+def test_averaged_training_offers_the_mean_weights_and_says_which_it_kept(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import formocr.train.strings as strings_training
+    from formocr.errors import ConfigError
+    from formocr.recognize.modelfile import load_model
+    from formocr.train.strings import StringTrainConfig, WeightAverage, train_strings
+
+    torch.set_num_threads(1)
+    cfg = StringTrainConfig(steps=4, batch_size=4, val_size=6, val_every=2, limit=300, workers=0, seed=1,
+                            widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / "a.safetensors"),
+                            schedule="flat", average_from=1)
+    seen: list[dict[str, torch.Tensor]] = []
+    original = WeightAverage.add
+
+    def spy(self: WeightAverage, state: dict[str, torch.Tensor]) -> None:
+        seen.append({k: v.detach().clone() for k, v in state.items()})
+        original(self, state)
+
+    # a tiny net reads nothing right, so the validation scores are scripted: weights then average, at steps 2 and 4
+    scores = iter([0.1, 0.2, 0.1, 0.3])
+    monkeypatch.setattr(WeightAverage, "add", spy)
+    monkeypatch.setattr(strings_training, "string_accuracy", lambda *a: next(scores))
+    card = train_strings(cfg)
+    train = card["training"]
+    assert len(seen) == 3  # steps 2, 3 and 4: after step 1
+    assert [r["averaged_steps"] for r in train["history"]] == [1, 3]
+    assert [r["val_string_accuracy_average"] for r in train["history"]] == [0.2, 0.3]
+    assert train["schedule"] == "flat" and train["average_from"] == 1
+    assert train["selected"] == "averaged weights" and train["selected_step"] == 4
+    assert card["figures"]["val_string_accuracy"] == 0.3
+    kept = load_model(tmp_path / "a.safetensors").state
+    for key in ("out.weight", "features.1.running_mean"):  # a weight and a batch-norm statistic
+        assert torch.allclose(kept[key], sum(s[key] for s in seen) / 3, atol=1e-6)
+    assert not torch.allclose(kept["out.weight"], seen[-1]["out.weight"])
+    with pytest.raises(ConfigError, match="average_from"):
+        train_strings(replace(cfg, average_from=4))
+    with pytest.raises(ConfigError, match="schedule"):
+        train_strings(replace(cfg, schedule="cosine"))

@@ -95,6 +95,43 @@ class StringTrainConfig:
     # "cuda" (an NVIDIA GPU: strips are still drawn on the CPU by --workers, so give it many; CTC's backward pass
     # has no deterministic CUDA kernel, so a CUDA run is close to, not bit for bit, repeatable).
     device: str = "cpu"
+    # Learning-rate schedule: "one-cycle" (every shipped member) or "flat" (a 5% linear warm-up, then the peak rate
+    # throughout), the schedule weight averaging wants: steps far apart at a steady rate explore one basin.
+    schedule: str = "one-cycle"
+    # From this step on, also keep the running mean of the weights (every step; batch-norm statistics averaged the
+    # same way) and offer it at every validation point beside the weights themselves; the better one is kept.
+    # Averaging three cycles from one parent (soup.py-style) read 0.2 points more strings per member on val.
+    average_from: int | None = None
+
+
+SCHEDULES = ("one-cycle", "flat")
+
+
+class WeightAverage:
+    """The running mean of a network's float state (weights and batch-norm statistics) over the steps added.
+
+    Integer buffers (batch-norm's step counter) keep their latest value.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.state: dict[str, torch.Tensor] = {}
+
+    def add(self, state: dict[str, torch.Tensor]) -> None:
+        self.n += 1
+        with torch.no_grad():
+            for k, v in state.items():
+                if self.n == 1 or not v.is_floating_point():
+                    self.state[k] = v.detach().to("cpu", copy=True)
+                else:
+                    self.state[k] += (v.detach().to("cpu") - self.state[k]) / self.n
+
+
+def _schedule(opt: torch.optim.Optimizer, cfg: StringTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "flat":
+        warm = max(1, cfg.steps // 20)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
 
 
 def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -206,6 +243,10 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         raise ConfigError(f"device must be cpu or cuda, not {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda: this torch build sees no CUDA GPU (torch.cuda.is_available() is False)")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {cfg.schedule!r}")
+    if cfg.average_from is not None and not 0 <= cfg.average_from < cfg.steps:
+        raise ConfigError(f"average_from must be a step from 0 to {cfg.steps - 1} (steps), not {cfg.average_from}")
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
@@ -232,12 +273,15 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     dev = torch.device(cfg.device)
     net = net.to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    sched = _schedule(opt, cfg)
+    average = WeightAverage() if cfg.average_from is not None else None
+    judge = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height).to(dev) if average else None
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out)
     loader = DataLoader(batches, batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
+    best_averaged = False
     history: list[dict[str, Any]] = []
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
@@ -255,6 +299,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
         sched.step()
+        if average is not None and cfg.average_from is not None and step > cfg.average_from:
+            average.add(net.state_dict())
         total_loss += loss.item()
         seen += 1
         if step % 20 == 0:
@@ -263,14 +309,24 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             acc = string_accuracy(net, val_strips, val_texts)
             row = {"step": step, "loss": round(total_loss / max(seen, 1), 4), "val_string_accuracy": acc,
                    "seconds": round(time.perf_counter() - t0, 1)}
+            avg_acc = None
+            if average is not None and judge is not None and average.n:
+                judge.load_state_dict(average.state)
+                avg_acc = string_accuracy(judge, val_strips, val_texts)
+                row["val_string_accuracy_average"] = avg_acc
+                row["averaged_steps"] = average.n
             history.append(row)
-            log.info("step %d/%d loss %.4f val strings %.4f (%.0fs)", step, cfg.steps, row["loss"], acc,
-                     row["seconds"])
+            log.info("step %d/%d loss %.4f val strings %.4f%s (%.0fs)", step, cfg.steps, row["loss"], acc,
+                     "" if avg_acc is None else f", averaged weights {avg_acc:.4f}", row["seconds"])
             if on_eval:
                 on_eval(row)
             total_loss, seen, t0 = 0.0, 0, time.perf_counter()
             if acc > best[0]:
                 best = (acc, step, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
+                best_averaged = False
+            if average is not None and avg_acc is not None and avg_acc > best[0]:
+                best = (avg_acc, step, {k: v.clone() for k, v in average.state.items()})
+                best_averaged = True
     prog.close()
     net = net.to("cpu")
     net.load_state_dict(best[2])
@@ -289,7 +345,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
             "borders_out": cfg.borders_out, "device": cfg.device,
             "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
+            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, {cfg.schedule}, grad clip 5",
+            "schedule": cfg.schedule, "average_from": cfg.average_from,
+            "selected": "averaged weights" if best_averaged else "weights",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
