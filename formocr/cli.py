@@ -207,6 +207,18 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     _report(out, card)
 
 
+@train.command("average-strings")
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@_errors_to_exit_codes
+def average_strings_cmd(models: tuple[str, ...], out: str) -> None:
+    """Write one string network whose weights are the mean of several trained on from one parent (a soup)."""
+    from formocr.recognize.strings import average
+
+    card = average(list(models), out, command="formocr train average-strings " + shlex.join(sys.argv[3:]))
+    _report(out, card)
+
+
 @train.command("combine-digits")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default="models/digits-cnn.safetensors", show_default=True)

@@ -735,3 +735,56 @@ def test_averaged_training_offers_the_mean_weights_and_says_which_it_kept(tmp_pa
         train_strings(replace(cfg, average_from=4))
     with pytest.raises(ConfigError, match="schedule"):
         train_strings(replace(cfg, schedule="cosine"))
+
+
+def _tiny_string_net(path: Path, seed: int, split_seed: int = 0, hidden: int = 8, input: str = "grey-box") -> Path:
+    from formocr.recognize.modelfile import save_model
+    from formocr.recognize.strings import ARCH, CRNN
+
+    torch.manual_seed(seed)
+    net = CRNN((4, 8, 8, 8, 8), hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
+    for m in net.modules():  # batch-norm statistics that differ between the nets, so their mean is tested too
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    meta = {"arch": ARCH, "widths": [4, 8, 8, 8, 8], "hidden": hidden, "alphabet": ALPHABET,
+            "line": DEFAULT_LINE_SPEC.to_dict(), "input": input}
+    save_model(path, net.state_dict(), meta, {"name": path.stem, "training": {"split_seed": split_seed},
+                                              "figures": {"val_string_accuracy": 0.5}})
+    return path
+
+
+def test_averaging_string_networks_writes_the_mean_of_their_weights(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from formocr.cli import main
+    from formocr.recognize.modelfile import load_model
+    from formocr.recognize.strings import average, combine
+
+    a, b, c = (_tiny_string_net(tmp_path / f"{n}.safetensors", seed) for n, seed in (("a", 1), ("b", 2), ("c", 3)))
+    r = CliRunner().invoke(main, ["train", "average-strings", str(a), str(b), str(c), "--out",
+                                  str(tmp_path / "abc.safetensors")])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "abc.card.json").read_text())
+    assert card["training"]["command"].startswith("formocr train average-strings ")
+    got = load_model(tmp_path / "abc.safetensors")
+    parts = [load_model(p).state for p in (a, b, c)]
+    for key in ("out.weight", "rnn.weight_ih_l0", "features.1.running_mean"):
+        assert torch.allclose(got.state[key], sum(s[key] for s in parts) / 3, atol=1e-6)
+    assert torch.equal(got.state["features.1.num_batches_tracked"], parts[0]["features.1.num_batches_tracked"])
+    assert [s["name"] for s in card["training"]["averaged"]] == ["a", "b", "c"]
+    assert card["training"]["split_seed"] == 0 and card["input"] == "grey-box"
+    assert StringReader.load(tmp_path / "abc.safetensors").inputs == ("grey-box",)
+    # what cannot be averaged is refused with the file named: one input, an ensemble, another shape, input or split
+    with pytest.raises(ModelError, match="at least two"):
+        average([a], tmp_path / "x.safetensors")
+    combine([a, b], tmp_path / "ens.safetensors")
+    odd = {"ensemble": tmp_path / "ens.safetensors",
+           "same kind": _tiny_string_net(tmp_path / "wide.safetensors", 4, hidden=12),
+           "input": _tiny_string_net(tmp_path / "ink.safetensors", 5, input="grey")}
+    for why, path in odd.items():
+        with pytest.raises(ModelError, match="ensemble" if why == "ensemble" else "same kind") as e:
+            average([a, path], tmp_path / "x.safetensors")
+        assert path.name in str(e.value)
+    with pytest.raises(ModelError, match="split-seed 1"):
+        average([a, _tiny_string_net(tmp_path / "split.safetensors", 6, split_seed=1)], tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

@@ -31,7 +31,7 @@ from formocr.recognize.ctc import (
     string_probability,
 )
 from formocr.recognize.digits import conv_block, fold_batchnorm
-from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble, save_model
+from formocr.recognize.modelfile import LoadedModel, code_version, load_model, member_weights, save_ensemble, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
@@ -423,6 +423,48 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
         ensemble="each member reads every view; decoding and scoring take the mean probability over all",
         figure="val_string_accuracy",
         command=command or f"formocr train combine-strings {' '.join(str(p) for p in paths)} --out {out}")
+
+
+def average(paths: Sequence[str | Path], out: str | Path, command: str | None = None) -> dict[str, Any]:
+    """Write one network whose weights are the mean of several (a "model soup"); returns its card.
+
+    Only for networks trained on from one parent (``train strings --init``): they lie in one basin, where the mean
+    of their weights reads better than each (README, stop 26); the weights of unrelated runs do not line up. So the
+    inputs must be single networks of one shape, input, alphabet, strip geometry and held-out digits. Batch-norm
+    statistics are averaged like the weights.
+    """
+    if len(paths) < 2:
+        raise ModelError("averaging needs at least two string models", paths[0] if paths else out)
+    loaded = [load_model(p) for p in paths]
+    first = loaded[0]
+    for m in loaded:
+        m.require_arch(ARCH)
+        if "members" in m.meta:
+            raise ModelError("an ensemble, not one network: take its members out first (train extract-member)",
+                             m.path)
+        same = all(m.meta.get(k) == first.meta.get(k) for k in ("widths", "hidden", "alphabet", "line", "input"))
+        if not same or set(m.state) != set(first.state):
+            raise ModelError(f"not the same kind of network as {first.path.name} (shape, input, alphabet or strip)",
+                             m.path)
+        split = m.card.get("training", {}).get("split_seed", 0)
+        if split != first.card.get("training", {}).get("split_seed", 0):
+            raise ModelError(f"held out other digits (--split-seed {split}) than {first.path.name}", m.path)
+    state: dict[str, torch.Tensor] = {}
+    share = 1.0 / len(loaded)
+    for k, v in first.state.items():  # integer buffers (batch-norm's step count) are the first network's
+        state[k] = sum((share * m.state[k].float() for m in loaded), torch.zeros_like(v, dtype=torch.float32)
+                       ).to(v.dtype) if v.is_floating_point() else v.clone()
+    sources = [{"name": m.card.get("name", m.path.stem), "sha256": m.sha256,
+                "val_string_accuracy": m.card.get("figures", {}).get("val_string_accuracy"),
+                "training": m.card.get("training")} for m in loaded]
+    training = {k: first.card.get("training", {}).get(k) for k in ("split_seed", "input", "data")}
+    training.update({"command": command or f"formocr train average-strings {' '.join(map(str, paths))} --out {out}",
+                     "averaged": sources, "code": code_version(), "torch": torch.__version__})
+    card = {"name": Path(out).name.removesuffix(".safetensors"),
+            "task": first.card.get("task", "handwritten digit string → text, CTC"), "training": training,
+            "figures": {}}
+    save_model(out, state, dict(first.meta), card)
+    return load_model(out).card
 
 
 def extract_member(path: str | Path, index: int, out: str | Path) -> dict[str, Any]:
