@@ -100,7 +100,7 @@ class StringTrainConfig:
     schedule: str = "one-cycle"
     # From this step on, also keep the running mean of the weights (every step; batch-norm statistics averaged the
     # same way) and offer it at every validation point beside the weights themselves; the better one is kept.
-    # Averaging three cycles from one parent (soup.py-style) read 0.2 points more strings per member on val.
+    # The mean of three cycles from one parent (`train average-strings`) read 0.2 points more val strings than one.
     average_from: int | None = None
 
 
