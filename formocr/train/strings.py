@@ -110,7 +110,8 @@ SCHEDULES = ("one-cycle", "flat")
 class WeightAverage:
     """The running mean of a network's float state (weights and batch-norm statistics) over the steps added.
 
-    Integer buffers (batch-norm's step counter) keep their latest value.
+    Integer buffers (batch-norm's step counter) keep their latest value. The mean stays on the network's device,
+    so a GPU run does not copy its weights back to the host every step.
     """
 
     def __init__(self) -> None:
@@ -122,9 +123,9 @@ class WeightAverage:
         with torch.no_grad():
             for k, v in state.items():
                 if self.n == 1 or not v.is_floating_point():
-                    self.state[k] = v.detach().to("cpu", copy=True)
+                    self.state[k] = v.detach().clone()
                 else:
-                    self.state[k] += (v.detach().to("cpu") - self.state[k]) / self.n
+                    self.state[k] += (v.detach() - self.state[k]) / self.n
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: StringTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -275,6 +276,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, cfg)
     average = WeightAverage() if cfg.average_from is not None else None
+    average_after = cfg.average_from if cfg.average_from is not None else cfg.steps
     judge = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height).to(dev) if average else None
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out)
@@ -299,7 +301,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
         sched.step()
-        if average is not None and cfg.average_from is not None and step > cfg.average_from:
+        if average is not None and step > average_after:
             average.add(net.state_dict())
         total_loss += loss.item()
         seen += 1
@@ -325,7 +327,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                 best = (acc, step, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
                 best_averaged = False
             if average is not None and avg_acc is not None and avg_acc > best[0]:
-                best = (avg_acc, step, {k: v.clone() for k, v in average.state.items()})
+                best = (avg_acc, step, {k: v.to("cpu", copy=True) for k, v in average.state.items()})
                 best_averaged = True
     prog.close()
     net = net.to("cpu")
