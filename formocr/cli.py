@@ -269,6 +269,33 @@ def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: 
     _report(out, card)
 
 
+@train.command("windows")
+@_mnist_data_option
+@click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=80_000, show_default=True,
+              help="Synthetic strings cut into digit windows for training (about 6 windows each).")
+@click.option("--val-strings", type=click.IntRange(1, 10**6), default=3000, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="The held-out training images, as for `train strings` (keep them the same).")
+@click.option("--out", type=click.Path(dir_okay=False), default="models/windows-cnn.safetensors", show_default=True)
+@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes drawing the strings (the windows are the same for any number).")
+@_errors_to_exit_codes
+def train_windows_cmd(data: str | None, n_strings: int, val_strings: int, epochs: int, seed: int, split_seed: int,
+                      out: str, limit: int | None, threads: int, workers: int) -> None:
+    """Train the window judge (a window of the grey-box strip → the digit in its middle) on synthetic strings."""
+    from formocr.train.windows import WindowTrainConfig, train_windows
+
+    command = _training_started("windows")
+    cfg = WindowTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
+                            split_seed=split_seed, out=out, limit=limit, threads=threads, workers=workers)
+    card = train_windows(cfg, command=command)
+    _report(out, card)
+
+
 def _options(config: str | None, values: dict[str, Any]) -> Any:
     from formocr.options import Options
 

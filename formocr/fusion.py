@@ -112,6 +112,12 @@ class FusionRules:
     # are left alone: with 0.8, 0.99 or none, the same strings changed (0.7: 25 fixed, 11 broken).
     judge_weight: float = 0.4
     judge_below: float = 0.9
+    # The window judge (formocr.recognize.windows, when a window model is given): the string reader's reading and
+    # up to window_keep - 1 of its one-edit neighbours with as many characters score log P_crnn + window_weight ×
+    # the windows' log-probabilities of their digits; readings at least window_below sure are left alone.
+    window_weight: float = 1.0
+    window_below: float = 0.95
+    window_keep: int = 12
 
 
 @dataclass(frozen=True)

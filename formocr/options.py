@@ -34,6 +34,7 @@ class Options:
     digits_model: str | None = None  # path; None = the shipped model
     strings_model: str | None = None  # path; None = the shipped model
     blobs_model: str | None = None  # path of a blob reader that judges unsure string readings; None = none
+    windows_model: str | None = None  # path of a window judge for unsure string readings; None = none
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
     string_views: int = 3  # 1-5: the string reader reads each field at this many widths (more: surer, slower)
     digit_tiles: str = "grey"  # grey | ink: the digit CNN reads how dark each pixel is, or the binarized mask

@@ -27,6 +27,7 @@ from formocr.read import FieldReader
 from formocr.recognize.blobs import BlobReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
+from formocr.recognize.windows import WindowReader
 from formocr.timing import StageTimer
 
 
@@ -57,7 +58,9 @@ class Pipeline:
             strings = StringReader.load(self.options.strings_model, self.options.string_views)
         self.strings = strings
         self.blobs = BlobReader.load(self.options.blobs_model) if self.options.blobs_model and strings else None
-        self.reader = FieldReader(self.options, self.classifier, strings, self.blobs)
+        self.windows = (WindowReader.load(self.options.windows_model) if self.options.windows_model and strings
+                        else None)
+        self.reader = FieldReader(self.options, self.classifier, strings, self.blobs, self.windows)
         self._auto = self.options.template == "auto"
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template and not self._auto else None
@@ -76,6 +79,8 @@ class Pipeline:
             out["strings"] = self.strings.identity
         if self.blobs is not None:
             out["blobs"] = self.blobs.identity
+        if self.windows is not None:
+            out["windows"] = self.windows.identity
         return out
 
     @property

@@ -20,7 +20,8 @@ from formocr.options import Options
 from formocr.recognize.blobs import BlobReader, ink_blobs, judge
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
-from formocr.recognize.strings import Evidence, StringReader, StripGeometry
+from formocr.recognize.strings import Evidence, FieldStrips, StringReader, StripGeometry
+from formocr.recognize.windows import WindowReader, window_evidence
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
@@ -39,10 +40,13 @@ class FieldReader:
     """Holds the loaded models; :meth:`read` turns the fields of one clean page into results."""
 
     def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None,
-                 blobs: BlobReader | None = None) -> None:
+                 blobs: BlobReader | None = None, windows: WindowReader | None = None) -> None:
         if options.reader != "segmentation" and strings is None:
             raise ValueError(f"reader {options.reader!r} needs a string model")
+        if windows is not None and strings is None:
+            raise ValueError("the window judge needs a string model")
         self.options, self.digits, self.strings, self.blobs = options, digits, strings, blobs
+        self.windows = windows
         self.rules = FusionRules()
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
@@ -71,10 +75,13 @@ class FieldReader:
         sw.lap("classify")
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
+        field_strips: list[FieldStrips | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines)
+            also = (self.windows.spec.input,) if self.windows is not None else ()
+            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines, also=also)
                     for (ink, _, lines), r, g in zip(cuts, regions, grays)]
             geoms = [g for _, g in made]
+            field_strips = [s for s, _ in made]
             evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")
         out = []
@@ -83,7 +90,7 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], field_strips[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -148,14 +155,36 @@ class FieldReader:
                      self.blobs.spec)
         return cands[pick][0] if pick else None
 
+    def _window_judged(self, crnn: Reading, constraint: Constraint, ev: Evidence, strips: FieldStrips | None
+                       ) -> str | None:
+        """The window judge's choice among the string reader's reading and the texts one digit changed from it,
+        when the reading is not sure and the choice differs from it (None otherwise)."""
+        if self.windows is None or self.strings is None or strips is None or not crnn.raw:
+            return None
+        if crnn.confidence >= self.rules.window_below:
+            return None
+        strip = {"ink": strips.ink, "grey": strips.grey, "grey-box": strips.box}[self.windows.spec.input]
+        if not strip:  # no grey given
+            return None
+        text = crnn.raw
+        cands = self.strings.neighbours(ev, text, constraint, keep=self.rules.window_keep, changes_only=True)
+        if len(cands) < 2:
+            return None
+        lp = self.windows.log_probs(strip[0], self.strings.strip_centres(ev, text))
+        w = self.rules.window_weight
+        scores = [np.log(max(p, 1e-30)) + w * window_evidence(t, lp) for t, p in cands]
+        pick = int(np.argmax(scores))
+        return cands[pick][0] if pick else None
+
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
-                  dark: np.ndarray | None = None) -> FieldResult:
+                  dark: np.ndarray | None = None, strips: FieldStrips | None = None) -> FieldResult:
         mode = self.options.reader
         ink, crop_box = cut
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
         judged: dict[str, str] = {}
+        judged_w: dict[str, str] = {}
         if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
             crnn = (Reading("crnn", "", 0.0, (), False) if geom.blank
                     else self._crnn_reading(region, constraint, ev, geom, crop_box))
@@ -163,6 +192,11 @@ class FieldReader:
             if better is not None:
                 judged = {"from": crnn.raw, "to": better}
                 crnn = self._crnn_reading(region, constraint, ev, geom, crop_box, text=better)
+            windowed = (None if geom.blank or region.style == "comb"
+                        else self._window_judged(crnn, constraint, ev, strips))
+            if windowed is not None:
+                judged_w = {"from": crnn.raw, "to": windowed}
+                crnn = self._crnn_reading(region, constraint, ev, geom, crop_box, text=windowed)
         readings: dict[str, object] = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:
@@ -197,6 +231,8 @@ class FieldReader:
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
         if judged:
             readings["blob_judge"] = judged
+        if judged_w:
+            readings["window_judge"] = judged_w
         return self._field_result(region, chosen, fused, readings)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object]

@@ -286,22 +286,25 @@ class StringReader:
         return cls(load_model(path or DEFAULT_MODEL), views)
 
     def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float, gray: np.ndarray | None = None,
-                     comb: bool = False, lines: np.ndarray | None = None) -> tuple[FieldStrips, StripGeometry]:
+                     comb: bool = False, lines: np.ndarray | None = None, also: Sequence[str] = ()
+                     ) -> tuple[FieldStrips, StripGeometry]:
         """A field's ink as one strip per view (and per view of its grey, where a member reads grey and the
         crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped).
 
         ``comb``: the field's cell walls lie inside the ink's box, and no string reader was trained on such
         walls (a wall reads like a "1"), so a member that reads the box's grey gets the ink's grey instead.
         ``lines``: the printed lines border removal took out of the crop (:func:`formocr.segment.field_cut`);
-        in the box's grey they are painted to paper beyond :data:`BORDER_REACH_MM` of the kept ink.
+        in the box's grey they are painted to paper beyond :data:`BORDER_REACH_MM` of the kept ink. ``also``:
+        kinds of strip to make though no member reads them (for a judge that reads them).
         """
+        kinds = {*self.inputs, *also}
         kept = _kept(ink, field_h_px, dpi)
-        shaded = grey_ink(gray, kept) if gray is not None and "grey" in self.inputs else None
+        shaded = grey_ink(gray, kept) if gray is not None and "grey" in kinds else None
         boxed = None
-        if gray is not None and "grey-box" in self.inputs:
+        if gray is not None and "grey-box" in kinds:
             boxed = _painted_grey(gray, kept, not comb, lines, dpi)
         inks = ([_strip(kept, kept, spec) for spec in self.views]
-                if "ink" in self.inputs or gray is None else [])
+                if "ink" in kinds or gray is None else [])
         greys = [_strip(kept, shaded, spec) for spec in self.views] if shaded is not None else []
         boxes = [_strip(kept, boxed, spec) for spec in self.views] if boxed is not None else []
         geom = (inks or greys or boxes)[0][1]  # the kept ink's either way
@@ -355,10 +358,11 @@ class StringReader:
             best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=satisfied,
         )  # fmt: skip
 
-    def neighbours(self, ev: Evidence | np.ndarray, text: str, constraint: Constraint | None, keep: int = 8
-                   ) -> list[tuple[str, float]]:
-        """``text`` and the texts one digit away from it (one changed, dropped or added) that ``constraint``
-        allows, most probable first, at most ``keep`` in all: the candidates another reader may judge between.
+    def neighbours(self, ev: Evidence | np.ndarray, text: str, constraint: Constraint | None, keep: int = 8,
+                   changes_only: bool = False) -> list[tuple[str, float]]:
+        """``text`` and the texts one digit away from it (one changed, dropped or added; ``changes_only``: one
+        changed) that ``constraint`` allows, most probable first, at most ``keep`` in all: the candidates another
+        reader may judge between.
 
         Scored as :meth:`score` scores, all texts of a view in one batched CTC pass (~100 texts cost ~3 of one).
         """
@@ -366,9 +370,10 @@ class StringReader:
         near = set()
         for i, ch in enumerate(text):
             if ch.isdigit():
-                near.add(text[:i] + text[i + 1 :])
+                if not changes_only:
+                    near.add(text[:i] + text[i + 1 :])
                 near.update(text[:i] + d + text[i + 1 :] for d in DIGITS)
-        for i in range(len(text) + 1):
+        for i in range(len(text) + 1 if not changes_only else 0):
             near.update(text[:i] + d + text[i:] for d in DIGITS)
         near.discard(text)
         if constraint is not None:
@@ -380,9 +385,13 @@ class StringReader:
 
     def centres(self, ev: Evidence | np.ndarray, text: str, geom: StripGeometry) -> list[float]:
         """Where view 0's alignment puts each character of ``text``, in crop pixels (the middle of its frames)."""
-        lps = _views(ev)
-        al = align(lps[0], text, self.alphabet)
-        return [geom.crop_x(2 * (a + b) + 2) for a, b in al.char_frames]
+        return [geom.crop_x(c) for c in self.strip_centres(ev, text)]
+
+    def strip_centres(self, ev: Evidence | np.ndarray, text: str) -> list[float]:
+        """Where view 0's alignment puts each character of ``text``, in view 0's strip columns (one frame is
+        four columns; the middle of the character's frames)."""
+        al = align(_views(ev)[0], text, self.alphabet)
+        return [2.0 * (a + b) + 2.0 for a, b in al.char_frames]
 
     def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int) -> StringReading:
         bp: Decoded = best_path(lp, self.alphabet)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import cv2
 import numpy as np
@@ -402,15 +403,20 @@ def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
     return field_ink(_clean(sample), sample.region)
 
 
-def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@overload
+def field_grey_of(sample: StringSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def field_grey_of(sample: StringSample, with_box: Literal[True]) -> tuple[np.ndarray, np.ndarray, np.ndarray, Box]: ...
+def field_grey_of(sample: StringSample, with_box: bool = False) -> Any:
     """The field's ink as :func:`field_ink_of` cuts it, the preprocessed grey of the same crop, and the printed
     lines border removal took out of it (:func:`formocr.segment.field_cut`), which the pipeline paints out of a
-    grey-box strip."""
+    grey-box strip; ``with_box``: also the crop's box (where the drawn characters' boxes are)."""
     from formocr.segment import field_cut
 
     clean = _clean(sample)
     ink, box, lines = field_cut(clean, sample.region)
-    return ink, clean.gray[box.y : box.y2, box.x : box.x2], lines
+    grey = clean.gray[box.y : box.y2, box.x : box.x2]
+    return (ink, grey, lines, box) if with_box else (ink, grey, lines)
 
 
 def _clean(sample: StringSample) -> CleanPage:
