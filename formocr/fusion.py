@@ -116,8 +116,9 @@ class FusionRules:
     # up to window_keep - 1 of its one-edit neighbours with as many characters score log P_crnn + window_weight ×
     # the windows' log-probabilities of their digits; readings at least window_below sure are left alone. No
     # setting helped: on 3000 strings of held-out training digits (val seeds 1 and 2) with the model of `formocr
-    # train windows --seed 0` (README), readings fixed / broken for weight 0.3 / 0.5 / 0.7 / 1.0 / 1.5 below 0.95:
-    # 10/11, 12/22, 14/28, 18/38, 20/56 (gates 0.8-0.99 alike). The least harmful pair is the default.
+    # train windows --seed 0` (README), 40 candidates a reading, readings fixed / broken for weight 0.3 / 0.5 /
+    # 0.7 / 1.0 / 1.5 below 0.95: 10/11, 12/22, 14/28, 18/38, 20/56 (gates 0.8-0.99 alike). The least harmful
+    # pair is the default.
     window_weight: float = 0.3
     window_below: float = 0.95
     window_keep: int = 12

@@ -21,7 +21,8 @@ from formocr.recognize.blobs import BlobReader, ink_blobs, judge
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, FieldStrips, StringReader, StripGeometry
-from formocr.recognize.windows import WindowReader, window_evidence
+from formocr.recognize.windows import WindowReader
+from formocr.recognize.windows import judge as window_judge
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
@@ -163,7 +164,7 @@ class FieldReader:
             return None
         if crnn.confidence >= self.rules.window_below:
             return None
-        strip = {"ink": strips.ink, "grey": strips.grey, "grey-box": strips.box}[self.windows.spec.input]
+        strip = strips.of(self.windows.spec.input, strict=True)
         if not strip:  # no grey given
             return None
         text = crnn.raw
@@ -171,10 +172,8 @@ class FieldReader:
         if len(cands) < 2:
             return None
         lp = self.windows.log_probs(strip[0], self.strings.strip_centres(ev, text))
-        w = self.rules.window_weight
-        scores = [np.log(max(p, 1e-30)) + w * window_evidence(t, lp) for t, p in cands]
-        pick = int(np.argmax(scores))
-        return cands[pick][0] if pick else None
+        pick = window_judge(cands, lp, self.rules.window_weight)
+        return pick if pick != text else None
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],

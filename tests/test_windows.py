@@ -10,6 +10,7 @@ import torch
 
 from formocr.data import mnist
 from formocr.errors import ModelError
+from formocr.recognize.strings import FieldStrips
 from formocr.recognize.windows import (
     ARCH,
     DEFAULT_HIDDEN,
@@ -18,6 +19,7 @@ from formocr.recognize.windows import (
     WindowNet,
     WindowReader,
     cut_windows,
+    judge,
     window_evidence,
 )
 from formocr.synth.strings import StringGenerator
@@ -54,6 +56,22 @@ def test_window_evidence_sums_the_digits_log_probabilities() -> None:
     lp[0, 4] = lp[2, 2] = np.log(0.55)
     assert window_evidence("4.2", lp) == pytest.approx(2 * np.log(0.55))  # the separator's row is not counted
     assert window_evidence("412", lp) == pytest.approx(2 * np.log(0.55) + np.log(0.05))
+
+
+def test_judge_weighs_the_windows_against_the_string_reader() -> None:
+    lp = np.log(np.full((2, 10), 0.02))
+    lp[1, 7] = np.log(0.82)  # the windows read "17"
+    cands = [("11", 0.6), ("17", 0.3)]
+    assert judge(cands, lp, 0.0) == "11"  # weight 0: the string reader's choice
+    assert judge(cands, lp, 1.0) == "17"
+    assert judge([("11", 0.5), ("12", 0.5)], np.zeros((2, 10)), 1.0) == "11"  # a tie keeps the reading
+
+
+def test_a_judge_gets_only_the_strips_it_was_trained_on() -> None:
+    ink, box = (np.zeros((32, 40), np.float32),), (np.ones((32, 40), np.float32),)
+    strips = FieldStrips(ink=ink, box=box)
+    assert strips.of("grey-box", strict=True) is box and strips.of("grey", strict=True) == ()
+    assert strips.of("grey") is ink  # a string member reads the ink instead
 
 
 def test_temperature_softens_overconfident_logits() -> None:
@@ -170,6 +188,7 @@ def test_the_pipeline_records_a_window_judged_reading(tmp_path: Path, monkeypatc
     import json
 
     import formocr.read as read_mod
+    import formocr.recognize.windows as windows_mod
     from formocr.fusion import FusionRules
     from formocr.options import Options
     from formocr.pipeline import Pipeline
@@ -178,7 +197,7 @@ def test_the_pipeline_records_a_window_judged_reading(tmp_path: Path, monkeypatc
     model = _random_window_model(tmp_path / "w.safetensors")
     # every reading is unsure enough and the judge prefers the largest digits: the wiring is under test
     monkeypatch.setattr(read_mod, "FusionRules", lambda: FusionRules(window_below=1.01, window_weight=1.0))
-    monkeypatch.setattr(read_mod, "window_evidence", lambda t, lp: 50.0 * sum(int(c) for c in t if c.isdigit()))
+    monkeypatch.setattr(windows_mod, "window_evidence", lambda t, lp: 50.0 * sum(int(c) for c in t if c.isdigit()))
     plain = Pipeline(Options()).scan("samples/cheque.pdf").field("amount")
     pipe = Pipeline(Options(windows_model=str(model)))
     doc = pipe.scan("samples/cheque.pdf")

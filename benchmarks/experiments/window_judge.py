@@ -1,7 +1,8 @@
 """What the window judge would change, replayed over its rules: tried at stop 27, not on by default (README "The
 window judge").
 
-    python benchmarks/experiments/window_judge.py --windows-model runs/windows-cnn.safetensors --split val --seeds 1,2
+    python benchmarks/experiments/window_judge.py --windows-model runs/windows-cnn.safetensors --split val \
+        --seeds 1,2 --keep 40
 
 Each benchmark string (``strings_accuracy.py``'s strings, same seeds) goes through the pipeline's field road once,
 with the judge recording instead of judging: the string reader's reading, its confidence, the texts one digit
@@ -19,23 +20,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import strings_generator, strings_sample, table
 
 import formocr.read as read_mod
+from formocr.fusion import FusionRules
 from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
-from formocr.recognize.windows import window_evidence
+from formocr.recognize.windows import judge, window_evidence
 
 GATES = (0.8, 0.9, 0.95, 0.99, 1.01)
 WEIGHTS = (0.3, 0.5, 0.7, 1.0, 1.5)
 
 
-def collect(split: str, seed: int, n: int, model: str, strings_model: str | None) -> list[dict[str, Any]]:
+def collect(split: str, seed: int, n: int, model: str, strings_model: str | None, keep: int
+            ) -> list[dict[str, Any]]:
     gen = strings_generator(split)
     pipe = Pipeline(Options(windows_model=model, strings_model=strings_model))
     seen: dict[str, Any] = {}
@@ -44,9 +45,11 @@ def collect(split: str, seed: int, n: int, model: str, strings_model: str | None
         assert self.strings is not None and self.windows is not None
         if not crnn.raw:
             return None
-        strip = {"ink": strips.ink, "grey": strips.grey, "grey-box": strips.box}[self.windows.spec.input]
+        strip = strips.of(self.windows.spec.input, strict=True)
+        if not strip:
+            return None
         seen.update(crnn=crnn.raw, conf=crnn.confidence,
-                    cands=self.strings.neighbours(ev, crnn.raw, constraint, keep=40, changes_only=True),
+                    cands=self.strings.neighbours(ev, crnn.raw, constraint, keep=keep, changes_only=True),
                     lp=self.windows.log_probs(strip[0], self.strings.strip_centres(ev, crnn.raw)))
         return None
 
@@ -68,9 +71,11 @@ def main() -> int:
     ap.add_argument("--split", choices=["test", "val"], default="val")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--n", type=int, default=1500)
+    ap.add_argument("--keep", type=int, default=FusionRules().window_keep,
+                    help="candidates per reading, the reading included (the pipeline's window_keep)")
     args = ap.parse_args()
     rows = [r for s in args.seeds.split(",")
-            for r in collect(args.split, int(s), args.n, args.windows_model, args.strings_model)]
+            for r in collect(args.split, int(s), args.n, args.windows_model, args.strings_model, args.keep)]
     crnn = sum(r.get("crnn") == r["truth"] for r in rows)
     print(f"{len(rows)} strings: string reader right {100 * crnn / len(rows):.2f}%, "
           f"fused {100 * sum(r['fused'] == r['truth'] for r in rows) / len(rows):.2f}%")
@@ -88,8 +93,7 @@ def main() -> int:
             for r in rows:
                 if "cands" not in r or r["conf"] >= g or len(r["cands"]) < 2:
                     continue
-                scores = [np.log(max(p, 1e-30)) + w * window_evidence(t, r["lp"]) for t, p in r["cands"]]
-                pick = r["cands"][int(np.argmax(scores))][0]
+                pick = judge(r["cands"], r["lp"], w)
                 if pick != r["crnn"]:
                     fixed += pick == r["truth"]
                     broken += r["crnn"] == r["truth"]

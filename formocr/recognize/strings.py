@@ -232,10 +232,11 @@ class FieldStrips:
     grey: tuple[np.ndarray, ...] = ()
     box: tuple[np.ndarray, ...] = ()
 
-    def of(self, kind: str) -> tuple[np.ndarray, ...]:
-        if kind == "grey" and self.grey:
-            return self.grey
-        return self.box if kind == "grey-box" and self.box else self.ink
+    def of(self, kind: str, strict: bool = False) -> tuple[np.ndarray, ...]:
+        """The strips of ``kind``; where they were not made, the ink's (a string member reads either), or with
+        ``strict`` none (a judge trained on one kind reads no other)."""
+        made = {"ink": self.ink, "grey": self.grey, "grey-box": self.box}[kind]
+        return made if made or strict else self.ink
 
     @property
     def views(self) -> int:

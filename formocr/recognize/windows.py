@@ -130,6 +130,13 @@ class WindowReader:
             return torch.log_softmax(self.net(x) / self.temperature, 1).numpy()
 
 
+def judge(candidates: Sequence[tuple[str, float]], lp: np.ndarray, weight: float) -> str:
+    """The text of ``candidates`` (text, P_crnn; all as long as the rows of ``lp``) with the best log P_crnn +
+    ``weight`` × :func:`window_evidence`."""
+    scores = [np.log(max(p, 1e-30)) + weight * window_evidence(t, lp) for t, p in candidates]
+    return candidates[int(np.argmax(scores))][0]
+
+
 def window_evidence(text: str, lp: np.ndarray) -> float:
     """Sum over the digits of ``text`` of log P(its window reads as that digit); ``lp`` row i is the window of
     character i."""
