@@ -296,7 +296,8 @@ def test_pipeline_falls_back_to_automatic_mode_without_a_matching_template() -> 
     values = layout_values(template, rng)
     page = render_form(template, values, rng, dpi=150, writer=Writer.random(rng), degrade=Degrade.none())
     filled = [f for f in template.fields if values.get(f.name)]
-    for opts in (Options(), Options(template="auto")):
+    # the page's own resolution: an array is taken at Options.dpi (300), where these fields would look half their size
+    for opts in (Options(dpi=150), Options(template="auto", dpi=150)):
         result = Pipeline(opts).scan(page.image).pages[0]
         assert result.template == "auto" and result.error is None
         assert len(result.fields) == len(filled)

@@ -162,3 +162,23 @@ def test_pdf_round_trip_page_count_and_size(tmp_path) -> None:
     save_pdf(pages, tmp_path / "c.pdf", 100)
     back = convert_from_path(str(tmp_path / "c.pdf"), dpi=100, grayscale=True)
     assert len(back) == 2 and back[0].size == pages[0].shape[::-1]
+
+
+def test_random_layouts_do_not_depend_on_the_opencv_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    # How many words fit a printed line decides how many random draws a layout takes; OpenCV 5.1 measures some
+    # glyphs a pixel wider than 5.0 did, which changed every later field of a seed when widths came from cv2.
+    import cv2
+
+    from formocr.synth import layouts
+
+    def wider(*a: object, **k: object) -> tuple[tuple[int, int], int]:
+        raise AssertionError("layouts must not measure text with cv2")
+
+    monkeypatch.setattr(cv2, "getTextSize", wider)
+    rng = np.random.default_rng(4242)
+    t = layouts.random_layout(rng)
+    values = layouts.layout_values(t, rng)
+    assert len(t.fields) == 21 and sum(bool(values.get(f.name)) for f in t.fields) == 5
+    assert values["field_1"] == "74"
+    # Hershey Simplex as cv2 5.0 measured it: "H" advances 20 px at a 21 px cap, and a string adds one pixel
+    assert layouts.text_width_mm("HH", 2.1) == pytest.approx((20 + 20 + 1) / 10)

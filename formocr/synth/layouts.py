@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import cv2
 import numpy as np
 
 from formocr.layout.template import Template, TemplateField
@@ -60,19 +59,26 @@ _LABELS = (
 _TABLE_HEAD = ("Year", "Item", "Code", "Units", "Rate", "Total", "Ref", "Notes", "Qty", "Date")
 
 
-def _cap_px() -> float:
-    img = np.zeros((80, 80), np.uint8)
-    cv2.putText(img, "H", (5, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 1, cv2.LINE_8)
-    ys = np.nonzero(img.any(axis=1))[0]
-    return float(ys.max() - ys.min() + 1)
-
-
-_CAP = _cap_px()
+# Hershey Simplex at scale 1, in pixels: each character's advance and the cap height, as OpenCV 5.0 measures them
+# (cv2.getTextSize of a string is the sum of its characters' advances plus one). Fixed here, not asked of cv2,
+# because how many words fit a line decides how many random draws a layout takes: OpenCV 5.1 draws some glyphs a
+# pixel wider, and every later draw of the same seed, so every field, value and writer, came out different.
+_ADVANCE = {
+    " ": 7, "#": 20, "%": 21, "&": 20, "'": 6, "(": 17, ")": 17, ",": 7, "-": 13, ".": 7, "/": 13, ":": 7, ";": 7,
+    **dict.fromkeys("0123456789", 17),
+    "A": 19, "B": 19, "C": 19, "D": 19, "E": 17, "F": 16, "G": 19, "H": 20, "I": 7, "J": 18, "K": 17, "L": 16,
+    "M": 22, "N": 20, "O": 19, "P": 18, "Q": 19, "R": 18, "S": 17, "T": 16, "U": 20, "V": 18, "W": 23, "X": 18,
+    "Y": 18, "Z": 17, "a": 15, "b": 17, "c": 15, "d": 17, "e": 16, "f": 11, "g": 17, "h": 17, "i": 6, "j": 7,
+    "k": 14, "l": 7, "m": 25, "n": 17, "o": 16, "p": 17, "q": 17, "r": 10, "s": 14, "t": 11, "u": 17, "v": 15,
+    "w": 23, "x": 15, "y": 15, "z": 14,
+}  # fmt: skip
+_CAP = 21.0
 
 
 def text_width_mm(s: str, cap_mm: float = LABEL_CAP_MM) -> float:
-    """How wide the renderer prints ``s`` at a cap height of ``cap_mm``."""
-    return cv2.getTextSize(s, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0] * cap_mm / _CAP
+    """How wide the renderer prints ``s`` at a cap height of ``cap_mm`` (to within a pixel a glyph, whatever the
+    OpenCV release; a character outside the table counts as a digit)."""
+    return (sum(_ADVANCE.get(c, 17) for c in s) + 1) * cap_mm / _CAP
 
 
 def _sentence(rng: np.random.Generator, width_mm: float) -> str:
