@@ -1,0 +1,252 @@
+"""Where fused readings go wrong, and whether the string reader's one-edit neighbours, judged by segmentation's
+digit CNN, would fix them (stop 29; README "Where the fused errors lie"). Not shipped: no setting changed a reading
+for the better.
+
+    python benchmarks/experiments/neighbour_fusion.py record --split val --n 1500 --seed 1 --out runs/nb-v1.pkl
+    python benchmarks/experiments/neighbour_fusion.py replay runs/nb-v1.pkl runs/nb-v2.pkl ...
+    python benchmarks/experiments/neighbour_fusion.py anatomy runs/nb-v1.pkl runs/nb-v2.pkl ...
+
+``record`` reads the strings of ``strings_accuracy.py`` (same generator, seeds and indices) through the pipeline's
+field reader and keeps, per string, what fusion was given (as ``fusion_tune.py`` records it) and more: the digit
+CNN's ten probabilities for each of segmentation's components and for segmentation re-cut to the string reader's
+count (``split_to_count``, when it counts more digits), and the string reader's probability of every text one
+edit away from each reading fusion weighed (``StringReader.neighbours``, up to ``--keep`` per reading).
+
+``replay`` adds those neighbours to fusion's candidates. Segmentation speaks for a neighbour with as many digits as
+it found components (the product of their probabilities) or as the re-cut has pieces (that product × ``resplit``);
+each scores max(P_seg, floor)^pow · P_crnn, like fusion's own candidates, and wins only above all of them.
+
+``anatomy`` sorts the strings fused wrong: both readers agreeing on the same wrong text; the truth among fusion's
+candidates but not chosen; the truth absent, by whether segmentation has an opinion of it and its rank among the
+string reader's neighbours of its reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import strings_generator, strings_sample
+
+import formocr.read as read_mod
+from formocr.fusion import FusionRules, Reading, fuse
+from formocr.objects import Page
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.segment import split_to_count
+
+RULES = FusionRules()
+
+
+@dataclass
+class Case:
+    truth: str
+    touching: bool
+    seg: Reading
+    crnn: Reading
+    alts: tuple[Reading, ...]
+    cells: bool
+    seg_p: dict[str, float | None]
+    crnn_p: dict[str, float]
+    seg_probs: np.ndarray  # components × 10 (the benchmark strings have no separators)
+    recut_probs: np.ndarray | None  # pieces of the re-cut to the string reader's count × 10
+    near: dict[str, float] = field(default_factory=dict)  # P_crnn of the one-edit neighbours of every reading
+
+    def fused(self, rules: FusionRules = RULES) -> Any:
+        return fuse(self.seg, self.crnn, self.seg_p.__getitem__, self.crnn_p.__getitem__, rules, self.cells,
+                    self.alts)
+
+
+def record(split: str, n: int, seed: int, keep: int, strings_model: str | None) -> list[Case]:
+    gen = strings_generator(split)
+    reader = Pipeline(Options(strings_model=strings_model)).reader
+    assert reader.strings is not None
+    strings = reader.strings
+    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
+    given: dict[str, Any] = {}
+    assemble = read_mod.FieldReader._assemble
+
+    def spy_assemble(self: Any, region: Any, constraint: Any, comps: Any, probs: Any, ev: Any, geom: Any, cut: Any,
+                     dark: Any = None, strips: Any = None) -> Any:
+        given.update(constraint=constraint, comps=comps, probs=probs, ev=ev, cut=cut, dark=dark)
+        return assemble(self, region, constraint, comps, probs, ev, geom, cut, dark, strips)
+
+    seen: list[dict[str, Any]] = []
+
+    def spy_fuse(seg: Reading, crnn: Reading, seg_prob: Callable[[str], float | None],
+                 crnn_prob: Callable[[str], float], rules: FusionRules = RULES, cells: bool = False,
+                 alternatives: Sequence[Reading] = ()) -> Any:
+        texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
+        comps = given["comps"]
+        n_crnn = sum(ch.isdigit() for ch in crnn.raw)
+        recut_probs = None
+        if 0 < len(comps) < n_crnn:
+            recut = split_to_count(comps, n_crnn, reader.digits.top_probability)
+            if recut is not None:
+                crop_box = given["cut"][1]
+                tiles = np.stack([read_mod._tile(c, given["dark"], crop_box) for c in recut if c.kind == "digit"])
+                recut_probs = reader.digits.probabilities(tiles)
+        near: dict[str, float] = {}
+        for t in texts:
+            if t:
+                near.update(strings.neighbours(given["ev"], t, given["constraint"], keep=keep))
+        seen.append({"seg": seg, "crnn": crnn, "alts": tuple(alternatives), "cells": cells,
+                     "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts},
+                     "seg_probs": np.asarray(given["probs"], np.float32), "recut_probs": recut_probs, "near": near})
+        return fuse(seg, crnn, seg_prob, crnn_prob, rules, cells, alternatives)
+
+    read_mod.FieldReader._assemble = spy_assemble  # type: ignore[method-assign]
+    read_mod.fuse = spy_fuse
+    cases = []
+    for i in range(n):
+        sample = strings_sample(gen, seed, i)
+        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        seen.clear()
+        reader.read(clean, [sample.region])
+        if len(seen) == 1:  # else one reader had nothing to say: fusion was not asked
+            cases.append(Case(sample.text, sample.touching, **seen[0]))
+    return cases
+
+
+def seg_opinion(c: Case, text: str, resplit: float = RULES.resplit) -> float | None:
+    """Segmentation's probability of ``text``: from its components, or from the re-cut; None: it has none."""
+    for probs, weight in ((c.seg_probs, 1.0), (c.recut_probs, resplit)):
+        if probs is not None and len(probs) == len(text) > 0:
+            if not text.isdigit():
+                return 0.0
+            return weight * float(np.prod([probs[i, int(ch)] for i, ch in enumerate(text)]))
+    return None
+
+
+def with_neighbours(c: Case, keep: int, power: float, recut: bool) -> tuple[str, float]:
+    """Fusion's choice with the neighbours as further candidates, and its confidence."""
+    f = c.fused()
+    if f.agree:
+        return f.reading.raw, f.confidence
+    names = {"segmentation": c.seg.raw, "crnn": c.crnn.raw}
+    for a in c.alts:
+        names.setdefault("resplit" if a.reader == "resplit" else "joint", a.raw)
+    scores = {names[k]: v for k, v in f.scores.items()}
+    floor = RULES.no_opinion_cells if c.cells else RULES.no_opinion
+    extra: dict[str, float] = {}
+    for text, pc in sorted(c.near.items(), key=lambda kv: -kv[1])[:keep]:
+        ps = seg_opinion(c, text, RULES.resplit if recut else 0.0)
+        if text not in scores and ps is not None and ps > 0:
+            extra[text] = max(ps**power, floor) * pc
+    best = max(extra, key=extra.__getitem__, default=None)
+    if best is None or extra[best] <= max(scores.values()):
+        return f.reading.raw, f.confidence
+    share = extra[best] / (sum(scores.values()) + sum(extra.values()))
+    ps = seg_opinion(c, best, RULES.resplit if recut else 0.0) or 0.0
+    return best, share * min(max(ps, floor), c.near[best])
+
+
+def replay(sets: list[list[Case]], threshold: float) -> None:
+    print("| candidates | " + " | ".join(f"set {i + 1}" for i in range(len(sets)))
+          + " | mean | accepted (right) | fixed / broken |")
+    print("|---" * (len(sets) + 4) + "|")
+    def shipped(c: Case) -> tuple[str, float]:
+        f = c.fused()
+        return f.reading.raw, f.confidence
+
+    def variant(keep: int, power: float, recut: bool) -> Callable[[Case], tuple[str, float]]:
+        return lambda c: with_neighbours(c, keep, power, recut)
+
+    variants: list[tuple[str, Callable[[Case], tuple[str, float]]]] = [("fusion's own (shipped)", shipped)]
+    for keep in (5, 40):
+        for power in (1.0, 0.5):
+            for recut in (True, False):
+                variants.append((f"+ {keep} neighbours, P_seg^{power}, re-cut {'yes' if recut else 'no'}",
+                                 variant(keep, power, recut)))
+    for name, choose in variants:
+        accs, acc, acc_ok, fixed, broken, n = [], 0, 0, 0, 0, 0
+        for cases in sets:
+            ok = 0
+            for c in cases:
+                text, conf = choose(c)
+                shipped = c.fused().reading.raw
+                ok += text == c.truth
+                fixed += text == c.truth != shipped
+                broken += shipped == c.truth != text
+                if conf >= threshold:
+                    acc += 1
+                    acc_ok += text == c.truth
+            accs.append(100.0 * ok / max(len(cases), 1))
+            n += len(cases)
+        print(f"| {name} | " + " | ".join(f"{a:.2f}" for a in accs) + f" | {np.mean(accs):.2f} | "
+              f"{100.0 * acc / max(n, 1):.1f}% ({100.0 * acc_ok / max(acc, 1):.2f}%) | +{fixed} / -{broken} |")
+    print(f"# accepted: fusion's confidence at least {threshold} (the per-character threshold left out)")
+
+
+def anatomy(cases: list[Case]) -> None:
+    rows: Counter[tuple[str, str]] = Counter()
+    for c in cases:
+        f = c.fused()
+        if f.reading.raw == c.truth:
+            continue
+        kind = "touching" if c.touching else "apart"
+        weighed = {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)}
+        if f.agree:
+            why = "both readers read the same wrong text"
+        elif c.truth in weighed:
+            who = {c.seg.raw: "segmentation's", c.crnn.raw: "the string reader's"}.get(c.truth, "an alternative's")
+            why = f"the truth was {who} reading, not chosen"
+        else:
+            ranked = sorted(c.near, key=lambda t: -c.near[t])
+            rank = ranked.index(c.truth) if c.truth in c.near else None
+            where = ("not a neighbour" if rank is None
+                     else "the string reader's 2nd text" if rank == 1 else "its 3rd or later")
+            opinion = "segmentation has an opinion" if seg_opinion(c, c.truth) is not None else "no opinion"
+            why = f"truth not weighed: {where}, {opinion}"
+        rows[(why, kind)] += 1
+    print(f"| the {len(cases)} strings fused wrong: {sum(rows.values())} | apart | touching |")
+    print("|---|---|---|")
+    for why in sorted({w for w, _ in rows}):
+        print(f"| {why} | {rows[(why, 'apart')]} | {rows[(why, 'touching')]} |")
+
+
+def _load(paths: Sequence[str]) -> list[list[Case]]:
+    return [pickle.loads(Path(p).read_bytes()) for p in paths]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("--split", choices=["val", "test"], default="val")
+    rec.add_argument("--n", type=int, default=1500)
+    rec.add_argument("--seed", type=int, default=1)
+    rec.add_argument("--keep", type=int, default=40, help="neighbours kept per reading")
+    rec.add_argument("--strings-model", default=None)
+    rec.add_argument("--out", required=True)
+    rep = sub.add_parser("replay")
+    rep.add_argument("cases", nargs="+")
+    rep.add_argument("--threshold", type=float, default=Options().review_threshold)
+    ana = sub.add_parser("anatomy")
+    ana.add_argument("cases", nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "record":
+        t = time.perf_counter()
+        cases = record(args.split, args.n, args.seed, args.keep, args.strings_model)
+        Path(args.out).write_bytes(pickle.dumps(cases))
+        print(f"# {len(cases)} cases in {time.perf_counter() - t:.0f} s -> {args.out}", file=sys.stderr)
+    elif args.cmd == "replay":
+        replay(_load(args.cases), args.threshold)
+    else:
+        anatomy([c for cases in _load(args.cases) for c in cases])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
