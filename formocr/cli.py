@@ -253,7 +253,8 @@ def extract_member_cmd(model: str, index: int, out: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="The held-out training images, as for `train strings` (keep them the same).")
-@click.option("--out", type=click.Path(dir_okay=False), default="models/blobs-cnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="runs/blobs-cnn.safetensors", show_default=True,
+              help="Experimental and never shipped, so not written into models/ unless asked.")
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @_errors_to_exit_codes
@@ -278,7 +279,8 @@ def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="The held-out training images, as for `train strings` (keep them the same).")
-@click.option("--out", type=click.Path(dir_okay=False), default="models/windows-cnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="runs/windows-cnn.safetensors", show_default=True,
+              help="Experimental and never shipped, so not written into models/ unless asked.")
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
