@@ -28,15 +28,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bank_generator, machine, strings_sample, table
+from common import bank_generator, machine, strings_page, table
 
 import formocr.read as read_mod
 from formocr.data.mnist import load_split
 from formocr.fusion import FusionRules, Reading, fuse
-from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
 from formocr.recognize.modelfile import load_model
 from formocr.train.splits import digit_cnn_split, held_out_split
@@ -89,7 +87,6 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
     idx = held_out(len(s.images), both, digits_model)
     gen = bank_generator(s.images[idx], s.labels[idx])
     pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model, blobs_model=blobs_model))
-    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     seen: list[dict[str, Any]] = []
 
     def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
@@ -102,8 +99,7 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
     read_mod.fuse = spy
     cases = []
     for i in range(n):
-        sample = strings_sample(gen, seed, i)
-        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        sample, clean = strings_page(gen, seed, i)
         seen.clear()
         pipe.reader.read(clean, [sample.region])
         if len(seen) != 1:  # one reader had nothing to say: fusion was not asked

@@ -36,29 +36,22 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import strings_generator, strings_sample
+from common import strings_generator, strings_page
+from fusion_tune import Case as FusionCase
 
 import formocr.read as read_mod
 from formocr.fusion import FusionRules, Reading, fuse
-from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.segment import split_to_count
 
 RULES = FusionRules()
 
 
 @dataclass
-class Case:
-    truth: str
-    touching: bool
-    seg: Reading
-    crnn: Reading
-    alts: tuple[Reading, ...]
-    cells: bool
-    seg_p: dict[str, float | None]
-    crnn_p: dict[str, float]
+class Case(FusionCase):
+    """What fusion was given (``fusion_tune.py``'s record), and what else both readers know."""
+
     seg_probs: np.ndarray  # components × 10 (the benchmark strings have no separators)
     recut_probs: np.ndarray | None  # pieces of the re-cut to the string reader's count × 10
     near: dict[str, float] = field(default_factory=dict)  # P_crnn of the one-edit neighbours of every reading
@@ -73,7 +66,6 @@ def record(split: str, n: int, seed: int, keep: int, strings_model: str | None) 
     reader = Pipeline(Options(strings_model=strings_model)).reader
     assert reader.strings is not None
     strings = reader.strings
-    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     given: dict[str, Any] = {}
     assemble = read_mod.FieldReader._assemble
 
@@ -110,8 +102,7 @@ def record(split: str, n: int, seed: int, keep: int, strings_model: str | None) 
     read_mod.fuse = spy_fuse
     cases = []
     for i in range(n):
-        sample = strings_sample(gen, seed, i)
-        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        sample, clean = strings_page(gen, seed, i)
         seen.clear()
         reader.read(clean, [sample.region])
         if len(seen) == 1:  # else one reader had nothing to say: fusion was not asked
