@@ -156,6 +156,9 @@ def _widths(text: str) -> tuple[int, ...]:
                    "off; 1.45x faster on the project's 2-CPU machine (README).")
 @click.option("--distort", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Warp each MNIST digit of the training strings (turn, shear, scale, elastic) by this strength.")
+@click.option("--touching", type=click.FloatRange(0, 1), default=None,
+              help="Ask this share of the training strings to touch and the rest not to, checked on the drawn ink "
+                   "(default: the generator's own tendency, which about 40% follow).")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
 @click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
@@ -179,7 +182,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
                       bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
-                      average_from: int | None) -> None:
+                      average_from: int | None, touching: float | None) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -190,7 +193,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
                             borders_out=borders_out, device=device, schedule=schedule,
-                            average_from=average_from)
+                            average_from=average_from, touching=touching)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

@@ -395,6 +395,31 @@ def test_tiny_training_is_deterministic(tmp_path: Path, banded: bool, fast: bool
     assert 0.0 <= got.confidence <= 1.0 and set(got.text) <= set(ALPHABET)
 
 
+def test_training_strings_touch_in_the_share_asked() -> None:
+    from formocr.train.strings import _Batches
+
+    def touching(share: float | None) -> list[bool]:
+        asked: list[bool] = []
+        gen = StringGenerator(None, min_len=3, max_len=6)
+        draw = gen.sample
+
+        def spy(rng: np.random.Generator, **kw: object) -> object:
+            if "touching" in kw:
+                asked.append(bool(kw["touching"]))
+            return draw(rng, **kw)  # type: ignore[arg-type]
+
+        gen.sample = spy  # type: ignore[method-assign]
+        _Batches(gen, seed=3, batch_size=40, steps=1, touching=share)[0]
+        return asked
+
+    assert touching(None) == []  # the generator's own draw: the default recipe is untouched
+    assert touching(1.0) == [True] * 40 and touching(0.0) == [False] * 40
+    assert 20 < sum(touching(0.7)) < 38
+    # asked for, the strings are drawn as the benchmark draws them: checked on the ink
+    assert all(StringGenerator(None, min_len=3, max_len=6).sample(np.random.default_rng(k), touching=True).touching
+               for k in range(8))
+
+
 @pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
 def test_a_grey_reader_is_trained_on_grey_strips_and_says_so(tmp_path: Path) -> None:
     from formocr.errors import ConfigError

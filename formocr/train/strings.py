@@ -69,6 +69,9 @@ class StringTrainConfig:
     val_every: int = 500
     synth_share: float = 0.3  # share of digits drawn by the stroke renderer instead of taken from MNIST
     distort: float = 0.0  # training strings only: MNIST digits warped as another writer might form them (0: off)
+    # Training strings only: this share of them asked to touch, the rest not, each checked on the drawn ink as the
+    # string benchmark draws its strings (None: the generator's own draw, a tendency that ~40% of strings follow).
+    touching: float | None = None
     limit: int | None = None  # use only N training images (tests)
     threads: int = 1
     workers: int = 1
@@ -188,9 +191,9 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
-                 input: str = "ink", borders_out: bool = False) -> None:
+                 input: str = "ink", borders_out: bool = False, touching: float | None = None) -> None:
         self.gen, self.seed, self.bs, self.steps, self.banded, self.input = gen, seed, batch_size, steps, banded, input
-        self.borders_out = borders_out
+        self.borders_out, self.touching = borders_out, touching
 
     def __len__(self) -> int:
         return self.steps
@@ -205,7 +208,10 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
-            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text)
+            kw = {}
+            if self.touching is not None:  # asked for from a stream of its own
+                kw["touching"] = bool(np.random.default_rng([self.seed, step, i, 7]).random() < self.touching)
+            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, **kw)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
@@ -279,7 +285,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     average_after = cfg.average_from if cfg.average_from is not None else cfg.steps
     judge = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height).to(dev) if average else None
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out)
+    batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
+                       cfg.touching)
     loader = DataLoader(batches, batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
@@ -351,6 +358,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "schedule": cfg.schedule, "average_from": cfg.average_from,
             "selected": "averaged weights" if best_averaged else "weights",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
+            "touching": cfg.touching,
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
                      "validation": f"{cfg.val_size} strings from 5000 held-out training images",
