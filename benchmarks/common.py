@@ -9,9 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from formocr.data.mnist import load_split
-from formocr.objects import CleanPage, Page
-from formocr.preprocess import PreprocessOptions, preprocess
-from formocr.synth.strings import DigitBank, StringGenerator, StringSample
+from formocr.objects import CleanPage
+from formocr.synth.strings import DigitBank, StringGenerator, StringSample, clean_page
 from formocr.train.splits import held_out_split
 
 
@@ -69,11 +68,8 @@ def strings_sample(gen: StringGenerator, seed: int, i: int, clean: bool = False)
     return gen.sample(np.random.default_rng([seed, 31337, i]), touching=i % 2 == 0, clean=clean)
 
 
-STRIP_PREPROCESS = PreprocessOptions(deskew=False, speckle_mm=0.0)
-
-
-def strings_page(gen: StringGenerator, seed: int, i: int) -> tuple[StringSample, CleanPage]:
-    """String ``i`` of a benchmark run (:func:`strings_sample`) and its strip preprocessed as a page, ready for
-    the field reader (no deskew: the strip is level; specks are left to the segmenter, as on a page)."""
-    sample = strings_sample(gen, seed, i)
-    return sample, preprocess(Page(0, sample.image, sample.dpi, "<strip>"), STRIP_PREPROCESS)
+def strings_page(gen: StringGenerator, seed: int, i: int, clean: bool = False) -> tuple[StringSample, CleanPage]:
+    """String ``i`` of a benchmark run (:func:`strings_sample`) and its strip preprocessed as a page
+    (:func:`formocr.synth.strings.clean_page`), ready for the field reader."""
+    sample = strings_sample(gen, seed, i, clean)
+    return sample, clean_page(sample)

@@ -26,15 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
-from common import machine, strings_generator, strings_sample, table
+from common import machine, strings_generator, strings_page, table
 
 import formocr.read as read_mod
 from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import normalize_digit
-from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.modelfile import card_path
 from formocr.synth.strings import PAPER_EFFECTS
 
@@ -70,7 +68,6 @@ def main() -> int:
     views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model,
                             blobs_model=args.blobs_model, windows_model=args.windows_model, **views))
-    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     # Every text fusion weighs (both readings and the alternatives), so the table can say how often the truth was
     # there to be chosen at all: the most any fusion rule could reach with these readers.
     weighed: list[str] = []
@@ -95,8 +92,7 @@ def main() -> int:
     t0 = time.perf_counter()
     read_ms = 0.0
     for i in range(args.n):
-        sample = strings_sample(gen, args.seed, i, clean=args.clean_paper)
-        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
+        sample, clean = strings_page(gen, args.seed, i, clean=args.clean_paper)
         t = time.perf_counter()
         weighed.clear()
         res = pipe.reader.read(clean, [sample.region])[0].result

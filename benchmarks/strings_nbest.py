@@ -19,13 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, strings_generator, strings_sample, table
+from common import machine, strings_generator, strings_page, table
 
 from formocr.fields import constraint_for
-from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.segment import field_cut
 
 DIGITS = "0123456789"
@@ -63,16 +61,14 @@ def main() -> int:
     reader = pipe.strings
     if reader is None:
         raise SystemExit("this benchmark needs a string model")
-    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     n = Counter[str]()
     wrong = Counter[str]()
     ranks = Counter[tuple[str, str]]()
     t0 = time.perf_counter()
     for i in range(args.n):
-        sample = strings_sample(gen, args.seed, i)
+        sample, clean = strings_page(gen, args.seed, i)
         kind = "touching" if sample.touching else "apart"
         n[kind] += 1
-        clean = preprocess(Page(0, sample.image, sample.dpi, "<strip>"), pre)
         ink, box, lines = field_cut(clean, sample.region)  # as the pipeline reads a field (border_out too)
         gray = clean.gray[box.y : box.y2, box.x : box.x2]
         strips, _ = reader.field_strips(ink, sample.region.box.h, sample.dpi, gray, lines=lines)

@@ -171,10 +171,10 @@ def test_random_layouts_do_not_depend_on_the_opencv_release(monkeypatch: pytest.
 
     from formocr.synth import layouts
 
-    def wider(*a: object, **k: object) -> tuple[tuple[int, int], int]:
+    def refuse(*a: object, **k: object) -> tuple[tuple[int, int], int]:
         raise AssertionError("layouts must not measure text with cv2")
 
-    monkeypatch.setattr(cv2, "getTextSize", wider)
+    monkeypatch.setattr(cv2, "getTextSize", refuse)
     rng = np.random.default_rng(4242)
     t = layouts.random_layout(rng)
     values = layouts.layout_values(t, rng)

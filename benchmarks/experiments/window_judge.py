@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import strings_generator, strings_sample, table
+from common import strings_generator, strings_page, table
 
 import formocr.read as read_mod
 from formocr.fusion import FusionRules
-from formocr.objects import Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.recognize.windows import judge, window_evidence
 
 GATES = (0.8, 0.9, 0.95, 0.99, 1.01)
@@ -54,12 +52,11 @@ def collect(split: str, seed: int, n: int, model: str, strings_model: str | None
         return None
 
     read_mod.FieldReader._window_judged = record  # type: ignore[method-assign]
-    pre = PreprocessOptions(deskew=False, speckle_mm=0.0)
     rows = []
     for i in range(n):
-        s = strings_sample(gen, seed, i)
+        s, clean = strings_page(gen, seed, i)
         seen.clear()
-        res = pipe.reader.read(preprocess(Page(0, s.image, s.dpi, "<strip>"), pre), [s.region])[0].result
+        res = pipe.reader.read(clean, [s.region])[0].result
         rows.append({"truth": s.text, "fused": res.raw, "seg": res.readings["segmentation"]["raw"], **seen})
     return rows
 

@@ -400,7 +400,7 @@ def field_cut_of(sample: StringSample) -> tuple[np.ndarray, Box]:
     """As :func:`field_ink_of`, with the crop's box in strip pixels (where the drawn characters' boxes are)."""
     from formocr.segment import field_ink
 
-    return field_ink(_clean(sample), sample.region)
+    return field_ink(clean_page(sample), sample.region)
 
 
 @overload
@@ -413,13 +413,15 @@ def field_grey_of(sample: StringSample, with_box: bool = False) -> Any:
     grey-box strip; ``with_box``: also the crop's box (where the drawn characters' boxes are)."""
     from formocr.segment import field_cut
 
-    clean = _clean(sample)
+    clean = clean_page(sample)
     ink, box, lines = field_cut(clean, sample.region)
     grey = clean.gray[box.y : box.y2, box.x : box.x2]
     return (ink, grey, lines, box) if with_box else (ink, grey, lines)
 
 
-def _clean(sample: StringSample) -> CleanPage:
+def clean_page(sample: StringSample) -> CleanPage:
+    """The strip preprocessed as the pipeline preprocesses a page (no deskew: it is level; specks are left to the
+    segmenter), so training and the string benchmarks read the fields of the same pixels."""
     from formocr.preprocess import PreprocessOptions, preprocess
 
     return preprocess(Page(0, sample.image, sample.dpi, "<strip>"), PreprocessOptions(deskew=False, speckle_mm=0.0))

@@ -208,10 +208,9 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
         for i in range(self.bs):
             rng = np.random.default_rng([self.seed, step, i])
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
-            kw = {}
-            if self.touching is not None:  # asked for from a stream of its own
-                kw["touching"] = bool(np.random.default_rng([self.seed, step, i, 7]).random() < self.touching)
-            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, **kw)
+            touching = (None if self.touching is None  # None: the generator draws its own lean
+                        else bool(np.random.default_rng([self.seed, step, i, 7]).random() < self.touching))
+            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, touching=touching)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
