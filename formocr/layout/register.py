@@ -221,20 +221,24 @@ def _px(H_mm: np.ndarray, dpi: float) -> np.ndarray:
 
 
 def _draw(
-    segs: list[Segment], H: np.ndarray, k: float, origin: tuple[float, float], size: tuple[int, int], thick: int = 1
+    segs: list[Segment], H: np.ndarray, k: float, origin: tuple[float, float], size: tuple[int, int]
 ) -> np.ndarray:
-    """Segments (template mm) through ``H`` (mm → page mm) into a float image at ``k`` px/mm from ``origin`` (px)."""
+    """Segments (template mm) through ``H`` (mm → page mm) into a float image at ``k`` px/mm from ``origin`` (px).
+
+    One-pixel lines between whole pixels: the ends rounded here (to 1/16 px, then half up) exactly as OpenCV >= 4.13
+    rounds sub-pixel ends given with ``shift``, which <= 4.12 rasterised differently (a patch drawn a pixel off moved
+    corner matches and flipped RANSAC fits). A float image gets no anti-aliasing from LINE_AA in any release.
+    """
     img = np.zeros((size[1], size[0]), np.float32)
     if not segs:
         return img
     pts = np.array([[s[0], s[1]] for s in segs] + [[s[2], s[3]] for s in segs], np.float64)
     q = _apply(H, pts) * k - np.array(origin)
     n = len(segs)
-    sh = 4
     for i in range(n):
-        a = (round(q[i, 0] * 16), round(q[i, 1] * 16))
-        b = (round(q[n + i, 0] * 16), round(q[n + i, 1] * 16))
-        cv2.line(img, a, b, 1.0, thick, cv2.LINE_AA, sh)
+        a = ((round(q[i, 0] * 16) + 8) >> 4, (round(q[i, 1] * 16) + 8) >> 4)
+        b = ((round(q[n + i, 0] * 16) + 8) >> 4, (round(q[n + i, 1] * 16) + 8) >> 4)
+        cv2.line(img, a, b, 1.0, 1, cv2.LINE_8)
     return img
 
 

@@ -10,7 +10,8 @@ Geometry conventions (the pipeline relies on them):
 * Field borders are drawn *inside* the template box: a box's outline covers the outermost ``border`` pixels of
   its box (0.3 mm, 4 px at 300 dpi); comb cell separators (0.25 mm, 3 px at 300 dpi) are centred on
   ``x + round(i * w / cells)``. ``free`` fields have no border.
-* Labels are printed above their field, their baseline 1.2 mm above the box's top edge (cap height 2.2 mm).
+* Labels are printed above their field, their baseline 1.2 mm above the box's top edge (cap height 2.2 mm;
+  brackets, a font's tallest glyphs, at most 1.35 cap heights: see :func:`_size_unit`).
 * A date comb holds only digits, one per cell (DDMMYYYY for DMY); the form prints small slashes *below* the
   comb (starting 0.6 mm under its bottom edge) at the group boundaries (2|2|4, or 4|2|2 for YMD), outside
   the writing area. The field's value still has its slashes ("03/11/2026"), as the pipeline outputs it.
@@ -249,14 +250,14 @@ class _Printer:
         font: int = cv2.FONT_HERSHEY_SIMPLEX,
     ) -> tuple[int, int]:
         """Print ``s`` with its baseline at ``base_mm``; returns the text's pixel width and height."""
-        scale = cap_mm * self.k / _cap_height(font)
+        scale = cap_mm * self.k / _size_unit(font)
         th = max(1, round(self.k * (0.32 if bold else 0.2) * cap_mm / 2.2))
         cv2.putText(self.layer, s, (self.px(x_mm), self.px(base_mm)), font, scale, 255, th, cv2.LINE_AA)
         (w, h), _ = cv2.getTextSize(s, font, scale, th)
         return w, h
 
     def text_width_mm(self, s: str, cap_mm: float, font: int = cv2.FONT_HERSHEY_SIMPLEX) -> float:
-        scale = cap_mm * self.k / _cap_height(font)
+        scale = cap_mm * self.k / _size_unit(font)
         return cv2.getTextSize(s, font, scale, 1)[0][0] / self.k
 
     def hline(self, x0_mm: float, x1_mm: float, y_mm: float, t_mm: float = 0.2) -> None:
@@ -290,17 +291,31 @@ class _Printer:
         self.layer[y : y + h, x + w - t : x + w] = 255
 
 
-_CAP_CACHE: dict[int, float] = {}
+_CAP_CACHE: dict[tuple[str, int], float] = {}
+BRACKET_CAPS = 1.35  # the tallest a bracket may print, in cap heights
+
+
+def _ink_height(s: str, font: int) -> float:
+    """Measured ink height of ``s`` at fontScale 1 (getTextSize's height includes more than the ink)."""
+    if (s, font) not in _CAP_CACHE:
+        img = np.zeros((80, 80), np.uint8)
+        cv2.putText(img, s, (5, 60), font, 1.0, 255, 1, cv2.LINE_8)
+        ys = np.nonzero(img.any(axis=1))[0]
+        _CAP_CACHE[s, font] = float(ys.max() - ys.min() + 1)
+    return _CAP_CACHE[s, font]
 
 
 def _cap_height(font: int) -> float:
-    """Measured ink height of a capital at fontScale 1 (getTextSize's height includes more than the cap)."""
-    if font not in _CAP_CACHE:
-        img = np.zeros((80, 80), np.uint8)
-        cv2.putText(img, "H", (5, 60), font, 1.0, 255, 1, cv2.LINE_8)
-        ys = np.nonzero(img.any(axis=1))[0]
-        _CAP_CACHE[font] = float(ys.max() - ys.min() + 1)
-    return _CAP_CACHE[font]
+    return _ink_height("H", font)
+
+
+def _size_unit(font: int) -> float:
+    """What printed text is sized by, in pixels at fontScale 1: the cap height, unless the brackets reach further
+    than BRACKET_CAPS cap heights. Common typefaces' brackets span about 1.3 caps, and so do OpenCV 5's fonts (the
+    cap height wins there, so nothing changes); OpenCV 4's Hershey fonts have brackets of 1.5 caps, so there the
+    brackets set the size (caps 10 % lower) and a 2.2 mm label's "(" stays print-sized, below what the field finder
+    takes for handwriting (formocr.layout.detect)."""
+    return max(_cap_height(font), _ink_height("(", font) / BRACKET_CAPS)
 
 
 def _date_groups(f: TemplateField) -> list[int]:
@@ -654,7 +669,11 @@ def _stamp(rng: np.random.Generator, k: float) -> np.ndarray:
     (tw, th), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_DUPLEX, 1.0, 2)
     fs = width / tw
     org = (round((layer.shape[1] - tw * fs) / 2), round((layer.shape[0] + th * fs) / 2))
-    cv2.putText(layer, word, org, cv2.FONT_HERSHEY_DUPLEX, fs, 255, max(1, t), cv2.LINE_AA)
+    # Rubber stamps print heavy type, stems about 0.3 of the cap height. OpenCV 5 draws any thickness from 2 up as
+    # its bold face (stems 0.32 caps; these pixels do not depend on the figure), while OpenCV 4's Hershey fonts are
+    # strokes of a pen ``thickness`` pixels wide: the pen is sized so, not left at the frame's line width.
+    heavy = max(t, round(0.3 * fs * _cap_height(cv2.FONT_HERSHEY_DUPLEX)))
+    cv2.putText(layer, word, org, cv2.FONT_HERSHEY_DUPLEX, fs, 255, heavy, cv2.LINE_AA)
     angle = float(rng.uniform(-30, 30))
     hh, ww = layer.shape
     R = cv2.getRotationMatrix2D((ww / 2, hh / 2), angle, 1.0)
