@@ -5,6 +5,8 @@ for the better.
     python benchmarks/experiments/neighbour_fusion.py record --split val --n 1500 --seed 1 --out runs/nb-v1.pkl
     python benchmarks/experiments/neighbour_fusion.py replay runs/nb-v1.pkl runs/nb-v2.pkl ...
     python benchmarks/experiments/neighbour_fusion.py anatomy runs/nb-v1.pkl runs/nb-v2.pkl ...
+    python benchmarks/experiments/neighbour_fusion.py rules runs/nb-v1.pkl runs/nb-v2.pkl ...       (stop 30)
+    python benchmarks/experiments/neighbour_fusion.py seg-errors runs/nb-v1.pkl runs/nb-v2.pkl ...  (stop 30)
 
 ``record`` reads the strings of ``strings_accuracy.py`` (same generator, seeds and indices) through the pipeline's
 field reader and keeps, per string, what fusion was given (as ``fusion_tune.py`` records it) and more: the digit
@@ -16,7 +18,8 @@ edit away from each reading fusion weighed (``StringReader.neighbours``, up to `
 it found components (the product of their probabilities) or as the re-cut has pieces (that product × ``resplit``);
 each scores max(P_seg, floor)^pow · P_crnn, like fusion's own candidates, and wins only above all of them.
 
-``anatomy`` sorts the strings fused wrong: both readers agreeing on the same wrong text; the truth among fusion's
+``rules`` replays fusion's own candidates under other weights for segmentation's merged and re-cut readings;
+``seg-errors`` sorts segmentation's misreadings of the apart strings. ``anatomy`` sorts the strings fused wrong: both readers agreeing on the same wrong text; the truth among fusion's
 candidates but not chosen; the truth absent, by whether segmentation has an opinion of it and its rank among the
 string reader's neighbours of its reading.
 """
@@ -29,7 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +210,72 @@ def anatomy(cases: list[Case]) -> None:
         print(f"| {why} | {rows[(why, 'apart')]} | {rows[(why, 'touching')]} |")
 
 
+def rules(sets: list[list[Case]]) -> None:
+    """Fusion's own candidates under other weights for segmentation's merged and re-cut readings (stop 30), and a
+    rule that takes the string reader's reading whenever segmentation found fewer digits than it reads."""
+    def merged_to_crnn(c: Case) -> str:
+        f = c.fused()
+        if not f.agree and not c.cells and _count(c.seg.raw) < _count(c.crnn.raw):
+            return c.crnn.raw
+        return str(f.reading.raw)
+
+    variants: list[tuple[str, Callable[[Case], str]]] = [
+        ("fusion (shipped: resplit 0.3, fewer_digits 0.3)", lambda c: str(c.fused().reading.raw)),
+        ("the string reader alone", lambda c: c.crnn.raw),
+        ("the string reader's reading where segmentation found fewer digits", merged_to_crnn)]
+    def under(r: FusionRules) -> Callable[[Case], str]:
+        return lambda c: str(c.fused(r).reading.raw)
+
+    for resplit in (1.0, 0.3, 0.1, 0.0):
+        for fewer in (0.3, 0.1):
+            variants.append((f"resplit {resplit}, fewer_digits {fewer}",
+                             under(replace(RULES, resplit=resplit, fewer_digits=fewer))))
+    print("| rule | " + " | ".join(f"set {i + 1}" for i in range(len(sets))) + " | mean | apart | touching |"
+          " fixed / broken |")
+    print("|---" * (len(sets) + 5) + "|")
+    for name, choose in variants:
+        accs, fixed, broken = [], 0, 0
+        right = {False: [0, 0], True: [0, 0]}
+        for cases in sets:
+            ok = 0
+            for c in cases:
+                text, shipped = choose(c), c.fused().reading.raw
+                ok += text == c.truth
+                right[c.touching][0] += text == c.truth
+                right[c.touching][1] += 1
+                fixed += text == c.truth != shipped
+                broken += shipped == c.truth != text
+            accs.append(100.0 * ok / max(len(cases), 1))
+        share = {k: 100.0 * v[0] / max(v[1], 1) for k, v in right.items()}
+        print(f"| {name} | " + " | ".join(f"{a:.2f}" for a in accs) + f" | {np.mean(accs):.2f} | "
+              f"{share[False]:.2f} | {share[True]:.2f} | +{fixed} / -{broken} |")
+
+
+def seg_errors(cases: list[Case]) -> None:
+    """How segmentation misreads the apart strings: a wrong count, or the right count with digits misread."""
+    kinds: Counter[str] = Counter()
+    swaps: Counter[str] = Counter()
+    apart = [c for c in cases if not c.touching]
+    for c in apart:
+        text = c.seg.raw.replace(" ", "")
+        if text == c.truth:
+            kinds["right"] += 1
+        elif len(text) != len(c.truth):
+            kinds["fewer digits" if len(text) < len(c.truth) else "more digits"] += 1
+        else:
+            kinds["right count, digits misread"] += 1
+            swaps.update(f"{a}→{b}" for a, b in zip(c.truth, text) if a != b)
+    print(f"| segmentation on {len(apart)} apart strings | strings |")
+    print("|---|---|")
+    for kind, k in kinds.most_common():
+        print(f"| {kind} | {k} ({100.0 * k / max(len(apart), 1):.2f}%) |")
+    print("# digits misread (truth→read), most frequent: " + ", ".join(f"{s} {k}" for s, k in swaps.most_common(10)))
+
+
+def _count(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
+
+
 def _load(paths: Sequence[str]) -> list[list[Case]]:
     return [pickle.loads(Path(p).read_bytes()) for p in paths]
 
@@ -226,6 +295,8 @@ def main() -> int:
     rep.add_argument("--threshold", type=float, default=Options().review_threshold)
     ana = sub.add_parser("anatomy")
     ana.add_argument("cases", nargs="+")
+    for name in ("rules", "seg-errors"):
+        sub.add_parser(name).add_argument("cases", nargs="+")
     args = ap.parse_args()
     if args.cmd == "record":
         t = time.perf_counter()
@@ -234,6 +305,10 @@ def main() -> int:
         print(f"# {len(cases)} cases in {time.perf_counter() - t:.0f} s -> {args.out}", file=sys.stderr)
     elif args.cmd == "replay":
         replay(_load(args.cases), args.threshold)
+    elif args.cmd == "rules":
+        rules(_load(args.cases))
+    elif args.cmd == "seg-errors":
+        seg_errors([c for cases in _load(args.cases) for c in cases])
     else:
         anatomy([c for cases in _load(args.cases) for c in cases])
     return 0
