@@ -18,10 +18,12 @@ edit away from each reading fusion weighed (``StringReader.neighbours``, up to `
 it found components (the product of their probabilities) or as the re-cut has pieces (that product × ``resplit``);
 each scores max(P_seg, floor)^pow · P_crnn, like fusion's own candidates, and wins only above all of them.
 
-``rules`` replays fusion's own candidates under other weights for segmentation's merged and re-cut readings;
-``seg-errors`` sorts segmentation's misreadings of the apart strings. ``anatomy`` sorts the strings fused wrong: both readers agreeing on the same wrong text; the truth among fusion's
+``anatomy`` sorts the strings fused wrong: both readers agreeing on the same wrong text; the truth among fusion's
 candidates but not chosen; the truth absent, by whether segmentation has an opinion of it and its rank among the
 string reader's neighbours of its reading.
+
+``rules`` replays fusion's own candidates under other weights for segmentation's merged and re-cut readings;
+``seg-errors`` sorts segmentation's misreadings of the apart strings.
 """
 
 from __future__ import annotations
@@ -223,6 +225,7 @@ def rules(sets: list[list[Case]]) -> None:
         ("fusion (shipped: resplit 0.3, fewer_digits 0.3)", lambda c: str(c.fused().reading.raw)),
         ("the string reader alone", lambda c: c.crnn.raw),
         ("the string reader's reading where segmentation found fewer digits", merged_to_crnn)]
+
     def under(r: FusionRules) -> Callable[[Case], str]:
         return lambda c: str(c.fused(r).reading.raw)
 
