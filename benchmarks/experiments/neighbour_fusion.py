@@ -86,7 +86,7 @@ def record(split: str, n: int, seed: int, keep: int, strings_model: str | None) 
                  alternatives: Sequence[Reading] = ()) -> Any:
         texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
         comps = given["comps"]
-        n_crnn = sum(ch.isdigit() for ch in crnn.raw)
+        n_crnn = _count(crnn.raw)
         recut_probs = None
         if 0 < len(comps) < n_crnn:
             recut = split_to_count(comps, n_crnn, reader.digits.top_probability)
@@ -236,13 +236,14 @@ def rules(sets: list[list[Case]]) -> None:
     print("| rule | " + " | ".join(f"set {i + 1}" for i in range(len(sets))) + " | mean | apart | touching |"
           " fixed / broken |")
     print("|---" * (len(sets) + 5) + "|")
+    shipped_texts = [[str(c.fused().reading.raw) for c in cases] for cases in sets]
     for name, choose in variants:
         accs, fixed, broken = [], 0, 0
         right = {False: [0, 0], True: [0, 0]}
-        for cases in sets:
+        for cases, shipped_of in zip(sets, shipped_texts):
             ok = 0
-            for c in cases:
-                text, shipped = choose(c), c.fused().reading.raw
+            for c, shipped in zip(cases, shipped_of):
+                text = choose(c)
                 ok += text == c.truth
                 right[c.touching][0] += text == c.truth
                 right[c.touching][1] += 1

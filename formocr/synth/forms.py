@@ -291,18 +291,18 @@ class _Printer:
         self.layer[y : y + h, x + w - t : x + w] = 255
 
 
-_CAP_CACHE: dict[tuple[str, int], float] = {}
+_INK_CACHE: dict[tuple[str, int], float] = {}
 BRACKET_CAPS = 1.35  # the tallest a bracket may print, in cap heights
 
 
 def _ink_height(s: str, font: int) -> float:
     """Measured ink height of ``s`` at fontScale 1 (getTextSize's height includes more than the ink)."""
-    if (s, font) not in _CAP_CACHE:
+    if (s, font) not in _INK_CACHE:
         img = np.zeros((80, 80), np.uint8)
         cv2.putText(img, s, (5, 60), font, 1.0, 255, 1, cv2.LINE_8)
         ys = np.nonzero(img.any(axis=1))[0]
-        _CAP_CACHE[s, font] = float(ys.max() - ys.min() + 1)
-    return _CAP_CACHE[s, font]
+        _INK_CACHE[s, font] = float(ys.max() - ys.min() + 1)
+    return _INK_CACHE[s, font]
 
 
 def _cap_height(font: int) -> float:
