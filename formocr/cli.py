@@ -98,17 +98,20 @@ def _report(out: str, card: dict[str, Any]) -> None:
               help="Digit model segmentation consults while cutting the strings (default: the shipped one).")
 @click.option("--crop-recut/--no-crop-recut", default=True, show_default=True,
               help="Also train on the pieces merged touching digits are re-cut into.")
+@click.option("--grey-share", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Share of scanned-road tiles shaded by the scan's grey, as the pipeline's grey digit tiles are.")
 @_errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
                      split_seed: int | None, string_crops: int, crop_share: float, crop_model: str | None,
-                     crop_recut: bool) -> None:
+                     crop_recut: bool, grey_share: float) -> None:
     """Train the digit CNN on MNIST (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
                                     split_seed=split_seed, string_crops=string_crops, crop_share=crop_share,
-                                    crop_model=crop_model, crop_recut=crop_recut), command=command)
+                                    crop_model=crop_model, crop_recut=crop_recut, grey_share=grey_share),
+                        command=command)
     _report(out, card)
 
 

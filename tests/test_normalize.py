@@ -60,3 +60,32 @@ def test_training_uses_the_same_function() -> None:
 def test_model_input_standardised() -> None:
     x = to_model_input(np.zeros((2, 28, 28), np.float32))
     assert x.shape == (2, 1, 28, 28) and np.allclose(x, -0.1307 / 0.3081)
+
+
+def test_scan_road_grey_is_an_option_that_leaves_the_mask_road_alone() -> None:
+    import formocr.train.augment as aug
+
+    digit = _seven(28, 28, 3).astype(np.uint8) * 255
+    for seed in range(6):
+        plain = aug.scan_road(digit, np.random.default_rng(seed))
+        assert np.array_equal(plain, aug.scan_road(digit, np.random.default_rng(seed), grey=False))
+        shaded = aug.scan_road(digit, np.random.default_rng(seed), grey=True)
+        assert shaded.shape == (28, 28) and shaded.min() >= 0.0 and shaded.max() <= 1.0
+        assert shaded.any()
+
+
+def test_grey_shade_keeps_a_closed_loop_lighter_than_its_strokes() -> None:
+    # A ring whose gap blur filled with light ink: the binarized mask closes it, the shading does not.
+    from formocr.train.augment import grey_shade
+
+    dark = np.zeros((40, 40), np.float32)
+    cv2.circle(dark, (20, 20), 10, 1.0, 3)
+    dark[8:13, 18:23] = np.where(dark[8:13, 18:23] > 0, 0.35, 0.0)  # the gap at the top, lighter
+    mask = dark > 0.3
+    out = grey_shade(dark, mask, np.random.default_rng(0))
+    gap = mask[8:13, 18:23]
+    assert gap.any() and out[8:13, 18:23][gap].max() < 0.5  # closed in the mask, light in the tile
+    assert np.median(out[mask & (dark > 0.9)]) >= 0.8
+    assert out[mask].min() >= 0.1  # every mask pixel keeps the mask's extent
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert not out[~grown].any()

@@ -69,3 +69,13 @@ def test_the_digit_cnn_can_hold_out_the_string_models_images(tmp_path: Path) -> 
     # the shipped digit CNN's split is drawn from its seed and shares only 413 images with the strings' split
     seeded = digit_cnn_split(60000, seed=0)[0]
     assert len(np.intersect1d(seeded, strings_held)) == 413
+
+
+@needs_shared
+def test_grey_share_trains_on_shaded_tiles_and_reports_them(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=1, limit=300, val_size=200, seed=2, widths=(4, 8, 8, 8, 8), workers=0, grey_share=0.5,
+                      out=str(tmp_path / "g.safetensors"))
+    card = train_digits(cfg)
+    assert card["training"]["grey_share"] == 0.5
+    assert 0.0 <= card["figures"]["val_accuracy_scan_grey"] <= 1.0
+    assert "val_scan_grey" in card["training"]["history"][0]

@@ -35,8 +35,16 @@ def _break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
-    """One random scanned-looking version of a 28×28 uint8 MNIST digit, as a normalized 28×28 float tile."""
+def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0, grey: bool = False
+              ) -> np.ndarray:
+    """One random scanned-looking version of a 28×28 uint8 MNIST digit, as a normalized 28×28 float tile.
+
+    ``grey``: the tile the pipeline's default ``digit_tiles="grey"`` gives, not the bare mask: the binarized
+    mask shaded by how dark the blurred, noisy scan is under it (:func:`grey_shade`, as
+    :func:`formocr.normalize.grey_tile` shades a cut). There a loop that the binarization closed stays lighter
+    than the strokes around it, which only a network trained on such tiles learns to read. The pen changes and
+    broken strokes then act on the scan's grey as well as on its mask. ``False`` draws the same random numbers
+    and returns the same tile as before the option existed."""
     size = 28 * UPSCALE + 12
     big: np.ndarray = np.zeros((size, size), np.float32)
     big[6:-6, 6:-6] = cv2.resize(digit.astype(np.float32) / 255.0, (28 * UPSCALE, 28 * UPSCALE),
@@ -52,15 +60,46 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
     r = rng.random()
     if r < 0.25:  # thicker pen
         k = int(rng.integers(2, 5))
-        ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        ink = cv2.dilate(ink, pen)
+        if grey:
+            big = cv2.dilate(big, pen)
     elif r < 0.45:  # thinner pen
         k = 2
-        thin = cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+        thin = cv2.erode(ink, pen)
         if thin.sum() > 0.35 * ink.sum():
             ink = thin
+            if grey:
+                big = cv2.erode(big, pen)
     if rng.random() < 0.12:
+        whole = ink
         ink = _break_strokes(ink, rng)
-    return normalize_digit(_drop_specks(ink))
+        if grey:
+            big = np.where((whole > 0) & (ink == 0), 0.0, big).astype(np.float32)
+    kept = _drop_specks(ink)
+    if grey:
+        return normalize_digit(grey_shade(big, kept, rng))
+    return normalize_digit(kept)
+
+
+def grey_shade(darkness: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``mask`` shaded by ``darkness`` (0 paper, larger darker) as :func:`formocr.normalize.grey_ink` and
+    ``grey_tile`` shade a cut: over the mask grown by a pixel, scaled from the paper around it to the field's
+    darkest ink, every mask pixel at least 0.1. The field's darkest ink is this digit's own (its 95th
+    percentile) times 0.8-1.25, since in a field a digit may be written lighter or darker than the rest."""
+    m = np.asarray(mask, bool)
+    out = np.zeros(m.shape, np.float32)
+    if not m.any():
+        return out
+    grown = cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    around = darkness[~grown]
+    paper = float(np.median(around)) if around.size else 0.0
+    darkest = float(np.percentile(darkness[m], 95)) * float(rng.uniform(0.8, 1.25))
+    span = max(darkest - paper, 1e-3)
+    out[grown] = np.clip((darkness[grown] - paper) / span, 0.0, 1.0)
+    out[m] = np.maximum(out[m], 0.1)
+    return out
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:

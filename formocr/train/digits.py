@@ -61,15 +61,18 @@ class TrainConfig:
     # The classifier segmentation consults while cutting those strings (default: the shipped digit model).
     crop_model: str | None = None
     crop_recut: bool = True  # also the pieces split_to_count cuts merged (touching) digits into
+    # Share of scan-road tiles shaded by the scan's grey (augment.scan_road(grey=True)), as the pipeline's default
+    # digit_tiles="grey" shows a cut; 0 (the shipped recipe): the bare mask only, the same draws as before.
+    grey_share: float = 0.0
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item i of the sampler is a whole batch; ids encode (epoch, index) so each epoch differs but repeats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float,
-                 crops: CropPool | None = None, crop_share: float = 0.0) -> None:
+                 crops: CropPool | None = None, crop_share: float = 0.0, grey_share: float = 0.0) -> None:
         self.images, self.labels, self.seed, self.scan_share = images, labels, seed, scan_share
-        self.crops, self.crop_share = crops, crop_share
+        self.crops, self.crop_share, self.grey_share = crops, crop_share, grey_share
 
     def __len__(self) -> int:
         return len(self.images)
@@ -86,8 +89,11 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 tiles[j] = jitter_tile(self.crops.tiles[k], rng)
                 labels[j] = self.crops.labels[k]
                 continue
-            road = scan_road if rng.random() < self.scan_share else clean_road
-            tiles[j] = road(self.images[i], rng)
+            if rng.random() < self.scan_share:
+                grey = self.grey_share > 0 and rng.random() < self.grey_share
+                tiles[j] = scan_road(self.images[i], rng, grey=grey)
+            else:
+                tiles[j] = clean_road(self.images[i], rng)
             labels[j] = self.labels[i]
         return torch.from_numpy(to_model_input(tiles)), torch.from_numpy(labels)
 
@@ -109,8 +115,9 @@ def _tiles(images: np.ndarray) -> np.ndarray:
     return np.stack([normalize_digit(im) for im in images]) if len(images) else np.zeros((0, 28, 28), np.float32)
 
 
-def _scan_tiles(images: np.ndarray, seed: int) -> np.ndarray:
-    return np.stack([scan_road(im, np.random.default_rng([seed, 10_000_019, i])) for i, im in enumerate(images)])
+def _scan_tiles(images: np.ndarray, seed: int, grey: bool = False) -> np.ndarray:
+    return np.stack([scan_road(im, np.random.default_rng([seed, 10_000_019, i]), grey=grey)
+                     for i, im in enumerate(images)])
 
 
 def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -161,6 +168,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     tr_x, tr_y = train.images[tr_idx], train.labels[tr_idx]
     val_clean = _tiles(train.images[val_idx])
     val_scan = _scan_tiles(train.images[val_idx], cfg.seed)
+    val_grey = _scan_tiles(train.images[val_idx], cfg.seed, grey=True) if cfg.grey_share > 0 else None
     val_y = train.labels[val_idx]
     crops: CropPool | None = None
     val_crops: CropPool | None = None
@@ -190,7 +198,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
-    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, crops, cfg.crop_share)
+    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, crops, cfg.crop_share, cfg.grey_share)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(cfg.epochs):
@@ -214,22 +222,27 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         acc_clean = float((predict_logits(net, val_clean).argmax(1) == val_y).mean())
         acc_scan = float((predict_logits(net, val_scan).argmax(1) == val_y).mean())
         row = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_clean": acc_clean, "val_scan": acc_scan}
+        if val_grey is not None:
+            row["val_scan_grey"] = float((predict_logits(net, val_grey).argmax(1) == val_y).mean())
         if val_crops is not None:
             row["val_crops"] = float((predict_logits(net, val_crops.tiles).argmax(1) == val_crops.labels).mean())
         score = float(np.mean([v for k, v in row.items() if k.startswith("val_")]))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         history.append(row)
-        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f crops-val %s (%.0fs)", epoch + 1, cfg.epochs,
-                 row["loss"], acc_clean, acc_scan, f"{row['val_crops']:.4f}" if "val_crops" in row else "-",
-                 row["seconds"])
+        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f grey-val %s crops-val %s (%.0fs)", epoch + 1,
+                 cfg.epochs, row["loss"], acc_clean, acc_scan,
+                 f"{row['val_scan_grey']:.4f}" if "val_scan_grey" in row else "-",
+                 f"{row['val_crops']:.4f}" if "val_crops" in row else "-", row["seconds"])
         if on_epoch:
             on_epoch(row)
         if score > best[0]:
             best = (score, epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
 
     net.load_state_dict(best[2])
-    val_tiles = np.concatenate([val_clean, val_scan] + ([val_crops.tiles] if val_crops is not None else []))
-    val_labels = np.concatenate([val_y, val_y] + ([val_crops.labels] if val_crops is not None else []))
+    val_tiles = np.concatenate([val_clean, val_scan] + ([val_grey] if val_grey is not None else [])
+                               + ([val_crops.tiles] if val_crops is not None else []))
+    val_labels = np.concatenate([val_y, val_y] + ([val_y] if val_grey is not None else [])
+                                + ([val_crops.labels] if val_crops is not None else []))
     val_logits = predict_logits(net, val_tiles)
     temperature = fit_temperature(val_logits, val_labels)
     test_tiles = _tiles(test.images)
@@ -247,7 +260,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "command": command or f"formocr train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
-            "scan_share": cfg.scan_share, "limit": cfg.limit, "string_crops": crop_info,
+            "scan_share": cfg.scan_share, "grey_share": cfg.grey_share, "limit": cfg.limit, "string_crops": crop_info,
             "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out},
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
@@ -257,6 +270,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         "figures": {
             "val_accuracy_clean": history[best[1] - 1]["val_clean"],
             "val_accuracy_scan": history[best[1] - 1]["val_scan"],
+            **({"val_accuracy_scan_grey": history[best[1] - 1]["val_scan_grey"]} if val_grey is not None else {}),
             **({"val_accuracy_crops": history[best[1] - 1]["val_crops"]} if val_crops is not None else {}),
             "test_accuracy": float((pt.argmax(1) == test.labels).mean()),
             "test_errors": int((pt.argmax(1) != test.labels).sum()),
