@@ -42,7 +42,7 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
     ``grey``: the tile the pipeline's default ``digit_tiles="grey"`` gives, not the bare mask: the binarized
     mask shaded by how dark the blurred, noisy scan is under it (:func:`grey_shade`, as
     :func:`formocr.normalize.grey_tile` shades a cut). There a loop that the binarization closed stays lighter
-    than the strokes around it, which only a network trained on such tiles learns to read. The pen changes and
+    than the strokes around it, which a network can only learn to read from such tiles. The pen changes and
     broken strokes then act on the scan's grey as well as on its mask. ``False`` draws the same random numbers
     and returns the same tile as before the option existed."""
     size = 28 * UPSCALE + 12
