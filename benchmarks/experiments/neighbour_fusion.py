@@ -45,7 +45,8 @@ from common import strings_generator, strings_page
 from fusion_tune import Case as FusionCase
 
 import formocr.read as read_mod
-from formocr.fusion import FusionRules, Reading, fuse
+from formocr.fusion import Fused, FusionRules, Reading, fuse
+from formocr.fusion import _digits as _count
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.segment import split_to_count
@@ -61,7 +62,7 @@ class Case(FusionCase):
     recut_probs: np.ndarray | None  # pieces of the re-cut to the string reader's count × 10
     near: dict[str, float] = field(default_factory=dict)  # P_crnn of the one-edit neighbours of every reading
 
-    def fused(self, rules: FusionRules = RULES) -> Any:
+    def fused(self, rules: FusionRules = RULES) -> Fused:
         return fuse(self.seg, self.crnn, self.seg_p.__getitem__, self.crnn_p.__getitem__, rules, self.cells,
                     self.alts)
 
@@ -165,16 +166,16 @@ def replay(sets: list[list[Case]], threshold: float) -> None:
             for recut in (True, False):
                 variants.append((f"+ {keep} neighbours, P_seg^{power}, re-cut {'yes' if recut else 'no'}",
                                  variant(keep, power, recut)))
+    shipped_texts = [[c.fused().reading.raw for c in cases] for cases in sets]
     for name, choose in variants:
         accs, acc, acc_ok, fixed, broken, n = [], 0, 0, 0, 0, 0
-        for cases in sets:
+        for cases, shipped_of in zip(sets, shipped_texts):
             ok = 0
-            for c in cases:
+            for c, shipped_text in zip(cases, shipped_of):
                 text, conf = choose(c)
-                shipped = c.fused().reading.raw
                 ok += text == c.truth
-                fixed += text == c.truth != shipped
-                broken += shipped == c.truth != text
+                fixed += text == c.truth != shipped_text
+                broken += shipped_text == c.truth != text
                 if conf >= threshold:
                     acc += 1
                     acc_ok += text == c.truth
@@ -215,19 +216,19 @@ def anatomy(cases: list[Case]) -> None:
 def rules(sets: list[list[Case]]) -> None:
     """Fusion's own candidates under other weights for segmentation's merged and re-cut readings (stop 30), and a
     rule that takes the string reader's reading whenever segmentation found fewer digits than it reads."""
-    def merged_to_crnn(c: Case) -> str:
-        f = c.fused()
+    # each rule chooses a text from the case and the shipped fusion's verdict on it (computed once per case)
+    def merged_to_crnn(c: Case, f: Fused) -> str:
         if not f.agree and not c.cells and _count(c.seg.raw) < _count(c.crnn.raw):
             return c.crnn.raw
-        return str(f.reading.raw)
+        return f.reading.raw
 
-    variants: list[tuple[str, Callable[[Case], str]]] = [
-        ("fusion (shipped: resplit 0.3, fewer_digits 0.3)", lambda c: str(c.fused().reading.raw)),
-        ("the string reader alone", lambda c: c.crnn.raw),
+    variants: list[tuple[str, Callable[[Case, Fused], str]]] = [
+        ("fusion (shipped: resplit 0.3, fewer_digits 0.3)", lambda c, f: f.reading.raw),
+        ("the string reader alone", lambda c, f: c.crnn.raw),
         ("the string reader's reading where segmentation found fewer digits", merged_to_crnn)]
 
-    def under(r: FusionRules) -> Callable[[Case], str]:
-        return lambda c: str(c.fused(r).reading.raw)
+    def under(r: FusionRules) -> Callable[[Case, Fused], str]:
+        return lambda c, f: c.fused(r).reading.raw
 
     for resplit in (1.0, 0.3, 0.1, 0.0):
         for fewer in (0.3, 0.1):
@@ -236,14 +237,14 @@ def rules(sets: list[list[Case]]) -> None:
     print("| rule | " + " | ".join(f"set {i + 1}" for i in range(len(sets))) + " | mean | apart | touching |"
           " fixed / broken |")
     print("|---" * (len(sets) + 5) + "|")
-    shipped_texts = [[str(c.fused().reading.raw) for c in cases] for cases in sets]
+    verdicts = [[c.fused() for c in cases] for cases in sets]
     for name, choose in variants:
         accs, fixed, broken = [], 0, 0
         right = {False: [0, 0], True: [0, 0]}
-        for cases, shipped_of in zip(sets, shipped_texts):
+        for cases, verdicts_of in zip(sets, verdicts):
             ok = 0
-            for c, shipped in zip(cases, shipped_of):
-                text = choose(c)
+            for c, f in zip(cases, verdicts_of):
+                text, shipped = choose(c, f), f.reading.raw
                 ok += text == c.truth
                 right[c.touching][0] += text == c.truth
                 right[c.touching][1] += 1
@@ -274,10 +275,6 @@ def seg_errors(cases: list[Case]) -> None:
     for kind, k in kinds.most_common():
         print(f"| {kind} | {k} ({100.0 * k / max(len(apart), 1):.2f}%) |")
     print("# digits misread (truth→read), most frequent: " + ", ".join(f"{s} {k}" for s, k in swaps.most_common(10)))
-
-
-def _count(text: str) -> int:
-    return sum(ch.isdigit() for ch in text)
 
 
 def _load(paths: Sequence[str]) -> list[list[Case]]:
