@@ -162,6 +162,9 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--touching", type=click.FloatRange(0, 1), default=None,
               help="Ask this share of the training strings to touch and the rest not to, checked on the drawn ink "
                    "(default: the generator's own tendency, which about 40% follow).")
+@click.option("--hard-replay", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
+              help="Give this share of each batch to the strips earlier steps found hardest (each at most twice), "
+                   "instead of fresh ones.")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
 @click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
@@ -185,7 +188,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
                       bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
-                      average_from: int | None, touching: float | None) -> None:
+                      average_from: int | None, touching: float | None, hard_replay: float) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -196,7 +199,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
                             borders_out=borders_out, device=device, schedule=schedule,
-                            average_from=average_from, touching=touching)
+                            average_from=average_from, touching=touching, hard_replay=hard_replay)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

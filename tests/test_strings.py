@@ -813,3 +813,58 @@ def test_averaging_string_networks_writes_the_mean_of_their_weights(tmp_path: Pa
     with pytest.raises(ModelError, match="split-seed 1"):
         average([a, _tiny_string_net(tmp_path / "split.safetensors", 6, split_seed=1)], tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_hard_replay_keeps_the_hardest_recent_strips_and_lets_each_return_at_most_twice() -> None:
+    from formocr.train.strings import HardReplay
+
+    def strip(v: float) -> torch.Tensor:
+        return torch.full((1, 2, 4), v)
+
+    r = HardReplay(capacity=3, max_age=2)
+    r.add(1, [0.5, 3.0, 1.0, float("nan")], [strip(i) for i in range(4)], [torch.tensor([i]) for i in range(4)],
+          [0, 0, 0, 0])
+    assert [it[0] for it in r.items] == [3.0, 1.0, 0.5]  # the NaN loss is not kept
+    got = r.take(1)
+    assert len(got) == 1 and got[0][1].tolist() == [1] and got[0][2] == 1 and float(got[0][0][0, 0, 0]) == 1
+    r.add(2, [9.0, 0.1], [strip(8), strip(9)], [torch.tensor([8]), torch.tensor([9])], [2, 0])
+    assert [it[0] for it in r.items] == [1.0, 0.5, 0.1]  # the strip seen twice already is not offered again
+    r.add(3, [], [], [], [])
+    assert [it[0] for it in r.items] == [0.1]  # step 1's strips are two steps old: gone
+    assert len(r.take(5)) == 1 and r.take(5) == []
+
+
+def test_a_batch_split_and_joined_again_is_the_same_batch() -> None:
+    from formocr.recognize.strings import pad_batch
+    from formocr.train.strings import _join_batch, _split_batch, encode
+
+    rng = np.random.default_rng(0)
+    strips = [rng.random((32, w)).astype(np.float32) for w in (13, 40, 27)]
+    x, widths = pad_batch(strips)
+    y, ylen = encode(["12", "3.45", "6"])
+    parts, labels = _split_batch(x, y, ylen, widths)
+    assert [t.shape[-1] for t in parts] == [13, 40, 27] and [t.tolist() for t in labels] == [[2, 3], [4, 11, 5, 6],
+                                                                                             [7]]
+    x2, y2, ylen2, widths2 = _join_batch(parts, labels)
+    assert torch.equal(x2, x) and torch.equal(y2, y) and torch.equal(ylen2, ylen) and widths2 == widths
+
+
+def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    torch.set_num_threads(1)
+    cfg = StringTrainConfig(steps=4, batch_size=8, val_size=6, val_every=2, limit=300, workers=0, seed=3,
+                            widths=(4, 8, 8, 8, 8), hidden=8, banded=True, hard_replay=0.25,
+                            out=str(tmp_path / "a.safetensors"))
+    card = train_strings(cfg)
+    hard = card["training"]["hard_replay"]
+    assert hard["share"] == 0.25 and hard["per_batch"] == 2 and hard["strips_replayed"] == 6  # steps 2, 3 and 4
+    again = train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
+    assert again["training"]["hard_replay"] == hard
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    plain = train_strings(replace(cfg, hard_replay=0.0, out=str(tmp_path / "c.safetensors")))
+    assert "hard_replay" not in plain["training"]
+    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="hard_replay"):
+        train_strings(replace(cfg, hard_replay=0.6))

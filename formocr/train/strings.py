@@ -105,6 +105,11 @@ class StringTrainConfig:
     # same way) and offer it at every validation point beside the weights themselves; the better one is kept.
     # The mean of three cycles from one parent (`train average-strings`) read 0.2 points more val strings than one.
     average_from: int | None = None
+    # Share of each batch (0 to 0.5) given to strips that earlier steps found hardest (highest CTC loss per
+    # character) instead of fresh ones: the confusable pairs (4/9, 7/1, touching 8/2) come round again while the
+    # easy strings, long learnt, stop taking most of the gradient. Each strip returns at most ``HardReplay.visits``
+    # times, so an ill-formed or mislabelled digit is not learnt by heart. 0: off, the shipped members' recipe.
+    hard_replay: float = 0.0
 
 
 SCHEDULES = ("one-cycle", "flat")
@@ -129,6 +134,56 @@ class WeightAverage:
                     self.state[k] = v.detach().clone()
                 else:
                     self.state[k] += (v.detach() - self.state[k]) / self.n
+
+
+class HardReplay:
+    """The hardest strips of recent steps, to be trained on again.
+
+    After each step :meth:`add` offers that batch's strips with their loss per character; the ``capacity`` highest
+    stay, none older than ``max_age`` steps (the network has moved on from what it found hard long ago). :meth:`take`
+    hands out the ``k`` hardest. Ties are broken by step and place in the batch, so a run stays deterministic.
+    """
+
+    visits = 2  # times one strip may be replayed
+
+    def __init__(self, capacity: int, max_age: int = 50) -> None:
+        self.capacity, self.max_age = capacity, max_age
+        # (loss, step, index, strip C×H×W, label ids, visits so far)
+        self.items: list[tuple[float, int, int, torch.Tensor, torch.Tensor, int]] = []
+
+    def add(self, step: int, losses: list[float], strips: list[torch.Tensor], labels: list[torch.Tensor],
+            visits: list[int]) -> None:
+        for i, (loss, strip, label, v) in enumerate(zip(losses, strips, labels, visits)):
+            if v < self.visits and np.isfinite(loss):
+                self.items.append((loss, step, i, strip, label, v))
+        self.items = [it for it in self.items if step - it[1] < self.max_age]
+        self.items.sort(key=lambda it: (-it[0], it[1], it[2]))
+        del self.items[self.capacity :]
+
+    def take(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Up to ``k`` strips (hardest first) as (strip, label ids, visits including this one); removed."""
+        out, self.items = self.items[:k], self.items[k:]
+        return [(strip, label, v + 1) for _, _, _, strip, label, v in out]
+
+
+def _split_batch(x: torch.Tensor, y: torch.Tensor, ylen: torch.Tensor,
+                 widths: list[int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A padded batch back into its strips (own width) and label ids."""
+    ends = torch.cumsum(ylen, 0).tolist()
+    starts = [0, *ends[:-1]]
+    return ([x[i, :, :, : widths[i]].clone() for i in range(x.shape[0])],
+            [y[a:b].clone() for a, b in zip(starts, ends)])
+
+
+def _join_batch(strips: list[torch.Tensor], labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor, list[int]]:
+    """Strips of different widths padded into one batch (zeros on the right to a multiple of 4 columns, as
+    :func:`pad_batch` pads)."""
+    widths = [int(t.shape[-1]) for t in strips]
+    x = strips[0].new_zeros((len(strips), *strips[0].shape[:-1], (max(widths) + 3) // 4 * 4))
+    for i, t in enumerate(strips):
+        x[i, :, :, : widths[i]] = t
+    return x, torch.cat(labels), torch.tensor([len(t) for t in labels], dtype=torch.long), widths
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: StringTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -251,6 +306,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         raise ConfigError("device cuda: this torch build sees no CUDA GPU (torch.cuda.is_available() is False)")
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {cfg.schedule!r}")
+    if not 0 <= cfg.hard_replay <= 0.5:
+        raise ConfigError(f"hard_replay must be a share from 0 to 0.5 of each batch, not {cfg.hard_replay}")
     if cfg.average_from is not None and not 0 <= cfg.average_from < cfg.steps:
         raise ConfigError(f"average_from must be a step from 0 to {cfg.steps - 1} (steps), not {cfg.average_from}")
     t_start = time.perf_counter()
@@ -284,6 +341,10 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     average_after = cfg.average_from if cfg.average_from is not None else cfg.steps
     judge = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height).to(dev) if average else None
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    n_hard = round(cfg.hard_replay * cfg.batch_size)
+    replay = HardReplay(capacity=2 * cfg.batch_size) if n_hard else None
+    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
+    replayed = 0
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
                        cfg.touching)
     loader = DataLoader(batches, batch_size=None, shuffle=False,
@@ -294,6 +355,15 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
+        visits: list[int] = []
+        if replay is not None:  # the batch's last strips give way to the hardest of earlier steps
+            strips, labels = _split_batch(x, y, ylen, widths)
+            hard = replay.take(n_hard)
+            keep = len(strips) - len(hard)
+            visits = [0] * keep + [v for _, _, v in hard]
+            x, y, ylen, widths = _join_batch(strips[:keep] + [h[0] for h in hard],
+                                             labels[:keep] + [h[1] for h in hard])
+            replayed += len(hard)
         x, y = x.to(dev), y.to(dev)
         net.train()
         lp = torch.log_softmax(_forward(net, x, cfg), -1).transpose(0, 1)  # T×N×C
@@ -301,7 +371,13 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         else:  # the shipped model's recipe: the padded width for every strip
             xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
-        loss = ctc(lp, y, xlen, ylen)
+        if replay is None:
+            loss = ctc(lp, y, xlen, ylen)
+        else:  # nn.CTCLoss's "mean", kept apart per strip to know which were hard
+            each = ctc_each(lp, y, xlen, ylen) / ylen.clamp(min=1).to(lp.device)
+            loss = each.mean()
+            strips, labels = _split_batch(x.cpu(), y.cpu(), ylen, widths)
+            replay.add(step, each.detach().cpu().tolist(), strips, labels, visits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -358,6 +434,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "selected": "averaged weights" if best_averaged else "weights",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "touching": cfg.touching,
+            **({"hard_replay": {"share": cfg.hard_replay, "per_batch": n_hard, "strips_replayed": replayed,
+                                "visits": HardReplay.visits, "capacity": 2 * cfg.batch_size, "max_age": 50}}
+               if replay is not None else {}),
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
                      "validation": f"{cfg.val_size} strings from 5000 held-out training images",
