@@ -868,3 +868,19 @@ def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) ->
     assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
     with pytest.raises(ConfigError, match="hard_replay"):
         train_strings(replace(cfg, hard_replay=0.6))
+
+
+def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    import formocr.train.strings as strings_training
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    torch.set_num_threads(1)
+    cfg = StringTrainConfig(steps=1, batch_size=2, val_size=2, val_every=1, limit=200, workers=0,
+                            widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / "a.safetensors"), bf16=True)
+    for native in (False, True):
+        caplog.clear()
+        monkeypatch.setattr(strings_training, "cpu_has_bf16", lambda native=native: native)
+        with caplog.at_level("WARNING", logger="formocr.train"):
+            train_strings(cfg)
+        assert any("no bfloat16 instructions" in r.getMessage() for r in caplog.records) is not native

@@ -277,6 +277,13 @@ def _collate(item: Any) -> Any:
     return item
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it, torch emulates bfloat16 and
+    ``bf16`` convolutions run several times slower than float32 (README, "Models")."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
     """Training logits. Channels-last tensors and bfloat16 convolutions (``cfg``) are for speed on CPUs with
     AVX-512 BF16 (and on GPUs); the recurrent layer, the classifier and the CTC loss stay in float32."""
@@ -310,6 +317,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         raise ConfigError(f"hard_replay must be a share from 0 to 0.5 of each batch, not {cfg.hard_replay}")
     if cfg.average_from is not None and not 0 <= cfg.average_from < cfg.steps:
         raise ConfigError(f"average_from must be a step from 0 to {cfg.steps - 1} (steps), not {cfg.average_from}")
+    if cfg.bf16 and cfg.device == "cpu" and not cpu_has_bf16():
+        log.warning("bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so bfloat16 convolutions "
+                    "are emulated and slower than float32; leave --bf16 off here")
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
