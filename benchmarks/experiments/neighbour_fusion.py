@@ -7,6 +7,7 @@ for the better.
     python benchmarks/experiments/neighbour_fusion.py anatomy runs/nb-v1.pkl runs/nb-v2.pkl ...
     python benchmarks/experiments/neighbour_fusion.py rules runs/nb-v1.pkl runs/nb-v2.pkl ...       (stop 30)
     python benchmarks/experiments/neighbour_fusion.py seg-errors runs/nb-v1.pkl runs/nb-v2.pkl ...  (stop 30)
+    python benchmarks/experiments/neighbour_fusion.py edits runs/nb-v1.pkl runs/nb-v2.pkl ...       (stop 32)
 
 ``record`` reads the strings of ``strings_accuracy.py`` (same generator, seeds and indices) through the pipeline's
 field reader and keeps, per string, what fusion was given (as ``fusion_tune.py`` records it) and more: the digit
@@ -23,7 +24,8 @@ candidates but not chosen; the truth absent, by whether segmentation has an opin
 string reader's neighbours of its reading.
 
 ``rules`` replays fusion's own candidates under other weights for segmentation's merged and re-cut readings;
-``seg-errors`` sorts segmentation's misreadings of the apart strings.
+``seg-errors`` sorts segmentation's misreadings of the apart strings; ``edits`` sorts the wrong fused and string
+reader readings by how they differ from the truth.
 """
 
 from __future__ import annotations
@@ -277,6 +279,45 @@ def seg_errors(cases: list[Case]) -> None:
     print("# digits misread (truth→read), most frequent: " + ", ".join(f"{s} {k}" for s, k in swaps.most_common(10)))
 
 
+def edit_kind(truth: str, read: str) -> str:
+    """How a reading differs from the truth: digits changed in place, one left out (of a doubled digit or not),
+    one added, or more."""
+    if len(read) == len(truth):
+        return f"{sum(a != b for a, b in zip(truth, read))} changed"
+    for i in range(len(truth)):
+        if len(read) == len(truth) - 1 and truth[:i] + truth[i + 1 :] == read:
+            return "one left out of a doubled digit" if truth[i] in truth[max(0, i - 1) : i] + truth[i + 1 : i + 2] \
+                else "one left out"
+    if len(read) == len(truth) + 1 and any(read[:i] + read[i + 1 :] == truth for i in range(len(read))):
+        return "one added"
+    return "other"
+
+
+def edits(cases: list[Case]) -> None:
+    """What the wrong readings are made of (stop 32): mostly one digit read as another, where a better reader
+    of single digits in context is what would help, not a better count."""
+    kinds: dict[str, Counter[tuple[bool, str]]] = {"fused": Counter(), "string reader": Counter()}
+    swaps: Counter[str] = Counter()
+    for c in cases:
+        for who, text in (("fused", c.fused().reading.raw), ("string reader", c.crnn.raw)):
+            text = text.replace(" ", "")
+            if text != c.truth:
+                kind = edit_kind(c.truth, text)
+                kinds[who][(c.touching, kind)] += 1
+                if who == "fused" and kind == "1 changed":
+                    swaps.update(f"{a}→{b}" for a, b in zip(c.truth, text) if a != b)
+    names = sorted({k for cnt in kinds.values() for _, k in cnt})
+    print(f"| the {len(cases)} strings: wrong readings | fused apart | fused touching | string reader apart | "
+          "string reader touching |")
+    print("|---|---|---|---|---|")
+    for name in [*names, "all"]:
+        cells = [sum(v for (t, k), v in kinds[who].items() if t == touching and name in (k, "all"))
+                 for who in ("fused", "string reader") for touching in (False, True)]
+        print(f"| {name} | " + " | ".join(map(str, cells)) + " |")
+    print("# fused, one digit changed (truth→read), most frequent: "
+          + ", ".join(f"{s} {k}" for s, k in swaps.most_common(10)))
+
+
 def _load(paths: Sequence[str]) -> list[list[Case]]:
     return [pickle.loads(Path(p).read_bytes()) for p in paths]
 
@@ -296,7 +337,7 @@ def main() -> int:
     rep.add_argument("--threshold", type=float, default=Options().review_threshold)
     ana = sub.add_parser("anatomy")
     ana.add_argument("cases", nargs="+")
-    for name in ("rules", "seg-errors"):
+    for name in ("rules", "seg-errors", "edits"):
         sub.add_parser(name).add_argument("cases", nargs="+")
     args = ap.parse_args()
     if args.cmd == "record":
@@ -310,6 +351,8 @@ def main() -> int:
         rules(_load(args.cases))
     elif args.cmd == "seg-errors":
         seg_errors([c for cases in _load(args.cases) for c in cases])
+    elif args.cmd == "edits":
+        edits([c for cases in _load(args.cases) for c in cases])
     else:
         anatomy([c for cases in _load(args.cases) for c in cases])
     return 0
