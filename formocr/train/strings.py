@@ -445,7 +445,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "touching": cfg.touching,
             **({"hard_replay": {"share": cfg.hard_replay, "per_batch": n_hard, "strips_replayed": replayed,
-                                "visits": HardReplay.visits, "capacity": 2 * cfg.batch_size, "max_age": 50}}
+                                "visits": replay.visits, "capacity": replay.capacity, "max_age": replay.max_age}}
                if replay is not None else {}),
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
