@@ -1,0 +1,57 @@
+"""String models on a training run's own validation strings (README "Hard strips replayed"): the 1000 strings
+``formocr train strings --seed S`` selects its checkpoints on, so a child can be set beside its parent on the
+very strings it was chosen by. Figures here are biased upward for the child; the fair set is
+``strings_accuracy.py --split val``.
+
+    python benchmarks/experiments/own_validation.py --seed 140 runs/kd.safetensors runs/xd.safetensors
+
+Each model must be one network (not an ensemble); the strip kind (``--input``, ``--borders-out``) must be the run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from formocr.data.mnist import load_split
+from formocr.normalize import DEFAULT_LINE_SPEC
+from formocr.recognize.modelfile import load_model
+from formocr.recognize.strings import ALPHABET, CRNN
+from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.train.splits import held_out_split
+from formocr.train.strings import StringTrainConfig, sample_strip, string_accuracy
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--seed", type=int, required=True, help="the training run's --seed")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--val-size", type=int, default=StringTrainConfig.val_size)
+    ap.add_argument("--input", default="grey-box")
+    ap.add_argument("--borders-out", action=argparse.BooleanOptionalAction, default=True)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    train = load_split("train", args.data)
+    val_idx = held_out_split(len(train.images), args.split_seed)[0]
+    gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]),
+                          synth_share=StringTrainConfig.synth_share)
+    # the trainer's own draw: train_strings builds its validation strings exactly so
+    val = [sample_strip(gen, np.random.default_rng([args.seed, 99_991, i]), args.input, args.borders_out)
+           for i in range(args.val_size)]
+    strips, texts = [v[0] for v in val], [v[1].text for v in val]
+    print(f"| model | own validation strings of --seed {args.seed} ({len(texts)}) |")
+    print("|---|---|")
+    for path in args.models:
+        m = load_model(path)
+        net = CRNN(tuple(m.meta["widths"]), int(m.meta["hidden"]), len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
+        net.load_state_dict(m.state)
+        print(f"| {path} | {string_accuracy(net, strips, texts):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
