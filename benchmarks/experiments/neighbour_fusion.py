@@ -284,10 +284,11 @@ def edit_kind(truth: str, read: str) -> str:
     one added, or more."""
     if len(read) == len(truth):
         return f"{sum(a != b for a, b in zip(truth, read))} changed"
-    for i in range(len(truth)):
-        if len(read) == len(truth) - 1 and truth[:i] + truth[i + 1 :] == read:
-            return "one left out of a doubled digit" if truth[i] in truth[max(0, i - 1) : i] + truth[i + 1 : i + 2] \
-                else "one left out"
+    if len(read) == len(truth) - 1:
+        for i, ch in enumerate(truth):
+            if truth[:i] + truth[i + 1 :] == read:
+                doubled = ch in truth[max(0, i - 1) : i] + truth[i + 1 : i + 2]
+                return "one left out of a doubled digit" if doubled else "one left out"
     if len(read) == len(truth) + 1 and any(read[:i] + read[i + 1 :] == truth for i in range(len(read))):
         return "one added"
     return "other"

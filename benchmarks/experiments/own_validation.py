@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from formocr.data.mnist import load_split
-from formocr.normalize import DEFAULT_LINE_SPEC
-from formocr.recognize.modelfile import load_model
-from formocr.recognize.strings import ALPHABET, CRNN
-from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.recognize.strings import StringReader
 from formocr.train.splits import held_out_split
-from formocr.train.strings import StringTrainConfig, sample_strip, string_accuracy
+from formocr.train.strings import StringTrainConfig, string_accuracy, validation_strings
 
 
 def main() -> int:
@@ -37,19 +33,16 @@ def main() -> int:
     torch.set_num_threads(1)
     train = load_split("train", args.data)
     val_idx = held_out_split(len(train.images), args.split_seed)[0]
-    gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]),
-                          synth_share=StringTrainConfig.synth_share)
-    # the trainer's own draw: train_strings builds its validation strings exactly so
-    val = [sample_strip(gen, np.random.default_rng([args.seed, 99_991, i]), args.input, args.borders_out)
-           for i in range(args.val_size)]
-    strips, texts = [v[0] for v in val], [v[1].text for v in val]
+    run = StringTrainConfig(seed=args.seed, split_seed=args.split_seed, val_size=args.val_size, input=args.input,
+                            borders_out=args.borders_out)
+    strips, texts = validation_strings(train.images[val_idx], train.labels[val_idx], run)
     print(f"| model | own validation strings of --seed {args.seed} ({len(texts)}) |")
     print("|---|---|")
     for path in args.models:
-        m = load_model(path)
-        net = CRNN(tuple(m.meta["widths"]), int(m.meta["hidden"]), len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
-        net.load_state_dict(m.state)
-        print(f"| {path} | {string_accuracy(net, strips, texts):.3f} |")
+        reader = StringReader.load(path)
+        if len(reader.nets) != 1:
+            raise SystemExit(f"{path}: an ensemble of {len(reader.nets)}; give its members one by one")
+        print(f"| {path} | {string_accuracy(reader.nets[0], strips, texts):.3f} |")
     return 0
 
 

@@ -294,6 +294,16 @@ def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor
     return net.head(f.float())
 
 
+def validation_strings(images: np.ndarray, labels: np.ndarray,
+                       cfg: StringTrainConfig) -> tuple[list[np.ndarray], list[str]]:
+    """The strips and texts a run with ``cfg`` selects its checkpoints on, drawn from the held-out digits given:
+    fixed by the seed, so another model can be read on the very strings a run was chosen by."""
+    gen = StringGenerator(DigitBank(images, labels), synth_share=cfg.synth_share)
+    val = [sample_strip(gen, np.random.default_rng([cfg.seed, 99_991, i]), cfg.input, cfg.borders_out)
+           for i in range(cfg.val_size)]
+    return [v[0] for v in val], [v[1].text for v in val]
+
+
 def string_accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
     lps = log_probs(net, strips, 64, device=next(net.parameters()).device)
     return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)]))
@@ -333,10 +343,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         tr_idx = tr_idx[: cfg.limit]
     gen = StringGenerator(DigitBank(train.images[tr_idx], train.labels[tr_idx]), synth_share=cfg.synth_share,
                           distort=cfg.distort)
-    val_gen = StringGenerator(DigitBank(train.images[val_idx], train.labels[val_idx]), synth_share=cfg.synth_share)
-    val = [sample_strip(val_gen, np.random.default_rng([cfg.seed, 99_991, i]), cfg.input, cfg.borders_out)
-           for i in range(cfg.val_size)]
-    val_strips, val_texts = [v[0] for v in val], [v[1].text for v in val]
+    val_strips, val_texts = validation_strings(train.images[val_idx], train.labels[val_idx], cfg)
 
     net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
     if parent:
@@ -353,7 +360,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     n_hard = round(cfg.hard_replay * cfg.batch_size)
     replay = HardReplay(capacity=2 * cfg.batch_size) if n_hard else None
-    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
+    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none") if replay else None
     replayed = 0
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
                        cfg.touching)
@@ -366,13 +373,16 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         visits: list[int] = []
+        strips: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
         if replay is not None:  # the batch's last strips give way to the hardest of earlier steps
             strips, labels = _split_batch(x, y, ylen, widths)
             hard = replay.take(n_hard)
             keep = len(strips) - len(hard)
+            strips = strips[:keep] + [h[0] for h in hard]
+            labels = labels[:keep] + [h[1] for h in hard]
             visits = [0] * keep + [v for _, _, v in hard]
-            x, y, ylen, widths = _join_batch(strips[:keep] + [h[0] for h in hard],
-                                             labels[:keep] + [h[1] for h in hard])
+            x, y, ylen, widths = _join_batch(strips, labels)
             replayed += len(hard)
         x, y = x.to(dev), y.to(dev)
         net.train()
@@ -381,12 +391,11 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         else:  # the shipped model's recipe: the padded width for every strip
             xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
-        if replay is None:
+        if replay is None or ctc_each is None:
             loss = ctc(lp, y, xlen, ylen)
         else:  # nn.CTCLoss's "mean", kept apart per strip to know which were hard
             each = ctc_each(lp, y, xlen, ylen) / ylen.clamp(min=1).to(lp.device)
             loss = each.mean()
-            strips, labels = _split_batch(x.cpu(), y.cpu(), ylen, widths)
             replay.add(step, each.detach().cpu().tolist(), strips, labels, visits)
         opt.zero_grad(set_to_none=True)
         loss.backward()
