@@ -136,8 +136,7 @@ def grey_tile(mask: np.ndarray, dark: np.ndarray | None, spec: NormSpec = DEFAUL
     m = np.asarray(mask, bool)
     if dark is None:
         return normalize_digit(m, spec)
-    grown = cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return normalize_digit(np.maximum(np.where(grown, dark, 0.0), 0.1 * m).astype(np.float32), spec)
+    return normalize_digit(np.maximum(np.where(grow(m), dark, 0.0), 0.1 * m).astype(np.float32), spec)
 
 
 def grey_ink(gray: np.ndarray, mask: np.ndarray, whole_box: bool = False) -> np.ndarray:
@@ -157,18 +156,40 @@ def grey_ink(gray: np.ndarray, mask: np.ndarray, whole_box: bool = False) -> np.
     m = np.asarray(mask, bool)
     if g.shape != m.shape:
         raise ValueError(f"grey_ink: grey {g.shape} and mask {m.shape} differ")
+    if not m.any():
+        return np.zeros(m.shape, np.float32)
+    around = g[~grow(m)]
+    paper = float(np.median(around)) if around.size else float(g[m].max())
+    dark = float(np.percentile(g[m], 5))
+    # On the negated grey, shade_ink's arithmetic is exactly (paper - g) / (paper - dark): the same bits.
+    return shade_ink(-g, m, -paper, -dark, min_span=1.0, whole_box=whole_box)
+
+
+def grow(mask: np.ndarray) -> np.ndarray:
+    """The mask grown by one pixel (8-connected): a stroke with its soft, anti-aliased edge."""
+    return cv2.dilate(np.asarray(mask, bool).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def shade_ink(darkness: np.ndarray, mask: np.ndarray, paper: float, darkest: float, min_span: float,
+              whole_box: bool = False) -> np.ndarray:
+    """``darkness`` (larger is darker) scaled from ``paper`` (0) to ``darkest`` (1) over ``mask`` grown by a
+    pixel, every mask pixel at least 0.1, nothing outside the mask's box.
+
+    The one shading both :func:`grey_ink` (the pipeline) and the digit CNN's grey training road
+    (:func:`formocr.train.augment.grey_shade`) use, so the tiles a network learns from and the tiles it reads
+    are cut and scaled alike. ``min_span`` keeps a field of one faint grey from being stretched to full ink.
+    """
+    d = np.asarray(darkness, np.float32)
+    m = np.asarray(mask, bool)
     out = np.zeros(m.shape, np.float32)
     if not m.any():
         return out
-    grown = cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    around = g[~grown]
-    paper = float(np.median(around)) if around.size else float(g[m].max())
-    dark = float(np.percentile(g[m], 5))
-    span = max(paper - dark, 1.0)
+    span = max(darkest - paper, min_span)
     if whole_box:
-        out = np.clip((paper - g) / span, 0.0, 1.0)
+        out = np.clip((d - paper) / span, 0.0, 1.0)
     else:
-        out[grown] = np.clip((paper - g[grown]) / span, 0.0, 1.0)
+        grown = grow(m)
+        out[grown] = np.clip((d[grown] - paper) / span, 0.0, 1.0)
     out[m] = np.maximum(out[m], 0.1)
     ys, xs = np.nonzero(m)
     box = np.zeros(m.shape, bool)

@@ -89,3 +89,20 @@ def test_grey_shade_keeps_a_closed_loop_lighter_than_its_strokes() -> None:
     assert out[mask].min() >= 0.1  # every mask pixel keeps the mask's extent
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     assert not out[~grown].any()
+
+
+def test_grey_training_tile_is_cut_as_the_pipeline_cuts_a_read_one() -> None:
+    # The training road shades through the pipeline's own shade_ink: nothing outside the mask's box (the grown
+    # ring once widened training digits), and the tile equals grey_tile's of the same shading cut to the box.
+    from formocr.normalize import grey_tile, normalize_digit
+    from formocr.train.augment import grey_shade
+
+    ink = np.zeros((50, 40), np.uint8)
+    cv2.putText(ink, "8", (6, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 255, 3)
+    dark = cv2.GaussianBlur(ink.astype(np.float32) / 255.0, (0, 0), 1.0) + 0.05
+    mask = dark > 0.45
+    out = grey_shade(dark, mask, np.random.default_rng(3))
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    assert not out[:y0].any() and not out[y1:].any() and not out[:, :x0].any() and not out[:, x1:].any()
+    assert np.array_equal(normalize_digit(out), grey_tile(mask[y0:y1, x0:x1], out[y0:y1, x0:x1]))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from formocr.normalize import normalize_digit
+from formocr.normalize import grow, normalize_digit, shade_ink
 from formocr.synth.warp import affine_warp, elastic_warp
 
 UPSCALE = 2  # work at 56×56: a digit ~40 px tall with 4-8 px strokes, like a 150-300 dpi scan
@@ -84,22 +84,17 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
 
 
 def grey_shade(darkness: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``mask`` shaded by ``darkness`` (0 paper, larger darker) as :func:`formocr.normalize.grey_ink` and
-    ``grey_tile`` shade a cut: over the mask grown by a pixel, scaled from the paper around it to the field's
-    darkest ink, every mask pixel at least 0.1. The field's darkest ink is this digit's own (its 95th
-    percentile) times 0.8-1.25, since in a field a digit may be written lighter or darker than the rest."""
+    """``mask`` shaded by ``darkness`` (0 paper, larger darker) through the pipeline's own
+    :func:`formocr.normalize.shade_ink`, so a training tile is cut and scaled as a read one is. Only the field's
+    darkest ink is guessed: this digit's own (its 95th percentile) times 0.8-1.25, since in a field a digit may be
+    written lighter or darker than the rest."""
     m = np.asarray(mask, bool)
-    out = np.zeros(m.shape, np.float32)
     if not m.any():
-        return out
-    grown = cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    around = darkness[~grown]
+        return np.zeros(m.shape, np.float32)
+    around = darkness[~grow(m)]
     paper = float(np.median(around)) if around.size else 0.0
     darkest = float(np.percentile(darkness[m], 95)) * float(rng.uniform(0.8, 1.25))
-    span = max(darkest - paper, 1e-3)
-    out[grown] = np.clip((darkness[grown] - paper) / span, 0.0, 1.0)
-    out[m] = np.maximum(out[m], 0.1)
-    return out
+    return shade_ink(darkness, m, paper, darkest, min_span=1e-3)
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:
