@@ -5,6 +5,7 @@
     #   a person reads sheets/sheet_*.png and writes one line "<number> <digits>" per strip ("?" or
     #   nothing when unreadable; "#" starts a comment) into answers.txt, without looking at sheets/key.json
     python benchmarks/strings_legibility.py score sheets/key.json answers.txt
+    python benchmarks/strings_legibility.py recheck later-run.jsonl answers.txt   # the same strings, newer models
 
 Synthetic strings of MNIST digits include digits nobody can read (MNIST has ambiguous images, and pasting
 digits over each other can hide one). A target above what a careful reader can reach would ask the readers to
@@ -65,13 +66,42 @@ def sheets(dump: Path, seed: int, split: str, out: Path) -> int:
     return 0
 
 
-def score(key_path: Path, answers_path: Path) -> int:
-    key = json.loads(key_path.read_text("utf-8"))
+def read_answers(path: Path) -> dict[int, str]:
+    """A person's answers: string number → digits, "?" where left unread."""
     answers: dict[int, str] = {}
-    for line in answers_path.read_text("utf-8").splitlines():
+    for line in path.read_text("utf-8").splitlines():
         parts = line.split("#", 1)[0].split()
         if parts:
             answers[int(parts[0])] = parts[1] if len(parts) > 1 else "?"
+    return answers
+
+
+def recheck(dump: Path, answers_path: Path) -> int:
+    """An earlier blind reading against a later run on the same strings: newer models misread other strings, and
+    those the sheets never showed count as unread (the lower bound) or as legible (the upper)."""
+    rows = [json.loads(line) for line in dump.read_text("utf-8").splitlines() if line.strip()]
+    answers = read_answers(answers_path)
+    out = []
+    for label, touching in (("apart", [False]), ("touching", [True]), ("all", [False, True])):
+        rs = [r for r in rows if bool(r["touching"]) in touching]
+        wrong = [r for r in rs if r["raw"] != r["truth"]]
+        right = sum(answers.get(r["i"]) == r["truth"] for r in wrong)
+        seen = sum(answers.get(r["i"]) == "?" for r in wrong)
+        unshown = sum(r["i"] not in answers for r in wrong)
+        n = max(len(rs), 1)
+        out.append([label, len(rs), len(wrong), right, len(wrong) - right - seen - unshown, seen, unshown,
+                    f"{100.0 * (len(rs) - len(wrong)) / n:.2f}", f"{100.0 * (len(rs) - len(wrong) + right) / n:.2f}",
+                    f"{100.0 * (len(rs) - len(wrong) + right + seen + unshown) / n:.2f}"])
+    print(f"# {dump}: {len(rows)} strings against the reading in {answers_path}")
+    print(table(["strings", "n", "system misread", "person read right", "person read wrong", "unread (seen)",
+                 "not on the sheets", "system %", "system or person % (unread wrong)",
+                 "(unread right)"], out))
+    return 0
+
+
+def score(key_path: Path, answers_path: Path) -> int:
+    key = json.loads(key_path.read_text("utf-8"))
+    answers = read_answers(answers_path)
     missing = [m["i"] for m in key["misread"] if m["i"] not in answers]
     if missing:
         raise SystemExit(f"{answers_path}: no answer for strings {missing[:10]}{' ...' if len(missing) > 10 else ''}")
@@ -106,7 +136,12 @@ def main() -> int:
     b = sub.add_parser("score", help="a person's answers against the key")
     b.add_argument("key", type=Path)
     b.add_argument("answers", type=Path)
+    c = sub.add_parser("recheck", help="an earlier reading's answers against a later run on the same strings")
+    c.add_argument("dump", type=Path, help="a strings_accuracy.py --dump file of the same --n and --seed")
+    c.add_argument("answers", type=Path)
     args = ap.parse_args()
+    if args.cmd == "recheck":
+        return recheck(args.dump, args.answers)
     if args.cmd == "sheets":
         return sheets(args.dump, args.seed, args.split, args.out)
     return score(args.key, args.answers)
