@@ -360,7 +360,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     n_hard = round(cfg.hard_replay * cfg.batch_size)
     replay = HardReplay(capacity=2 * cfg.batch_size) if n_hard else None
-    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none") if replay else None
+    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
     replayed = 0
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
                        cfg.touching)
@@ -391,7 +391,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         else:  # the shipped model's recipe: the padded width for every strip
             xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
-        if replay is None or ctc_each is None:
+        if replay is None:
             loss = ctc(lp, y, xlen, ylen)
         else:  # nn.CTCLoss's "mean", kept apart per strip to know which were hard
             each = ctc_each(lp, y, xlen, ylen) / ylen.clamp(min=1).to(lp.device)
