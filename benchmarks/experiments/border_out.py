@@ -11,21 +11,19 @@ version of this script that patched the same rule into the code before ``border_
 
 from __future__ import annotations
 
-import runpy
 import sys
 from pathlib import Path
 
 from formocr.recognize import strings as S
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import run_benchmark  # noqa: E402
 
 
 def main() -> None:
     S.BORDER_REACH_MM = float(sys.argv[1])
-    bench, args = sys.argv[2], sys.argv[3:]
-    sys.argv = [bench, *args]
-    sys.path.insert(0, str(HERE.parent))
-    runpy.run_path(str(HERE.parent / bench), run_name="__main__")
+    raise SystemExit(run_benchmark(sys.argv[2], sys.argv[3:]))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ view, decoded and scored as the shipped reader decodes and scores views.
 
 from __future__ import annotations
 
-import contextlib
-import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,16 +23,20 @@ from formocr.recognize import strings as S
 from formocr.recognize.ctc import string_probabilities, string_probability
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import run_benchmark  # noqa: E402
+
 shipped_evidence = S.StringReader.evidence
 
 
-def geo(ps: Sequence[float] | np.ndarray) -> float:
-    return float(np.exp(np.mean(np.log(np.maximum(np.asarray(ps, np.float64), 1e-300)))))
+def geo(ps: Sequence[Any] | np.ndarray, axis: int | None = None) -> Any:
+    """Geometric mean of probabilities (over ``axis``; all of them by default)."""
+    return np.exp(np.mean(np.log(np.maximum(np.asarray(ps, np.float64), 1e-300)), axis=axis))
 
 
 def use_geo() -> None:
     def score(self: S.StringReader, ev: Any, text: str) -> float:
-        return geo([string_probability(lp, text, self.alphabet) for lp in S._views(ev)])
+        return float(geo([string_probability(lp, text, self.alphabet) for lp in S._views(ev)]))
 
     orig_neighbours = S.StringReader.neighbours
 
@@ -43,8 +45,7 @@ def use_geo() -> None:
         lps = S._views(ev)
         every = orig_neighbours(self, ev, text, constraint, keep=10_000, changes_only=changes_only)
         texts = [t for t, _ in every]
-        p = np.exp(np.mean(np.log(np.maximum(
-            [string_probabilities(lp, texts, self.alphabet) for lp in lps], 1e-300)), axis=0))
+        p = geo([string_probabilities(lp, texts, self.alphabet) for lp in lps], axis=0)
         order = sorted(range(1, len(texts)), key=lambda k: -p[k])[: max(0, keep - 1)]
         return [(texts[0], float(p[0]))] + [(texts[k], float(p[k])) for k in order]
 
@@ -70,9 +71,7 @@ def use_frames() -> None:
 
 def main() -> None:
     {"geo": use_geo, "frames": use_frames}[sys.argv[1]]()
-    sys.argv = ["strings_accuracy.py", *sys.argv[2:]]
-    with contextlib.suppress(SystemExit):  # strings_accuracy.py ends by raising it
-        runpy.run_path(str(HERE.parent / "strings_accuracy.py"), run_name="__main__")
+    raise SystemExit(run_benchmark("strings_accuracy.py", sys.argv[2:]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ The arguments go to ``strings_accuracy.py``, which then runs with every "grey" m
 
 from __future__ import annotations
 
-import runpy
 import sys
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from formocr.normalize import grey_ink
 from formocr.recognize import strings as S
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import run_benchmark  # noqa: E402
 
 
 def whole_box(gray: np.ndarray, mask: np.ndarray, whole_box: bool = False) -> np.ndarray:
@@ -27,9 +28,7 @@ def whole_box(gray: np.ndarray, mask: np.ndarray, whole_box: bool = False) -> np
 
 def main() -> None:
     S.grey_ink = whole_box
-    sys.argv = ["strings_accuracy.py", *sys.argv[1:]]
-    sys.path.insert(0, str(HERE.parent))
-    runpy.run_path(str(HERE.parent / "strings_accuracy.py"), run_name="__main__")
+    raise SystemExit(run_benchmark("strings_accuracy.py", sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -5,15 +5,12 @@ first 5000 of the training indices of ``--split-seed 0``, which every shipped mo
     python benchmarks/experiments/learnt_digits.py --n 1500 --seed 1
     python benchmarks/experiments/learnt_digits.py --n 1500 --seed 1 --clean-paper
 
-Every other argument goes to ``strings_accuracy.py`` as given. What these strings still get wrong is not a writer
-the readers never saw: it is how the digits are drawn together (touching, paper, scale), which more handwriting
-alone cannot mend.
+Every other argument goes to ``strings_accuracy.py`` as given. What these strings still get wrong is not new
+handwriting: it is the paper (gone with ``--clean-paper``) and how the digits are drawn together.
 """
 
 from __future__ import annotations
 
-import contextlib
-import runpy
 import sys
 from pathlib import Path
 
@@ -33,9 +30,7 @@ def learnt_generator(split: str, without: frozenset[str] = frozenset()) -> commo
 
 def main() -> None:
     common.strings_generator = learnt_generator
-    sys.argv = ["strings_accuracy.py", "--split", "val", *sys.argv[1:]]
-    with contextlib.suppress(SystemExit):  # strings_accuracy.py ends by raising it
-        runpy.run_path(str(HERE.parent / "strings_accuracy.py"), run_name="__main__")
+    raise SystemExit(common.run_benchmark("strings_accuracy.py", ["--split", "val", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ rest go to ``strings_accuracy.py``, which then runs with ``StringReader.field_st
 
 from __future__ import annotations
 
-import contextlib
-import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,9 @@ import numpy as np
 from formocr.recognize import strings as S
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import run_benchmark  # noqa: E402
+
 shipped = S.StringReader.field_strips
 
 
@@ -45,9 +46,7 @@ def main() -> None:
         return S.FieldStrips(more(made.ink), more(made.grey), more(made.box)), geom
 
     S.StringReader.field_strips = field_strips  # type: ignore[method-assign]
-    sys.argv = ["strings_accuracy.py", *sys.argv[2:]]
-    with contextlib.suppress(SystemExit):  # strings_accuracy.py ends by raising it
-        runpy.run_path(str(HERE.parent / "strings_accuracy.py"), run_name="__main__")
+    raise SystemExit(run_benchmark("strings_accuracy.py", sys.argv[2:]))
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ The first argument names the rule; the rest go to ``strings_accuracy.py``, which
 
 from __future__ import annotations
 
-import contextlib
 import json
-import runpy
 import sys
 from collections import Counter
 from pathlib import Path
@@ -31,6 +29,9 @@ from formocr.recognize import strings as S
 from formocr.recognize.ctc import Constraint, string_probabilities
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import run_benchmark  # noqa: E402
+
 shipped = S.StringReader.decode
 calls: list[tuple[str, list[str]]] = []  # (chosen text, every view's decode) per decode call, for "nine"
 moved = 0
@@ -97,9 +98,7 @@ def report_nine(dump: str) -> None:
 def main() -> None:
     rule, args = sys.argv[1], sys.argv[2:]
     S.StringReader.decode = {"geometric": geometric, "climb": climb, "nine": nine}[rule]  # type: ignore[method-assign]
-    sys.argv = ["strings_accuracy.py", *args]
-    with contextlib.suppress(SystemExit):  # strings_accuracy.py ends by raising it
-        runpy.run_path(str(HERE.parent / "strings_accuracy.py"), run_name="__main__")
+    run_benchmark("strings_accuracy.py", args)
     if rule == "climb":
         print(f"# climb moved {moved} readings", file=sys.stderr)
     if rule == "nine":
