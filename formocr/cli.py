@@ -165,6 +165,8 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--hard-replay", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
               help="Give this share of each batch to the strips earlier steps found hardest (each at most twice), "
                    "instead of fresh ones.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Drop this share of the column features the recurrent layer reads, in training only.")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
 @click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
@@ -188,7 +190,8 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
                       bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
-                      average_from: int | None, touching: float | None, hard_replay: float) -> None:
+                      average_from: int | None, touching: float | None, hard_replay: float,
+                      dropout: float) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -199,7 +202,8 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
                             borders_out=borders_out, device=device, schedule=schedule,
-                            average_from=average_from, touching=touching, hard_replay=hard_replay)
+                            average_from=average_from, touching=touching, hard_replay=hard_replay,
+                            dropout=dropout)
     card = train_strings(cfg, command=command)
     _report(out, card)
 
@@ -397,7 +401,7 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
 
 @main.group("eval")
 def eval_group() -> None:
-    """Measure the shipped models."""
+    """Measure the shipped models, or results against values people keyed in."""
 
 
 @eval_group.command("digits")
@@ -426,6 +430,35 @@ def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: b
         _write_atomic(card_path(clf.loaded.path), json.dumps(card, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(report, indent=2))
+        click.echo(format_report(report), err=True)
+    else:
+        click.echo(format_report(report))
+
+
+@eval_group.command("results")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--truth", "truth_files", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Keyed values: a CSV with the columns source, page, field, value, or a formocr *.truth.json "
+                   "file. Give it again for more files.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="The options file the results were read with (its review thresholds are used).")
+@click.option("--review-threshold", type=float, default=None,
+              help="The review threshold the results were read with [default: 0.95].")
+@click.option("--target", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=0.995,
+              show_default=True, help="Accuracy the accepted fields must reach, for the recommended threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout (tables on stderr).")
+@_errors_to_exit_codes
+def eval_results_cmd(results: tuple[Path, ...], truth_files: tuple[Path, ...], config: str | None,
+                     review_threshold: float | None, target: float, as_json: bool) -> None:
+    """Score RESULTS (formocr scan output or a batch results file) against values people keyed in: accuracy, the
+    share accepted without review and how often an accepted field is wrong, per review threshold."""
+    from formocr.score import format_report, load_results, load_truth, score
+
+    opts = _options(config, {"review_threshold": review_threshold})
+    report = score(load_truth(truth_files), load_results(results), opts.review_threshold,
+                   opts.char_review_threshold, target).to_dict()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         click.echo(format_report(report), err=True)
     else:
         click.echo(format_report(report))

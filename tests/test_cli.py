@@ -34,7 +34,7 @@ def _schema_check(doc: dict) -> None:
 
 
 @needs_model
-def test_scan_cheque_prints_ground_truth_json() -> None:
+def test_scan_cheque_prints_ground_truth_json(tmp_path: Path) -> None:
     code, out, err = run("scan", str(SAMPLES / "cheque.pdf"))
     assert code == 0, err
     doc = json.loads(out)
@@ -44,6 +44,14 @@ def test_scan_cheque_prints_ground_truth_json() -> None:
     assert got == truth
     assert doc["pages"][0]["template"] == "cheque" and abs(doc["pages"][0]["skew_deg"] - 1.5) < 0.3
     assert set(doc["timings_ms"]) >= {"load", "preprocess", "locate", "segment", "normalize", "classify"}
+    # what the scan printed, scored against the sample's truth file as a user scores their own keyed values
+    (tmp_path / "cheque.json").write_text(out)
+    code, out, err = run("eval", "results", str(tmp_path / "cheque.json"), "--truth",
+                         str(SAMPLES / "cheque.truth.json"), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["all"]["n"] == 3 and report["all"]["right"] == 3 and report["fields_not_in_truth"] == 0
+    assert report["all"]["accepted"] == sum(not f["needs_review"] for f in doc["pages"][0]["fields"])
 
 
 @needs_model

@@ -870,6 +870,24 @@ def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) ->
         train_strings(replace(cfg, hard_replay=0.6))
 
 
+def test_training_with_dropout_is_repeatable_and_recorded(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import StringTrainConfig, train_strings
+
+    torch.set_num_threads(1)
+    cfg = StringTrainConfig(steps=3, batch_size=6, val_size=6, val_every=3, limit=300, workers=0, seed=2,
+                            widths=(4, 8, 8, 8, 8), hidden=8, banded=True, dropout=0.3,
+                            out=str(tmp_path / "a.safetensors"))
+    assert train_strings(cfg)["training"]["dropout"] == 0.3
+    train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    plain = train_strings(replace(cfg, dropout=0.0, out=str(tmp_path / "c.safetensors")))
+    assert "dropout" not in plain["training"]  # off draws no random numbers: the recipe before the option
+    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="dropout"):
+        train_strings(replace(cfg, dropout=1.0))
+
+
 def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     import formocr.train.strings as strings_training

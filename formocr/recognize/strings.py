@@ -62,8 +62,10 @@ class CRNN(nn.Module):
     """32×W strip → (W/4)×classes logits."""
 
     def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, hidden: int = DEFAULT_HIDDEN,
-                 n_classes: int = len(ALPHABET) + 1, height: int = 32) -> None:
+                 n_classes: int = len(ALPHABET) + 1, height: int = 32, dropout: float = 0.0) -> None:
         super().__init__()
+        # Training only, on the column features the recurrent layer reads (no weights, so model files are alike)
+        self.dropout = dropout
         c1, c2, c3, c4, c5 = widths
         self.features = nn.Sequential(
             *conv_block(1, c1), nn.MaxPool2d(2),
@@ -82,6 +84,8 @@ class CRNN(nn.Module):
         """Convolutional features (N×C×H'×T) → N×T×classes logits: the recurrent layer and the classifier."""
         n, c, h, t = f.shape
         seq = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
+        if self.dropout > 0 and self.training:  # p=0 draws nothing, so runs without it repeat bit for bit
+            seq = nn.functional.dropout(seq, self.dropout, training=True)
         y, _ = self.rnn(seq)
         return self.out(y)  # N×T×classes
 

@@ -1,0 +1,424 @@
+"""Score formocr's results against the values people keyed in: accuracy, and what the review threshold lets by.
+
+Why: every figure in this project's README comes from synthetic strips. A back office has its own scans, pens
+and forms; before it lets unreviewed fields through it needs the share accepted and how often an accepted field
+is wrong *on its own documents*, and the review threshold that keeps that rate under its target. The library
+does the counting; ``formocr eval results`` is the thin command over it.
+
+Results are what ``formocr scan`` prints (one JSON document, or JSON Lines of documents) or a ``formocr batch``
+results file. Truth is a CSV with a header naming ``source``, ``field`` and ``value`` (and ``page``, 1 when
+absent or blank), or formocr's own ``*.truth.json`` (the samples' format). A truth value counts as read right
+when it equals the field's ``value`` or its ``normalized`` form (``03/11/2026`` or ``2026-11-03``), after
+surrounding spaces are stripped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
+
+# The sweep's fixed thresholds (the review threshold in use is added). A field at threshold t is accepted when its
+# confidence is at least t and every character at least the character threshold, as the pipeline decides
+# needs_review; a reading breaking its field's rules has confidence at most 0.5, so thresholds stay above that.
+SWEEP = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+Z95 = 1.959964  # two-sided 95% normal quantile, for the Wilson bound
+
+
+@dataclass(frozen=True)
+class TruthField:
+    """One keyed value: the document (as named in the results or by a path ending in it), page, field."""
+
+    source: str
+    page: int
+    field: str
+    value: str
+
+
+@dataclass(frozen=True)
+class FieldOutcome:
+    """What the results say of one keyed field. ``status``: read, or why there is no reading."""
+
+    truth: TruthField
+    status: str  # "read" | "document failed" | "page failed" | "no such page" | "no such field"
+    value: str | None = None
+    normalized: str | None = None
+    confidence: float = 0.0
+    needs_review: bool = True
+    min_char_p: float = 0.0
+    readings: dict[str, str] = field(default_factory=dict)  # reader → its raw text ("segmentation", "crnn")
+    detail: str = ""
+
+    @property
+    def right(self) -> bool:
+        want = self.truth.value.strip()
+        return self.status == "read" and want in {(self.value or "").strip(), (self.normalized or "").strip()}
+
+    def accepted_at(self, threshold: float, char_threshold: float) -> bool:
+        return self.status == "read" and self.confidence >= threshold and self.min_char_p >= char_threshold
+
+    def reader_right(self, reader: str) -> bool | None:
+        """Whether one reader alone had the truth's digits (None: that reader did not read the field)."""
+        raw = self.readings.get(reader)
+        return None if raw is None else _digits(raw) == _digits(self.truth.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.truth.source, "page": self.truth.page, "field": self.truth.field,
+                "truth": self.truth.value, "status": self.status, "value": self.value,
+                "confidence": round(self.confidence, 6), "needs_review": self.needs_review,
+                **({"detail": self.detail} if self.detail else {})}
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def wilson_low(right: int, n: int, z: float = Z95) -> float | None:
+    """Lower end of the 95% Wilson interval of a proportion: how low the accepted fields' accuracy may really be."""
+    if n == 0:
+        return None
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def needed_without_error(target: float, z: float = Z95) -> int:
+    """Accepted fields, none wrong, it takes for the Wilson lower bound to reach ``target``."""
+    return math.ceil(z * z * target / (1 - target)) if target < 1 else 0
+
+
+# --- reading the files -------------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise UnreadableInputError("is a directory, not a file", path) from None
+    except FileNotFoundError:
+        raise UnreadableInputError("no such file", path) from None
+    except PermissionError:
+        raise UnreadableInputError("permission denied", path) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", path) from None
+    except OSError as e:
+        raise UnreadableInputError(e.strerror or str(e), path) from None
+    if not text.strip():
+        raise EmptyInputError("empty file", path)
+    return text
+
+
+def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
+    """Keyed values from CSV or formocr truth JSON files; a (source, page, field) given twice is an error."""
+    out: list[TruthField] = []
+    seen: dict[tuple[str, int, str], Path] = {}
+    for p in map(Path, paths):
+        text = _read_text(p)
+        rows = _truth_json(text, p) if text.lstrip().startswith("{") else _truth_csv(text, p)
+        for t in rows:
+            key = (t.source, t.page, t.field)
+            if key in seen:
+                raise ConfigError(f"field {t.field!r} of {t.source} page {t.page} is given twice "
+                                  f"(also in {seen[key]})", p)
+            seen[key] = p
+            out.append(t)
+    if not out:
+        raise EmptyInputError("no keyed values in the truth", paths[0] if paths else "truth")
+    return out
+
+
+def _truth_csv(text: str, path: Path) -> list[TruthField]:
+    reader = csv.DictReader(text.splitlines())
+    cols = {c.strip().lower(): c for c in reader.fieldnames or []}
+    missing = [c for c in ("source", "field", "value") if c not in cols]
+    if missing:
+        raise ConfigError(f"truth CSV: the header must name source, field and value (and page); "
+                          f"missing {', '.join(missing)}", path)
+    out = []
+    for line, row in enumerate(reader, start=2):
+        get = {k: (row.get(c) or "").strip() for k, c in cols.items()}
+        if not any(get.values()):
+            continue
+        page = get.get("page") or "1"
+        if not page.isdigit() or int(page) < 1:
+            raise ConfigError(f"truth CSV line {line}: page must be a number from 1, got {page!r}", path)
+        if not get["source"] or not get["field"]:
+            raise ConfigError(f"truth CSV line {line}: source and field must not be empty", path)
+        out.append(TruthField(get["source"], int(page), get["field"], get["value"]))
+    return out
+
+
+def _truth_json(text: str, path: Path) -> list[TruthField]:
+    try:
+        d = json.loads(text)
+        source = str(d["source"])
+        return [TruthField(source, int(pg["page"]), str(name), str(value))
+                for pg in d["pages"] for name, value in pg["fields"].items()]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        detail = e.msg if isinstance(e, json.JSONDecodeError) else f"{type(e).__name__}: {e}"
+        raise ConfigError(f"not a formocr truth file ({{source, pages: [{{page, fields}}]}}): {detail}",
+                          path) from None
+
+
+@dataclass(frozen=True)
+class ResultDocument:
+    """One document of the results: its scan JSON, or why it failed."""
+
+    source: str
+    document: dict[str, Any] | None
+    error: str | None = None
+
+
+def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
+    """Documents by source from scan output (JSON or JSON Lines) and batch results files; the last line of a
+    source wins, as in a batch results file. A torn last line (a run still writing, or killed) is left out."""
+    docs: dict[str, ResultDocument] = {}
+    for p in map(Path, paths):
+        text = _read_text(p)
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None
+        items: Iterable[tuple[int, Any]]
+        if isinstance(whole, dict):
+            items = [(1, whole)]
+        else:
+            lines = text.splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):
+                lines = lines[:-1]  # torn tail
+            items = [(n, _json_line(line, n, p)) for n, line in enumerate(lines, 1) if line.strip()]
+        for n, item in items:
+            doc = _result_document(item, n, p)
+            docs[doc.source] = doc
+    if not docs:
+        raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
+    return docs
+
+
+def _json_line(line: str, n: int, path: Path) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"line {n} is not JSON ({e.msg}); give what formocr scan or batch wrote", path) from None
+
+
+def _result_document(item: Any, n: int, path: Path) -> ResultDocument:
+    if isinstance(item, dict) and "formocr_batch" in item:
+        src = item.get("source")
+        if item.get("status") == "ok" and isinstance(item.get("document"), dict):
+            return ResultDocument(str(src), item["document"])
+        if item.get("status") == "error" and src is not None:
+            err = item.get("error") or {}
+            return ResultDocument(str(src), None, f"{err.get('type', 'error')}: {err.get('message', '')}")
+    elif isinstance(item, dict) and "formocr" in item and isinstance(item.get("pages"), list):
+        return ResultDocument(str(item.get("source")), item)
+    raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
+
+
+# --- matching and counting --------------------------------------------------------------------------------------
+
+
+def _match(source: str, docs: dict[str, ResultDocument]) -> ResultDocument | None:
+    """The results document a truth source names: the same path, or one path ending in the other (truth keyed
+    by file name against results of ``formocr scan scans/a.pdf``, or the reverse). Two candidates: an error."""
+    if source in docs:
+        return docs[source]
+    want = PurePosixPath(source.replace("\\", "/")).parts
+    hits = []
+    for name, doc in docs.items():
+        have = PurePosixPath(name.replace("\\", "/")).parts
+        k = min(len(want), len(have))
+        if k and want[-k:] == have[-k:]:
+            hits.append(doc)
+    if len(hits) > 1:
+        names = ", ".join(sorted(d.source for d in hits)[:3])
+        raise ConfigError(f"truth source {source!r} matches several documents of the results ({names}); "
+                          "key the truth by the path the results give")
+    return hits[0] if hits else None
+
+
+def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument]) -> list[FieldOutcome]:
+    """One outcome per keyed field. No truth source found among the results at all is an error (the wrong
+    results file, or sources keyed under other names), not a 0% score."""
+    out = []
+    matched = 0
+    for t in truth:
+        doc = _match(t.source, docs)
+        if doc is None:
+            out.append(FieldOutcome(t, "document failed", detail="not in the results"))
+            continue
+        matched += 1
+        if doc.document is None:
+            out.append(FieldOutcome(t, "document failed", detail=doc.error or ""))
+            continue
+        pages = {int(pg.get("page", 0)): pg for pg in doc.document.get("pages", []) if isinstance(pg, dict)}
+        page = pages.get(t.page)
+        if page is None:
+            out.append(FieldOutcome(t, "no such page"))
+            continue
+        if page.get("error"):
+            out.append(FieldOutcome(t, "page failed", detail=str(page["error"].get("message", ""))))
+            continue
+        found = next((f for f in page.get("fields", []) if f.get("name") == t.field), None)
+        if found is None:
+            out.append(FieldOutcome(t, "no such field"))
+            continue
+        chars = found.get("chars") or []
+        readings = {k: str(v["raw"]) for k, v in (found.get("readings") or {}).items()
+                    if isinstance(v, dict) and "raw" in v}
+        out.append(FieldOutcome(
+            t, "read", value=found.get("value"), normalized=found.get("normalized"),
+            confidence=float(found.get("confidence") or 0.0), needs_review=bool(found.get("needs_review")),
+            min_char_p=min((float(c.get("p", 0.0)) for c in chars), default=1.0), readings=readings))
+    if truth and not matched:
+        raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
+                          f"results e.g. {next(iter(docs))!r})")
+    return out
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts over a group of keyed fields."""
+
+    n: int
+    right: int
+    unread: int  # no reading at all: the document, its page or the field missing or failed
+    accepted: int  # not needs_review, as the results recorded it
+    accepted_right: int
+    readers: dict[str, tuple[int, int]]  # reader → (fields it read, of them with the truth's digits)
+
+    @classmethod
+    def of(cls, group: Sequence[FieldOutcome]) -> Tally:
+        readers: dict[str, tuple[int, int]] = {}
+        for o in group:
+            for r in o.readings:
+                ok = o.reader_right(r)
+                seen, good = readers.get(r, (0, 0))
+                readers[r] = (seen + 1, good + bool(ok))
+        acc = [o for o in group if o.status == "read" and not o.needs_review]
+        return cls(len(group), sum(o.right for o in group), sum(o.status != "read" for o in group), len(acc),
+                   sum(o.right for o in acc), readers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "right": self.right, "accuracy": _share(self.right, self.n), "unread": self.unread,
+                "accepted": self.accepted, "accepted_share": _share(self.accepted, self.n),
+                "accepted_right": self.accepted_right, "accepted_accuracy": _share(self.accepted_right, self.accepted),
+                "accepted_accuracy_low95": _round(wilson_low(self.accepted_right, self.accepted)),
+                "readers": {r: {"read": s, "digits_right": g, "accuracy": _share(g, s)}
+                            for r, (s, g) in sorted(self.readers.items())}}
+
+
+def _share(k: int, n: int) -> float | None:
+    return round(k / n, 6) if n else None
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 6)
+
+
+def sweep_row(group: Sequence[FieldOutcome], threshold: float, char_threshold: float) -> dict[str, Any]:
+    acc = [o for o in group if o.accepted_at(threshold, char_threshold)]
+    right = sum(o.right for o in acc)
+    return {"threshold": threshold, "accepted": len(acc), "accepted_share": _share(len(acc), len(group)),
+            "accepted_right": right, "accepted_wrong": len(acc) - right, "accepted_accuracy": _share(right, len(acc)),
+            "accepted_accuracy_low95": _round(wilson_low(right, len(acc)))}
+
+
+def recommend(group: Sequence[FieldOutcome], target: float, char_threshold: float) -> dict[str, Any]:
+    """The lowest review threshold whose accepted fields' accuracy is at least ``target`` even at the low end of
+    its 95% interval; None when these fields are too few (or too often wrong) to show that at any threshold."""
+    levels = sorted({o.confidence for o in group if o.status == "read" and o.confidence > 0.5})
+    for t in levels:
+        row = sweep_row(group, t, char_threshold)
+        if row["accepted"] and (row["accepted_accuracy_low95"] or 0.0) >= target:
+            return {"target": target, "threshold": round(t, 6), **{k: v for k, v in row.items() if k != "threshold"},
+                    "note": "chosen on these fields; confirm it on fields it was not chosen on"}
+    return {"target": target, "threshold": None,
+            "note": f"no threshold shows {target:.2%} at the low end of its 95% interval on these fields; "
+                    f"that takes at least {needed_without_error(target)} accepted fields without an error"}
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    outcomes: tuple[FieldOutcome, ...]
+    review_threshold: float
+    char_review_threshold: float
+    target: float
+    extra_fields: int  # fields in the results' matched pages that the truth does not key
+
+    def to_dict(self) -> dict[str, Any]:
+        by_name: dict[str, list[FieldOutcome]] = {}
+        for o in self.outcomes:
+            by_name.setdefault(o.truth.field, []).append(o)
+        thresholds = sorted({*SWEEP, self.review_threshold})
+        return {
+            "formocr_score": 1,
+            "review_threshold": self.review_threshold,
+            "char_review_threshold": self.char_review_threshold,
+            "all": Tally.of(self.outcomes).to_dict(),
+            "fields": {name: Tally.of(g).to_dict() for name, g in sorted(by_name.items())},
+            "sweep": [sweep_row(self.outcomes, t, self.char_review_threshold) for t in thresholds if t > 0.5],
+            "recommended": recommend(self.outcomes, self.target, self.char_review_threshold),
+            "fields_not_in_truth": self.extra_fields,
+            "wrong": [o.to_dict() for o in self.outcomes if not o.right],
+        }
+
+
+def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float = 0.95,
+          char_review_threshold: float = 0.80, target: float = 0.995) -> ScoreReport:
+    if not 0.5 < target < 1:
+        raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")
+    outs = outcomes(truth, docs)
+    keyed: set[tuple[str, int, str]] = set()
+    for t in truth:
+        doc = _match(t.source, docs)
+        if doc is not None and doc.document is not None:
+            keyed.add((doc.source, t.page, t.field))
+    extra = sum(1 for src, page, name in _fields_of({s for s, _, _ in keyed}, docs) if (src, page, name) not in keyed)
+    return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra)
+
+
+def _fields_of(sources: Iterable[str], docs: dict[str, ResultDocument]) -> Iterable[tuple[str, int, str]]:
+    for src in sources:
+        document = docs[src].document or {}
+        for pg in document.get("pages", []):
+            for f in pg.get("fields", []):
+                yield src, int(pg.get("page", 0)), str(f.get("name"))
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as tables for people (stderr, or stdout without --json)."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.2f}"
+
+    lines = [f"review threshold {report['review_threshold']}, character threshold {report['char_review_threshold']}",
+             "| fields | n | right % | unread | accepted % | accepted right % | low end 95% | "
+             + " | ".join(f"{r} alone %" for r in report["all"]["readers"]) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(report["all"]["readers"])]
+    for name, t in [("all", report["all"]), *report["fields"].items()]:
+        readers = " | ".join(pct(t["readers"].get(r, {}).get("accuracy")) for r in report["all"]["readers"])
+        lines.append(f"| {name} | {t['n']} | {pct(t['accuracy'])} | {t['unread']} | {pct(t['accepted_share'])} | "
+                     f"{pct(t['accepted_accuracy'])} | {pct(t['accepted_accuracy_low95'])} | {readers} |")
+    lines += ["", "| review threshold | accepted % | accepted wrong | accepted right % | low end 95% |",
+              "|---|---|---|---|---|"]
+    for row in report["sweep"]:
+        lines.append(f"| {row['threshold']} | {pct(row['accepted_share'])} | {row['accepted_wrong']} | "
+                     f"{pct(row['accepted_accuracy'])} | {pct(row['accepted_accuracy_low95'])} |")
+    rec = report["recommended"]
+    lines.append("")
+    if rec["threshold"] is None:
+        lines.append(f"recommended threshold for {pct(rec['target'])}%: none ({rec['note']})")
+    else:
+        lines.append(f"recommended threshold for {pct(rec['target'])}%: {rec['threshold']} (accepts "
+                     f"{pct(rec['accepted_share'])}%, {rec['accepted_wrong']} wrong; {rec['note']})")
+    if report["fields_not_in_truth"]:
+        lines.append(f"{report['fields_not_in_truth']} fields of these documents are not in the truth (not counted)")
+    return "\n".join(lines)
