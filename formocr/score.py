@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
+
+log = logging.getLogger(__name__)
 
 # The sweep's fixed thresholds (the review threshold in use is added). A field at threshold t is accepted when its
 # confidence is at least t and every character at least the character threshold, as the pipeline decides
@@ -99,7 +102,7 @@ def needed_without_error(target: float, z: float = Z95) -> int:
 
 def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV export may begin with a BOM
     except IsADirectoryError:
         raise UnreadableInputError("is a directory, not a file", path) from None
     except FileNotFoundError:
@@ -135,7 +138,10 @@ def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
 
 
 def _truth_csv(text: str, path: Path) -> list[TruthField]:
-    reader = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
+    # a spreadsheet set to another locale writes ";" (or tabs) between columns
+    delimiter = max(",;\t", key=lambda d: lines[0].count(d))
+    reader = csv.DictReader(lines, delimiter=delimiter)
     cols = {c.strip().lower(): c for c in reader.fieldnames or []}
     missing = [c for c in ("source", "field", "value") if c not in cols]
     if missing:
@@ -178,7 +184,8 @@ class ResultDocument:
 
 def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
     """Documents by source from scan output (JSON or JSON Lines) and batch results files; the last line of a
-    source wins, as in a batch results file. A torn last line (a run still writing, or killed) is left out."""
+    source wins, as in a batch results file. A last line cut short (a run still writing, or killed: no newline,
+    not JSON) is left out."""
     docs: dict[str, ResultDocument] = {}
     for p in map(Path, paths):
         text = _read_text(p)
@@ -191,8 +198,9 @@ def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
             items = [(1, whole)]
         else:
             lines = text.splitlines(keepends=True)
-            if lines and not lines[-1].endswith("\n"):
-                lines = lines[:-1]  # torn tail
+            if lines and not lines[-1].endswith("\n") and not _parses(lines[-1]):
+                log.warning("%s: the last line is cut short (a run still writing, or killed); left out", p)
+                lines = lines[:-1]
             items = [(n, _json_line(line, n, p)) for n, line in enumerate(lines, 1) if line.strip()]
         for n, item in items:
             doc = _result_document(item, n, p)
@@ -200,6 +208,14 @@ def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
     if not docs:
         raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
     return docs
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _json_line(line: str, n: int, path: Path) -> Any:

@@ -125,6 +125,10 @@ def test_batch_results_last_line_wins_torn_tail_and_error_records(tmp_path: Path
              rec("bad.pdf", None, "bad.pdf: corrupt PDF")]
     path = _write(tmp_path / "results.jsonl", "\n".join(lines) + "\n" + lines[0][:40])  # torn last line
     docs = load_results([path])
+    assert set(docs) == {"a.pdf", "bad.pdf"}
+    # a complete last line without its newline (a file edited by hand) is still read
+    docs = load_results([_write(tmp_path / "r2.jsonl", "\n".join(lines))])
+    assert set(docs) == {"a.pdf", "bad.pdf"}
     outs = outcomes([TruthField("a.pdf", 1, "n", "2"), TruthField("bad.pdf", 1, "n", "3")], docs)
     assert outs[0].right
     assert outs[1].status == "document failed" and "corrupt PDF" in outs[1].detail
@@ -151,6 +155,9 @@ def test_truth_files_are_checked(tmp_path: Path) -> None:
         load_truth([_write(tmp_path / "d.json", '{"source": "x"}')])
     with pytest.raises(EmptyInputError):
         load_truth([_write(tmp_path / "e.csv", "")])
+    # a spreadsheet's export: a byte-order mark, semicolons, a postal code's leading zero kept as text
+    excel = load_truth([_write(tmp_path / "f.csv", "\ufeffSource;Page;Field;Value\nenv.png;1;postal_code;01234\n")])
+    assert excel == [TruthField("env.png", 1, "postal_code", "01234")]
     with pytest.raises(UnreadableInputError, match="no such file"):
         load_truth([tmp_path / "missing.csv"])
     # the samples' own truth files are read as they are
