@@ -6,6 +6,11 @@ Pages cycle through the built-in templates (cheque, envelope, numeric_form); eve
 writer, skew up to ±5°, noise, blur, uneven light and JPEG artefacts (formocr.synth.Degrade.random). Seeds
 start at --seed, far from the committed samples' seeds (101-405). Pages go to the pipeline as 300-dpi arrays
 (the rasterization step is measured by pipeline_speed.py).
+
+    python benchmarks/pipeline_accuracy.py --pages 60 --write scans/    # also keep each page and its truth
+
+With --write, every page is also saved as a 300-dpi PNG with its truth file (samples' format), so the same pages
+can go through `formocr batch` and `formocr eval results` as a user's own keyed scans would.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import levenshtein, machine, table
@@ -24,7 +30,7 @@ from common import levenshtein, machine, table
 from formocr.layout.template import load_template
 from formocr.options import Options
 from formocr.pipeline import Pipeline
-from formocr.synth import Degrade, Writer, render_form
+from formocr.synth import Degrade, Writer, render_form, write_truth
 
 
 def main() -> int:
@@ -36,7 +42,11 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="digit model (default: the shipped one)")
     ap.add_argument("--strings-model", default=None, help="string model (default: the shipped one)")
     ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--write", type=Path, default=None,
+                    help="also save every page here as page-SEED.png with page-SEED.truth.json")
     args = ap.parse_args()
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
 
     names = args.templates.split(",")
     templates = {n: load_template(n) for n in names}
@@ -49,6 +59,10 @@ def main() -> int:
         page = render_form(templates[name], None, rng, dpi=300, writer=Writer.random(rng),
                            degrade=Degrade.random(rng, max_skew=args.max_skew))
         doc = pipe.scan(page.image)
+        if args.write:
+            stem = f"page-{args.seed + i}"
+            Image.fromarray(page.image).save(args.write / f"{stem}.png", dpi=(300, 300))
+            write_truth(args.write / f"{stem}.truth.json", f"{stem}.png", [page], args.seed + i)
         for f in doc.fields:
             truth = page.values[f.name]
             got = f.value or ""

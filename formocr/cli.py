@@ -437,9 +437,9 @@ def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: b
 
 @eval_group.command("results")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--truth", "truth_files", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--truth", "truth_files", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Keyed values: a CSV with the columns source, page, field, value, or a formocr *.truth.json "
-                   "file. Give it again for more files.")
+                   "file, or a folder of them. Give it again for more.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="The options file the results were read with (its review thresholds are used).")
 @click.option("--review-threshold", type=float, default=None,

@@ -119,10 +119,20 @@ def _read_text(path: Path) -> str:
 
 
 def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
-    """Keyed values from CSV or formocr truth JSON files; a (source, page, field) given twice is an error."""
+    """Keyed values from CSV or formocr truth JSON files (a folder: its ``*.truth.json`` and ``*.csv`` files); a
+    (source, page, field) given twice is an error."""
     out: list[TruthField] = []
     seen: dict[tuple[str, int, str], Path] = {}
+    files: list[Path] = []
     for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.truth.json")) + sorted(p.glob("*.csv"))
+            if not found:
+                raise EmptyInputError("a folder without *.truth.json or *.csv files", p)
+            files += found
+        else:
+            files.append(p)
+    for p in files:
         text = _read_text(p)
         rows = _truth_json(text, p) if text.lstrip().startswith("{") else _truth_csv(text, p)
         for t in rows:
@@ -398,6 +408,12 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
         if doc is not None and doc.document is not None:
             keyed.add((doc.source, t.page, t.field))
     extra = sum(1 for src, page, name in _fields_of({s for s, _, _ in keyed}, docs) if (src, page, name) not in keyed)
+    read = [o for o in outs if o.status == "read"]
+    differ = sum((not o.needs_review) != o.accepted_at(review_threshold, char_review_threshold) for o in read)
+    if differ:
+        log.warning("%d of %d fields were accepted or sent to review otherwise than a review threshold of %s and a "
+                    "character threshold of %s decide: were the results read with other thresholds (--config, "
+                    "--review-threshold)?", differ, len(read), review_threshold, char_review_threshold)
     return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra)
 
 

@@ -92,6 +92,18 @@ def test_sweep_at_the_recorded_threshold_matches_needs_review() -> None:
     assert all(row["threshold"] > 0.5 for row in rep["sweep"])
 
 
+def test_results_read_with_another_threshold_are_pointed_out(caplog: pytest.LogCaptureFixture) -> None:
+    fields = [_field("a", "12", 0.97, review=0.99), _field("b", "12", 0.999, review=0.99)]
+    results = {"x.pdf": load_results_doc(_doc("x.pdf", fields))}
+    truth = [TruthField("x.pdf", 1, f["name"], "12") for f in fields]
+    with caplog.at_level("WARNING", logger="formocr.score"):
+        score(truth, results, review_threshold=0.99)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="formocr.score"):
+        score(truth, results)  # default 0.95 would have accepted "a"
+    assert "1 of 2 fields were accepted or sent to review otherwise" in caplog.text
+
+
 def load_results_doc(doc: dict[str, Any]) -> Any:
     from formocr.score import ResultDocument
 
@@ -160,10 +172,14 @@ def test_truth_files_are_checked(tmp_path: Path) -> None:
     assert excel == [TruthField("env.png", 1, "postal_code", "01234")]
     with pytest.raises(UnreadableInputError, match="no such file"):
         load_truth([tmp_path / "missing.csv"])
-    # the samples' own truth files are read as they are
+    # the samples' own truth files are read as they are, one by one or as a folder
     samples = Path(__file__).resolve().parents[1] / "samples"
     truth = load_truth([samples / "cheque.truth.json", samples / "forms.truth.json"])
     assert TruthField("cheque.pdf", 1, "amount", "1250.00") in truth and {t.page for t in truth} == {1, 2}
+    assert set(truth) < set(load_truth([samples])) and len(load_truth([samples])) == 38
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmptyInputError, match="a folder without"):
+        load_truth([tmp_path / "empty"])
 
 
 def test_cli_one_line_errors_and_json(tmp_path: Path) -> None:
