@@ -49,7 +49,7 @@ class FieldOutcome:
     """What the results say of one keyed field. ``status``: read, or why there is no reading."""
 
     truth: TruthField
-    status: str  # "read" | "document failed" | "page failed" | "no such page" | "no such field"
+    status: str  # "read" | "no such document" | "document failed" | "no such page" | "page failed" | "no such field"
     value: str | None = None
     normalized: str | None = None
     confidence: float = 0.0
@@ -213,7 +213,7 @@ def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
                 lines = lines[:-1]
             items = [(n, _json_line(line, n, p)) for n, line in enumerate(lines, 1) if line.strip()]
         for n, item in items:
-            doc = _result_document(item, n, p)
+            doc = _checked(_result_document(item, n, p), n, p)
             docs[doc.source] = doc
     if not docs:
         raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
@@ -248,6 +248,25 @@ def _result_document(item: Any, n: int, path: Path) -> ResultDocument:
     raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
 
 
+def _checked(doc: ResultDocument, n: int, path: Path) -> ResultDocument:
+    """A document whose pages and fields are what formocr writes (a hand-edited file may not be)."""
+    if doc.document is None:
+        return doc
+    try:
+        for pg in doc.document["pages"]:
+            int(pg.get("page", 0))
+            for f in pg.get("fields") or []:
+                float(f.get("confidence") or 0.0)
+                for c in f.get("chars") or []:
+                    float(c.get("p", 0.0))
+                for v in (f.get("readings") or {}).values():
+                    if isinstance(v, dict) and "raw" in v:
+                        str(v["raw"])
+    except (AttributeError, TypeError, ValueError) as e:
+        raise ConfigError(f"line {n}: the document {doc.source!r} is not as formocr writes it ({e})", path) from None
+    return doc
+
+
 # --- matching and counting --------------------------------------------------------------------------------------
 
 
@@ -278,7 +297,7 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument]) -> li
     for t in truth:
         doc = _match(t.source, docs)
         if doc is None:
-            out.append(FieldOutcome(t, "document failed", detail="not in the results"))
+            out.append(FieldOutcome(t, "no such document"))
             continue
         matched += 1
         if doc.document is None:

@@ -67,7 +67,7 @@ def test_right_wrong_unread_and_normalized(tmp_path: Path) -> None:
                                "c.pdf,1,amount,3\n")])         # no such document
     got = {(o.truth.source, o.truth.page, o.truth.field): o for o in outcomes(truth, results)}
     assert [got[k].status for k in sorted(got)] == ["read", "read", "read", "no such field", "page failed",
-                                                    "document failed"]
+                                                    "no such document"]
     assert got[("a.pdf", 1, "amount")].right and got[("a.pdf", 1, "date")].right
     assert not got[("b.pdf", 1, "amount")].right
     assert got[("a.pdf", 1, "amount")].reader_right("crnn") and not got[("a.pdf", 1, "amount")].reader_right(
@@ -193,6 +193,9 @@ def test_cli_one_line_errors_and_json(tmp_path: Path) -> None:
     cases = [([str(tmp_path / "none.json"), "--truth", str(truth)], 3, "none.json: no such file"),
              ([str(_write(tmp_path / "x.json", "[1, 2]\n")), "--truth", str(truth)], 7, "x.json: line 1"),
              ([str(results), "--truth", str(_write(tmp_path / "bad.csv", "a,b\n1,2\n"))], 7, "bad.csv: truth CSV"),
+             ([str(_write(tmp_path / "edited.json", json.dumps({"formocr": "0.1", "source": "a.pdf",
+                                                                 "pages": [{"page": 1, "fields": ["42"]}]}))),
+               "--truth", str(truth)], 7, "edited.json: line 1: the document 'a.pdf' is not as formocr writes it"),
              ([str(results), "--truth", str(truth), "--review-threshold", "2"], 7, "review_threshold")]
     for args, code, text in cases:
         r = CliRunner().invoke(main, ["eval", "results", *args])
