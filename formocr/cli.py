@@ -436,7 +436,7 @@ def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: b
 
 
 @eval_group.command("results")
-@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--truth", "truth_files", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Keyed values: a CSV with the columns source, page, field, value, or a formocr *.truth.json "
                    "file, or a folder of them. Give it again for more.")

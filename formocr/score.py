@@ -101,21 +101,33 @@ def needed_without_error(target: float, z: float = Z95) -> int:
 
 
 def _read_text(path: Path) -> str:
+    with _open_text(path) as f:
+        try:
+            return str(f.read())
+        except UnicodeDecodeError:
+            raise ConfigError("not UTF-8 text", path) from None
+
+
+def _open_text(path: Path) -> Any:
+    """The file opened for reading text, or the one-line error _read_text gives; empty files are errors too."""
+    _read_head(path)
+    return path.open(encoding="utf-8-sig")
+
+
+def _read_head(path: Path) -> None:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV export may begin with a BOM
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
     except IsADirectoryError:
         raise UnreadableInputError("is a directory, not a file", path) from None
     except FileNotFoundError:
         raise UnreadableInputError("no such file", path) from None
     except PermissionError:
         raise UnreadableInputError("permission denied", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", path) from None
     except OSError as e:
         raise UnreadableInputError(e.strerror or str(e), path) from None
-    if not text.strip():
+    if not head.strip() and len(head) < 1 << 16:
         raise EmptyInputError("empty file", path)
-    return text
 
 
 def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
@@ -184,40 +196,92 @@ def _truth_json(text: str, path: Path) -> list[TruthField]:
 
 
 @dataclass(frozen=True)
+class FieldRead:
+    """What scoring needs of one field of the results (a whole scan document is far larger: batch results of
+    thousands of documents are read into these, not kept as JSON)."""
+
+    value: str | None
+    normalized: str | None
+    confidence: float
+    needs_review: bool
+    min_char_p: float
+    readings: dict[str, str]  # reader → its raw text
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    fields: dict[str, FieldRead]
+    error: str | None = None  # the page could not be read (registration), so it has no fields
+
+
+@dataclass(frozen=True)
 class ResultDocument:
-    """One document of the results: its scan JSON, or why it failed."""
+    """One document of the results: its pages, or why it failed."""
 
     source: str
-    document: dict[str, Any] | None
+    pages: dict[int, ResultPage] | None
     error: str | None = None
+
+    @classmethod
+    def parse(cls, document: dict[str, Any]) -> ResultDocument:
+        """A scan JSON document; raises TypeError, ValueError or AttributeError when it is not as formocr writes."""
+        pages: dict[int, ResultPage] = {}
+        for pg in document["pages"]:
+            if pg.get("error"):
+                pages[int(pg.get("page", 0))] = ResultPage({}, str(pg["error"].get("message", "")))
+                continue
+            fields: dict[str, FieldRead] = {}
+            for f in pg.get("fields") or []:
+                fields.setdefault(str(f["name"]), FieldRead(
+                    value=None if f.get("value") is None else str(f["value"]),
+                    normalized=None if f.get("normalized") is None else str(f["normalized"]),
+                    confidence=float(f.get("confidence") or 0.0), needs_review=bool(f.get("needs_review")),
+                    min_char_p=min((float(c.get("p", 0.0)) for c in f.get("chars") or []), default=1.0),
+                    readings={str(k): str(v["raw"]) for k, v in (f.get("readings") or {}).items()
+                              if isinstance(v, dict) and "raw" in v}))
+            pages[int(pg.get("page", 0))] = ResultPage(fields)
+        return cls(str(document.get("source")), pages)
 
 
 def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
     """Documents by source from scan output (JSON or JSON Lines) and batch results files; the last line of a
     source wins, as in a batch results file. A last line cut short (a run still writing, or killed: no newline,
-    not JSON) is left out."""
+    not JSON) is left out. JSON Lines are read a line at a time, so a batch file of any size fits in memory."""
     docs: dict[str, ResultDocument] = {}
     for p in map(Path, paths):
-        text = _read_text(p)
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None
-        items: Iterable[tuple[int, Any]]
-        if isinstance(whole, dict):
-            items = [(1, whole)]
-        else:
-            lines = text.splitlines(keepends=True)
-            if lines and not lines[-1].endswith("\n") and not _parses(lines[-1]):
-                log.warning("%s: the last line is cut short (a run still writing, or killed); left out", p)
-                lines = lines[:-1]
-            items = [(n, _json_line(line, n, p)) for n, line in enumerate(lines, 1) if line.strip()]
-        for n, item in items:
-            doc = _checked(_result_document(item, n, p), n, p)
+        for doc in _documents(p):
             docs[doc.source] = doc
     if not docs:
         raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
     return docs
+
+
+def _documents(path: Path) -> Iterable[ResultDocument]:
+    try:
+        yield from _documents_of(path)
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text; give what formocr scan or batch wrote", path) from None
+
+
+def _documents_of(path: Path) -> Iterable[ResultDocument]:
+    with _open_text(path) as f:
+        pending: tuple[int, str] | None = None  # the line before, parsed once the next shows it was not the last
+        for n, line in enumerate(f, 1):
+            if pending is not None:
+                yield _result_document(_json_line(pending[1], pending[0], path), pending[0], path)
+                pending = None
+            if not line.strip():
+                continue
+            if n == 1 and not _parses(line):  # one document printed over many lines (formocr scan's own output)
+                yield _result_document(_json_line(line + f.read(), 1, path), 1, path)
+                return
+            pending = (n, line)
+        if pending is not None:
+            n, line = pending
+            if not line.endswith("\n") and not _parses(line):
+                log.warning("%s: the last line is cut short (a run still writing, or killed); left out", path)
+            else:
+                yield _result_document(_json_line(line, n, path), n, path)
 
 
 def _parses(line: str) -> bool:
@@ -236,34 +300,25 @@ def _json_line(line: str, n: int, path: Path) -> Any:
 
 
 def _result_document(item: Any, n: int, path: Path) -> ResultDocument:
+    document = None
     if isinstance(item, dict) and "formocr_batch" in item:
         src = item.get("source")
         if item.get("status") == "ok" and isinstance(item.get("document"), dict):
-            return ResultDocument(str(src), item["document"])
-        if item.get("status") == "error" and src is not None:
+            document = item["document"]
+        elif item.get("status") == "error" and src is not None:
             err = item.get("error") or {}
             return ResultDocument(str(src), None, f"{err.get('type', 'error')}: {err.get('message', '')}")
     elif isinstance(item, dict) and "formocr" in item and isinstance(item.get("pages"), list):
-        return ResultDocument(str(item.get("source")), item)
-    raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
-
-
-def _checked(doc: ResultDocument, n: int, path: Path) -> ResultDocument:
-    """A document whose pages and fields are what formocr writes (a hand-edited file may not be)."""
-    if doc.document is None:
-        return doc
+        document = item
+    if document is None:
+        raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
     try:
-        for pg in doc.document["pages"]:
-            int(pg.get("page", 0))
-            for f in pg.get("fields") or []:
-                float(f.get("confidence") or 0.0)
-                for c in f.get("chars") or []:
-                    float(c.get("p", 0.0))
-                for v in (f.get("readings") or {}).values():
-                    if isinstance(v, dict) and "raw" in v:
-                        str(v["raw"])
-    except (AttributeError, TypeError, ValueError) as e:
-        raise ConfigError(f"line {n}: the document {doc.source!r} is not as formocr writes it ({e})", path) from None
+        doc = ResultDocument.parse(document)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"line {n}: the document {document.get('source')!r} is not as formocr writes it "
+                          f"({type(e).__name__}: {e})", path) from None
+    if isinstance(item, dict) and "formocr_batch" in item:  # a batch record's source is the key, not the document's
+        doc = ResultDocument(str(item.get("source")), doc.pages)
     return doc
 
 
@@ -300,28 +355,22 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument]) -> li
             out.append(FieldOutcome(t, "no such document"))
             continue
         matched += 1
-        if doc.document is None:
+        if doc.pages is None:
             out.append(FieldOutcome(t, "document failed", detail=doc.error or ""))
             continue
-        pages = {int(pg.get("page", 0)): pg for pg in doc.document.get("pages", []) if isinstance(pg, dict)}
-        page = pages.get(t.page)
+        page = doc.pages.get(t.page)
         if page is None:
             out.append(FieldOutcome(t, "no such page"))
             continue
-        if page.get("error"):
-            out.append(FieldOutcome(t, "page failed", detail=str(page["error"].get("message", ""))))
+        if page.error is not None:
+            out.append(FieldOutcome(t, "page failed", detail=page.error))
             continue
-        found = next((f for f in page.get("fields", []) if f.get("name") == t.field), None)
-        if found is None:
+        f = page.fields.get(t.field)
+        if f is None:
             out.append(FieldOutcome(t, "no such field"))
             continue
-        chars = found.get("chars") or []
-        readings = {k: str(v["raw"]) for k, v in (found.get("readings") or {}).items()
-                    if isinstance(v, dict) and "raw" in v}
-        out.append(FieldOutcome(
-            t, "read", value=found.get("value"), normalized=found.get("normalized"),
-            confidence=float(found.get("confidence") or 0.0), needs_review=bool(found.get("needs_review")),
-            min_char_p=min((float(c.get("p", 0.0)) for c in chars), default=1.0), readings=readings))
+        out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
+                                needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings))
     if truth and not matched:
         raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
                           f"results e.g. {next(iter(docs))!r})")
@@ -424,7 +473,7 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
     keyed: set[tuple[str, int, str]] = set()
     for t in truth:
         doc = _match(t.source, docs)
-        if doc is not None and doc.document is not None:
+        if doc is not None and doc.pages is not None:
             keyed.add((doc.source, t.page, t.field))
     extra = sum(1 for src, page, name in _fields_of({s for s, _, _ in keyed}, docs) if (src, page, name) not in keyed)
     read = [o for o in outs if o.status == "read"]
@@ -438,10 +487,9 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
 
 def _fields_of(sources: Iterable[str], docs: dict[str, ResultDocument]) -> Iterable[tuple[str, int, str]]:
     for src in sources:
-        document = docs[src].document or {}
-        for pg in document.get("pages", []):
-            for f in pg.get("fields", []):
-                yield src, int(pg.get("page", 0)), str(f.get("name"))
+        for number, page in (docs[src].pages or {}).items():
+            for name in page.fields:
+                yield src, number, name
 
 
 def format_report(report: dict[str, Any]) -> str:

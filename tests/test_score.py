@@ -45,6 +45,11 @@ def _doc(source: str, *pages: list[dict[str, Any]], errors: dict[int, str] | Non
     return {"formocr": "0.1.0", "source": source, "pages": out}
 
 
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
@@ -107,7 +112,7 @@ def test_results_read_with_another_threshold_are_pointed_out(caplog: pytest.LogC
 def load_results_doc(doc: dict[str, Any]) -> Any:
     from formocr.score import ResultDocument
 
-    return ResultDocument(doc["source"], doc)
+    return ResultDocument.parse(doc)
 
 
 def test_wilson_bound_and_recommendation() -> None:
@@ -193,6 +198,12 @@ def test_cli_one_line_errors_and_json(tmp_path: Path) -> None:
     cases = [([str(tmp_path / "none.json"), "--truth", str(truth)], 3, "none.json: no such file"),
              ([str(_write(tmp_path / "x.json", "[1, 2]\n")), "--truth", str(truth)], 7, "x.json: line 1"),
              ([str(results), "--truth", str(_write(tmp_path / "bad.csv", "a,b\n1,2\n"))], 7, "bad.csv: truth CSV"),
+             ([str(_bytes(tmp_path / "scan.pdf", b"%PDF-1.4\n\xff\xfe\x00binary")), "--truth", str(truth)], 7,
+              "scan.pdf: not UTF-8 text"),
+             ([str(results), "--truth", str(_bytes(tmp_path / "t.xlsx", b"PK\x03\x04\xff\xfe"))], 7,
+              "t.xlsx: not UTF-8 text"),
+             ([str(_write(tmp_path / "blank.jsonl", "\n\n")), "--truth", str(truth)], 3, "blank.jsonl: empty file"),
+             ([str(tmp_path), "--truth", str(truth)], 3, "is a directory, not a file"),
              ([str(_write(tmp_path / "edited.json", json.dumps({"formocr": "0.1", "source": "a.pdf",
                                                                  "pages": [{"page": 1, "fields": ["42"]}]}))),
                "--truth", str(truth)], 7, "edited.json: line 1: the document 'a.pdf' is not as formocr writes it"),
