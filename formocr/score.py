@@ -34,7 +34,7 @@ SWEEP = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 Z95 = 1.959964  # two-sided 95% normal quantile, for the Wilson bound
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TruthField:
     """One keyed value: the document (as named in the results or by a path ending in it), page, field."""
 
@@ -44,7 +44,7 @@ class TruthField:
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldOutcome:
     """What the results say of one keyed field. ``status``: read, or why there is no reading."""
 
@@ -195,7 +195,7 @@ def _truth_json(text: str, path: Path) -> list[TruthField]:
                           path) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldRead:
     """What scoring needs of one field of the results (a whole scan document is far larger: batch results of
     thousands of documents are read into these, not kept as JSON)."""
@@ -208,13 +208,13 @@ class FieldRead:
     readings: dict[str, str]  # reader → its raw text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResultPage:
     fields: dict[str, FieldRead]
     error: str | None = None  # the page could not be read (registration), so it has no fields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResultDocument:
     """One document of the results: its pages, or why it failed."""
 
@@ -377,7 +377,7 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument]) -> li
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tally:
     """Counts over a group of keyed fields."""
 
@@ -439,7 +439,7 @@ def recommend(group: Sequence[FieldOutcome], target: float, char_threshold: floa
                     f"that takes at least {needed_without_error(target)} accepted fields without an error"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoreReport:
     outcomes: tuple[FieldOutcome, ...]
     review_threshold: float
