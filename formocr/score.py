@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TextIO
 
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
 
@@ -103,21 +103,18 @@ def needed_without_error(target: float, z: float = Z95) -> int:
 def _read_text(path: Path) -> str:
     with _open_text(path) as f:
         try:
-            return str(f.read())
+            return f.read()
         except UnicodeDecodeError:
             raise ConfigError("not UTF-8 text", path) from None
 
 
-def _open_text(path: Path) -> Any:
-    """The file opened for reading text, or the one-line error _read_text gives; empty files are errors too."""
-    _read_head(path)
-    return path.open(encoding="utf-8-sig")
-
-
-def _read_head(path: Path) -> None:
+def _open_text(path: Path) -> TextIO:
+    """The file opened as UTF-8 text (a spreadsheet's byte-order mark skipped), or a one-line error naming it:
+    missing, a folder, not readable, or empty."""
     try:
         with path.open("rb") as f:
             head = f.read(1 << 16)
+        text = path.open(encoding="utf-8-sig")
     except IsADirectoryError:
         raise UnreadableInputError("is a directory, not a file", path) from None
     except FileNotFoundError:
@@ -127,7 +124,9 @@ def _read_head(path: Path) -> None:
     except OSError as e:
         raise UnreadableInputError(e.strerror or str(e), path) from None
     if not head.strip() and len(head) < 1 << 16:
+        text.close()
         raise EmptyInputError("empty file", path)
+    return text
 
 
 def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
@@ -160,7 +159,7 @@ def load_truth(paths: Sequence[str | Path]) -> list[TruthField]:
 
 
 def _truth_csv(text: str, path: Path) -> list[TruthField]:
-    lines = text.splitlines()
+    lines = text.lstrip().splitlines()
     # a spreadsheet set to another locale writes ";" (or tabs) between columns
     delimiter = max(",;\t", key=lambda d: lines[0].count(d))
     reader = csv.DictReader(lines, delimiter=delimiter)
