@@ -446,17 +446,20 @@ def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: b
               help="The review threshold the results were read with [default: 0.95].")
 @click.option("--target", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=0.995,
               show_default=True, help="Accuracy the accepted fields must reach, for the recommended threshold.")
+@click.option("--match", type=click.Choice(["exact", "digits"]), default="exact", show_default=True,
+              help="exact: a keyed value must equal the field's value or its normalized form; digits: the same "
+                   "digits, separators aside (values keyed as 03112026 for 03/11/2026).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout (tables on stderr).")
 @_errors_to_exit_codes
 def eval_results_cmd(results: tuple[Path, ...], truth_files: tuple[Path, ...], config: str | None,
-                     review_threshold: float | None, target: float, as_json: bool) -> None:
+                     review_threshold: float | None, target: float, match: str, as_json: bool) -> None:
     """Score RESULTS (formocr scan output or a batch results file) against values people keyed in: accuracy, the
     share accepted without review and how often an accepted field is wrong, per review threshold."""
     from formocr.score import format_report, load_results, load_truth, score
 
     opts = _options(config, {"review_threshold": review_threshold})
     report = score(load_truth(truth_files), load_results(results), opts.review_threshold,
-                   opts.char_review_threshold, target).to_dict()
+                   opts.char_review_threshold, target, match).to_dict()
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         click.echo(format_report(report), err=True)

@@ -9,7 +9,7 @@ Results are what ``formocr scan`` prints (one JSON document, or JSON Lines of do
 results file. Truth is a CSV with a header naming ``source``, ``field`` and ``value`` (and ``page``, 1 when
 absent or blank), or formocr's own ``*.truth.json`` (the samples' format). A truth value counts as read right
 when it equals the field's ``value`` or its ``normalized`` form (``03/11/2026`` or ``2026-11-03``), after
-surrounding spaces are stripped.
+surrounding spaces are stripped; or, matching by digits, when it has the field's digits (``03112026``).
 """
 
 from __future__ import annotations
@@ -57,11 +57,16 @@ class FieldOutcome:
     min_char_p: float = 0.0
     readings: dict[str, str] = field(default_factory=dict)  # reader → its raw text ("segmentation", "crnn")
     detail: str = ""
+    match: str = "exact"  # "exact": the value or its normalized form; "digits": the same digits, whatever else
 
     @property
     def right(self) -> bool:
+        if self.status != "read":
+            return False
+        if self.match == "digits":
+            return _digits(self.truth.value) == _digits(self.value or "")
         want = self.truth.value.strip()
-        return self.status == "read" and want in {(self.value or "").strip(), (self.normalized or "").strip()}
+        return want in {(self.value or "").strip(), (self.normalized or "").strip()}
 
     def accepted_at(self, threshold: float, char_threshold: float) -> bool:
         return self.status == "read" and self.confidence >= threshold and self.min_char_p >= char_threshold
@@ -343,33 +348,37 @@ def _match(source: str, docs: dict[str, ResultDocument]) -> ResultDocument | Non
     return hits[0] if hits else None
 
 
-def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument]) -> list[FieldOutcome]:
+MATCHES = ("exact", "digits")
+
+
+def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument], match: str = "exact"
+             ) -> list[FieldOutcome]:
     """One outcome per keyed field. No truth source found among the results at all is an error (the wrong
-    results file, or sources keyed under other names), not a 0% score."""
+    results file, or sources keyed under other names), not a 0% score. ``match``: see :class:`FieldOutcome`
+    ("digits" for values keyed without their separators: 03112026 for 03/11/2026)."""
+    if match not in MATCHES:
+        raise ConfigError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
     out = []
     matched = 0
     for t in truth:
         doc = _match(t.source, docs)
+        matched += doc is not None
+        page = doc.pages.get(t.page) if doc is not None and doc.pages is not None else None
+        f = page.fields.get(t.field) if page is not None else None
         if doc is None:
-            out.append(FieldOutcome(t, "no such document"))
-            continue
-        matched += 1
-        if doc.pages is None:
-            out.append(FieldOutcome(t, "document failed", detail=doc.error or ""))
-            continue
-        page = doc.pages.get(t.page)
-        if page is None:
-            out.append(FieldOutcome(t, "no such page"))
-            continue
-        if page.error is not None:
-            out.append(FieldOutcome(t, "page failed", detail=page.error))
-            continue
-        f = page.fields.get(t.field)
-        if f is None:
-            out.append(FieldOutcome(t, "no such field"))
-            continue
-        out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
-                                needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings))
+            out.append(FieldOutcome(t, "no such document", match=match))
+        elif doc.pages is None:
+            out.append(FieldOutcome(t, "document failed", detail=doc.error or "", match=match))
+        elif page is None:
+            out.append(FieldOutcome(t, "no such page", match=match))
+        elif page.error is not None:
+            out.append(FieldOutcome(t, "page failed", detail=page.error, match=match))
+        elif f is None:
+            out.append(FieldOutcome(t, "no such field", match=match))
+        else:
+            out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
+                                    needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings,
+                                    match=match))
     if truth and not matched:
         raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
                           f"results e.g. {next(iter(docs))!r})")
@@ -445,6 +454,7 @@ class ScoreReport:
     char_review_threshold: float
     target: float
     extra_fields: int  # fields in the results' matched pages that the truth does not key
+    match: str = "exact"
 
     def to_dict(self) -> dict[str, Any]:
         by_name: dict[str, list[FieldOutcome]] = {}
@@ -453,6 +463,7 @@ class ScoreReport:
         thresholds = sorted({*SWEEP, self.review_threshold})
         return {
             "formocr_score": 1,
+            "match": self.match,
             "review_threshold": self.review_threshold,
             "char_review_threshold": self.char_review_threshold,
             "all": Tally.of(self.outcomes).to_dict(),
@@ -465,10 +476,10 @@ class ScoreReport:
 
 
 def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float = 0.95,
-          char_review_threshold: float = 0.80, target: float = 0.995) -> ScoreReport:
+          char_review_threshold: float = 0.80, target: float = 0.995, match: str = "exact") -> ScoreReport:
     if not 0.5 < target < 1:
         raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")
-    outs = outcomes(truth, docs)
+    outs = outcomes(truth, docs, match)
     keyed: set[tuple[str, int, str]] = set()
     for t in truth:
         doc = _match(t.source, docs)
@@ -481,7 +492,7 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
         log.warning("%d of %d fields were accepted or sent to review otherwise than a review threshold of %s and a "
                     "character threshold of %s decide: were the results read with other thresholds (--config, "
                     "--review-threshold)?", differ, len(read), review_threshold, char_review_threshold)
-    return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra)
+    return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra, match)
 
 
 def _fields_of(sources: Iterable[str], docs: dict[str, ResultDocument]) -> Iterable[tuple[str, int, str]]:
@@ -497,7 +508,8 @@ def format_report(report: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
-    lines = [f"review threshold {report['review_threshold']}, character threshold {report['char_review_threshold']}",
+    lines = [f"review threshold {report['review_threshold']}, character threshold {report['char_review_threshold']}, "
+             f"values matched {'by their digits' if report['match'] == 'digits' else 'exactly'}",
              "| fields | n | right % | unread | accepted % | accepted right % | low end 95% | "
              + " | ".join(f"{r} alone %" for r in report["all"]["readers"]) + " |",
              "|---|---|---|---|---|---|---|" + "---|" * len(report["all"]["readers"])]

@@ -4,6 +4,7 @@ review threshold lets by, and one-line errors for files that are not what they s
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,13 @@ def test_right_wrong_unread_and_normalized(tmp_path: Path) -> None:
         "segmentation")
     rep = score(truth, results).to_dict()
     assert rep["all"]["n"] == 6 and rep["all"]["right"] == 2 and rep["all"]["unread"] == 3
+    # keyed without separators: "digits" matches 1250.00 to 125000 and 03/11/2026 to 03112026, not the misread
+    bare = [replace(truth[0], value="125000"), replace(truth[1], value="03112026"), *truth[2:]]
+    assert [o.right for o in outcomes(bare, results)] == [False] * 6
+    assert [o.right for o in outcomes(bare, results, match="digits")] == [True, True] + [False] * 4
+    assert score(bare, results, match="digits").to_dict()["match"] == "digits"
+    with pytest.raises(ConfigError, match="match must be"):
+        outcomes(bare, results, match="loose")
     assert rep["all"]["accepted"] == 3 and rep["all"]["accepted_right"] == 2
     assert rep["fields"]["amount"]["readers"]["crnn"] == {"read": 2, "digits_right": 1, "accuracy": 0.5}
     assert {w["field"] for w in rep["wrong"]} == {"amount", "total"}
