@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from formocr.batch.record import Record
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class FieldOutcome:
     min_char_p: float = 0.0
     readings: dict[str, str] = field(default_factory=dict)  # reader → its raw text ("segmentation", "crnn")
     detail: str = ""
+    document: str | None = None  # the results document it was found in (None: none, or one that failed)
     match: str = "exact"  # "exact": the value or its normalized form; "digits": the same digits, whatever else
 
     @property
@@ -269,31 +271,20 @@ def _documents(path: Path) -> Iterable[ResultDocument]:
 
 def _documents_of(path: Path) -> Iterable[ResultDocument]:
     with _open_text(path) as f:
-        pending: tuple[int, str] | None = None  # the line before, parsed once the next shows it was not the last
         for n, line in enumerate(f, 1):
-            if pending is not None:
-                yield _result_document(_json_line(pending[1], pending[0], path), pending[0], path)
-                pending = None
             if not line.strip():
                 continue
-            if n == 1 and not _parses(line):  # one document printed over many lines (formocr scan's own output)
-                yield _result_document(_json_line(line + f.read(), 1, path), 1, path)
-                return
-            pending = (n, line)
-        if pending is not None:
-            n, line = pending
-            if not line.endswith("\n") and not _parses(line):
-                log.warning("%s: the last line is cut short (a run still writing, or killed); left out", path)
-            else:
-                yield _result_document(_json_line(line, n, path), n, path)
-
-
-def _parses(line: str) -> bool:
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                if n == 1:  # one document printed over many lines (formocr scan's own output)
+                    yield _result_document(_json_line(line + f.read(), 1, path), 1, path)
+                    return
+                if not line.endswith("\n"):  # only the last line can end without one
+                    log.warning("%s: the last line is cut short (a run still writing, or killed); left out", path)
+                    return
+                item = _json_line(line, n, path)  # raises, naming the line
+            yield _result_document(item, n, path)
 
 
 def _json_line(line: str, n: int, path: Path) -> Any:
@@ -304,48 +295,65 @@ def _json_line(line: str, n: int, path: Path) -> Any:
 
 
 def _result_document(item: Any, n: int, path: Path) -> ResultDocument:
-    document = None
+    source: str | None = None  # a batch record's source is the key (relative to its folder), not the document's
+    document = item
     if isinstance(item, dict) and "formocr_batch" in item:
-        src = item.get("source")
-        if item.get("status") == "ok" and isinstance(item.get("document"), dict):
-            document = item["document"]
-        elif item.get("status") == "error" and src is not None:
-            err = item.get("error") or {}
-            return ResultDocument(str(src), None, f"{err.get('type', 'error')}: {err.get('message', '')}")
-    elif isinstance(item, dict) and "formocr" in item and isinstance(item.get("pages"), list):
-        document = item
-    if document is None:
+        try:
+            rec = Record.from_dict(item)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"line {n} is not a formocr batch record ({e})", path) from None
+        if rec.error is not None:
+            return ResultDocument(rec.source, None, f"{rec.error.type}: {rec.error.message}")
+        source, document = rec.source, rec.document
+    if not (isinstance(document, dict) and "formocr" in document and isinstance(document.get("pages"), list)):
         raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
     try:
         doc = ResultDocument.parse(document)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"line {n}: the document {document.get('source')!r} is not as formocr writes it "
                           f"({type(e).__name__}: {e})", path) from None
-    if isinstance(item, dict) and "formocr_batch" in item:  # a batch record's source is the key, not the document's
-        doc = ResultDocument(str(item.get("source")), doc.pages)
-    return doc
+    return doc if source is None else ResultDocument(source, doc.pages)
 
 
 # --- matching and counting --------------------------------------------------------------------------------------
 
 
-def _match(source: str, docs: dict[str, ResultDocument]) -> ResultDocument | None:
-    """The results document a truth source names: the same path, or one path ending in the other (truth keyed
-    by file name against results of ``formocr scan scans/a.pdf``, or the reverse). Two candidates: an error."""
-    if source in docs:
-        return docs[source]
-    want = PurePosixPath(source.replace("\\", "/")).parts
-    hits = []
-    for name, doc in docs.items():
-        have = PurePosixPath(name.replace("\\", "/")).parts
-        k = min(len(want), len(have))
-        if k and want[-k:] == have[-k:]:
-            hits.append(doc)
-    if len(hits) > 1:
-        names = ", ".join(sorted(d.source for d in hits)[:3])
-        raise ConfigError(f"truth source {source!r} matches several documents of the results ({names}); "
-                          "key the truth by the path the results give")
-    return hits[0] if hits else None
+def _parts(path: str) -> tuple[str, ...]:
+    return PurePosixPath(path.replace("\\", "/")).parts
+
+
+class _Sources:
+    """Finds the results document a truth source names: the same path, or one path ending in the other (truth
+    keyed by file name against results of ``formocr scan scans/a.pdf``, or the reverse). Two candidates: an error.
+    Every document is indexed once by each tail of its path, so a lookup does not walk the results."""
+
+    def __init__(self, docs: dict[str, ResultDocument]) -> None:
+        self.docs = docs
+        self.whole = {_parts(name): doc for name, doc in docs.items()}
+        self.by_tail: dict[tuple[str, ...], list[ResultDocument]] = {}
+        for parts, doc in self.whole.items():
+            for k in range(1, len(parts) + 1):
+                self.by_tail.setdefault(parts[-k:], []).append(doc)
+        self.found: dict[str, ResultDocument | None] = {}
+
+    def find(self, source: str) -> ResultDocument | None:
+        if source not in self.found:
+            self.found[source] = self._find(source)
+        return self.found[source]
+
+    def _find(self, source: str) -> ResultDocument | None:
+        if source in self.docs:
+            return self.docs[source]
+        want = _parts(source)
+        hits = {id(d): d for d in self.by_tail.get(want, [])}  # documents whose path ends with the truth's
+        for k in range(1, len(want)):  # the truth's path ends with a document's whole path
+            if (d := self.whole.get(want[-k:])) is not None:
+                hits[id(d)] = d
+        if len(hits) > 1:
+            names = ", ".join(sorted(d.source for d in hits.values())[:3])
+            raise ConfigError(f"truth source {source!r} matches several documents of the results ({names}); "
+                              "key the truth by the path the results give")
+        return next(iter(hits.values()), None)
 
 
 MATCHES = ("exact", "digits")
@@ -358,10 +366,11 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument], match
     ("digits" for values keyed without their separators: 03112026 for 03/11/2026)."""
     if match not in MATCHES:
         raise ConfigError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
+    sources = _Sources(docs)
     out = []
     matched = 0
     for t in truth:
-        doc = _match(t.source, docs)
+        doc = sources.find(t.source)
         matched += doc is not None
         page = doc.pages.get(t.page) if doc is not None and doc.pages is not None else None
         f = page.fields.get(t.field) if page is not None else None
@@ -370,15 +379,15 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument], match
         elif doc.pages is None:
             out.append(FieldOutcome(t, "document failed", detail=doc.error or "", match=match))
         elif page is None:
-            out.append(FieldOutcome(t, "no such page", match=match))
+            out.append(FieldOutcome(t, "no such page", document=doc.source, match=match))
         elif page.error is not None:
-            out.append(FieldOutcome(t, "page failed", detail=page.error, match=match))
+            out.append(FieldOutcome(t, "page failed", detail=page.error, document=doc.source, match=match))
         elif f is None:
-            out.append(FieldOutcome(t, "no such field", match=match))
+            out.append(FieldOutcome(t, "no such field", document=doc.source, match=match))
         else:
             out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
                                     needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings,
-                                    match=match))
+                                    document=doc.source, match=match))
     if truth and not matched:
         raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
                           f"results e.g. {next(iter(docs))!r})")
@@ -435,16 +444,26 @@ def sweep_row(group: Sequence[FieldOutcome], threshold: float, char_threshold: f
 
 def recommend(group: Sequence[FieldOutcome], target: float, char_threshold: float) -> dict[str, Any]:
     """The lowest review threshold whose accepted fields' accuracy is at least ``target`` even at the low end of
-    its 95% interval; None when these fields are too few (or too often wrong) to show that at any threshold."""
-    levels = sorted({o.confidence for o in group if o.status == "read" and o.confidence > 0.5})
-    for t in levels:
-        row = sweep_row(group, t, char_threshold)
-        if row["accepted"] and (row["accepted_accuracy_low95"] or 0.0) >= target:
-            return {"target": target, "threshold": round(t, 6), **{k: v for k, v in row.items() if k != "threshold"},
-                    "note": "chosen on these fields; confirm it on fields it was not chosen on"}
-    return {"target": target, "threshold": None,
-            "note": f"no threshold shows {target:.2%} at the low end of its 95% interval on these fields; "
-                    f"that takes at least {needed_without_error(target)} accepted fields without an error"}
+    its 95% interval; None when these fields are too few (or too often wrong) to show that at any threshold.
+    The thresholds tried are the fields' own confidences: one pass from the surest down, so any number of fields
+    is quick."""
+    eligible = sorted((o for o in group if o.status == "read" and o.min_char_p >= char_threshold
+                       and o.confidence > 0.5),
+                      key=lambda o: -o.confidence)
+    best: float | None = None
+    right = 0
+    for k, o in enumerate(eligible, 1):
+        right += o.right
+        last = k == len(eligible) or eligible[k].confidence < o.confidence  # every field this sure is counted
+        if last and (wilson_low(right, k) or 0.0) >= target:
+            best = o.confidence
+    if best is None:
+        return {"target": target, "threshold": None,
+                "note": f"no threshold shows {target:.2%} at the low end of its 95% interval on these fields; "
+                        f"that takes at least {needed_without_error(target)} accepted fields without an error"}
+    row = sweep_row(group, best, char_threshold)
+    return {"target": target, "threshold": round(best, 6), **{k: v for k, v in row.items() if k != "threshold"},
+            "note": "chosen on these fields; confirm it on fields it was not chosen on"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,12 +499,9 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
     if not 0.5 < target < 1:
         raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")
     outs = outcomes(truth, docs, match)
-    keyed: set[tuple[str, int, str]] = set()
-    for t in truth:
-        doc = _match(t.source, docs)
-        if doc is not None and doc.pages is not None:
-            keyed.add((doc.source, t.page, t.field))
-    extra = sum(1 for src, page, name in _fields_of({s for s, _, _ in keyed}, docs) if (src, page, name) not in keyed)
+    keyed = {(o.document, o.truth.page, o.truth.field) for o in outs if o.document is not None}
+    extra = sum((src, number, name) not in keyed for src in {o.document for o in outs if o.document is not None}
+                for number, page in (docs[src].pages or {}).items() for name in page.fields)
     read = [o for o in outs if o.status == "read"]
     differ = sum((not o.needs_review) != o.accepted_at(review_threshold, char_review_threshold) for o in read)
     if differ:
@@ -493,13 +509,6 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
                     "character threshold of %s decide: were the results read with other thresholds (--config, "
                     "--review-threshold)?", differ, len(read), review_threshold, char_review_threshold)
     return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra, match)
-
-
-def _fields_of(sources: Iterable[str], docs: dict[str, ResultDocument]) -> Iterable[tuple[str, int, str]]:
-    for src in sources:
-        for number, page in (docs[src].pages or {}).items():
-            for name in page.fields:
-                yield src, number, name
 
 
 def format_report(report: dict[str, Any]) -> str:
