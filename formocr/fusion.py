@@ -97,28 +97,27 @@ class FusionRules:
     # CNN, which never saw such pieces, may read them as surely as whole digits. Yet on digits new to both readers
     # the re-cut earns its place: benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both --resplit 1,0.3,0.1,0
     # (shipped members and digit CNN): fused 95.53 / 95.47 / 94.93 / 94.93%, accepted 57.1-57.3% at 99.77% right.
-    # With stop 21's readers (grey digit tiles; members d, ge and gf, two of them reading grey strips, CRNN alone
-    # 1.7 points surer on val), 0.3: the same command with --strings-model of those members, --resplit 1,0.3,0.1,0:
-    # 97.27 / 97.40 / 96.93 / 96.93%, and with --seed 2: 96.40 / 96.67 / 96.47 / 96.47%; accepted 60.3-60.4% and
-    # 56.5-56.9%. The stop-21 gd, ge, gf were chosen after, with 0.3 (README "Grey for the readers"). Replayed with
+    # With stop 21's readers (grey digit tiles; members d, ge and gf, two of them reading grey strips, CRNN alone 1.7
+    # points surer on val), 0.3: the same command with --strings-model of those members, --resplit 1,0.3,0.1,0: 97.27 /
+    # 97.40 / 96.93 / 96.93%, and with --seed 2: 96.40 / 96.67 / 96.47 / 96.47%; accepted 60.3-60.4% and 56.5-56.9%. The
+    # stop-21 gd, ge, gf were chosen after, with 0.3 (docs/string-reader-log.md "Grey for the readers"). Replayed with
     # the stop-22 members (hd, he, hf; --seed 1 --resplit 1,0.3,0.1): 97.27 / 97.07 / 96.60%, within the seed-to-seed
-    # spread of the choice above, so 0.3 stays (README "A second grey cycle").
+    # spread of the choice above, so 0.3 stays (docs/string-reader-log.md "A second grey cycle").
     resplit: float = 0.3
-    # The blob reader's judging of an unsure string reading (formocr.recognize.blobs.judge, when a blob model is
-    # given): candidates score log P_crnn + judge_weight × the pieces' log-probabilities. On the string reader's
-    # candidates for 3000 strings of held-out training digits (val seeds 1 and 2, 1500 each), with the blob model
-    # of `formocr train blobs --seed 0` (README), CRNN alone 94.03% → 94.17 / 94.37 / 94.60 / 94.33% for 0.2 / 0.3
-    # / 0.4 / 0.5 (strings fixed 10 / 20 / 28 / 31, broken 6 / 10 / 11 / 22). Readings at least judge_below sure
-    # are left alone: with 0.8, 0.99 or none, the same strings changed (0.7: 25 fixed, 11 broken).
+    # The blob reader's judging of an unsure string reading (formocr.recognize.blobs.judge, when a blob model is given):
+    # candidates score log P_crnn + judge_weight × the pieces' log-probabilities. On the string reader's candidates for
+    # 3000 strings of held-out training digits (val seeds 1 and 2, 1500 each), with the blob model of `formocr train
+    # blobs --seed 0` (docs/string-reader-log.md), CRNN alone 94.03% → 94.17 / 94.37 / 94.60 / 94.33% for 0.2 / 0.3 /
+    # 0.4 / 0.5 (strings fixed 10 / 20 / 28 / 31, broken 6 / 10 / 11 / 22). Readings at least judge_below sure are left
+    # alone: with 0.8, 0.99 or none, the same strings changed (0.7: 25 fixed, 11 broken).
     judge_weight: float = 0.4
     judge_below: float = 0.9
     # The window judge (formocr.recognize.windows, when a window model is given): the string reader's reading and
-    # up to window_keep - 1 of its one-edit neighbours with as many characters score log P_crnn + window_weight ×
-    # the windows' log-probabilities of their digits; readings at least window_below sure are left alone. No
-    # setting helped: on 3000 strings of held-out training digits (val seeds 1 and 2) with the model of `formocr
-    # train windows --seed 0` (README), 40 candidates a reading, readings fixed / broken for weight 0.3 / 0.5 /
-    # 0.7 / 1.0 / 1.5 below 0.95: 10/11, 12/22, 14/28, 18/38, 20/56 (gates 0.8-0.99 alike). The least harmful
-    # pair is the default.
+    # up to window_keep - 1 of its one-edit neighbours with as many characters score log P_crnn + window_weight × the
+    # windows' log-probabilities of their digits; readings at least window_below sure are left alone. No setting helped:
+    # on 3000 strings of held-out training digits (val seeds 1 and 2) with the model of `formocr train windows --seed 0`
+    # (docs/string-reader-log.md), 40 candidates a reading, readings fixed / broken for weight 0.3 / 0.5 / 0.7 / 1.0 /
+    # 1.5 below 0.95: 10/11, 12/22, 14/28, 18/38, 20/56 (gates 0.8-0.99 alike). The least harmful pair is the default.
     window_weight: float = 0.3
     window_below: float = 0.95
     window_keep: int = 12

@@ -1,5 +1,6 @@
-"""Digit models on the 5000 held-out training images (``--split-seed 0``) sent down the scanned-digit road, as the
-bare binarized mask and as the mask shaded by the scan's grey (README "A digit CNN trained on grey-shaded tiles").
+"""Digit models on the 5000 held-out training images (``--split-seed 0``) sent down the scanned-digit road, as the bare
+binarized mask and as the mask shaded by the scan's grey (docs/string-reader-log.md "A digit CNN trained on grey-shaded
+tiles").
 
     python benchmarks/experiments/digit_roads.py models/digits-cnn.safetensors runs/dig/g.safetensors
 

@@ -1,5 +1,5 @@
 """Could a learned scorer choose among fusion's candidates better than the hand-set rules? The check made at stop
-25 (README "A cycle on painted strips, and a learned fusion (stop 25)").
+25 (docs/string-reader-log.md "A cycle on painted strips, and a learned fusion (stop 25)").
 
     for s in 1 2 3 4; do python benchmarks/fusion_tune.py --held-out both --n 1500 --seed $s \\
         --cases runs/cases_s$s.pkl; done

@@ -1,5 +1,5 @@
 """Members trained on the ink's grey, reading the grey of the ink's whole box untrained: the check made at stop
-24 before training members on it (README "The grey of the whole box").
+24 before training members on it (docs/string-reader-log.md "The grey of the whole box").
 
     python benchmarks/experiments/grey_box_zero_shot.py --split val --n 1500 --seed 3
 

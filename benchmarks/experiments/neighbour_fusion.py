@@ -1,6 +1,6 @@
-"""Where fused readings go wrong, and whether the string reader's one-edit neighbours, judged by segmentation's
-digit CNN, would fix them (stop 29; README "Where the fused errors lie"). Not shipped: no setting changed a reading
-for the better.
+"""Where fused readings go wrong, and whether the string reader's one-edit neighbours, judged by segmentation's digit
+CNN, would fix them (stop 29; docs/string-reader-log.md "Where the fused errors lie"). Not shipped: no setting changed a
+reading for the better.
 
     python benchmarks/experiments/neighbour_fusion.py record --split val --n 1500 --seed 1 --out runs/nb-v1.pkl
     python benchmarks/experiments/neighbour_fusion.py replay runs/nb-v1.pkl runs/nb-v2.pkl ...

@@ -1,7 +1,7 @@
-"""String models on a training run's own validation strings (README "Hard strips replayed"): the 1000 strings
-``formocr train strings --seed S`` selects its checkpoints on, so a child can be set beside its parent on the
-very strings it was chosen by. Figures here are biased upward for the child; the fair set is
-``strings_accuracy.py --split val``.
+"""String models on a training run's own validation strings (docs/string-reader-log.md "Hard strips replayed"): the 1000
+strings ``formocr train strings --seed S`` selects its checkpoints on, so a child can be set beside its parent on the
+very strings it was chosen by. Figures here are biased upward for the child; the fair set is ``strings_accuracy.py
+--split val``.
 
     python benchmarks/experiments/own_validation.py --seed 140 runs/kd.safetensors runs/xd.safetensors
 

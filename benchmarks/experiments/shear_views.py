@@ -1,5 +1,5 @@
-"""Sheared views for the string reader (stop 29, not shipped; README "Where the fused errors lie"): every member also
-reads view 0's strip sheared by each given amount, as more views to decode and score.
+"""Sheared views for the string reader (stop 29, not shipped; docs/string-reader-log.md "Where the fused errors lie"):
+every member also reads view 0's strip sheared by each given amount, as more views to decode and score.
 
     python benchmarks/experiments/shear_views.py 0.2,-0.2 --split val --n 1500 --seed 1
 

@@ -1,5 +1,5 @@
-"""How the string reader chooses among its views' readings: rules tried at stop 23, none shipped (README "A fair
-validation set").
+"""How the string reader chooses among its views' readings: rules tried at stop 23, none shipped
+(docs/string-reader-log.md "A digit ensemble and a fair validation set").
 
     python benchmarks/experiments/view_choice.py geometric --split val --n 1500 --seed 1
     python benchmarks/experiments/view_choice.py climb --split val --n 1500 --seed 1

@@ -1,5 +1,5 @@
-"""What the window judge would change, replayed over its rules: tried at stop 27, not on by default (README "The
-window judge").
+"""What the window judge would change, replayed over its rules: tried at stop 27, not on by default
+(docs/string-reader-log.md "The window judge").
 
     python benchmarks/experiments/window_judge.py --windows-model runs/windows-cnn.safetensors --split val \
         --seeds 1,2 --keep 40

@@ -442,10 +442,10 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
 def average(paths: Sequence[str | Path], out: str | Path, command: str | None = None) -> dict[str, Any]:
     """Write one network whose weights are the mean of several (a "model soup"); returns its card.
 
-    Only for networks trained on from one parent (``train strings --init``): they lie in one basin, where the mean
-    of their weights reads better than each (README, stop 26); the weights of unrelated runs do not line up. So the
-    inputs must be single networks of one shape, input, alphabet, strip geometry and held-out digits. Batch-norm
-    statistics are averaged like the weights.
+    Only for networks trained on from one parent (``train strings --init``): they lie in one basin, where the mean of
+    their weights reads better than each (docs/string-reader-log.md, stop 26); the weights of unrelated runs do not line
+    up. So the inputs must be single networks of one shape, input, alphabet, strip geometry and held-out digits.
+    Batch-norm statistics are averaged like the weights.
     """
     if len(paths) < 2:
         raise ModelError("averaging needs at least two string models", paths[0] if paths else out)

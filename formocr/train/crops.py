@@ -12,10 +12,10 @@ digits than were drawn, the re-cut the pipeline makes for the fusion's "resplit"
 when the counts match and each piece's centre lies inside the drawn box of the digit it is paired with, so no tile
 carries a guessed label.
 
-It is an option, not the shipped recipe: it halves those errors but makes the digit CNN fail where the string
-reader fails, and fused strings got no better (README, "A digit CNN trained on segmentation's own cuts").
-Segmentation asks a digit classifier where to keep or move cuts, so the tiles depend on the classifier given
-(the card records it).
+It is an option, not the shipped recipe: it halves those errors but makes the digit CNN fail where the string reader
+fails, and fused strings got no better (docs/string-reader-log.md, "A digit CNN trained on segmentation's own cuts").
+Segmentation asks a digit classifier where to keep or move cuts, so the tiles depend on the classifier given (the card
+records it).
 """
 
 from __future__ import annotations

@@ -110,9 +110,9 @@ class StringTrainConfig:
     # easy strings, long learnt, stop taking most of the gradient. Each strip returns at most ``HardReplay.visits``
     # times, so an ill-formed or mislabelled digit is not learnt by heart. 0: off, the shipped members' recipe.
     hard_replay: float = 0.0
-    # Dropout on the column features the recurrent layer reads (training only; 0: off, the shipped recipe). The
-    # readers read strings of digits they learnt 0.9 points better than strings of new ones (README, stop 34-35):
-    # a check on whether they learn the training images by heart.
+    # Dropout on the column features the recurrent layer reads (training only; 0: off, the shipped recipe). The readers
+    # read strings of digits they learnt 0.9 points better than strings of new ones (docs/string-reader-log.md, stop
+    # 34-35): a check on whether they learn the training images by heart.
     dropout: float = 0.0
 
 
