@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -23,6 +24,9 @@ from formocr.recognize.ctc import Constraint
 from formocr.recognize.modelfile import card_path, sha256_file
 from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
 from formocr.synth.strings import PAPER_EFFECTS, DigitBank, StringGenerator, field_ink_of, random_text
+
+if TYPE_CHECKING:
+    from formocr.train.strings import StringTrainConfig
 
 GEN = StringGenerator(None)  # the stroke renderer only: no dataset needed
 
@@ -849,14 +853,21 @@ def test_a_batch_split_and_joined_again_is_the_same_batch() -> None:
     assert torch.equal(x2, x) and torch.equal(y2, y) and torch.equal(ylen2, ylen) and widths2 == widths
 
 
-def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) -> None:
-    from formocr.errors import ConfigError
-    from formocr.train.strings import StringTrainConfig, train_strings
+def _tiny_training(tmp_path: Path, steps: int = 3, batch_size: int = 6, **kw: Any) -> StringTrainConfig:
+    """A training run small enough for a test: 300 images, a 4-8-channel network, one thread."""
+    from formocr.train.strings import StringTrainConfig
 
     torch.set_num_threads(1)
-    cfg = StringTrainConfig(steps=4, batch_size=8, val_size=6, val_every=2, limit=300, workers=0, seed=3,
-                            widths=(4, 8, 8, 8, 8), hidden=8, banded=True, hard_replay=0.25,
-                            out=str(tmp_path / "a.safetensors"))
+    return StringTrainConfig(steps=steps, batch_size=batch_size, val_size=6, val_every=steps if steps < 4 else 2,
+                             limit=300, workers=0, widths=(4, 8, 8, 8, 8), hidden=8, banded=True,
+                             out=str(tmp_path / "a.safetensors"), **kw)
+
+
+def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import train_strings
+
+    cfg = _tiny_training(tmp_path, steps=4, batch_size=8, seed=3, hard_replay=0.25)
     card = train_strings(cfg)
     hard = card["training"]["hard_replay"]
     assert hard["share"] == 0.25 and hard["per_batch"] == 2 and hard["strips_replayed"] == 6  # steps 2, 3 and 4
@@ -872,12 +883,9 @@ def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) ->
 
 def test_training_with_dropout_is_repeatable_and_recorded(tmp_path: Path) -> None:
     from formocr.errors import ConfigError
-    from formocr.train.strings import StringTrainConfig, train_strings
+    from formocr.train.strings import train_strings
 
-    torch.set_num_threads(1)
-    cfg = StringTrainConfig(steps=3, batch_size=6, val_size=6, val_every=3, limit=300, workers=0, seed=2,
-                            widths=(4, 8, 8, 8, 8), hidden=8, banded=True, dropout=0.3,
-                            out=str(tmp_path / "a.safetensors"))
+    cfg = _tiny_training(tmp_path, seed=2, dropout=0.3)
     assert train_strings(cfg)["training"]["dropout"] == 0.3
     train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
@@ -886,6 +894,38 @@ def test_training_with_dropout_is_repeatable_and_recorded(tmp_path: Path) -> Non
     assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
     with pytest.raises(ConfigError, match="dropout"):
         train_strings(replace(cfg, dropout=1.0))
+
+
+def test_glyph_frames_lie_under_the_drawn_digits() -> None:
+    from formocr.train.strings import sample_strip, sample_strip_glyphs
+
+    for k in range(12):
+        strip, s, frames = sample_strip_glyphs(GEN, np.random.default_rng([4, k]))
+        same, _ = sample_strip(GEN, np.random.default_rng([4, k]))
+        assert np.array_equal(strip, same)  # the glyph positions change nothing of the strip
+        assert [str(d) for _, d in frames] == [c for c in s.text if c.isdigit()]
+        cols = [f for f, _ in frames]
+        assert cols == sorted(cols) and cols[-1] < (strip.shape[1] + 3) // 4
+        for f in cols:  # each centre column of the network's output sees the digit's ink
+            assert strip[:, 4 * f : 4 * f + 4].max() > 0.3
+
+
+def test_training_with_the_glyph_loss_is_repeatable_and_recorded(tmp_path: Path) -> None:
+    from formocr.errors import ConfigError
+    from formocr.train.strings import train_strings
+
+    cfg = _tiny_training(tmp_path, seed=2, glyph_aux=0.5)
+    card = train_strings(cfg)
+    assert card["training"]["glyph_aux"] == 0.5 and card["training"]["history"][-1]["glyph_loss"] > 0
+    train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    plain = train_strings(replace(cfg, glyph_aux=0.0, out=str(tmp_path / "c.safetensors")))
+    assert "glyph_aux" not in plain["training"] and "glyph_loss" not in plain["training"]["history"][-1]
+    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
+    assert (tmp_path / "c.safetensors").stat().st_size == (tmp_path / "a.safetensors").stat().st_size  # not saved
+    for bad in (replace(cfg, glyph_aux=-1.0), replace(cfg, hard_replay=0.25)):
+        with pytest.raises(ConfigError, match="glyph_aux"):
+            train_strings(bad)
 
 
 def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

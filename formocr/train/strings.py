@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from formocr.data.mnist import load_split
 from formocr.errors import ConfigError, ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
+from formocr.objects import Box
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import (
@@ -35,6 +36,7 @@ from formocr.recognize.strings import (
     DEFAULT_HIDDEN,
     DEFAULT_WIDTHS,
     INPUTS,
+    StripGeometry,
     field_strip,
     log_probs,
     pad_batch,
@@ -43,6 +45,7 @@ from formocr.synth.strings import (
     DigitBank,
     StringGenerator,
     StringSample,
+    field_cut_of,
     field_grey_of,
     field_ink_of,
     random_text,
@@ -114,6 +117,11 @@ class StringTrainConfig:
     # read strings of digits they learnt 0.9 points better than strings of new ones (docs/string-reader-log.md, stop
     # 34-35): a check on whether they learn the training images by heart.
     dropout: float = 0.0
+    # Weight of a second loss beside CTC: a linear layer on the column features the recurrent layer reads names the
+    # digit drawn at each digit's centre column (the generator knows where it drew it). CTC alone only learns the
+    # sequence, so this asks the convolutions to judge a digit's shape where it stands. The layer trains with the
+    # network and is not saved. 0: off, the shipped recipe (and no random numbers drawn).
+    glyph_aux: float = 0.0
 
 
 SCHEDULES = ("one-cycle", "flat")
@@ -237,12 +245,39 @@ def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "i
     return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
 
 
+def glyph_frames(sample: StringSample, geom: StripGeometry, crop: Box, stride: int = 4) -> list[tuple[int, int]]:
+    """(column of the network's output, digit) at the centre of each drawn digit, for the glyph loss: char boxes
+    are in the sample's pixels, the crop is where the field's ink was cut from them, and ``geom`` maps crop columns
+    to strip columns (``stride`` strip columns make one output column)."""
+    out = []
+    for ch, b in sample.char_boxes:
+        if not ch.isdigit() or geom.blank:
+            continue
+        col = geom.pad + (b.x + b.w / 2 - crop.x - geom.x0) * geom.sx
+        out.append((max(0, int(col // stride)), int(ch)))
+    return out
+
+
+def sample_strip_glyphs(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
+                        **kw: Any) -> tuple[np.ndarray, StringSample, list[tuple[int, int]]]:
+    """:func:`sample_strip` (the same strip for the same draws), with :func:`glyph_frames` of it."""
+    s = gen.sample(rng, **kw)
+    if input != "ink":
+        ink, gray, lines, crop = field_grey_of(s, with_box=True)
+        strip, geom = field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
+                                  lines=lines if borders_out else None)
+    else:
+        ink, crop = field_cut_of(s)
+        strip, geom = field_strip(ink, s.region.box.h, s.dpi)
+    return strip, s, glyph_frames(s, geom, crop)
+
+
 def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     labels = [ALPHABET.index(c) + 1 for t in texts for c in t]
     return torch.tensor(labels, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
 
 
-class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]):
+class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[list[tuple[int, int]]] | None]]):
     """Item k is the whole batch of step k.
 
     ``banded``: a step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one
@@ -250,15 +285,18 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
-                 input: str = "ink", borders_out: bool = False, touching: float | None = None) -> None:
+                 input: str = "ink", borders_out: bool = False, touching: float | None = None,
+                 glyphs: bool = False) -> None:
         self.gen, self.seed, self.bs, self.steps, self.banded, self.input = gen, seed, batch_size, steps, banded, input
-        self.borders_out, self.touching = borders_out, touching
+        self.borders_out, self.touching, self.glyphs = borders_out, touching, glyphs
 
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int],
+                                               list[list[tuple[int, int]]] | None]:
         strips, texts = [], []
+        frames: list[list[tuple[int, int]]] = []
         lo, hi = self.gen.min_len, self.gen.max_len
         band = None
         if self.banded:
@@ -269,12 +307,17 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
             touching = (None if self.touching is None  # None: the generator draws its own lean
                         else bool(np.random.default_rng([self.seed, step, i, 7]).random() < self.touching))
-            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, touching=touching)
+            if self.glyphs:
+                strip, s, f = sample_strip_glyphs(self.gen, rng, self.input, self.borders_out, text=text,
+                                                  touching=touching)
+                frames.append(f)
+            else:
+                strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, touching=touching)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
         y, ylen = encode(texts)
-        return x, y, ylen, widths
+        return x, y, ylen, widths, frames if self.glyphs else None
 
 
 def _collate(item: Any) -> Any:
@@ -288,14 +331,29 @@ def cpu_has_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
-def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
-    """Training logits. Channels-last tensors and bfloat16 convolutions (``cfg``) are for speed on CPUs with
-    AVX-512 BF16 (and on GPUs); the recurrent layer, the classifier and the CTC loss stay in float32."""
+def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training logits and the convolutional features they were read from. Channels-last tensors and bfloat16
+    convolutions (``cfg``) are for speed on CPUs with AVX-512 BF16 (and on GPUs); the recurrent layer, the
+    classifier and the CTC loss stay in float32."""
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(cfg.device, dtype=torch.bfloat16, enabled=cfg.bf16):
         f = net.features(x)
-    return net.head(f.float())
+    f = f.float()
+    return net.head(f), f
+
+
+def _glyph_loss(aux: nn.Linear, f: torch.Tensor, frames: list[list[tuple[int, int]]]) -> torch.Tensor:
+    """Cross-entropy of ``aux`` reading each drawn digit from the column features at its centre (see
+    ``StringTrainConfig.glyph_aux``)."""
+    n, c, h, t = f.shape
+    seq = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
+    rows = [(i, min(col, t - 1), d) for i, fr in enumerate(frames) for col, d in fr]
+    if not rows:
+        return seq.sum() * 0.0
+    idx = torch.tensor(rows, dtype=torch.long, device=f.device)
+    logits = aux(seq[idx[:, 0], idx[:, 1]])
+    return nn.functional.cross_entropy(logits, idx[:, 2])
 
 
 def validation_strings(images: np.ndarray, labels: np.ndarray,
@@ -329,6 +387,10 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {cfg.schedule!r}")
     if not 0 <= cfg.dropout < 1:
         raise ConfigError(f"dropout must be a probability from 0 to below 1, not {cfg.dropout}")
+    if cfg.glyph_aux < 0:
+        raise ConfigError(f"glyph_aux is a loss weight, 0 or more, not {cfg.glyph_aux}")
+    if cfg.glyph_aux and cfg.hard_replay:
+        raise ConfigError("glyph_aux and hard_replay cannot be combined: replayed strips carry no glyph positions")
     if not 0 <= cfg.hard_replay <= 0.5:
         raise ConfigError(f"hard_replay must be a share from 0 to 0.5 of each batch, not {cfg.hard_replay}")
     if cfg.average_from is not None and not 0 <= cfg.average_from < cfg.steps:
@@ -358,7 +420,12 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing from the stubs)
     dev = torch.device(cfg.device)
     net = net.to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux = None
+    params = list(net.parameters())
+    if cfg.glyph_aux:  # built only when asked, so runs without it draw the same random numbers as before
+        aux = nn.Linear(cfg.widths[-1] * (DEFAULT_LINE_SPEC.height // 16), 10).to(dev)
+        params += list(aux.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, cfg)
     average = WeightAverage() if cfg.average_from is not None else None
     average_after = cfg.average_from if cfg.average_from is not None else cfg.steps
@@ -369,7 +436,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
     replayed = 0
     batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
-                       cfg.touching)
+                       cfg.touching, glyphs=aux is not None)
     loader = DataLoader(batches, batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
@@ -377,7 +444,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     history: list[dict[str, Any]] = []
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
-    for step, (x, y, ylen, widths) in enumerate(loader, start=1):
+    glyph_total = 0.0
+    for step, (x, y, ylen, widths, frames) in enumerate(loader, start=1):
         visits: list[int] = []
         strips: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
@@ -392,7 +460,8 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             replayed += len(hard)
         x, y = x.to(dev), y.to(dev)
         net.train()
-        lp = torch.log_softmax(_forward(net, x, cfg), -1).transpose(0, 1)  # T×N×C
+        logits, feats = _forward(net, x, cfg)
+        lp = torch.log_softmax(logits, -1).transpose(0, 1)  # T×N×C
         if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
         else:  # the shipped model's recipe: the padded width for every strip
@@ -403,9 +472,13 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             each = ctc_each(lp, y, xlen, ylen) / ylen.clamp(min=1).to(lp.device)
             loss = each.mean()
             replay.add(step, each.detach().cpu().tolist(), strips, labels, visits)
+        if aux is not None and frames is not None:
+            g = _glyph_loss(aux, feats, frames)
+            glyph_total += g.item()
+            loss = loss + cfg.glyph_aux * g
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         sched.step()
         if average is not None and step > average_after:
@@ -418,6 +491,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             acc = string_accuracy(net, val_strips, val_texts)
             row = {"step": step, "loss": round(total_loss / max(seen, 1), 4), "val_string_accuracy": acc,
                    "seconds": round(time.perf_counter() - t0, 1)}
+            if aux is not None:
+                row["glyph_loss"] = round(glyph_total / max(seen, 1), 4)
+                glyph_total = 0.0
             avg_acc = None
             if average is not None and judge is not None and average.n:
                 judge.load_state_dict(average.state)
@@ -463,6 +539,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                                 "visits": replay.visits, "capacity": replay.capacity, "max_age": replay.max_age}}
                if replay is not None else {}),
             **({"dropout": cfg.dropout} if cfg.dropout else {}),
+            **({"glyph_aux": cfg.glyph_aux} if cfg.glyph_aux else {}),
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
                      "validation": f"{cfg.val_size} strings from 5000 held-out training images",
