@@ -167,6 +167,9 @@ def _widths(text: str) -> tuple[int, ...]:
                    "instead of fresh ones.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Drop this share of the column features the recurrent layer reads, in training only.")
+@click.option("--synth-share", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Share of the training strings' digits drawn by the project's stroke renderer instead of taken "
+                   "from MNIST.")
 @click.option("--glyph-aux", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Weight of a second loss: a linear layer on the column features names the digit drawn at each "
                    "digit's centre (training only; not saved).")
@@ -194,7 +197,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
                       bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
                       average_from: int | None, touching: float | None, hard_replay: float,
-                      dropout: float, glyph_aux: float) -> None:
+                      dropout: float, synth_share: float, glyph_aux: float) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -206,7 +209,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
                             borders_out=borders_out, device=device, schedule=schedule,
                             average_from=average_from, touching=touching, hard_replay=hard_replay,
-                            dropout=dropout, glyph_aux=glyph_aux)
+                            dropout=dropout, synth_share=synth_share, glyph_aux=glyph_aux)
     card = train_strings(cfg, command=command)
     _report(out, card)
 

@@ -504,8 +504,11 @@ def test_training_on_from_a_model_starts_from_its_weights_and_refuses_a_mismatch
 def test_training_command_defaults_are_the_models() -> None:
     from formocr import cli
     from formocr.recognize.strings import DEFAULT_HIDDEN, DEFAULT_WIDTHS
+    from formocr.train.strings import StringTrainConfig
 
     assert cli._STRING_WIDTHS == DEFAULT_WIDTHS and cli._STRING_HIDDEN == DEFAULT_HIDDEN
+    defaults = {o.name: o.default for o in cli.train_strings_cmd.params}
+    assert defaults["synth_share"] == StringTrainConfig.synth_share
 
 
 def test_comb_cells_keep_segmentations_confidence_on_agreement() -> None:
