@@ -47,7 +47,6 @@ from formocr.synth.strings import (
     StringSample,
     field_cut_of,
     field_grey_of,
-    field_ink_of,
     random_text,
 )
 from formocr.train.digits import Progress
@@ -232,35 +231,22 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
                           "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
+# (column of the network's output, digit) for each drawn digit of a strip: where the glyph loss reads it
+Glyphs = list[tuple[int, int]]
+
+
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
                  **kw: Any) -> tuple[np.ndarray, StringSample]:
     """One generated field and its reader input (binarized ink, its grey, or its box's grey: ``input``, one of
     :data:`INPUTS`), through the pipeline's field road; ``borders_out``: the box's grey with the removed printed
     borders painted out, as the pipeline shows it (:func:`formocr.recognize.strings.border_out`)."""
-    s = gen.sample(rng, **kw)
-    if input != "ink":
-        ink, gray, lines = field_grey_of(s)
-        return field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
-                           lines=lines if borders_out else None)[0], s
-    return field_strip(field_ink_of(s), s.region.box.h, s.dpi)[0], s
-
-
-def glyph_frames(sample: StringSample, geom: StripGeometry, crop: Box, stride: int = 4) -> list[tuple[int, int]]:
-    """(column of the network's output, digit) at the centre of each drawn digit, for the glyph loss: char boxes
-    are in the sample's pixels, the crop is where the field's ink was cut from them, and ``geom`` maps crop columns
-    to strip columns (``stride`` strip columns make one output column)."""
-    out = []
-    for ch, b in sample.char_boxes:
-        if not ch.isdigit() or geom.blank:
-            continue
-        col = geom.pad + (b.x + b.w / 2 - crop.x - geom.x0) * geom.sx
-        out.append((max(0, int(col // stride)), int(ch)))
-    return out
+    strip, s, _ = sample_strip_glyphs(gen, rng, input, borders_out, **kw)
+    return strip, s
 
 
 def sample_strip_glyphs(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
-                        **kw: Any) -> tuple[np.ndarray, StringSample, list[tuple[int, int]]]:
-    """:func:`sample_strip` (the same strip for the same draws), with :func:`glyph_frames` of it."""
+                        **kw: Any) -> tuple[np.ndarray, StringSample, Glyphs]:
+    """:func:`sample_strip`, with :func:`glyph_frames` of the strip."""
     s = gen.sample(rng, **kw)
     if input != "ink":
         ink, gray, lines, crop = field_grey_of(s, with_box=True)
@@ -272,12 +258,22 @@ def sample_strip_glyphs(gen: StringGenerator, rng: np.random.Generator, input: s
     return strip, s, glyph_frames(s, geom, crop)
 
 
+def glyph_frames(sample: StringSample, geom: StripGeometry, crop: Box, stride: int = 4) -> Glyphs:
+    """The output column at the centre of each drawn digit, with the digit: char boxes are in the sample's pixels,
+    the crop is where the field's ink was cut from them, and ``geom`` maps crop columns to strip columns (``stride``
+    strip columns make one output column)."""
+    if geom.blank:
+        return []
+    return [(max(0, int((geom.pad + (b.x + b.w / 2 - crop.x - geom.x0) * geom.sx) // stride)), int(ch))
+            for ch, b in sample.char_boxes if ch.isdigit()]
+
+
 def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     labels = [ALPHABET.index(c) + 1 for t in texts for c in t]
     return torch.tensor(labels, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
 
 
-class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[list[tuple[int, int]]] | None]]):
+class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Glyphs] | None]]):
     """Item k is the whole batch of step k.
 
     ``banded``: a step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one
@@ -293,10 +289,9 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int],
-                                               list[list[tuple[int, int]]] | None]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Glyphs] | None]:
         strips, texts = [], []
-        frames: list[list[tuple[int, int]]] = []
+        frames: list[Glyphs] = []
         lo, hi = self.gen.min_len, self.gen.max_len
         band = None
         if self.banded:
@@ -343,7 +338,7 @@ def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> tuple[torch.
     return net.head(f), f
 
 
-def _glyph_loss(aux: nn.Linear, f: torch.Tensor, frames: list[list[tuple[int, int]]]) -> torch.Tensor:
+def _glyph_loss(aux: nn.Linear, f: torch.Tensor, frames: list[Glyphs]) -> torch.Tensor:
     """Cross-entropy of ``aux`` reading each drawn digit from the column features at its centre (see
     ``StringTrainConfig.glyph_aux``)."""
     n, c, h, t = f.shape
