@@ -12,6 +12,14 @@ and each reader's probability of every candidate text), then replays fusion offl
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
 of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
 could reach). The shipped rules are marked.
+
+    python benchmarks/fusion_tune.py --n 1500 --seed S --held-out both --cases runs/cases-S.pkl   # S = 1..4, then
+    python benchmarks/fusion_tune.py --cases runs/cases-1.pkl,runs/cases-2.pkl,runs/cases-3.pkl,runs/cases-4.pkl \
+        --sweep 0.99,0.98,0.95,0.93,0.9,0.85,0.8
+
+``--cases`` naming several recorded files pools them; ``--sweep`` also replays the shipped rules at each review
+threshold given: how many strings it accepts, how many of those are wrong, and the low end of the 95% (Wilson)
+interval of their accuracy, as ``formocr eval results`` reports it for a user's own scans.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
 from formocr.recognize.modelfile import load_model
+from formocr.score import wilson_low
 from formocr.train.splits import digit_cnn_split, held_out_split
 
 
@@ -109,7 +118,8 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
 
 
 def _replay(cases: list[Case], rules: FusionRules, threshold: float, char_threshold: float
-            ) -> tuple[float, float, float]:
+            ) -> tuple[int, int, int]:
+    """Strings fused right, accepted, and accepted and right."""
     ok = acc = acc_ok = 0
     for c in cases:
         f = fuse(c.seg, c.crnn, c.seg_p.__getitem__, c.crnn_p.__getitem__, rules, c.cells, c.alts)
@@ -118,8 +128,7 @@ def _replay(cases: list[Case], rules: FusionRules, threshold: float, char_thresh
         if f.confidence >= threshold and all(ch.p >= char_threshold for ch in f.reading.chars):
             acc += 1
             acc_ok += right
-    n = max(len(cases), 1)
-    return 100.0 * ok / n, 100.0 * acc / n, 100.0 * acc_ok / max(acc, 1)
+    return ok, acc, acc_ok
 
 
 def main() -> int:
@@ -138,11 +147,18 @@ def main() -> int:
                     help="comma-separated values of FusionRules.resplit to cross with the grid (default: 1 only)")
     ap.add_argument("--cases", default=None,
                     help="a pickle of the recorded cases: read when it exists (same --n, --seed and models), "
-                         "else written, so a second grid costs no reading")
+                         "else written, so a second grid costs no reading; several, comma-separated and all "
+                         "recorded, are pooled")
+    ap.add_argument("--sweep", default=None,
+                    help="comma-separated review thresholds to replay the shipped rules at (accepted, wrong, "
+                         "Wilson low end)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    if args.cases and Path(args.cases).exists():
-        cases = pickle.loads(Path(args.cases).read_bytes())
+    recorded = [Path(c) for c in args.cases.split(",")] if args.cases else []
+    if recorded and all(c.exists() for c in recorded):
+        cases = [case for c in recorded for case in pickle.loads(c.read_bytes())]
+    elif len(recorded) > 1:
+        ap.error("--cases: files to pool must all exist (record each with its own --seed first)")
     else:
         cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model,
                         args.blobs_model)
@@ -151,6 +167,7 @@ def main() -> int:
     reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
         len(cases), 1)
     shipped = FusionRules()
+    n = max(len(cases), 1)
     rows = []
     resplits = [float(v) for v in args.resplit.split(",")]
     grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (1.0, 0.3, 0.1), resplits,
@@ -158,18 +175,33 @@ def main() -> int:
     for no_op, corr, power, fewer, resplit, threshold in grid:
         rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr,
                             agree_power=power, fewer_digits=fewer, resplit=resplit)
-        a, share, good = _replay(cases, rules, threshold, Options().char_review_threshold)
+        ok, acc, acc_ok = _replay(cases, rules, threshold, Options().char_review_threshold)
+        a, share, good = 100.0 * ok / n, 100.0 * acc / n, 100.0 * acc_ok / max(acc, 1)
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
         rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{resplit:g}", f"{threshold:g}",
                      f"{a:.2f}",
                      f"{share:.1f}", f"{good:.2f}"])
-    held = "digit CNN and string" if args.held_out == "both" else "string"
-    print(f"# fusion rules replayed on {len(cases)} strings of training digits held out of {held} training, "
-          f"seed {args.seed}; {machine()}")
+    if len(recorded) > 1:  # what they were recorded from is in the command that recorded them
+        drawn = f"recorded in {args.cases}"
+    else:
+        held = "digit CNN and string" if args.held_out == "both" else "string"
+        drawn = f"of training digits held out of {held} training, seed {args.seed}"
+    print(f"# fusion rules replayed on {len(cases)} strings {drawn}; {machine()}")
     print(f"# truth among the candidates: {reachable:.2f}%; shipped review threshold {args.threshold}")
     print(table(["no_opinion", "corroborate", "agree_power", "fewer_digits", "resplit", "threshold", "fused %",
                  "accepted %",
                  "correct when accepted %"], rows))
+    if args.sweep:
+        sweep = []
+        for threshold in sorted({float(v) for v in args.sweep.split(",")}, reverse=True):
+            ok, acc, acc_ok = _replay(cases, shipped, threshold, Options().char_review_threshold)
+            low = wilson_low(acc_ok, acc)
+            sweep.append([f"{threshold:g}", f"{100.0 * ok / n:.2f}", f"{100.0 * acc / n:.1f}", str(acc - acc_ok),
+                          f"{100.0 * acc_ok / max(acc, 1):.2f}", "-" if low is None else f"{100.0 * low:.2f}"])
+        print(f"\n# shipped rules at each review threshold, {len(cases)} strings; character threshold "
+              f"{Options().char_review_threshold}")
+        print(table(["threshold", "fused %", "accepted %", "accepted wrong", "correct when accepted %",
+                     "low end 95% %"], sweep))
     print(f"# {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -73,8 +73,8 @@ class CRNN(nn.Module):
             *conv_block(c2, c3), *conv_block(c3, c4), nn.MaxPool2d((2, 1)),
             *conv_block(c4, c5), nn.MaxPool2d((2, 1)),
         )  # fmt: skip
-        feat = c5 * (height // 16)
-        self.rnn = nn.LSTM(feat, hidden, batch_first=True, bidirectional=True)
+        self.column_features = c5 * (height // 16)  # what the recurrent layer reads of each output column
+        self.rnn = nn.LSTM(self.column_features, hidden, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,12 +82,17 @@ class CRNN(nn.Module):
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
         """Convolutional features (N×C×H'×T) → N×T×classes logits: the recurrent layer and the classifier."""
-        n, c, h, t = f.shape
-        seq = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
+        seq = self.columns(f)
         if self.dropout > 0 and self.training:  # p=0 draws nothing, so runs without it repeat bit for bit
             seq = nn.functional.dropout(seq, self.dropout, training=True)
         y, _ = self.rnn(seq)
         return self.out(y)  # N×T×classes
+
+    @staticmethod
+    def columns(f: torch.Tensor) -> torch.Tensor:
+        """Convolutional features (N×C×H'×T) → the N×T×(C·H') column sequence the recurrent layer reads."""
+        n, c, h, t = f.shape
+        return f.permute(0, 3, 1, 2).reshape(n, t, c * h)
 
 
 @dataclass(frozen=True)

@@ -341,8 +341,8 @@ def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> tuple[torch.
 def _glyph_loss(aux: nn.Linear, f: torch.Tensor, frames: list[Glyphs]) -> torch.Tensor:
     """Cross-entropy of ``aux`` reading each drawn digit from the column features at its centre (see
     ``StringTrainConfig.glyph_aux``)."""
-    n, c, h, t = f.shape
-    seq = f.permute(0, 3, 1, 2).reshape(n, t, c * h)
+    seq = CRNN.columns(f)
+    t = seq.shape[1]
     rows = [(i, min(col, t - 1), d) for i, fr in enumerate(frames) for col, d in fr]
     if not rows:
         return seq.sum() * 0.0
@@ -418,7 +418,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
     aux = None
     params = list(net.parameters())
     if cfg.glyph_aux:  # built only when asked, so runs without it draw the same random numbers as before
-        aux = nn.Linear(cfg.widths[-1] * (DEFAULT_LINE_SPEC.height // 16), 10).to(dev)
+        aux = nn.Linear(net.column_features, 10).to(dev)
         params += list(aux.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, cfg)
