@@ -131,6 +131,11 @@ def _replay(cases: list[Case], rules: FusionRules, threshold: float, char_thresh
     return ok, acc, acc_ok
 
 
+def _percent(ok: int, acc: int, acc_ok: int, n: int) -> tuple[float, float, float]:
+    """Fused right and accepted, as percentages of ``n`` strings, and right among the accepted."""
+    return 100.0 * ok / n, 100.0 * acc / n, 100.0 * acc_ok / max(acc, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=3000)
@@ -164,10 +169,10 @@ def main() -> int:
                         args.blobs_model)
         if args.cases:
             Path(args.cases).write_bytes(pickle.dumps(cases))
-    reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / max(
-        len(cases), 1)
-    shipped = FusionRules()
     n = max(len(cases), 1)
+    reachable = 100.0 * sum(c.truth in {c.seg.raw, c.crnn.raw, *(a.raw for a in c.alts)} for c in cases) / n
+    shipped = FusionRules()
+    char_threshold = Options().char_review_threshold
     rows = []
     resplits = [float(v) for v in args.resplit.split(",")]
     grid = itertools.product((0.05, 0.1, 0.2), (0.8, 0.9), (1.0, 0.75, 0.5), (1.0, 0.3, 0.1), resplits,
@@ -175,8 +180,7 @@ def main() -> int:
     for no_op, corr, power, fewer, resplit, threshold in grid:
         rules = FusionRules(no_opinion=no_op, invalid_penalty=shipped.invalid_penalty, corroborate=corr,
                             agree_power=power, fewer_digits=fewer, resplit=resplit)
-        ok, acc, acc_ok = _replay(cases, rules, threshold, Options().char_review_threshold)
-        a, share, good = 100.0 * ok / n, 100.0 * acc / n, 100.0 * acc_ok / max(acc, 1)
+        a, share, good = _percent(*_replay(cases, rules, threshold, char_threshold), n)
         mark = " (shipped)" if rules == shipped and threshold == args.threshold else ""
         rows.append([f"{no_op:g}{mark}", f"{corr:g}", f"{power:g}", f"{fewer:g}", f"{resplit:g}", f"{threshold:g}",
                      f"{a:.2f}",
@@ -194,12 +198,12 @@ def main() -> int:
     if args.sweep:
         sweep = []
         for threshold in sorted({float(v) for v in args.sweep.split(",")}, reverse=True):
-            ok, acc, acc_ok = _replay(cases, shipped, threshold, Options().char_review_threshold)
+            ok, acc, acc_ok = _replay(cases, shipped, threshold, char_threshold)
+            a, share, good = _percent(ok, acc, acc_ok, n)
             low = wilson_low(acc_ok, acc)
-            sweep.append([f"{threshold:g}", f"{100.0 * ok / n:.2f}", f"{100.0 * acc / n:.1f}", str(acc - acc_ok),
-                          f"{100.0 * acc_ok / max(acc, 1):.2f}", "-" if low is None else f"{100.0 * low:.2f}"])
-        print(f"\n# shipped rules at each review threshold, {len(cases)} strings; character threshold "
-              f"{Options().char_review_threshold}")
+            sweep.append([f"{threshold:g}", f"{a:.2f}", f"{share:.1f}", str(acc - acc_ok), f"{good:.2f}",
+                          "-" if low is None else f"{100.0 * low:.2f}"])
+        print(f"\n# shipped rules at each review threshold, {len(cases)} strings; character threshold {char_threshold}")
         print(table(["threshold", "fused %", "accepted %", "accepted wrong", "correct when accepted %",
                      "low end 95% %"], sweep))
     print(f"# {time.perf_counter() - t0:.0f} s")
