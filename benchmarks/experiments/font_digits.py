@@ -113,16 +113,16 @@ def render(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"skip {path}: {exc}", file=sys.stderr)
             continue
-        gs = [glyph(font, str(d)) for d in range(10)]
-        if any(g is None for g in gs):
+        drawn = [glyph(font, str(d)) for d in range(10)]
+        gs = [g for g in drawn if g is not None]
+        if len(gs) < 10:
             print(f"skip {path}: lacks a digit", file=sys.stderr)
             continue
-        if len({g.tobytes() for g in gs if g is not None}) < 10:
+        if len({g.tobytes() for g in gs}) < 10:
             print(f"skip {path}: two digits drawn alike (a missing glyph's box)", file=sys.stderr)
             continue
         used += 1
         for d, g in enumerate(gs):
-            assert g is not None
             for _ in range(args.variants):
                 images.append(variant(g, rng))
                 labels.append(d)
@@ -164,14 +164,14 @@ class FontBatches(TD._AugmentedBatches):
 
 
 class FontBank(DigitBank):
-    """MNIST training digits, and font digits picked in place of one with probability ``share``."""
+    """A bank's MNIST digits, and font digits picked in place of one with probability ``share``."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, pool: np.ndarray, pool_labels: np.ndarray,
-                 share: float) -> None:
-        super().__init__(np.concatenate([images, pool]), np.concatenate([labels, pool_labels]))
-        n = len(images)
-        self.mnist = [idx[idx < n] for idx in self.by_label]
-        self.fonts = [idx[idx >= n] for idx in self.by_label]
+    def __init__(self, bank: DigitBank, pool: np.ndarray, pool_labels: np.ndarray, share: float) -> None:
+        n = len(bank.images)
+        self.images = np.concatenate([bank.images, pool])
+        self.mnist = bank.by_label
+        self.fonts = [np.flatnonzero(pool_labels == d) + n for d in range(10)]
+        self.by_label = [np.concatenate(pair) for pair in zip(self.mnist, self.fonts)]
         self.share = share
 
     def pick(self, d: int, rng: np.random.Generator) -> int:
@@ -188,7 +188,7 @@ def strings(args: argparse.Namespace, rest: list[str]) -> int:
 
     def generator(bank: DigitBank | None, *a: Any, **kw: Any) -> Any:
         if bank is not None and "distort" in kw:  # the training strings; validation_strings passes no distort
-            bank = FontBank(bank.images, _labels(bank), z["images"], z["labels"], args.share)
+            bank = FontBank(bank, z["images"], z["labels"], args.share)
         return shipped(bank, *a, **kw)
 
     TS.StringGenerator = generator  # type: ignore[assignment,misc]
@@ -196,17 +196,15 @@ def strings(args: argparse.Namespace, rest: list[str]) -> int:
 
     def started(kind: str) -> str:  # the card records this command, not a `formocr train strings` without the fonts
         shipped_started(kind)
-        return "python benchmarks/experiments/font_digits.py " + shlex.join(sys.argv[1:])
+        return _command()
 
     cli._training_started = started
     return int(cli.main(["train", "strings", *rest], standalone_mode=False) or 0)
 
 
-def _labels(bank: DigitBank) -> np.ndarray:
-    out = np.empty(len(bank.images), np.int64)
-    for d, idx in enumerate(bank.by_label):
-        out[idx] = d
-    return out
+def _command() -> str:
+    """This run's command line, as a model card records it."""
+    return "python benchmarks/experiments/font_digits.py " + shlex.join(sys.argv[1:])
 
 
 def train(args: argparse.Namespace) -> int:
@@ -217,7 +215,7 @@ def train(args: argparse.Namespace) -> int:
     TD._AugmentedBatches = FontBatches  # type: ignore[misc]
     cfg = TD.TrainConfig(epochs=args.epochs, seed=args.seed, out=args.out, threads=args.threads, workers=1,
                          split_seed=0)
-    card = TD.train_digits(cfg, command=" ".join(sys.argv))
+    card = TD.train_digits(cfg, command=_command())
     f = card["figures"]
     print(f"{args.out}: share {args.share} seed {args.seed}: MNIST test errors {f['test_errors']} "
           f"(accuracy {f['test_accuracy']:.4f}); val clean {f['val_accuracy_clean']:.4f} "
