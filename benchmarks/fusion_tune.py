@@ -91,11 +91,11 @@ def digit_cnn_held_out(n: int, digits_model: str | None = None) -> np.ndarray:
 
 
 def _record(n: int, seed: int, both: bool = False, strings_model: str | None = None,
-            digits_model: str | None = None, blobs_model: str | None = None) -> list[Case]:
+            digits_model: str | None = None) -> list[Case]:
     s = load_split("train")
     idx = held_out(len(s.images), both, digits_model)
     gen = bank_generator(s.images[idx], s.labels[idx])
-    pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model, blobs_model=blobs_model))
+    pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model))
     seen: list[dict[str, Any]] = []
 
     def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
@@ -147,7 +147,6 @@ def main() -> int:
     ap.add_argument("--strings-model", default=None)
     ap.add_argument("--digits-model", default=None,
                     help="a digit CNN other than the shipped one; with --held-out both, its card's held-out images")
-    ap.add_argument("--blobs-model", default=None, help="a blob reader judging unsure string readings")
     ap.add_argument("--resplit", default="1",
                     help="comma-separated values of FusionRules.resplit to cross with the grid (default: 1 only)")
     ap.add_argument("--cases", default=None,
@@ -165,8 +164,7 @@ def main() -> int:
     elif len(recorded) > 1:
         ap.error("--cases: files to pool must all exist (record each with its own --seed first)")
     else:
-        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model,
-                        args.blobs_model)
+        cases = _record(args.n, args.seed, args.held_out == "both", args.strings_model, args.digits_model)
         if args.cases:
             Path(args.cases).write_bytes(pickle.dumps(cases))
     n = max(len(cases), 1)

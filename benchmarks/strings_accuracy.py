@@ -44,8 +44,6 @@ def main() -> int:
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="test: MNIST test digits; val: the 5000 training digits held out from string training")
     ap.add_argument("--strings-model", default=None)
-    ap.add_argument("--blobs-model", default=None, help="a blob reader to judge unsure string readings")
-    ap.add_argument("--windows-model", default=None, help="a window judge for unsure string readings")
     ap.add_argument("--digits-model", default=None,
                     help="digit CNN (default: the shipped one; with --split val, one trained with --split-seed 0 "
                          "has never seen the strings' digits)")
@@ -67,7 +65,7 @@ def main() -> int:
     gen = strings_generator(args.split, without)
     views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model,
-                            blobs_model=args.blobs_model, windows_model=args.windows_model, **views))
+                            **views))
     # Every text fusion weighs (both readings and the alternatives), so the table can say how often the truth was
     # there to be chosen at all: the most any fusion rule could reach with these readers.
     weighed: list[str] = []

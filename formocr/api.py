@@ -30,9 +30,9 @@ from formocr.errors import ConfigError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS
 from formocr.io import load_pages
 from formocr.layout.template import FIELD_TYPES, STYLES
-from formocr.objects import Box, FieldRegion, FieldResult, Page, PostalCode
+from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, PostalCode
 from formocr.options import Options
-from formocr.preprocess import preprocess
+from formocr.preprocess import preprocess, to_gray
 
 __all__ = ["CONSTRAINT_KEYS", "FieldReaderAPI", "read_field", "read_postal_code"]
 
@@ -173,6 +173,17 @@ class FieldReaderAPI:
 
     def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,
                    name: str, cons: dict[str, Any]) -> tuple[FieldResult, Frame | None]:
+        clean, region, frame = self.prepare_crop(page, field_type, style, cells, dpi, name, cons)
+        work = self.pipeline.reader.read(clean, [region])
+        return work[0].result, frame
+
+    def prepare_crop(self, page: Page, field_type: str = "digits", style: str = "box", cells: int | None = None,
+                     dpi: float | None = None, name: str = "field", cons: dict[str, Any] | None = None
+                     ) -> tuple[CleanPage, FieldRegion, Frame | None]:
+        """A caller's crop as the field reader sees it: preprocessed at the resolution its frame or writing gives,
+        print around the writing left out, and the field's region. Training cuts real crops through this very
+        road, so what the string reader learns from is what it reads."""
+        page = without_margins(page)
         if dpi is not None:
             if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
                 raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
@@ -180,23 +191,29 @@ class FieldReaderAPI:
             clean = preprocess(page, self.pipeline.pre)
             frame = find_frame(clean.layout_ink) if style != "free" else None
         else:
-            # First pass at a guess, only to find the frame; the resolution then follows from its height.
+            # First pass at a guess, only to find the frame; the resolution then follows from its height, or, in a
+            # bare crop, from the height of the writing itself (a 200-px cell with 20-px digits is not a 10-mm field).
             guess = replace(page, dpi=_dpi_for(page.height))
             clean = preprocess(guess, self.pipeline.pre)
             frame = find_frame(clean.layout_ink) if style != "free" else None
-            est = _dpi_for(frame.box.h if frame is not None else page.height)
+            around = writing_box(clean) if frame is None else None
+            est = _dpi_for(frame.box.h if frame is not None else around.h if around is not None else page.height)
             if abs(est - guess.dpi) > 0.15 * guess.dpi:
                 clean = preprocess(replace(page, dpi=est), self.pipeline.pre)
-                frame = find_frame(clean.layout_ink) if style != "free" else None
+                if frame is not None:  # a bare crop stays bare: its rules at another scale are still no frame
+                    frame = find_frame(clean.layout_ink)
         if style == "comb":
             cells = cells or (frame.cells if frame is not None and frame.cells else None)
             if cells is None:
                 raise ConfigError("cells: a comb field needs its number of cells (none could be counted)")
         box = frame.box if frame is not None else Box(0, 0, clean.gray.shape[1], clean.gray.shape[0])
+        if frame is None:  # a bare crop: a scanner's margin or a printed rule along it is not writing
+            clean = replace(clean, ink=clean.ink & ~crop_print(clean.ink, clean.gray))
+            if dpi is None:
+                box = writing_box(clean, print_removed=True) or box
         region = FieldRegion(name=name, type=field_type, box=box, style=style, cells=cells,  # type: ignore[arg-type]
-                             constraints=cons)
-        work = self.pipeline.reader.read(clean, [region])
-        return work[0].result, frame
+                             constraints=cons or {})
+        return clean, region, frame
 
     # --- postal codes -------------------------------------------------------------------------------------
 
@@ -256,6 +273,109 @@ class FieldReaderAPI:
         cells = frame.cells if frame is not None and frame.cells >= 3 else None
         result, _ = self._read_crop(page, "postal_code", style, cells, dpi, "postal_code", {"country": country})
         return _postal(result, country, "crop")
+
+
+def without_margins(page: Page) -> Page:
+    """The crop with a scanner's black margin along its left or right side painted paper-white: columns dark over
+    nearly the whole height, and the ragged edge beside them. A margin is no writing, and its edge would
+    otherwise pass for a frame or a "1"."""
+    gray = to_gray(page.image)
+    h, w = gray.shape[:2]
+    if h < 8 or w < 8:
+        return page
+    paper = float(np.percentile(gray, 90))
+    dark = (gray < 0.45 * paper).mean(axis=0)
+    margin = dark >= 0.9
+    if not margin.any():
+        return page
+    for side in (1, -1):  # grow each margin run over its ragged edge
+        idx = range(w) if side == 1 else range(w - 1, -1, -1)
+        prev = False
+        for i in idx:
+            if prev and not margin[i] and dark[i] >= 0.2:
+                margin[i] = True
+            prev = bool(margin[i])
+    edge = np.nonzero(margin)[0]
+    image = page.image.copy()
+    fill = np.median(page.image[:, ~margin].reshape(-1, *page.image.shape[2:]), axis=0) if (~margin).any() else 255
+    image[:, edge] = np.asarray(fill, image.dtype)
+    return replace(page, image=image)
+
+
+def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
+    """The box around a bare crop's writing, print and specks left out, padded by a third of its height above
+    and below and half of it at the sides (the margins a field's frame would leave); None when there is none."""
+    ink = clean.ink if print_removed else clean.ink & ~crop_print(clean.ink, clean.gray)
+    h, w = ink.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    st = stats[1:]
+    x, y, cw, ch, area = (st[:, k] for k in range(5))
+    # a stroke running on past the crop's top and bottom, or nearly as tall or as wide as the crop, is print
+    ok = ~(((y == 0) & (y + ch >= h)) | (ch >= 0.8 * h) | (cw >= 0.9 * w)) & (area >= 6) & (ch >= 3)
+    if not ok.any():
+        return None
+    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it
+    main = int(np.argmax(np.where(ok, area, -1)))
+    my0, my1 = y[main], y[main] + ch[main]
+    mh = max(int(ch[main]), 1)
+    cy = y + ch / 2
+    near = ok & (cy >= my0 - 0.6 * mh) & (cy <= my1 + 0.6 * mh) & (ch >= 0.2 * mh)
+    kept = {main}
+    grew = True
+    while grew:  # join neighbours along the line, a few digit heights apart at most
+        grew = False
+        lo = min(x[k] for k in kept)
+        hi = max(x[k] + cw[k] for k in kept)
+        for k in np.nonzero(near)[0]:
+            if int(k) not in kept and x[k] <= hi + 1.5 * mh and x[k] + cw[k] >= lo - 1.5 * mh:
+                kept.add(int(k))
+                grew = True
+    ks = sorted(kept)
+    x0, y0 = int(x[ks].min()), int(y[ks].min())
+    x1, y1 = int((x[ks] + cw[ks]).max()), int((y[ks] + ch[ks]).max())
+    ph, pw = max(2, (y1 - y0) // 3), max(2, (y1 - y0) // 2)
+    x0, y0, x1, y1 = max(0, x0 - pw), max(0, y0 - ph), min(w, x1 + pw), min(h, y1 + ph)
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.9, ragged: float = 0.4
+               ) -> np.ndarray:
+    """What in a caller's crop is print around the writing, not writing: columns inked over nearly the crop's whole
+    height (a scanner's black margin, a printed column rule; a margin's ragged edge with it) and rows inked over
+    nearly its whole width (a ruled line). Pen strokes never cover a column or row of a crop that holds more than
+    them, so what is left is the writing; a crop of nothing but print comes back empty, to be reviewed."""
+    h, w = ink.shape
+    out = np.zeros(ink.shape, bool)
+    if h < 4 or w < 4:
+        return out
+    if gray is not None:  # a black margin the binarizer took for background is still print
+        paper = float(np.percentile(gray, 90))
+        ink = ink | (gray < 0.45 * paper)
+    for axis, n in ((0, w), (1, h)):
+        cover = ink.mean(axis=axis)
+        hit = cover >= full
+        if not hit.any():
+            continue
+        grown = hit.copy()
+        for i in np.nonzero(hit)[0]:  # a margin's ragged edge and a rule's soft sides go with it
+            for step in (-1, 1):
+                j = i + step
+                while 0 <= j < n and not grown[j] and (cover[j] >= ragged or abs(j - i) <= 1):
+                    grown[j] = True
+                    j += step
+        if axis == 0:
+            out[:, grown] = True
+        else:
+            out[grown, :] = True
+    out &= ink
+    # a stroke running through the crop from its top edge to its bottom edge goes on beyond it: print
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((ink & ~out).astype(np.uint8), connectivity=8)
+    through = np.zeros(n, bool)
+    top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
+    through[1:] = (top <= 1) & (top + tall >= h - 1)
+    return out | through[labels]
 
 
 def looks_like_envelope(width: int, height: int) -> bool:

@@ -83,34 +83,33 @@ def _report(out: str, card: dict[str, Any]) -> None:
 @_mnist_data_option
 @click.option("--epochs", type=click.IntRange(1, 1000), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="models/digits-cnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the model (a training run never writes the shipped one unless told to).")
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Torch threads; results are reproducible for the same seed and thread count.")
 @click.option("--split-seed", type=int, default=None,
               help="Hold out the 5000 images that `train strings --split-seed N` holds out (default: 5000 drawn "
                    "from --seed, the shipped model's split).")
-@click.option("--string-crops", type=click.IntRange(0, 10_000_000), default=0, show_default=True,
-              help="Also train on the digits segmentation cuts from N synthetic strings of training digits.")
-@click.option("--crop-share", type=click.FloatRange(0.0, 1.0), default=0.4, show_default=True,
-              help="Share of training tiles drawn from those cuts.")
-@click.option("--crop-model", type=click.Path(dir_okay=False), default=None,
-              help="Digit model segmentation consults while cutting the strings (default: the shipped one).")
-@click.option("--crop-recut/--no-crop-recut", default=True, show_default=True,
-              help="Also train on the pieces merged touching digits are re-cut into.")
-@click.option("--grey-share", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Share of scanned-road tiles shaded by the scan's grey, as the pipeline's grey digit tiles are.")
+@click.option("--cvl", type=click.Path(file_okay=False), default=None,
+              help="CVL digits folder (default: $FORMOCR_CVL or ../shared/datasets/cvl-digits).")
+@click.option("--real/--no-real", "use_cvl", default=True, show_default=True,
+              help="Learn from CVL's real writers beside MNIST (--no-real: MNIST only).")
+@click.option("--cvl-repeat", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="How many times each CVL training digit is seen per epoch.")
+@click.option("--reject-share", type=click.FloatRange(0.0, 0.9), default=0.12, show_default=True,
+              help="Share of training tiles that are not digits (an eleventh class, 'reject'); 0: ten classes.")
 @_errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
-                     split_seed: int | None, string_crops: int, crop_share: float, crop_model: str | None,
-                     crop_recut: bool, grey_share: float) -> None:
-    """Train the digit CNN on MNIST (deterministic for a seed) and write weights + card."""
+                     split_seed: int | None, cvl: str | None, use_cvl: bool, cvl_repeat: int,
+                     reject_share: float) -> None:
+    """Train the digit CNN on MNIST and CVL's real writers (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
-                                    split_seed=split_seed, string_crops=string_crops, crop_share=crop_share,
-                                    crop_model=crop_model, crop_recut=crop_recut, grey_share=grey_share),
+                                    split_seed=split_seed, cvl=cvl, use_cvl=use_cvl, cvl_repeat=cvl_repeat,
+                                    reject_share=reject_share),
                         command=command)
     _report(out, card)
 
@@ -136,7 +135,8 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="Picks the 5000 held-out training images; keep it fixed across the members of an ensemble.")
-@click.option("--out", type=click.Path(dir_okay=False), default="models/strings-crnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the model (a training run never writes the shipped one unless told to).")
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--val-size", type=click.IntRange(10, 100000), default=1000, show_default=True)
 @click.option("--val-every", type=click.IntRange(1, 10**7), default=500, show_default=True)
@@ -162,17 +162,9 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--touching", type=click.FloatRange(0, 1), default=None,
               help="Ask this share of the training strings to touch and the rest not to, checked on the drawn ink "
                    "(default: the generator's own tendency, which about 40% follow).")
-@click.option("--hard-replay", type=click.FloatRange(0, 0.5), default=0.0, show_default=True,
-              help="Give this share of each batch to the strips earlier steps found hardest (each at most twice), "
-                   "instead of fresh ones.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
-              help="Drop this share of the column features the recurrent layer reads, in training only.")
 @click.option("--synth-share", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="Share of the training strings' digits drawn by the project's stroke renderer instead of taken "
                    "from MNIST.")
-@click.option("--glyph-aux", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Weight of a second loss: a linear layer on the column features names the digit drawn at each "
-                   "digit's centre (training only; not saved).")
 @click.option("--bf16/--no-bf16", default=False, show_default=True,
               help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
 @click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
@@ -184,20 +176,13 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Train on the CPU (deterministic for a seed, threads and workers) or an NVIDIA GPU (strips are "
                    "still drawn by --workers CPU processes; not bit-for-bit repeatable).")
-@click.option("--schedule", type=click.Choice(["one-cycle", "flat"]), default="one-cycle", show_default=True,
-              help="Learning rate: one cycle up to --lr and down, or a short warm-up then --lr throughout (for "
-                   "--average-from).")
-@click.option("--average-from", type=click.IntRange(min=0), default=None,
-              help="From this step on, also keep the mean of the weights over the steps and keep it at the end if "
-                   "it reads the validation strings better.")
 @_errors_to_exit_codes
 def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
                       limit: int | None,
                       val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
                       banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
-                      bf16: bool, input_: str, borders_out: bool, device: str, schedule: str,
-                      average_from: int | None, touching: float | None, hard_replay: float,
-                      dropout: float, synth_share: float, glyph_aux: float) -> None:
+                      bf16: bool, input_: str, borders_out: bool, device: str, touching: float | None,
+                      synth_share: float) -> None:
     """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
     from formocr.train.strings import StringTrainConfig, train_strings
 
@@ -207,16 +192,15 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
                             val_size=val_size, val_every=val_every, threads=threads, workers=workers,
                             widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
                             channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
-                            borders_out=borders_out, device=device, schedule=schedule,
-                            average_from=average_from, touching=touching, hard_replay=hard_replay,
-                            dropout=dropout, synth_share=synth_share, glyph_aux=glyph_aux)
+                            borders_out=borders_out, device=device, touching=touching, synth_share=synth_share)
     card = train_strings(cfg, command=command)
     _report(out, card)
 
 
 @train.command("combine-strings")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default="models/strings-crnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the model (a training run never writes the shipped one unless told to).")
 @_errors_to_exit_codes
 def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     """Join trained string models into one ensemble model file (each member reads every view)."""
@@ -226,27 +210,49 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     _report(out, card)
 
 
-@train.command("average-strings")
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@_errors_to_exit_codes
-def average_strings_cmd(models: tuple[str, ...], out: str) -> None:
-    """Write one string network whose weights are the mean of several trained on from one parent (a soup)."""
-    from formocr.recognize.strings import average
-
-    card = average(list(models), out, command="formocr train average-strings " + shlex.join(sys.argv[3:]))
-    _report(out, card)
-
-
 @train.command("combine-digits")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default="models/digits-cnn.safetensors", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the model (a training run never writes the shipped one unless told to).")
 @_errors_to_exit_codes
 def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
     """Join trained digit models into one ensemble model file (the mean of their calibrated probabilities)."""
     from formocr.recognize.digits import combine
 
     card = combine(list(models), out, command="formocr train combine-digits " + shlex.join(sys.argv[3:]))
+    _report(out, card)
+
+
+@train.command("real-strings")
+@_mnist_data_option
+@click.option("--init", type=click.Path(dir_okay=False), required=True,
+              help="A single string model to train on from (`formocr train extract-member`).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--steps", type=click.IntRange(1, 10**6), default=1500, show_default=True)
+@click.option("--batch-size", type=click.IntRange(2, 1024), default=48, show_default=True)
+@click.option("--real-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of each batch from real register lines; the rest strings composed of real digits.")
+@click.option("--synth-share", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+              help="Share of the composed strings' digits drawn by the stroke renderer.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option("--val-every", type=click.IntRange(1, 10**6), default=250, show_default=True)
+@click.option("--limit", type=click.IntRange(10, 10**6), default=None, help="Use only N cells and digits (quick runs).")
+@click.option("--cvl", type=click.Path(file_okay=False), default=None, help="CVL digits folder.")
+@click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
+@_errors_to_exit_codes
+def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, batch_size: int, real_share: float,
+                           synth_share: float, lr: float, seed: int, threads: int, val_every: int,
+                           limit: int | None, cvl: str | None, registers: str | None) -> None:
+    """Train a string model on from INIT on real register lines and strings of real digits."""
+    from formocr.train.real_strings import RealStringConfig, train_real_strings
+
+    command = _training_started("real-strings")
+    card = train_real_strings(RealStringConfig(
+        init=init, out=out, steps=steps, batch_size=batch_size, real_share=real_share, synth_share=synth_share,
+        lr=lr, seed=seed, threads=threads, val_every=val_every, limit=limit, data=data, cvl=cvl,
+        registers=registers), command=command)
     _report(out, card)
 
 
@@ -260,60 +266,6 @@ def extract_member_cmd(model: str, index: int, out: str) -> None:
     from formocr.recognize.strings import extract_member
 
     card = extract_member(model, index, out)
-    _report(out, card)
-
-
-@train.command("blobs")
-@_mnist_data_option
-@click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=160_000, show_default=True,
-              help="Synthetic strings cut into pieces for training.")
-@click.option("--val-strings", type=click.IntRange(1, 10**6), default=4000, show_default=True)
-@click.option("--epochs", type=click.IntRange(1, 1000), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True,
-              help="The held-out training images, as for `train strings` (keep them the same).")
-@click.option("--out", type=click.Path(dir_okay=False), default="runs/blobs-cnn.safetensors", show_default=True,
-              help="Experimental and never shipped, so not written into models/ unless asked.")
-@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
-@_errors_to_exit_codes
-def train_blobs_cmd(data: str | None, n_strings: int, val_strings: int, epochs: int, seed: int, split_seed: int,
-                    out: str, limit: int | None, threads: int) -> None:
-    """Train the blob reader (a piece of ink → digit, touching pair, or more) on pieces of synthetic strings."""
-    from formocr.train.blobs import BlobTrainConfig, train_blobs
-
-    command = _training_started("blobs")
-    cfg = BlobTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
-                          split_seed=split_seed, out=out, limit=limit, threads=threads)
-    card = train_blobs(cfg, command=command)
-    _report(out, card)
-
-
-@train.command("windows")
-@_mnist_data_option
-@click.option("--strings", "n_strings", type=click.IntRange(1, 10**7), default=80_000, show_default=True,
-              help="Synthetic strings cut into digit windows for training (about 6 windows each).")
-@click.option("--val-strings", type=click.IntRange(1, 10**6), default=3000, show_default=True)
-@click.option("--epochs", type=click.IntRange(1, 1000), default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True,
-              help="The held-out training images, as for `train strings` (keep them the same).")
-@click.option("--out", type=click.Path(dir_okay=False), default="runs/windows-cnn.safetensors", show_default=True,
-              help="Experimental and never shipped, so not written into models/ unless asked.")
-@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Processes drawing the strings (the windows are the same for any number).")
-@_errors_to_exit_codes
-def train_windows_cmd(data: str | None, n_strings: int, val_strings: int, epochs: int, seed: int, split_seed: int,
-                      out: str, limit: int | None, threads: int, workers: int) -> None:
-    """Train the window judge (a window of the grey-box strip → the digit in its middle) on synthetic strings."""
-    from formocr.train.windows import WindowTrainConfig, train_windows
-
-    command = _training_started("windows")
-    cfg = WindowTrainConfig(data=data, strings=n_strings, val_strings=val_strings, epochs=epochs, seed=seed,
-                            split_seed=split_seed, out=out, limit=limit, threads=threads, workers=workers)
-    card = train_windows(cfg, command=command)
     _report(out, card)
 
 
@@ -342,9 +294,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the JSON here (atomically) instead of stdout.")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(readable=False, path_type=Path), default=None,
+              help="Write the JSON here (atomically; only a new or regular file) instead of stdout.")
 @click.option("-t", "--template", default=None,
               help="Built-in template (cheque, envelope, numeric_form), a template JSON file, or 'auto' "
                    "(find boxes, combs and underlined blanks on the page itself). Default: the built-in "
@@ -352,7 +304,7 @@ def _write_atomic(path: Path, text: str) -> None:
 @click.option("--dpi", type=int, default=None, help="PDF rasterization resolution [default: 300].")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="JSON or TOML file of options (see README); flags given here win.")
-@click.option("--debug-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--debug-dir", type=click.Path(readable=False), default=None,
               help="Write per-page pictures: binarized page, overlay of what was read, the 28×28 tiles.")
 @click.option("--model", "digits_model", type=click.Path(dir_okay=False), default=None,
               help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
@@ -369,10 +321,16 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
     files failed). A page that cannot be registered to its template carries an "error" in the JSON and no
     fields; the document is still printed whole, and the exit code is 10 (8 with several inputs).
     """
+    from formocr.errors import OutputError
+    from formocr.io import check_output, check_output_dir, write_atomic, write_stdout
     from formocr.pipeline import Pipeline
 
     opts = _options(config, {"template": template, "dpi": dpi, "debug_dir": debug_dir,
                              "digits_model": digits_model, "review_threshold": review_threshold})
+    if output is not None:
+        check_output(output)  # a device, FIFO or folder is refused before anything is read
+    if opts.debug_dir:
+        check_output_dir(opts.debug_dir, "debug folder")
     pipeline = Pipeline(opts)
     docs: list[str] = []
     failures: list[FormOcrError] = []
@@ -385,9 +343,13 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
             click.echo(f"formocr: error: {e.one_line()}", err=True)
             failures.append(e)
             continue
+        except OSError as e:  # the loader maps its own; one left is the debug folder's (disk full, removed...)
+            if opts.debug_dir and str(e.filename or "").startswith(str(opts.debug_dir)):
+                raise OutputError(f"cannot write the debug pictures ({e.strerror or e})", opts.debug_dir) from None
+            raise
         text = json.dumps(doc.to_dict(), ensure_ascii=False, indent=None if one_line else 2)
         if output is None:
-            click.echo(text)
+            write_stdout(text + "\n")  # a full disk or closed pipe: one line, exit 7
         docs.append(text)
         for f in doc.fields:
             if f.needs_review:
@@ -399,7 +361,7 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
                 codes.append(int(p.error.get("exit_code", 1)))
         page_codes += codes[:1]
     if output is not None and docs:
-        _write_atomic(output, "\n".join(docs) + "\n")
+        write_atomic(output, lambda f: f.write("\n".join(docs) + "\n"))
     codes = [e.exit_code for e in failures] + page_codes
     if codes:
         sys.exit(codes[0] if len(inputs) == 1 else 8)
@@ -508,9 +470,10 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 
 @main.command()
 @click.argument("in_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", required=True, type=click.Path(readable=False, path_type=Path),
               help="Results file (JSON Lines, one record per document). An existing one is resumed: "
-                   "documents already done (same path, same content) are skipped.")
+                   "documents already done (same path, same content) are skipped; any other existing file is "
+                   "refused and left as it is.")
 @click.option("-w", "--workers", type=click.IntRange(1, 4096), default=None,
               help="Worker processes (Ray: actors) [default: the CPU count; with --address, the cluster's CPUs].")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -523,10 +486,14 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 @click.option("--retry-failed", is_flag=True,
               help="Also redo documents recorded as unreadable, corrupt or fitting no template (other errors, "
                    "such as a crashed worker, are always retried).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--csv", "csv_path", type=click.Path(readable=False, path_type=Path), default=None,
               help="Also write the field values as CSV at the end (as `formocr export csv`).")
-@click.option("--summary-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--summary-json", type=click.Path(readable=False, path_type=Path), default=None,
               help="Write the run's summary (counts, speed, failures, fields to review) as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a document may take once a worker starts it; one over it gets a Timeout error record "
+                   "(exit code 4, kept on a rerun like other content errors) and the batch goes on [default: no "
+                   "limit; local engine only].")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: only when stderr is a terminal].")
 @click.option("-t", "--template", default=None,
@@ -541,9 +508,9 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
               help="Fields below this confidence are marked needs_review [default: 0.95].")
 @_errors_to_exit_codes
 def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address: str | None, pattern: str | None,
-          retry_failed: bool, csv_path: Path | None, summary_json: Path | None, show_progress: bool | None,
-          template: str | None, dpi: int | None, config: str | None, digits_model: str | None,
-          review_threshold: float | None) -> None:
+          retry_failed: bool, csv_path: Path | None, summary_json: Path | None, timeout: float | None,
+          show_progress: bool | None, template: str | None, dpi: int | None, config: str | None,
+          digits_model: str | None, review_threshold: float | None) -> None:
     """Read every document of the folder IN_DIR into one JSON Lines file, in parallel and resumably.
 
     One line per document, appended as each finishes (completion order, not sorted); a document that fails
@@ -556,11 +523,16 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
 
     from formocr.batch import BatchConfig, Progress, export_csv, run_batch
     from formocr.errors import EXIT_BATCH_FAILURES
+    from formocr.io import check_output, write_atomic
 
     opts = _options(config, {"template": template, "dpi": dpi, "digits_model": digits_model,
                              "review_threshold": review_threshold})
+    # Outputs written at the end are checked now: a device or folder must not cost a whole run first.
+    for extra, what in ((csv_path, "CSV"), (summary_json, "summary")):
+        if extra is not None:
+            check_output(extra, what=what)
     cfg = BatchConfig(input_dir=in_dir, output=output, workers=workers, engine=engine, address=address,
-                      pattern=pattern, retry_failed=retry_failed,
+                      pattern=pattern, retry_failed=retry_failed, timeout=timeout,
                       exclude=tuple(p for p in (csv_path, summary_json) if p is not None))
     progress = Progress(enabled=show_progress, verbose=log.isEnabledFor(logging.INFO))
     main_thread = threading.current_thread() is threading.main_thread()
@@ -573,7 +545,8 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
     if csv_path is not None:
         export_csv(output, csv_path)
     if summary_json is not None:
-        _write_atomic(summary_json, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        text = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        write_atomic(summary_json, lambda f: f.write(text), what="summary")
     click.echo(f"formocr: batch: {summary.one_line()}", err=True)
     if summary.failed:
         sys.exit(EXIT_BATCH_FAILURES)
@@ -586,8 +559,8 @@ def export_group() -> None:
 
 @export_group.command("csv")
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="CSV file to write (atomically) [default: stdout].")
+@click.option("-o", "--output", type=click.Path(readable=False, path_type=Path), default=None,
+              help="CSV file to write (atomically; only a new or regular file) [default: stdout].")
 @_errors_to_exit_codes
 def export_csv_cmd(results: Path, output: Path | None) -> None:
     """Field values of a batch RESULTS file as CSV: one row per document, one column per field.
@@ -598,10 +571,14 @@ def export_csv_cmd(results: Path, output: Path | None) -> None:
     """
     from formocr.batch import export_csv
     from formocr.batch.export import write_csv
+    from formocr.io import stdout_error
 
     if output is None:
-        write_csv(results, sys.stdout)
-        sys.stdout.flush()
+        try:
+            write_csv(results, sys.stdout)
+            sys.stdout.flush()
+        except OSError as e:  # reading errors are ResultsFileErrors: this is stdout (a full disk, a closed pipe)
+            raise stdout_error(e) from None
     else:
         rows = export_csv(results, output)
         click.echo(f"formocr: {rows} rows -> {output}", err=True)

@@ -10,10 +10,12 @@ Exit codes (also documented in the README):
 1  unexpected internal error (a bug: please report it)
 2  usage error (bad command line; click's own code)
 3  input file unreadable, missing, of an unknown type, or empty
-4  input file corrupt, encrypted or over the size/pixel limits
+4  input file corrupt, encrypted, over the size/pixel limits, a page too small to hold a field, or a batch
+   document over its --timeout
 5  model file missing, corrupt or failing its checksum
 6  missing system dependency (poppler)
-7  configuration or template error; a batch results file that is not one or cannot be written
+7  configuration or template error; an output (-o, a batch results file, --csv, --summary-json, --debug-dir,
+   stdout) that is not a regular file (or folder), is not a formocr results file, or cannot be written
 8  batch finished but some documents failed
 9  dataset missing or corrupt (training / evaluation)
 10 a page could not be aligned to its template (the other pages are still read)
@@ -73,6 +75,14 @@ class InputTooLargeError(CorruptInputError):
     """Pages beyond the pixel limit (decompression-bomb guard) or too many pages."""
 
 
+class PageTooSmallError(CorruptInputError):
+    """A page too small to hold a field (under 16 px, or about a millimetre, on a side: see formocr.io).
+
+    Exit code 4 like the other size limits: the file's content decides it, so a batch keeps its record instead
+    of reading the document again on every rerun. Caught at loading, before the resizes that such a page breaks.
+    """
+
+
 class ModelError(FormOcrError):
     """A model file is missing, corrupt, or fails its checksum."""
 
@@ -95,7 +105,15 @@ class TemplateError(ConfigError):
     """A template file with a mistake; the message names the key."""
 
 
-class ResultsFileError(ConfigError):
+class OutputError(ConfigError):
+    """An output that is not a regular file (a device, FIFO, folder) or that cannot be written (full disk...).
+
+    Outputs only ever replace a regular file, via a temporary file and a rename, so a failure leaves the old
+    file (or none) in place, never half of a new one.
+    """
+
+
+class ResultsFileError(OutputError):
     """A batch results file that is not one, is being written by another run, or cannot be written."""
 
 
@@ -103,6 +121,17 @@ class DatasetError(FormOcrError):
     """A training/evaluation dataset that is missing, truncated or not what it claims."""
 
     exit_code = 9
+
+
+class Timeout(FormOcrError):
+    """A batch document that ran past ``--timeout`` seconds; its worker is stopped and the batch goes on.
+
+    Exit code 4, as for poppler's own render timeout (a CorruptInputError): what takes that long is the
+    document's doing, so a rerun keeps the record rather than spend the time again (``--retry-failed`` redoes
+    it, e.g. with a longer timeout).
+    """
+
+    exit_code = 4
 
 
 class RegistrationError(FormOcrError):

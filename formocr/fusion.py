@@ -61,66 +61,27 @@ class Reading:
 
 @dataclass(frozen=True)
 class FusionRules:
-    # 0.1: benchmarks/fusion_tune.py --n 1500 --seed 1 (held-out training digits): 92.27% of strings right,
-    # against 91.33% with 0.02 and 92.07% with 0.2; the share accepted does not change
+    """The constants of fusion, each chosen on held-out strings with benchmarks/fusion_tune.py (docs/decisions.md
+    records the figures)."""
+
+    # Segmentation's probability floor for a text it has no opinion of (another count of digits than it cut).
     no_opinion: float = 0.1
-    # In comb cells the printed walls make the cuts, so segmentation's per-cell probabilities do speak for any
-    # text of its length; the floor only keeps texts of another length possible. (With 0.1 here, 2 of 500
-    # envelope postal codes went from segmentation's right reading to the CRNN's wrong one.)
+    # In comb cells the printed walls make the cuts, so segmentation's per-cell probabilities speak for any text of
+    # its length; the floor only keeps texts of another length possible.
     no_opinion_cells: float = 0.001
     invalid_penalty: float = 0.01
     corroborate: float = 0.8
-    # The readers' doubts are not independent: both misread the same ill-formed digit (a 5 like a 3), so an
-    # agreement's doubt is the product of theirs raised to this power (1: independent, 0.5: their geometric mean).
-    # 0.5: benchmarks/fusion_tune.py --n 1500 --seed 1 (held-out training digits, ensemble string model):
-    # accepted strings 99.83% right, 40.3% accepted; with 1, 99.40% right, 44.2% accepted. With the shipped three
-    # members on digits new to both readers (--held-out both): 99.83% right at 38.8%; with 1, 99.69% at 43.3%
+    # The readers' doubts are not independent (both misread the same ill-formed digit): an agreement's doubt is the
+    # product of theirs raised to this power (1: independent, 0.5: their geometric mean).
     agree_power: float = 0.5
-    # Segmentation's own reading, when it has fewer digits than the CRNN reads, is most often touching digits
-    # merged into one component that the digit CNN reads as one digit: its opinion of itself is multiplied by
-    # this. 0.3: benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both (digits new to the digit CNN and to
-    # every member of the shipped string model): fused 93.33% → 93.60%, accepted unchanged (0.1: 93.67%, one
-    # string more). Of 1, 0.5, 0.3, 0.1, 0.03, 0.01 on four held-out sets with earlier ensembles, 0.3 was best or
-    # tied on each.
+    # Segmentation with fewer digits than the CRNN reads is most often touching digits merged into one component:
+    # its opinion of itself is multiplied by this.
     fewer_digits: float = 0.3
-    # Off comb cells, segmentation says nothing of a text with another count of digits than it found components:
-    # when such a text wins, its confidence is its share times the CRNN's belief alone, not times the floor.
-    # benchmarks/fusion_tune.py --held-out both, review threshold 0.95: 1500 strings (--seed 1, shipped members)
-    # accepted 41.5% → 57.1%, accepted right 99.68% → 99.77%; 3000 strings (--seed 11, stop 14's members) 37.9% →
-    # 52.1%, 99.74% both; readings unchanged. (Touching strings accepted: 6.8% → 22.3% and 5.7% → 19.6% of all.)
-    # With segmentation read by a digit CNN trained with --split-seed 0 (--digits-model), on 2 × 3000 strings of
-    # 5000 images new to both readers (--n 3000 --seed 1 / --seed 2): 43.0% → 58.2% at 99.61% → 99.66% and 41.9% →
-    # 57.8% at 99.68% → 99.60%.
+    # Off comb cells, a text with another count of digits than segmentation cut takes the CRNN's belief alone.
     abstain: bool = True
-    # Segmentation re-cut to the CRNN's count ("resplit") speaks for its text with the product of its pieces'
-    # probabilities times this. Pieces cut out of touching digits carry strokes of their neighbours, and the digit
-    # CNN, which never saw such pieces, may read them as surely as whole digits. Yet on digits new to both readers
-    # the re-cut earns its place: benchmarks/fusion_tune.py --n 1500 --seed 1 --held-out both --resplit 1,0.3,0.1,0
-    # (shipped members and digit CNN): fused 95.53 / 95.47 / 94.93 / 94.93%, accepted 57.1-57.3% at 99.77% right.
-    # With stop 21's readers (grey digit tiles; members d, ge and gf, two of them reading grey strips, CRNN alone 1.7
-    # points surer on val), 0.3: the same command with --strings-model of those members, --resplit 1,0.3,0.1,0: 97.27 /
-    # 97.40 / 96.93 / 96.93%, and with --seed 2: 96.40 / 96.67 / 96.47 / 96.47%; accepted 60.3-60.4% and 56.5-56.9%. The
-    # stop-21 gd, ge, gf were chosen after, with 0.3 (docs/string-reader-log.md "Grey for the readers"). Replayed with
-    # the stop-22 members (hd, he, hf; --seed 1 --resplit 1,0.3,0.1): 97.27 / 97.07 / 96.60%, within the seed-to-seed
-    # spread of the choice above, so 0.3 stays (docs/string-reader-log.md "A second grey cycle").
+    # Segmentation re-cut to the CRNN's count speaks for its text with its pieces' product times this: pieces cut
+    # out of touching digits carry their neighbours' strokes.
     resplit: float = 0.3
-    # The blob reader's judging of an unsure string reading (formocr.recognize.blobs.judge, when a blob model is given):
-    # candidates score log P_crnn + judge_weight × the pieces' log-probabilities. On the string reader's candidates for
-    # 3000 strings of held-out training digits (val seeds 1 and 2, 1500 each), with the blob model of `formocr train
-    # blobs --seed 0` (docs/string-reader-log.md), CRNN alone 94.03% → 94.17 / 94.37 / 94.60 / 94.33% for 0.2 / 0.3 /
-    # 0.4 / 0.5 (strings fixed 10 / 20 / 28 / 31, broken 6 / 10 / 11 / 22). Readings at least judge_below sure are left
-    # alone: with 0.8, 0.99 or none, the same strings changed (0.7: 25 fixed, 11 broken).
-    judge_weight: float = 0.4
-    judge_below: float = 0.9
-    # The window judge (formocr.recognize.windows, when a window model is given): the string reader's reading and
-    # up to window_keep - 1 of its one-edit neighbours with as many characters score log P_crnn + window_weight × the
-    # windows' log-probabilities of their digits; readings at least window_below sure are left alone. No setting helped:
-    # on 3000 strings of held-out training digits (val seeds 1 and 2) with the model of `formocr train windows --seed 0`
-    # (docs/string-reader-log.md), 40 candidates a reading, readings fixed / broken for weight 0.3 / 0.5 / 0.7 / 1.0 /
-    # 1.5 below 0.95: 10/11, 12/22, 14/28, 18/38, 20/56 (gates 0.8-0.99 alike). The least harmful pair is the default.
-    window_weight: float = 0.3
-    window_below: float = 0.95
-    window_keep: int = 12
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,14 @@ Design points:
 * Page images are uint8: H×W when the source is greyscale (or colour with three identical channels), BGR
   H×W×3 otherwise, so later stages can still drop coloured form print.
 
+Pages too small to hold a field (under :data:`MIN_PAGE_PX` pixels or :data:`MIN_PAGE_MM` millimetres on a side,
+e.g. a 5×5 icon or a 3000×3 sliver) are a :class:`~formocr.errors.PageTooSmallError` here: the later stages shrink
+a page to as little as 25 dpi, and such a page would shrink to nothing.
+
+Outputs (:func:`check_output`, :func:`write_atomic`, :func:`write_stdout`): a file is only ever written through a
+temporary file, fsync and a rename, and only over a regular file (never a device, FIFO or folder); every failure
+is an :class:`~formocr.errors.OutputError` naming the path.
+
 Resolution: PDFs are rasterized at the requested ``dpi``. Image files keep the resolution recorded in the
 file (``info['dpi']``) when it lies in 50..2400 dpi; otherwise the ``dpi`` argument (300 by default) is
 assumed. Many cameras and editors write a nominal 72 or 96 dpi, which passes that check.
@@ -17,20 +25,23 @@ assumed. Many cameras and editors write a nominal 72 or 96 dpi, which passes tha
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error  # raised by some Pillow plugins on short headers
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFile, ImageSequence
@@ -42,6 +53,8 @@ from formocr.errors import (
     EmptyInputError,
     EncryptedInputError,
     InputTooLargeError,
+    OutputError,
+    PageTooSmallError,
     UnreadableInputError,
     UnsupportedInputError,
 )
@@ -49,11 +62,21 @@ from formocr.objects import Page
 
 __all__ = [
     "DEFAULT_DPI",
+    "MIN_PAGE_MM",
+    "MIN_PAGE_PX",
     "SUPPORTED_TYPES",
     "LoadLimits",
+    "check_output",
+    "check_output_dir",
+    "check_page_size",
     "count_pages",
+    "default_mode",
+    "fsync_dir",
     "load_pages",
     "sniff",
+    "stdout_error",
+    "write_atomic",
+    "write_stdout",
 ]
 
 DEFAULT_DPI = 300
@@ -62,6 +85,11 @@ _SUPPORTED_TEXT = "PDF, PNG, JPEG, BMP or TIFF"
 _SANE_DPI = (50.0, 2400.0)
 _POPPLER_HINT = "install poppler-utils: apt-get install poppler-utils (macOS: brew install poppler)"
 ARRAY_SOURCE = "<array>"
+MIN_PAGE_PX = 16
+"""Shortest page side, in pixels, that can hold a field."""
+MIN_PAGE_MM = 1.2
+"""Shortest page side in millimetres: at the coarsest working resolution (25 dpi, registration) it is still a
+pixel, where a smaller page would be resized to nothing (a cv2 assertion rather than an error)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +100,7 @@ class LoadLimits:
     max_pages: int = 500
     max_file_bytes: int = 2 * 1024**3
     render_timeout_s: int = 300  # per poppler call; a hostile PDF must not hang a batch
+    min_side_px: int = MIN_PAGE_PX  # per page: smaller cannot hold a field (see check_page_size)
 
 
 # --------------------------------------------------------------------------------------------------- sniffing
@@ -336,6 +365,8 @@ def _pdf_pages(path: Path, dpi: int, limits: LoadLimits) -> Iterator[Page]:
                 " lower --dpi",
                 path,
             )
+        if min(size_pt) > 0:  # pdfinfo gave a size: a sliver of a page fails now, before any rendering
+            check_page_size(w, h, dpi, path, f"page {number}", limits.min_side_px)
     return _render_pdf(path, n, dpi, limits)
 
 
@@ -401,6 +432,7 @@ def _render_pdf(path: Path, n: int, dpi: int, limits: LoadLimits, color: bool = 
                 f"{_mp(limits.max_pixels)} limit; lower --dpi",
                 path,
             )
+        check_page_size(array.shape[1], array.shape[0], dpi, path, f"page {number}", limits.min_side_px)
         yield Page(index=number - 1, image=array, dpi=float(dpi), source=str(path))
 
 
@@ -446,7 +478,25 @@ def _file_dpi(im: Image.Image, fallback: int) -> float:
     return float(round(value, 2))
 
 
-def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: int | None) -> None:
+def check_page_size(width: int, height: int, dpi: float, source: str | os.PathLike[str], label: str = "page",
+                    min_px: int = MIN_PAGE_PX) -> None:
+    """Refuse a page too small to hold a field: under ``min_px`` pixels or :data:`MIN_PAGE_MM` mm on a side.
+
+    Why here and in :func:`formocr.preprocess.preprocess`: every later stage shrinks the page (to 25..150 dpi),
+    and a page that shrinks to nothing fails deep in OpenCV instead of with a message naming the file.
+    """
+    short_mm = min(width, height) * 25.4 / dpi if dpi > 0 else 0.0
+    if min(width, height) < min_px or short_mm < MIN_PAGE_MM:
+        size_mm = f"{width * 25.4 / dpi:.3g}×{height * 25.4 / dpi:.3g} mm at {dpi:g} dpi" if dpi > 0 else "no dpi"
+        raise PageTooSmallError(
+            f"{label} is {width}×{height} px ({size_mm}): too small to hold a field (a page needs at least "
+            f"{min_px} px and {MIN_PAGE_MM:g} mm on each side)",
+            str(source),
+        )
+
+
+def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: int | None,
+                  dpi: float | None = None) -> None:
     w, h = size
     if w <= 0 or h <= 0:
         raise CorruptInputError(f"image with an impossible size {w}×{h}", path)
@@ -455,6 +505,8 @@ def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: 
         raise InputTooLargeError(
             f"{where} {w}×{h} px ({_mp(w * h)}), over the {_mp(limits.max_pixels)} limit", path
         )
+    if dpi is not None:
+        check_page_size(w, h, dpi, path, f"page {frame}" if frame is not None else "image", limits.min_side_px)
 
 
 def _composite_on_white(gray_or_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -585,7 +637,7 @@ def _image_pages(path: Path, kind: str, dpi: int, limits: LoadLimits) -> Iterato
         if n > limits.max_pages:
             raise InputTooLargeError(f"{n} pages, over the limit of {limits.max_pages} pages", path)
         if n == 1:
-            _check_pixels(im.size, limits, path, None)
+            _check_pixels(im.size, limits, path, None, _file_dpi(im, dpi))
         else:
             # TIFF frames can differ in size; check them all before decoding any (seeking reads headers only).
             for i in range(n):
@@ -593,7 +645,7 @@ def _image_pages(path: Path, kind: str, dpi: int, limits: LoadLimits) -> Iterato
                     im.seek(i)
                 except (OSError, EOFError, ValueError, SyntaxError, struct_error) as exc:
                     raise CorruptInputError(f"corrupt TIFF (page {i + 1}: {exc})", path) from None
-                _check_pixels(im.size, limits, path, i + 1)
+                _check_pixels(im.size, limits, path, i + 1, _file_dpi(im, dpi))
             im.seek(0)
     except BaseException:
         im.close()
@@ -638,7 +690,7 @@ def _array_page(array: np.ndarray, dpi: int, limits: LoadLimits) -> Page:
         raise UnsupportedInputError(
             f"array of shape {a.shape}; expected H×W (grey) or H×W×3/4 (BGR/BGRA)", ARRAY_SOURCE
         )
-    _check_pixels((int(a.shape[1]), int(a.shape[0])), limits, Path(ARRAY_SOURCE), None)
+    _check_pixels((int(a.shape[1]), int(a.shape[0])), limits, Path(ARRAY_SOURCE), None, float(dpi))
     if a.dtype == np.bool_:
         a = np.where(a, np.uint8(255), np.uint8(0))
     elif a.dtype.kind == "f":
@@ -716,3 +768,139 @@ def load_pages(
     if kind == "pdf":
         return _pdf_pages(path, dpi, limits)
     return _image_pages(path, kind, dpi, limits)
+
+
+# --------------------------------------------------------------------------------------------------- outputs
+
+T = TypeVar("T")
+STDOUT = "<stdout>"
+
+
+def default_mode() -> int:
+    """rw for everyone the umask allows, as a plain open() would create (mkstemp makes files private)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a new or renamed directory entry durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def check_output(path: str | os.PathLike[str], error: type[OutputError] = OutputError, what: str = "output"
+                 ) -> Path:
+    """The file to write for the output ``path``: ``path`` when it is new or a regular file; through a link to
+    one, the file it points to (the link stays a link).
+
+    Anything else is an ``error``: renaming a regular file over a device (``/dev/full``: as root that works), a
+    FIFO or a folder would break the system or lose the user's data, and a path under a file cannot be created.
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return Path(os.path.realpath(p))  # new (a dangling link: its target is created)
+    except NotADirectoryError:
+        raise error(f"cannot write the {what}: a folder on its path is a file", p) from None
+    except OSError as exc:
+        raise error(f"cannot write the {what} ({_why(exc)})", p) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"is a folder; give a file name for the {what}", p)
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"is not a regular file (a device, FIFO or socket); the {what} only ever replaces a regular "
+                    "file", p)
+    return Path(os.path.realpath(p))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[TextIO], T], error: type[OutputError] = OutputError,
+                 what: str = "output") -> T:
+    """Write a UTF-8 text file through ``write(stream)``: a temporary file beside it, fsync, then a rename.
+
+    A reader, a crash or a full disk leaves the old file or the whole new one, never half of it; a failure is
+    one ``error`` naming ``path``. Only a new path or a regular file is written (:func:`check_output`); a file
+    replaced keeps its permissions, a new one gets the umask's. Returns what ``write`` returns.
+    """
+    name = Path(path)
+    dst = check_output(name, error, what)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    except (FileExistsError, NotADirectoryError):
+        raise error(f"cannot write the {what}: a folder on its path is a file", name) from None
+    except OSError as exc:
+        raise error(f"cannot write the {what} ({_why(exc)})", name) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            try:
+                mode = stat.S_IMODE(os.stat(dst).st_mode)
+            except FileNotFoundError:
+                mode = default_mode()
+            os.fchmod(f.fileno(), mode)
+            result = write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        check_output(dst, error, what)  # still a regular file (or none) at the moment of the rename
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+    except OSError as exc:
+        raise error(f"cannot write the {what} ({_why(exc)})", name) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return result
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """Create a folder for output files and make sure it takes a file: fail before the work, not after it."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".formocr-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise OutputError(f"is not a folder; the {what} must be one", p) from None
+    except NotADirectoryError:
+        raise OutputError(f"cannot create the {what}: a folder on its path is a file", p) from None
+    except OSError as exc:
+        raise OutputError(f"cannot write in the {what} ({_why(exc)})", p) from None
+    return p
+
+
+def stdout_error(exc: OSError) -> OutputError:
+    """The one-line error for a failed write to stdout (full disk, closed pipe).
+
+    stdout is pointed at /dev/null first: the interpreter flushes it again at exit, and that second failure would
+    print an "Exception ignored" report and change the exit code.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        target = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, target)
+        finally:
+            os.close(null)
+    return OutputError(f"cannot write ({_why(exc)})", STDOUT)
+
+
+def write_stdout(text: str) -> None:
+    """Write ``text`` to stdout and flush it now, so a failure is an :class:`OutputError` here, not at exit."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise stdout_error(exc) from None

@@ -175,9 +175,7 @@ def shade_ink(darkness: np.ndarray, mask: np.ndarray, paper: float, darkest: flo
     """``darkness`` (larger is darker) scaled from ``paper`` (0) to ``darkest`` (1) over ``mask`` grown by a
     pixel, every mask pixel at least 0.1, nothing outside the mask's box.
 
-    The one shading both :func:`grey_ink` (the pipeline) and the digit CNN's grey training road
-    (:func:`formocr.train.augment.grey_shade`) use, so the tiles a network learns from and the tiles it reads
-    are cut and scaled alike. ``min_span`` keeps a field of one faint grey from being stretched to full ink.
+    ``min_span`` keeps a field of one faint grey from being stretched to full ink.
     """
     d = np.asarray(darkness, np.float32)
     m = np.asarray(mask, bool)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (a dependency there)
+    import tomli as tomllib
 
 from formocr.errors import ConfigError
 
@@ -80,24 +84,55 @@ class Options:
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Options:
-        """Read a JSON or TOML config file; ``overrides`` (e.g. CLI flags) win over the file."""
+        """Read a JSON or TOML config file; ``overrides`` (e.g. CLI flags) win over the file.
+
+        Whatever the file holds, the outcome is an :class:`Options` or a one-line :class:`ConfigError`: bytes that
+        are not UTF-8, a top level or ``formocr`` table that is not a table, nesting deep enough to exhaust the
+        parser's recursion, numbers too long to convert.
+        """
         p = Path(path)
         try:
-            text = p.read_text("utf-8")
+            raw = p.read_bytes()
         except OSError as e:
             raise ConfigError(f"cannot read config file: {e.strerror or e}", p) from None
         try:
-            data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"config file is not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}", p) from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+                              p) from None
+        kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
+        try:
+            data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+        except RecursionError:
+            raise ConfigError(f"config file is not valid {kind}: nested too deeply", p) from None
+        except ValueError as e:  # TOMLDecodeError, JSONDecodeError, an integer over Python's digit limit
+            raise ConfigError(f"config file is not valid {kind}: {e}", p) from None
         if not isinstance(data, dict):
-            raise ConfigError("config file must hold a table/object of options", p)
-        data = dict(data.get("formocr", data))  # allow a [formocr] table
+            raise ConfigError(f"config file must hold a table/object of options, not {_kind(data)}", p)
+        if "formocr" in data:  # allow a [formocr] table
+            data = data["formocr"]
+            if not isinstance(data, dict):
+                raise ConfigError(f"formocr: expected a table/object of options, got {_kind(data)}", p)
+        data = dict(data)
         data.update(overrides or {})
         return cls.from_mapping(data, str(p))
 
     def replace(self, **changes: Any) -> Options:
         return Options.from_mapping({**dataclasses.asdict(self), **changes})
+
+
+def _kind(value: Any) -> str:
+    """What a parsed JSON/TOML value is, for a message (never its repr: it may be huge or deeply nested)."""
+    names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), "null" if value is None else f"a {type(value).__name__}")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value's repr cut to ``limit`` characters, so that an error message stays one short line."""
+    if isinstance(value, (list, dict, tuple)):
+        return _kind(value)
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _coerce(key: str, typ: Any, value: Any, source: str | None) -> Any:
@@ -115,4 +150,4 @@ def _coerce(key: str, typ: Any, value: Any, source: str | None) -> Any:
             return float(value)
     elif t.startswith("str") and isinstance(value, (str, Path)):
         return str(value)
-    raise ConfigError(f"option {key!r}: expected {t.replace(' | None', ' or null')}, got {value!r}", source)
+    raise ConfigError(f"option {key!r}: expected {t.replace(' | None', ' or null')}, got {_short(value)}", source)

@@ -24,10 +24,8 @@ from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, Fi
 from formocr.options import Options
 from formocr.preprocess import PreprocessOptions, preprocess
 from formocr.read import FieldReader
-from formocr.recognize.blobs import BlobReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
-from formocr.recognize.windows import WindowReader
 from formocr.timing import StageTimer
 
 
@@ -57,10 +55,7 @@ class Pipeline:
         if strings is None and self.options.reader != "segmentation":
             strings = StringReader.load(self.options.strings_model, self.options.string_views)
         self.strings = strings
-        self.blobs = BlobReader.load(self.options.blobs_model) if self.options.blobs_model and strings else None
-        self.windows = (WindowReader.load(self.options.windows_model) if self.options.windows_model and strings
-                        else None)
-        self.reader = FieldReader(self.options, self.classifier, strings, self.blobs, self.windows)
+        self.reader = FieldReader(self.options, self.classifier, strings)
         self._auto = self.options.template == "auto"
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template and not self._auto else None
@@ -77,10 +72,6 @@ class Pipeline:
         out = {"digits": self.classifier.identity}
         if self.strings is not None:
             out["strings"] = self.strings.identity
-        if self.blobs is not None:
-            out["blobs"] = self.blobs.identity
-        if self.windows is not None:
-            out["windows"] = self.windows.identity
         return out
 
     @property

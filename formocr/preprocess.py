@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from formocr.errors import ConfigError
+from formocr.io import check_page_size
 from formocr.objects import CleanPage, Page
 from formocr.options import DROPOUT_MODES
 
@@ -515,8 +516,11 @@ def preprocess(page: Page, options: PreprocessOptions = PreprocessOptions()) -> 
 
     On a colour page whose form is printed in a drop-out colour (:func:`estimate_dropout`), that print is taken
     out of ``gray`` and ``ink`` (:func:`drop_out`) and returned as ``form_ink``; other pages pass unchanged.
+    A page so small in millimetres that the resizes below would shrink it to nothing is a
+    :class:`~formocr.errors.PageTooSmallError` naming its source (the loader already refuses pages under 16 px).
     """
     image = page.image
+    check_page_size(int(image.shape[1]), int(image.shape[0]), page.dpi, page.source, f"page {page.number}", 1)
     gray = to_gray(image)
     skew = estimate_skew(gray, page.dpi, options.max_skew_deg) if options.deskew else 0.0
     colour = options.dropout != "none" and _is_colour(image)

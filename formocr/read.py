@@ -17,12 +17,9 @@ from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import grey_ink, grey_tile
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
-from formocr.recognize.blobs import BlobReader, ink_blobs, judge
 from formocr.recognize.ctc import Constraint
 from formocr.recognize.digits import DigitClassifier
-from formocr.recognize.strings import Evidence, FieldStrips, StringReader, StripGeometry
-from formocr.recognize.windows import WindowReader
-from formocr.recognize.windows import judge as window_judge
+from formocr.recognize.strings import Evidence, StringReader, StripGeometry
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
@@ -40,14 +37,10 @@ class FieldWork:
 class FieldReader:
     """Holds the loaded models; :meth:`read` turns the fields of one clean page into results."""
 
-    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None,
-                 blobs: BlobReader | None = None, windows: WindowReader | None = None) -> None:
+    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None) -> None:
         if options.reader != "segmentation" and strings is None:
             raise ValueError(f"reader {options.reader!r} needs a string model")
-        if windows is not None and strings is None:
-            raise ValueError("the window judge needs a string model")
-        self.options, self.digits, self.strings, self.blobs = options, digits, strings, blobs
-        self.windows = windows
+        self.options, self.digits, self.strings = options, digits, strings
         self.rules = FusionRules()
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
@@ -72,17 +65,31 @@ class FieldReader:
         ]  # fmt: skip
         sw.lap("normalize")
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
-        probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, 10), np.float32)
+        probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, len(self.digits.classes)), np.float32)
+        left_out = [0] * len(regions)
+        if self.digits.rejects:  # marks the digit CNN calls "not a digit" leave the field before either reader
+            k = 0
+            for i, cs in enumerate(comps):
+                n = len(tiles[i])
+                p = probs[k : k + n]
+                k += n
+                keep = self.digits.is_digit(p)
+                if keep.all():
+                    continue
+                left_out[i] = int((~keep).sum())
+                digit_ids = [j for j, c in enumerate(cs) if c.kind == "digit"]
+                drop = {digit_ids[j] for j in np.nonzero(~keep)[0]}
+                comps[i] = [c for j, c in enumerate(cs) if j not in drop]
+                tiles[i] = tiles[i][keep]
+            probs = probs[self.digits.is_digit(probs)]
+        probs = probs[:, :10]
         sw.lap("classify")
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
-        field_strips: list[FieldStrips | None] = [None] * len(regions)
         if mode != "segmentation" and self.strings is not None and regions:
-            also = (self.windows.spec.input,) if self.windows is not None else ()
-            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines, also=also)
+            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines)
                     for (ink, _, lines), r, g in zip(cuts, regions, grays)]
             geoms = [g for _, g in made]
-            field_strips = [s for s, _ in made]
             evs = list(self.strings.evidence([s for s, _ in made]))
             sw.lap("strings")
         out = []
@@ -91,7 +98,7 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], field_strips[i])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], left_out[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -117,12 +124,11 @@ class FieldReader:
         return Reading("segmentation", raw, conf, tuple(chars), valid)
 
     def _crnn_reading(self, region: FieldRegion, constraint: Constraint, ev: Evidence, geom: StripGeometry,
-                      crop_box: Box, text: str | None = None) -> Reading:
-        """The string reader's reading, or its reading of ``text`` (a candidate the blob reader chose)."""
+                      crop_box: Box) -> Reading:
+        """The string reader's reading of the field, within its constraint."""
         assert self.strings is not None
         comb = region.style == "comb"
-        reading = (self.strings.decode(ev, constraint) if text is None
-                   else self.strings.reading_of(ev, text, constraint.accepts(text)))
+        reading = self.strings.decode(ev, constraint)
         alphabet = self.strings.alphabet
         lp = ev[0]  # character boxes come from view 0, the strip geometry ``geom`` describes
         chars = []
@@ -139,63 +145,16 @@ class FieldReader:
         valid = reading.satisfied and not interpret(region.type, reading.text, region.constraints, comb=comb).problems
         return Reading("crnn", reading.text, reading.confidence, tuple(chars), valid)
 
-    def _judged(self, crnn: Reading, constraint: Constraint, ev: Evidence, geom: StripGeometry, ink: np.ndarray
-                ) -> str | None:
-        """The blob reader's choice among the string reader's reading and its one-digit neighbours, when the
-        reading is not sure and the choice differs from it (None otherwise)."""
-        if self.blobs is None or self.strings is None or crnn.confidence >= self.rules.judge_below:
-            return None
-        blobs = ink_blobs(ink, self.blobs.spec)
-        if not blobs.boxes:
-            return None
-        cands = self.strings.neighbours(ev, crnn.raw, constraint)
-        if len(cands) < 2:
-            return None
-        lp = self.blobs.log_probs(blobs)
-        pick = judge([(t, p, self.strings.centres(ev, t, geom)) for t, p in cands], blobs, lp, self.rules.judge_weight,
-                     self.blobs.spec)
-        return cands[pick][0] if pick else None
-
-    def _window_judged(self, crnn: Reading, constraint: Constraint, ev: Evidence, strips: FieldStrips | None
-                       ) -> str | None:
-        """The window judge's choice among the string reader's reading and the texts one digit changed from it,
-        when the reading is not sure and the choice differs from it (None otherwise)."""
-        if self.windows is None or self.strings is None or strips is None or not crnn.raw:
-            return None
-        if crnn.confidence >= self.rules.window_below:
-            return None
-        strip = strips.of(self.windows.spec.input, strict=True)
-        if not strip:  # no grey given
-            return None
-        text = crnn.raw
-        cands = self.strings.neighbours(ev, text, constraint, keep=self.rules.window_keep, changes_only=True)
-        if len(cands) < 2:
-            return None
-        lp = self.windows.log_probs(strip[0], self.strings.strip_centres(ev, text))
-        pick = window_judge(cands, lp, self.rules.window_weight)
-        return pick if pick != text else None
-
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
-                  dark: np.ndarray | None = None, strips: FieldStrips | None = None) -> FieldResult:
+                  dark: np.ndarray | None = None, left_out: int = 0) -> FieldResult:
         mode = self.options.reader
-        ink, crop_box = cut
+        _, crop_box = cut
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
-        judged: dict[str, str] = {}
-        judged_w: dict[str, str] = {}
         if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
             crnn = (Reading("crnn", "", 0.0, (), False) if geom.blank
                     else self._crnn_reading(region, constraint, ev, geom, crop_box))
-            better = None if geom.blank else self._judged(crnn, constraint, ev, geom, ink)
-            if better is not None:
-                judged = {"from": crnn.raw, "to": better}
-                crnn = self._crnn_reading(region, constraint, ev, geom, crop_box, text=better)
-            windowed = (None if geom.blank or region.style == "comb"
-                        else self._window_judged(crnn, constraint, ev, strips))
-            if windowed is not None:
-                judged_w = {"from": crnn.raw, "to": windowed}
-                crnn = self._crnn_reading(region, constraint, ev, geom, crop_box, text=windowed)
         readings: dict[str, object] = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:
@@ -216,7 +175,7 @@ class FieldReader:
                 recut = split_to_count(comps, n_crnn, self.digits.top_probability)
                 if recut is not None:
                     tiles = np.stack([_tile(c, dark, crop_box) for c in recut if c.kind == "digit"])
-                    alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)),
+                    alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)[:, :10]),
                                         reader="resplit"))
             fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text), self.rules,
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
@@ -228,18 +187,18 @@ class FieldReader:
             assert only is not None
             chosen = only
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
-        if judged:
-            readings["blob_judge"] = judged
-        if judged_w:
-            readings["window_judge"] = judged_w
-        return self._field_result(region, chosen, fused, readings)
+        if left_out:
+            readings["not_digits"] = left_out
+        return self._field_result(region, chosen, fused, readings, left_out)
 
-    def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object]
-                      ) -> FieldResult:
+    def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
+                      left_out: int = 0) -> FieldResult:
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
         why = list(interp.problems)
+        if left_out and not any(ch.isdigit() for ch in raw):
+            why.append(f"no digits found: {left_out} mark(s) that are not digits (rules, margins, letters, smudges)")
         if fused is not None and not fused.agree and confidence < self.options.review_threshold:
             seg_raw, crnn_raw = fused.scores_texts
             why.append(f"readers disagree: segmentation {seg_raw!r}, string reader {crnn_raw!r}")

@@ -146,5 +146,8 @@ def test_combine_digits_command(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
     assert len(DigitClassifier.load(out).nets) == 2
     assert load_model(out).card["training"]["command"].startswith("formocr train combine-digits")
-    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(tmp_path / "missing.safetensors")])
+    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(tmp_path / "missing.safetensors"), "--out",
+                                  str(tmp_path / "x.safetensors")])
     assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(b)])
+    assert r.exit_code == 2 and "--out" in r.output  # a training command never writes the shipped model by default

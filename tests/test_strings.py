@@ -656,7 +656,8 @@ def test_combine_strings_command(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(b), "--out", str(out)])
     assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
     assert len(StringReader.load(out).nets) == 2
-    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(tmp_path / "missing.safetensors")])
+    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(tmp_path / "missing.safetensors"), "--out",
+                                  str(tmp_path / "x.safetensors")])
     assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
 
 
@@ -714,61 +715,6 @@ def test_string_training_refuses_a_device_it_cannot_use(tmp_path: Path) -> None:
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_the_weight_average_is_the_mean_of_the_states_added() -> None:
-    from formocr.train.strings import WeightAverage
-
-    states = [{"w": torch.tensor([float(i), 2.0 * i]), "n": torch.tensor(i)} for i in (1, 2, 6)]
-    avg = WeightAverage()
-    for s in states:
-        avg.add(s)
-    assert avg.n == 3
-    assert torch.allclose(avg.state["w"], torch.tensor([3.0, 6.0]))
-    assert int(avg.state["n"]) == 6  # integer buffers (batch-norm's step count) keep the latest value
-    states[2]["w"] += 100  # the average holds copies, not the network's live tensors
-    assert torch.allclose(avg.state["w"], torch.tensor([3.0, 6.0]))
-
-
-@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
-def test_averaged_training_offers_the_mean_weights_and_says_which_it_kept(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import formocr.train.strings as strings_training
-    from formocr.errors import ConfigError
-    from formocr.recognize.modelfile import load_model
-    from formocr.train.strings import StringTrainConfig, WeightAverage, train_strings
-
-    torch.set_num_threads(1)
-    cfg = StringTrainConfig(steps=4, batch_size=4, val_size=6, val_every=2, limit=300, workers=0, seed=1,
-                            widths=(4, 8, 8, 8, 8), hidden=8, out=str(tmp_path / "a.safetensors"),
-                            schedule="flat", average_from=1)
-    seen: list[dict[str, torch.Tensor]] = []
-    original = WeightAverage.add
-
-    def spy(self: WeightAverage, state: dict[str, torch.Tensor]) -> None:
-        seen.append({k: v.detach().clone() for k, v in state.items()})
-        original(self, state)
-
-    # a tiny net reads nothing right, so the validation scores are scripted: weights then average, at steps 2 and 4
-    scores = iter([0.1, 0.2, 0.1, 0.3])
-    monkeypatch.setattr(WeightAverage, "add", spy)
-    monkeypatch.setattr(strings_training, "string_accuracy", lambda *a: next(scores))
-    card = train_strings(cfg)
-    train = card["training"]
-    assert len(seen) == 3  # steps 2, 3 and 4: after step 1
-    assert [r["averaged_steps"] for r in train["history"]] == [1, 3]
-    assert [r["val_string_accuracy_average"] for r in train["history"]] == [0.2, 0.3]
-    assert train["schedule"] == "flat" and train["average_from"] == 1
-    assert train["selected"] == "averaged weights" and train["selected_step"] == 4
-    assert card["figures"]["val_string_accuracy"] == 0.3
-    kept = load_model(tmp_path / "a.safetensors").state
-    for key in ("out.weight", "features.1.running_mean"):  # a weight and a batch-norm statistic
-        assert torch.allclose(kept[key], sum(s[key] for s in seen) / 3, atol=1e-6)
-    assert not torch.allclose(kept["out.weight"], seen[-1]["out.weight"])
-    with pytest.raises(ConfigError, match="average_from"):
-        train_strings(replace(cfg, average_from=4))
-    with pytest.raises(ConfigError, match="schedule"):
-        train_strings(replace(cfg, schedule="cosine"))
-
-
 def _tiny_string_net(path: Path, seed: int, split_seed: int = 0, hidden: int = 8, input: str = "grey-box") -> Path:
     from formocr.recognize.modelfile import save_model
     from formocr.recognize.strings import ARCH, CRNN
@@ -785,77 +731,6 @@ def _tiny_string_net(path: Path, seed: int, split_seed: int = 0, hidden: int = 8
     return path
 
 
-def test_averaging_string_networks_writes_the_mean_of_their_weights(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from formocr.cli import main
-    from formocr.recognize.modelfile import load_model
-    from formocr.recognize.strings import average, combine
-
-    a, b, c = (_tiny_string_net(tmp_path / f"{n}.safetensors", seed) for n, seed in (("a", 1), ("b", 2), ("c", 3)))
-    r = CliRunner().invoke(main, ["train", "average-strings", str(a), str(b), str(c), "--out",
-                                  str(tmp_path / "abc.safetensors")])
-    assert r.exit_code == 0, r.output
-    card = json.loads((tmp_path / "abc.card.json").read_text())
-    assert card["training"]["command"].startswith("formocr train average-strings ")
-    got = load_model(tmp_path / "abc.safetensors")
-    parts = [load_model(p).state for p in (a, b, c)]
-    for key in ("out.weight", "rnn.weight_ih_l0", "features.1.running_mean"):
-        assert torch.allclose(got.state[key], sum(s[key] for s in parts) / 3, atol=1e-6)
-    assert torch.equal(got.state["features.1.num_batches_tracked"], parts[0]["features.1.num_batches_tracked"])
-    assert [s["name"] for s in card["training"]["averaged"]] == ["a", "b", "c"]
-    assert card["training"]["split_seed"] == 0 and card["input"] == "grey-box"
-    assert StringReader.load(tmp_path / "abc.safetensors").inputs == ("grey-box",)
-    # what cannot be averaged is refused with the file named: one input, an ensemble, another shape, input or split
-    with pytest.raises(ModelError, match="at least two"):
-        average([a], tmp_path / "x.safetensors")
-    combine([a, b], tmp_path / "ens.safetensors")
-    odd = {"ensemble": tmp_path / "ens.safetensors",
-           "same kind": _tiny_string_net(tmp_path / "wide.safetensors", 4, hidden=12),
-           "input": _tiny_string_net(tmp_path / "ink.safetensors", 5, input="grey")}
-    for why, path in odd.items():
-        with pytest.raises(ModelError, match="ensemble" if why == "ensemble" else "same kind") as e:
-            average([a, path], tmp_path / "x.safetensors")
-        assert path.name in str(e.value)
-    with pytest.raises(ModelError, match="split-seed 1"):
-        average([a, _tiny_string_net(tmp_path / "split.safetensors", 6, split_seed=1)], tmp_path / "x.safetensors")
-    assert not (tmp_path / "x.safetensors").exists()
-
-
-def test_hard_replay_keeps_the_hardest_recent_strips_and_lets_each_return_at_most_twice() -> None:
-    from formocr.train.strings import HardReplay
-
-    def strip(v: float) -> torch.Tensor:
-        return torch.full((1, 2, 4), v)
-
-    r = HardReplay(capacity=3, max_age=2)
-    r.add(1, [0.5, 3.0, 1.0, float("nan")], [strip(i) for i in range(4)], [torch.tensor([i]) for i in range(4)],
-          [0, 0, 0, 0])
-    assert [it[0] for it in r.items] == [3.0, 1.0, 0.5]  # the NaN loss is not kept
-    got = r.take(1)
-    assert len(got) == 1 and got[0][1].tolist() == [1] and got[0][2] == 1 and float(got[0][0][0, 0, 0]) == 1
-    r.add(2, [9.0, 0.1], [strip(8), strip(9)], [torch.tensor([8]), torch.tensor([9])], [2, 0])
-    assert [it[0] for it in r.items] == [1.0, 0.5, 0.1]  # the strip seen twice already is not offered again
-    r.add(3, [], [], [], [])
-    assert [it[0] for it in r.items] == [0.1]  # step 1's strips are two steps old: gone
-    assert len(r.take(5)) == 1 and r.take(5) == []
-
-
-def test_a_batch_split_and_joined_again_is_the_same_batch() -> None:
-    from formocr.recognize.strings import pad_batch
-    from formocr.train.strings import _join_batch, _split_batch, encode
-
-    rng = np.random.default_rng(0)
-    strips = [rng.random((32, w)).astype(np.float32) for w in (13, 40, 27)]
-    x, widths = pad_batch(strips)
-    y, ylen = encode(["12", "3.45", "6"])
-    parts, labels = _split_batch(x, y, ylen, widths)
-    assert [t.shape[-1] for t in parts] == [13, 40, 27] and [t.tolist() for t in labels] == [[2, 3], [4, 11, 5, 6],
-                                                                                             [7]]
-    x2, y2, ylen2, widths2 = _join_batch(parts, labels)
-    assert torch.equal(x2, x) and torch.equal(y2, y) and torch.equal(ylen2, ylen) and widths2 == widths
-
-
 def _tiny_training(tmp_path: Path, steps: int = 3, batch_size: int = 6, **kw: Any) -> StringTrainConfig:
     """A training run small enough for a test: 300 images, a 4-8-channel network, one thread."""
     from formocr.train.strings import StringTrainConfig
@@ -864,71 +739,6 @@ def _tiny_training(tmp_path: Path, steps: int = 3, batch_size: int = 6, **kw: An
     return StringTrainConfig(steps=steps, batch_size=batch_size, val_size=6, val_every=steps if steps < 4 else 2,
                              limit=300, workers=0, widths=(4, 8, 8, 8, 8), hidden=8, banded=True,
                              out=str(tmp_path / "a.safetensors"), **kw)
-
-
-def test_training_with_hard_replay_is_repeatable_and_recorded(tmp_path: Path) -> None:
-    from formocr.errors import ConfigError
-    from formocr.train.strings import train_strings
-
-    cfg = _tiny_training(tmp_path, steps=4, batch_size=8, seed=3, hard_replay=0.25)
-    card = train_strings(cfg)
-    hard = card["training"]["hard_replay"]
-    assert hard["share"] == 0.25 and hard["per_batch"] == 2 and hard["strips_replayed"] == 6  # steps 2, 3 and 4
-    again = train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
-    assert again["training"]["hard_replay"] == hard
-    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-    plain = train_strings(replace(cfg, hard_replay=0.0, out=str(tmp_path / "c.safetensors")))
-    assert "hard_replay" not in plain["training"]
-    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
-    with pytest.raises(ConfigError, match="hard_replay"):
-        train_strings(replace(cfg, hard_replay=0.6))
-
-
-def test_training_with_dropout_is_repeatable_and_recorded(tmp_path: Path) -> None:
-    from formocr.errors import ConfigError
-    from formocr.train.strings import train_strings
-
-    cfg = _tiny_training(tmp_path, seed=2, dropout=0.3)
-    assert train_strings(cfg)["training"]["dropout"] == 0.3
-    train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
-    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-    plain = train_strings(replace(cfg, dropout=0.0, out=str(tmp_path / "c.safetensors")))
-    assert "dropout" not in plain["training"]  # off draws no random numbers: the recipe before the option
-    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
-    with pytest.raises(ConfigError, match="dropout"):
-        train_strings(replace(cfg, dropout=1.0))
-
-
-def test_glyph_frames_lie_under_the_drawn_digits() -> None:
-    from formocr.train.strings import sample_strip, sample_strip_glyphs
-
-    for k in range(12):
-        strip, s, frames = sample_strip_glyphs(GEN, np.random.default_rng([4, k]))
-        same, _ = sample_strip(GEN, np.random.default_rng([4, k]))
-        assert np.array_equal(strip, same)  # the glyph positions change nothing of the strip
-        assert [str(d) for _, d in frames] == [c for c in s.text if c.isdigit()]
-        cols = [f for f, _ in frames]
-        assert cols == sorted(cols) and cols[-1] < (strip.shape[1] + 3) // 4
-        for f in cols:  # each centre column of the network's output sees the digit's ink
-            assert strip[:, 4 * f : 4 * f + 4].max() > 0.3
-
-
-def test_training_with_the_glyph_loss_is_repeatable_and_recorded(tmp_path: Path) -> None:
-    from formocr.errors import ConfigError
-    from formocr.train.strings import train_strings
-
-    cfg = _tiny_training(tmp_path, seed=2, glyph_aux=0.5)
-    card = train_strings(cfg)
-    assert card["training"]["glyph_aux"] == 0.5 and card["training"]["history"][-1]["glyph_loss"] > 0
-    train_strings(replace(cfg, out=str(tmp_path / "b.safetensors")))
-    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-    plain = train_strings(replace(cfg, glyph_aux=0.0, out=str(tmp_path / "c.safetensors")))
-    assert "glyph_aux" not in plain["training"] and "glyph_loss" not in plain["training"]["history"][-1]
-    assert (tmp_path / "c.safetensors").read_bytes() != (tmp_path / "a.safetensors").read_bytes()
-    assert (tmp_path / "c.safetensors").stat().st_size == (tmp_path / "a.safetensors").stat().st_size  # not saved
-    for bad in (replace(cfg, glyph_aux=-1.0), replace(cfg, hard_replay=0.25)):
-        with pytest.raises(ConfigError, match="glyph_aux"):
-            train_strings(bad)
 
 
 def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

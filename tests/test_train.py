@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from formocr.data import mnist
-from formocr.recognize.modelfile import card_path
+from formocr.data.real import CVL_SHA256, dataset_dir
+from formocr.recognize.modelfile import card_path, load_model
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.digits import TrainConfig, train_digits
 
@@ -71,11 +72,23 @@ def test_the_digit_cnn_can_hold_out_the_string_models_images(tmp_path: Path) -> 
     assert len(np.intersect1d(seeded, strings_held)) == 413
 
 
+needs_cvl = pytest.mark.skipif(not (dataset_dir("cvl-digits", "FORMOCR_CVL") / "train.npz").is_file(),
+                               reason="no shared CVL digits")
+
+
 @needs_shared
-def test_grey_share_trains_on_shaded_tiles_and_reports_them(tmp_path: Path) -> None:
-    cfg = TrainConfig(epochs=1, limit=300, val_size=200, seed=2, widths=(4, 8, 8, 8, 8), workers=0, grey_share=0.5,
-                      out=str(tmp_path / "g.safetensors"))
+@needs_cvl
+def test_real_writers_and_a_reject_class_reach_the_card(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=1, limit=300, val_size=200, seed=2, widths=(4, 8, 8, 8, 8), workers=0,
+                      out=str(tmp_path / "r.safetensors"))
     card = train_digits(cfg)
-    assert card["training"]["grey_share"] == 0.5
-    assert 0.0 <= card["figures"]["val_accuracy_scan_grey"] <= 1.0
-    assert "val_scan_grey" in card["training"]["history"][0]
+    data = card["training"]["data"]
+    assert data["datasets"] == ["MNIST", "CVL single digits"] and "TU Wien" in data["terms"]["CVL"]
+    assert data["sha256"]["cvl/train.npz"] == CVL_SHA256["train.npz"]
+    assert 0.0 <= card["figures"]["val_accuracy_cvl_even_writers"] <= 1.0
+    assert 0.0 <= card["figures"]["val_reject_recall"] <= 1.0
+    assert load_model(tmp_path / "r.safetensors").meta["classes"][-1] == "reject"
+    plain = train_digits(TrainConfig(**{**cfg.__dict__, "use_cvl": False, "reject_share": 0.0,
+                                        "out": str(tmp_path / "p.safetensors")}))
+    assert plain["training"]["data"]["dataset"] == "MNIST"
+    assert load_model(tmp_path / "p.safetensors").meta["classes"] == [str(d) for d in range(10)]

@@ -2,21 +2,24 @@
 
 The results file is read three times rather than held in memory (it can be large): once to find each source's
 last record, once to learn the field columns, once to write the rows, sorted by source. The CSV is written to a
-temporary file and renamed, so a reader never sees half of it.
+temporary file and renamed (:func:`formocr.io.write_atomic`), so a reader never sees half of it, and only over a
+regular file. Every cell, the header's field names included (a template names its fields), gets the
+formula-injection guard.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from formocr.batch.record import Record, field_columns
-from formocr.batch.results import default_mode, iter_records
+from formocr.batch.results import iter_records
 from formocr.errors import ResultsFileError
+from formocr.io import write_atomic
 
 FIXED_COLUMNS = ("source", "sha256", "status", "pages", "needs_review", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -34,12 +37,28 @@ def _read_at(f: Any, offset: int) -> Record:
 
 
 def _index(src: Path) -> dict[str, int]:
+    if src.is_dir():
+        raise ResultsFileError("is a folder, not a results file", src)
     if not src.is_file():
         raise ResultsFileError("no such results file", src)
     offsets: dict[str, int] = {}
-    for _, offset, rec in iter_records(src):
-        offsets[rec.source] = offset  # the last record of a source wins
+    try:
+        for _, offset, rec in iter_records(src):
+            offsets[rec.source] = offset  # the last record of a source wins
+    except OSError as e:
+        raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", src) from None
     return offsets
+
+
+@contextmanager
+def _open_results(src: Path) -> Iterator[BinaryIO]:
+    """The results file open for reading; failing to open it is a ResultsFileError, not a write error."""
+    try:
+        f = src.open("rb")
+    except OSError as e:
+        raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", src) from None
+    with f:
+        yield f
 
 
 def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
@@ -48,12 +67,12 @@ def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
     offsets = _index(src)
     sources = sorted(offsets)
     columns: dict[str, None] = {}
-    with src.open("rb") as f:
+    with _open_results(src) as f:
         for s in sources:
             for col, _ in field_columns(_read_at(f, offsets[s]).document or {}):
                 columns.setdefault(_column(col))
         w = csv.writer(stream)
-        w.writerow([*FIXED_COLUMNS, *columns])
+        w.writerow([safe_cell(c) for c in (*FIXED_COLUMNS, *columns)])  # a field may be named "=HYPERLINK(...)"
         for s in sources:
             rec = _read_at(f, offsets[s])
             values: dict[str, Any] = {}
@@ -74,26 +93,11 @@ def _column(field_column: str) -> str:
 
 
 def export_csv(results: str | os.PathLike[str], out: str | os.PathLike[str]) -> int:
-    """Write the CSV file ``out`` atomically from ``results``; returns the number of rows."""
-    dst = Path(out)
-    try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    except OSError as e:
-        raise ResultsFileError(f"cannot write the CSV ({e.strerror or e})", dst) from None
-    try:
-        os.fchmod(fd, default_mode())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as g:
-            rows = write_csv(results, g)
-            g.flush()
-            os.fsync(g.fileno())
-        os.replace(tmp, dst)
-    except OSError as e:
-        raise ResultsFileError(f"cannot write the CSV ({e.strerror or e})", dst) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return rows
+    """Write the CSV file ``out`` atomically from ``results``; returns the number of rows.
+
+    ``out`` must be new or a regular file (never a device or FIFO); any failure is a ResultsFileError naming it.
+    """
+    return write_atomic(out, lambda stream: write_csv(results, stream), ResultsFileError, "CSV")
 
 
 __all__ = ["FIXED_COLUMNS", "export_csv", "safe_cell", "write_csv"]

@@ -16,7 +16,10 @@ RECORD_FORMAT = 1
 """Value of the ``formocr_batch`` key of every record; bumped if the line layout ever changes."""
 
 KEPT_ERROR_CODES = frozenset({3, 4, 7})
-"""Exit codes of errors that the document's content decides (unreadable, corrupt, no template fits).
+"""Exit codes of errors that the document's content decides (unreadable, corrupt, over a limit, no template fits).
+
+4 includes a page too small to hold a field (PageTooSmallError) and a document over ``--timeout`` (Timeout): a
+rerun would only spend the same time or fail the same way again.
 
 A rerun keeps such records; other errors (a bug, a crashed worker, a missing model or poppler) depend on the
 machine, so a rerun tries those documents again. ``--retry-failed`` redoes every error.

@@ -3,7 +3,11 @@
 Why it is safe:
 
 * One process writes it (the batch driver; workers only return records), under an exclusive lock on a hidden
-  sidecar file, so two runs on the same file cannot interleave.
+  sidecar file beside the real file (links resolved), so two runs on the same file cannot interleave, whatever
+  name each was given for it.
+* Nothing is changed in a file until it has been read as a results file: an existing file that is anything else
+  (the user's own JSON, a device, a folder) is refused with a :class:`~formocr.errors.ResultsFileError`, byte for
+  byte untouched.
 * Each record is one ``os.write`` of the complete line on an ``O_APPEND`` descriptor, followed by ``fsync``.
   A killed run can at worst leave a last line without its newline; opening the file again cuts that torn tail
   off before anything is appended. Every line that ends in a newline is a complete record.
@@ -25,9 +29,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
-from formocr.batch.record import Record, RecordSummary
+from formocr.batch.record import RECORD_FORMAT, Record, RecordSummary
 from formocr.errors import ResultsFileError
+from formocr.io import check_output, fsync_dir
 
 try:
     import fcntl
@@ -35,29 +41,46 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, single run
     fcntl = None  # type: ignore[assignment]
 
 
-def default_mode() -> int:
-    """rw for everyone the umask allows, as a plain open() would create (mkstemp makes files private)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+RECORD_START = b'{"formocr_batch":%d,' % RECORD_FORMAT
+"""How every record line starts (Record.to_line), so also how a torn last line starts."""
 
 
 def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a new or renamed directory entry durable (no-op where directories cannot be opened)."""
+def _tail_start(f: BinaryIO, size: int) -> int:
+    """Offset just past the last newline of an open file (0 without one): where a torn last line starts."""
+    end = size
+    while end > 0:
+        start = max(0, end - (1 << 16))
+        f.seek(start)
+        chunk = f.read(end - start)
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
+
+
+def _record_like(fragment: bytes) -> bool:
+    """Whether bytes can be the start of a record line (whitespace aside): of a torn line, or of any line."""
+    compact = b"".join(fragment.split())[: len(RECORD_START)]
+    return not fragment or (bool(compact) and RECORD_START.startswith(compact))
+
+
+def _ends(path: Path) -> tuple[bytes, bytes]:
+    """The first bytes of the file and of its torn last line (b"" when the file ends with a newline)."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        f = path.open("rb")
+    except FileNotFoundError:
+        return b"", b""
+    with f:
+        head = f.read(64)
+        size = f.seek(0, os.SEEK_END)
+        keep = _tail_start(f, size)
+        f.seek(keep)
+        return head, f.read(min(size - keep, 64))
 
 
 def cut_torn_tail(path: Path) -> int:
@@ -68,18 +91,7 @@ def cut_torn_tail(path: Path) -> int:
         return 0
     with f:
         size = f.seek(0, os.SEEK_END)
-        end = size
-        while end > 0:
-            start = max(0, end - (1 << 16))
-            f.seek(start)
-            chunk = f.read(end - start)
-            nl = chunk.rfind(b"\n")
-            if nl >= 0:
-                keep = start + nl + 1
-                break
-            end = start
-        else:
-            keep = 0
+        keep = _tail_start(f, size)
         if keep < size:
             f.truncate(keep)
             f.flush()
@@ -99,7 +111,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, int, Record]]:
             except (ValueError, KeyError, TypeError) as e:
                 detail = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
                 raise ResultsFileError(f"line {number} is not a formocr batch record ({detail}); "
-                                       "is -o the right file?", path) from None
+                                       "is -o the right file? It was left as it is", path) from None
             yield number, offset, rec
             offset += len(line)
 
@@ -112,7 +124,10 @@ class ResultsFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        # The real file: the lock, the torn-tail repair and compaction's rename must act on it, not on a link's
+        # name (a second run given a link to the file would otherwise take a different lock and interleave).
+        self.path = Path(os.path.realpath(path))
+        self.given = Path(path)
         self.latest: dict[str, RecordSummary] = {}
         self._latest_line: dict[str, int] = {}
         self._lines = 0
@@ -124,16 +139,26 @@ class ResultsFile:
     # -- life cycle -------------------------------------------------------------------------------------
 
     def open(self) -> ResultsFile:
-        if self.path.is_dir():
-            raise ResultsFileError("is a directory; give a file name for the results", self.path)
+        """Lock, check that an existing file is a results file, repair a torn tail, index, compact if needed.
+
+        The checks come before any change: a file that is not a formocr results file (a user's JSON, a device,
+        a folder) is refused with a ResultsFileError and left byte for byte as it was.
+        """
+        check_output(self.given, ResultsFileError, "results file")
+        self._check_ends()  # before the lock, so that refusing a user's file leaves not even a lock file beside it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock()
+            self._check_ends()
+            self._index()  # reads the complete lines only; any that is not a record is an error
             self.cut_bytes = cut_torn_tail(self.path)
-            self._index()
             if self.superseded:
                 self.compact()
             self._open_append()
+        except (FileExistsError, NotADirectoryError):
+            self.close()
+            raise ResultsFileError("cannot create the results file: a folder on its path is a file",
+                                   self.path) from None
         except OSError as e:
             self.close()
             raise ResultsFileError(f"cannot open the results file ({e.strerror or e})", self.path) from None
@@ -165,12 +190,24 @@ class ResultsFile:
         except BlockingIOError:
             raise ResultsFileError("another formocr batch run is writing this file", self.path) from None
 
+    def _check_ends(self) -> None:
+        """A results file starts with a record, and a last line without a newline is the start of one (a write
+        cut short): anything else is not ours, and cutting its "torn tail" would destroy the user's data."""
+        try:
+            head, tail = _ends(self.path)
+        except OSError as e:
+            raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", self.path) from None
+        for where, fragment in (("line 1", head), ("its last line", tail)):
+            if not _record_like(fragment):
+                raise ResultsFileError(f"{where} is not a formocr batch record; is -o the right file? It was left "
+                                       "as it is", self.path)
+
     def _open_append(self) -> None:
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def _index(self) -> None:
         self.latest.clear()
@@ -227,7 +264,7 @@ class ResultsFile:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

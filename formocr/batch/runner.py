@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import stat
 import time
 from collections.abc import Iterator
@@ -24,8 +25,8 @@ from formocr.batch.progress import BatchObserver
 from formocr.batch.record import RecordSummary
 from formocr.batch.results import ResultsFile, lock_path
 from formocr.batch.worker import Job, Outcome, error_outcome, peak_rss_mib
-from formocr.errors import ConfigError, EmptyInputError
-from formocr.io import LoadLimits
+from formocr.errors import ConfigError, EmptyInputError, ResultsFileError
+from formocr.io import LoadLimits, check_output
 from formocr.options import Options
 
 ENGINES = ("local", "ray")
@@ -44,6 +45,7 @@ class BatchConfig:
     retry_failed: bool = False  # also redo documents whose records are errors the content decided
     max_in_flight: int | None = None  # local engine: documents submitted at once (default 2 per worker)
     exclude: tuple[Path, ...] = ()  # other files this run writes (CSV, summary) that discovery must skip
+    timeout: float | None = None  # seconds a document may take once a worker starts it (local engine); None: any
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_dir", Path(self.input_dir))
@@ -56,6 +58,12 @@ class BatchConfig:
             raise ConfigError(f"max_in_flight: must be at least 1, got {self.max_in_flight}")
         if self.address and self.engine != "ray":
             raise ConfigError("address: only used with the ray engine")
+        if self.timeout is not None:
+            if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)) or not (
+                    math.isfinite(self.timeout) and self.timeout > 0):
+                raise ConfigError(f"timeout: must be a positive number of seconds, got {self.timeout!r}")
+            if self.engine != "local":
+                raise ConfigError("timeout: only with the local engine for now")
 
 
 @dataclass(frozen=True)
@@ -204,7 +212,8 @@ def run_batch(config: BatchConfig, options: Options | None = None, observer: Bat
     """Read every document under ``config.input_dir`` into ``config.output``; see the module docs."""
     options = options or Options()
     out = config.output
-    exclude = (out, lock_path(out), *config.exclude)
+    real = check_output(out, ResultsFileError, "results file")  # a device or folder: refused before any work
+    exclude = (out, real, lock_path(out), lock_path(real), *config.exclude)
     sources = discover(config.input_dir, config.pattern, exclude=exclude)
     if not sources:
         what = f"matching {config.pattern!r}" if config.pattern else "(PDF, PNG, JPEG, BMP or TIFF)"
@@ -230,7 +239,7 @@ def run_batch(config: BatchConfig, options: Options | None = None, observer: Bat
             else:
                 from formocr.batch.local import run_local
 
-                engine = run_local(jobs, options, workers, config.max_in_flight)
+                engine = run_local(jobs, options, workers, config.max_in_flight, config.timeout)
             # closing(): on Ctrl-C or an error here the engine stops its workers now, not whenever it is collected
             with contextlib.closing(engine):
                 for _, outcome in engine:

@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from formocr.batch.record import ErrorInfo, Record, RecordSummary, WorkerInfo
-from formocr.errors import FormOcrError
+from formocr.errors import FormOcrError, Timeout
 from formocr.options import Options
 
 if TYPE_CHECKING:
@@ -74,6 +75,12 @@ def error_outcome(job: Job, type_name: str, message: str, exit_code: int, second
     return Outcome.of(Record(job.source, job.sha256, "error", 0, seconds, error=err, worker=worker))
 
 
+def timeout_outcome(job: Job, timeout_s: float) -> Outcome:
+    """The record of a document stopped at its time budget (``--timeout``); its worker was replaced."""
+    return error_outcome(job, Timeout.__name__, f"took longer than the {timeout_s:g} s time limit (--timeout); "
+                         "reading it was stopped", Timeout.exit_code, timeout_s)
+
+
 def crashed_outcome(job: Job, detail: str = "") -> Outcome:
     """The record of a document whose worker died under it (killed, out of memory, a crash in native code)."""
     why = "the worker process died while reading this document (killed, out of memory, or a crash)"
@@ -100,14 +107,20 @@ class DocumentWorker:
 
         return WorkerInfo(os.getpid(), self.host, peak_rss_mib(), torch.get_num_threads())
 
-    def process(self, job: Job, path: Path | None = None) -> Outcome:
-        """Read ``job`` (from ``path`` when given, e.g. a local copy of shipped bytes) into an outcome."""
+    def process(self, job: Job, path: Path | None = None, started: Callable[[], None] | None = None) -> Outcome:
+        """Read ``job`` (from ``path`` when given, e.g. a local copy of shipped bytes) into an outcome.
+
+        ``started`` is called once the pipeline is ready, as the document's reading begins: a time budget
+        counts from there, so that loading the models in a fresh worker is not charged to its first document.
+        """
         t0 = time.perf_counter()
         try:
             if self._pipeline is None:
                 from formocr.pipeline import Pipeline
 
                 self._pipeline = Pipeline(self.options)
+            if started is not None:
+                started()
             doc = self._pipeline.scan(path or job.path)
             d = doc.to_dict()
             d["source"] = job.source  # the same whatever the engine or the mount point
@@ -126,6 +139,14 @@ class DocumentWorker:
 # --- the local engine's worker processes ---------------------------------------------------------------------
 
 _WORKER: DocumentWorker | None = None
+_STARTS: Any = None  # the driver's shared array of doubles: per slot, when that slot's document started
+
+
+def mark_started(slot: int | None) -> None:
+    """Record in the shared array that the document in ``slot`` starts now (``time.monotonic()``, which is one
+    clock for all processes of the machine), so the driver can enforce ``--timeout`` from that moment."""
+    if slot is not None and _STARTS is not None:
+        _STARTS[slot] = time.monotonic()
 
 
 def _start_time(pid: int) -> str | None:
@@ -161,17 +182,21 @@ def _watch_driver(pid: int) -> None:
             os._exit(1)
 
 
-def init_process(options: Options, threads: int | None, driver: int) -> None:
-    """ProcessPoolExecutor initializer: Ctrl-C is the driver's business; die with the driver; one worker."""
-    global _WORKER
+def init_process(options: Options, threads: int | None, driver: int, starts: Any = None) -> None:
+    """ProcessPoolExecutor initializer: Ctrl-C is the driver's business; die with the driver; one worker.
+
+    ``starts``: the driver's shared array where :func:`mark_started` records when each document starts.
+    """
+    global _WORKER, _STARTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_driver, args=(driver,), daemon=True, name="watch-driver").start()
+    _STARTS = starts
     _WORKER = DocumentWorker(options, threads)
 
 
-def process_job(job: Job) -> Outcome:
-    """Entry point of a local worker process for one document."""
+def process_job(job: Job, slot: int | None = None) -> Outcome:
+    """Entry point of a local worker process for one document (``slot``: its place in the start-time array)."""
     global _WORKER
     if _WORKER is None:  # not started through init_process (e.g. called in-process)
         _WORKER = DocumentWorker(Options())
-    return _WORKER.process(job)
+    return _WORKER.process(job, started=lambda: mark_started(slot))

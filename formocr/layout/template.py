@@ -34,12 +34,17 @@ its centre line, at least 5 mm long)::
               {"name": "address_1", "line_mm": [40, 52.1, 190, 52.1]}]
 
 Every mistake is a :class:`~formocr.errors.TemplateError` naming the key, e.g. ``fields[1].box_mm: expected 4
-numbers``.
+numbers``. Limits that keep a hostile template from hanging or crashing a run: numbers must be finite, a page at
+most :data:`MAX_PAGE_MM` on a side, at most :data:`MAX_FIELDS` fields and as many marks, and a postal-code
+``pattern`` must be in the subset the constrained reader understands (literals, ``\\d``, classes, groups,
+``|``, ``? * + {m,n}``; no look-arounds or backreferences) with counts of at most :data:`MAX_PATTERN_REPEAT`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -53,6 +58,11 @@ STYLES = ("box", "comb", "free", "line")
 _TOP_KEYS = {"formocr_template", "name", "page", "fields", "marks", "description"}
 _MARK_KEYS = {"name", "box_mm", "line_mm"}
 MIN_MARK_MM = 5.0  # shorter rules cannot be told from lettering by the page-stroke finder
+MAX_PAGE_MM = 2000.0  # A0 is 841 × 1189 mm; a larger "page" is a typo, and 1e308 mm would overflow pixel sizes
+MAX_FIELDS = 200  # fields (and, separately, marks) per template: each costs reading time on every page
+MAX_PATTERN_CHARS = 200
+MAX_PATTERN_REPEAT = 64  # a {m,n} count: a comb has at most 64 cells; larger counts blow up the pattern automaton
+MAX_PATTERN_STATES = 20_000
 _PAGE_KEYS = {"width_mm", "height_mm"}
 _FIELD_KEYS = {"name", "type", "box_mm", "style", "cells", "constraints", "label"}
 _CONSTRAINT_KEYS = {
@@ -158,10 +168,22 @@ class Template:
 
 def _num(value: Any, where: str, src: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TemplateError(f"{where}: expected a number, got {value!r}", src)
-    if positive and value <= 0:
+        raise TemplateError(f"{where}: expected a number, got {_short(value)}", src)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):  # JSON's NaN and Infinity: every comparison with NaN is False
+        raise TemplateError(f"{where}: expected a finite number, got {_short(value)}", src)
+    if positive and number <= 0:
         raise TemplateError(f"{where}: must be > 0, got {value!r}", src)
-    return float(value)
+    return number
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value's repr cut short, so that a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unknown(d: dict[str, Any], allowed: set[str], where: str, src: str) -> None:
@@ -190,9 +212,14 @@ def parse_template(data: Any, source: str = "<memory>") -> Template:
             raise TemplateError(f"page.{key}: missing", source)
     width = _num(page["width_mm"], "page.width_mm", source, positive=True)
     height = _num(page["height_mm"], "page.height_mm", source, positive=True)
+    for key, size in (("width_mm", width), ("height_mm", height)):
+        if size > MAX_PAGE_MM:
+            raise TemplateError(f"page.{key}: at most {MAX_PAGE_MM:g} mm, got {size:g}", source)
     raw_fields = data.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise TemplateError("fields: expected a non-empty list", source)
+    if len(raw_fields) > MAX_FIELDS:
+        raise TemplateError(f"fields: at most {MAX_FIELDS} fields per template, got {len(raw_fields)}", source)
     seen: set[str] = set()
     fields = []
     for i, f in enumerate(raw_fields):
@@ -247,6 +274,8 @@ def _named(entry: Any, allowed: set[str], where: str, seen: set[str], what: str,
 def _parse_marks(raw: Any, names: set[str], width: float, height: float, source: str) -> tuple[Mark, ...]:
     if not isinstance(raw, list):
         raise TemplateError("marks: expected a list", source)
+    if len(raw) > MAX_FIELDS:
+        raise TemplateError(f"marks: at most {MAX_FIELDS} marks per template, got {len(raw)}", source)
     marks = []
     for i, m in enumerate(raw):
         where = f"marks[{i}]"
@@ -286,8 +315,51 @@ def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
         raise TemplateError(f"{where}.order: expected DMY, MDY or YMD", src)
     if "country" in c and c["country"] not in ("CN", "US"):
         raise TemplateError(f"{where}.country: expected CN or US (or give a pattern)", src)
-    if "pattern" in c and not isinstance(c["pattern"], str):
-        raise TemplateError(f"{where}.pattern: expected a regular expression string", src)
+    if "pattern" in c:
+        _check_pattern(c["pattern"], f"{where}.pattern", src)
+
+
+def _check_pattern(pattern: Any, where: str, src: str) -> None:
+    """A postal-code pattern both Python's ``re`` (the check of the reading) and the reader's automaton accept.
+
+    Checked here, at load, so that a bad pattern is a TemplateError naming the key rather than a failure in
+    the middle of reading a page; the size limits keep a pattern like ``(\\d{64}){64}`` from exhausting memory.
+    """
+    from formocr.recognize.ctc import Constraint, Pattern, PatternError, _Parser
+
+    if not isinstance(pattern, str) or not pattern:
+        raise TemplateError(f"{where}: expected a regular expression string", src)
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise TemplateError(f"{where}: at most {MAX_PATTERN_CHARS} characters, got {len(pattern)}", src)
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as e:
+        raise TemplateError(f"{where}: not a valid regular expression ({e})", src) from None
+    universe = Constraint().universe
+    try:
+        tree = _Parser(pattern, universe).parse()
+    except (PatternError, RecursionError) as e:
+        raise TemplateError(f"{where}: {pattern!r} uses what formocr's reader cannot follow ({e}); use literals, "
+                            "\\d, [...] classes, groups, | and ? * + {m,n}", src) from None
+    states = _pattern_states(tree, where, src)
+    if states > MAX_PATTERN_STATES:
+        raise TemplateError(f"{where}: {pattern!r} is too large for the reader (about {states} automaton states, "
+                            f"at most {MAX_PATTERN_STATES})", src)
+    Pattern(pattern, universe)  # parsed and small: builds
+
+
+def _pattern_states(node: tuple[Any, ...], where: str, src: str) -> int:
+    """Automaton states that :class:`formocr.recognize.ctc.Pattern` would build for a parsed pattern (an upper
+    bound), computed without building it."""
+    kind = node[0]
+    if kind == "set":
+        return 2
+    if kind in ("cat", "alt"):
+        return 2 + sum(_pattern_states(n, where, src) for n in node[1])
+    _, sub, lo, hi = node
+    if max(lo, hi or 0) > MAX_PATTERN_REPEAT:
+        raise TemplateError(f"{where}: a repeat count of at most {MAX_PATTERN_REPEAT}, got {max(lo, hi or 0)}", src)
+    return 2 + (max(lo, hi or 0) + 1) * _pattern_states(sub, where, src)
 
 
 BUILTIN = ("cheque", "envelope", "numeric_form")
@@ -314,4 +386,8 @@ def load_template(name_or_path: str | Path) -> Template:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise TemplateError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", src) from None
+    except RecursionError:
+        raise TemplateError("not valid JSON (nested too deeply)", src) from None
+    except ValueError as e:  # an integer over Python's digit limit
+        raise TemplateError(f"not valid JSON ({e})", src) from None
     return parse_template(data, src)

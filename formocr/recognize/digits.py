@@ -33,7 +33,7 @@ def conv_block(cin: int, cout: int) -> list[nn.Module]:
 class DigitNet(nn.Module):
     """conv16 → pool → conv32 → conv48 → pool → conv64 → dense → 10 logits."""
 
-    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = 0.25) -> None:
+    def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, dropout: float = 0.25, classes: int = 10) -> None:
         super().__init__()
         c1, c2, c3, c4, hidden = widths
         self.features = nn.Sequential(
@@ -43,7 +43,7 @@ class DigitNet(nn.Module):
         )  # fmt: skip
         self.head = nn.Sequential(
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(c4 * 49, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, 10),
+            nn.Dropout(dropout), nn.Linear(hidden, classes),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,7 +89,7 @@ class DigitClassifier:
         nets, temps = [], []
         try:
             for settings, state in member_weights(meta, loaded.state):
-                net = DigitNet(tuple(settings["widths"]))
+                net = DigitNet(tuple(settings["widths"]), classes=len(meta["classes"]))
                 net.load_state_dict(state)
                 net.eval()
                 nets.append(nn.Sequential(fold_batchnorm(net.features), net.head).to(
@@ -139,14 +139,26 @@ class DigitClassifier:
         """Calibrated class probabilities (temperature-scaled softmax, mean over an ensemble's members), N×10."""
         return _softmax(self.logits(tiles, batch_size) / self.temperature)
 
+    @property
+    def rejects(self) -> bool:
+        """Whether the model has a "not a digit" class (the eleventh, after the ten digits)."""
+        return len(self.classes) > 10
+
+    def is_digit(self, probs: np.ndarray) -> np.ndarray:
+        """Per row of :meth:`probabilities`: True unless "not a digit" is more probable than any one digit."""
+        if not self.rejects or len(probs) == 0:
+            return np.ones(len(probs), bool)
+        return np.asarray(probs[:, 10] <= probs[:, :10].max(axis=1))
+
     def top_probability(self, masks: Sequence[np.ndarray]) -> np.ndarray:
-        """How sure the model is of each ink mask's best class: what segmentation asks to settle a doubtful cut."""
-        return self.probabilities(np.stack([normalize_digit(m) for m in masks])).max(axis=1)
+        """How sure the model is of each ink mask's best digit: what segmentation asks to settle a doubtful cut
+        (a piece the model calls "not a digit" scores low, as a bad cut should)."""
+        return self.probabilities(np.stack([normalize_digit(m) for m in masks]))[:, :10].max(axis=1)
 
     def classify(self, tiles: np.ndarray) -> list[DigitReading]:
         probs = self.probabilities(tiles)
         out = []
-        for p in probs:
+        for p in probs[:, :10]:
             order = np.argsort(-p)[:3]
             out.append(
                 DigitReading(

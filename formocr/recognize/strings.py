@@ -21,17 +21,15 @@ from torch import nn
 from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC, LineSpec, grey_ink, normalize_line
 from formocr.recognize.ctc import (
-    DIGITS,
     Constraint,
     Decoded,
     align,
     best_path,
     constrained_beam,
-    string_probabilities,
     string_probability,
 )
 from formocr.recognize.digits import conv_block, fold_batchnorm
-from formocr.recognize.modelfile import LoadedModel, code_version, load_model, member_weights, save_ensemble, save_model
+from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble, save_model
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
@@ -62,10 +60,8 @@ class CRNN(nn.Module):
     """32×W strip → (W/4)×classes logits."""
 
     def __init__(self, widths: Sequence[int] = DEFAULT_WIDTHS, hidden: int = DEFAULT_HIDDEN,
-                 n_classes: int = len(ALPHABET) + 1, height: int = 32, dropout: float = 0.0) -> None:
+                 n_classes: int = len(ALPHABET) + 1, height: int = 32) -> None:
         super().__init__()
-        # Training only, on the column features the recurrent layer reads (no weights, so model files are alike)
-        self.dropout = dropout
         c1, c2, c3, c4, c5 = widths
         self.features = nn.Sequential(
             *conv_block(1, c1), nn.MaxPool2d(2),
@@ -82,10 +78,7 @@ class CRNN(nn.Module):
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
         """Convolutional features (N×C×H'×T) → N×T×classes logits: the recurrent layer and the classifier."""
-        seq = self.columns(f)
-        if self.dropout > 0 and self.training:  # p=0 draws nothing, so runs without it repeat bit for bit
-            seq = nn.functional.dropout(seq, self.dropout, training=True)
-        y, _ = self.rnn(seq)
+        y, _ = self.rnn(self.columns(f))
         return self.out(y)  # N×T×classes
 
     @staticmethod
@@ -241,11 +234,10 @@ class FieldStrips:
     grey: tuple[np.ndarray, ...] = ()
     box: tuple[np.ndarray, ...] = ()
 
-    def of(self, kind: str, strict: bool = False) -> tuple[np.ndarray, ...]:
-        """The strips of ``kind``; where they were not made, the ink's (a string member reads either), or with
-        ``strict`` none (a judge trained on one kind reads no other)."""
+    def of(self, kind: str) -> tuple[np.ndarray, ...]:
+        """The strips of ``kind``; where they were not made, the ink's (a string member reads either)."""
         made = {"ink": self.ink, "grey": self.grey, "grey-box": self.box}[kind]
-        return made if made or strict else self.ink
+        return made or self.ink
 
     @property
     def views(self) -> int:
@@ -296,18 +288,16 @@ class StringReader:
         return cls(load_model(path or DEFAULT_MODEL), views)
 
     def field_strips(self, ink: np.ndarray, field_h_px: float, dpi: float, gray: np.ndarray | None = None,
-                     comb: bool = False, lines: np.ndarray | None = None, also: Sequence[str] = ()
-                     ) -> tuple[FieldStrips, StripGeometry]:
+                     comb: bool = False, lines: np.ndarray | None = None) -> tuple[FieldStrips, StripGeometry]:
         """A field's ink as one strip per view (and per view of its grey, where a member reads grey and the
         crop's ``gray`` is given), and the geometry of view 0 (where character boxes are mapped).
 
         ``comb``: the field's cell walls lie inside the ink's box, and no string reader was trained on such
         walls (a wall reads like a "1"), so a member that reads the box's grey gets the ink's grey instead.
         ``lines``: the printed lines border removal took out of the crop (:func:`formocr.segment.field_cut`);
-        in the box's grey they are painted to paper beyond :data:`BORDER_REACH_MM` of the kept ink. ``also``:
-        kinds of strip to make though no member reads them (for a judge that reads them).
+        in the box's grey they are painted to paper beyond :data:`BORDER_REACH_MM` of the kept ink.
         """
-        kinds = {*self.inputs, *also}
+        kinds = set(self.inputs)
         kept = _kept(ink, field_h_px, dpi)
         shaded = grey_ink(gray, kept) if gray is not None and "grey" in kinds else None
         boxed = None
@@ -368,41 +358,6 @@ class StringReader:
             best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=satisfied,
         )  # fmt: skip
 
-    def neighbours(self, ev: Evidence | np.ndarray, text: str, constraint: Constraint | None, keep: int = 8,
-                   changes_only: bool = False) -> list[tuple[str, float]]:
-        """``text`` and the texts one digit away from it (one changed, dropped or added; ``changes_only``: one
-        changed) that ``constraint`` allows, most probable first, at most ``keep`` in all: the candidates another
-        reader may judge between.
-
-        Scored as :meth:`score` scores, all texts of a view in one batched CTC pass (~100 texts cost ~3 of one).
-        """
-        lps = _views(ev)
-        near = set()
-        for i, ch in enumerate(text):
-            if ch.isdigit():
-                if not changes_only:
-                    near.add(text[:i] + text[i + 1 :])
-                near.update(text[:i] + d + text[i + 1 :] for d in DIGITS)
-        for i in range(len(text) + 1 if not changes_only else 0):
-            near.update(text[:i] + d + text[i:] for d in DIGITS)
-        near.discard(text)
-        if constraint is not None:
-            near = {t for t in near if constraint.accepts(t)}
-        texts = [text, *sorted(near)]
-        p = np.mean([string_probabilities(lp, texts, self.alphabet) for lp in lps], axis=0)
-        order = sorted(range(1, len(texts)), key=lambda k: -p[k])[: max(0, keep - 1)]
-        return [(text, float(p[0]))] + [(texts[k], float(p[k])) for k in order]
-
-    def centres(self, ev: Evidence | np.ndarray, text: str, geom: StripGeometry) -> list[float]:
-        """Where view 0's alignment puts each character of ``text``, in crop pixels (the middle of its frames)."""
-        return [geom.crop_x(c) for c in self.strip_centres(ev, text)]
-
-    def strip_centres(self, ev: Evidence | np.ndarray, text: str) -> list[float]:
-        """Where view 0's alignment puts each character of ``text``, in view 0's strip columns (one frame is
-        four columns; the middle of the character's frames)."""
-        al = align(_views(ev)[0], text, self.alphabet)
-        return [2.0 * (a + b) + 2.0 for a, b in al.char_frames]
-
     def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int) -> StringReading:
         bp: Decoded = best_path(lp, self.alphabet)
         bp_conf = string_probability(lp, bp.text, self.alphabet)
@@ -442,48 +397,6 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
         ensemble="each member reads every view; decoding and scoring take the mean probability over all",
         figure="val_string_accuracy",
         command=command or f"formocr train combine-strings {' '.join(str(p) for p in paths)} --out {out}")
-
-
-def average(paths: Sequence[str | Path], out: str | Path, command: str | None = None) -> dict[str, Any]:
-    """Write one network whose weights are the mean of several (a "model soup"); returns its card.
-
-    Only for networks trained on from one parent (``train strings --init``): they lie in one basin, where the mean of
-    their weights reads better than each (docs/string-reader-log.md, stop 26); the weights of unrelated runs do not line
-    up. So the inputs must be single networks of one shape, input, alphabet, strip geometry and held-out digits.
-    Batch-norm statistics are averaged like the weights.
-    """
-    if len(paths) < 2:
-        raise ModelError("averaging needs at least two string models", paths[0] if paths else out)
-    loaded = [load_model(p) for p in paths]
-    first = loaded[0]
-    for m in loaded:
-        m.require_arch(ARCH)
-        if "members" in m.meta:
-            raise ModelError("an ensemble, not one network: take its members out first (train extract-member)",
-                             m.path)
-        same = all(m.meta.get(k) == first.meta.get(k) for k in ("widths", "hidden", "alphabet", "line", "input"))
-        if not same or set(m.state) != set(first.state):
-            raise ModelError(f"not the same kind of network as {first.path.name} (shape, input, alphabet or strip)",
-                             m.path)
-        split = m.card.get("training", {}).get("split_seed", 0)
-        if split != first.card.get("training", {}).get("split_seed", 0):
-            raise ModelError(f"held out other digits (--split-seed {split}) than {first.path.name}", m.path)
-    state: dict[str, torch.Tensor] = {}
-    share = 1.0 / len(loaded)
-    for k, v in first.state.items():  # integer buffers (batch-norm's step count) are the first network's
-        state[k] = sum((share * m.state[k].float() for m in loaded), torch.zeros_like(v, dtype=torch.float32)
-                       ).to(v.dtype) if v.is_floating_point() else v.clone()
-    sources = [{"name": m.card.get("name", m.path.stem), "sha256": m.sha256,
-                "val_string_accuracy": m.card.get("figures", {}).get("val_string_accuracy"),
-                "training": m.card.get("training")} for m in loaded]
-    training = {k: first.card.get("training", {}).get(k) for k in ("split_seed", "input", "data")}
-    training.update({"command": command or f"formocr train average-strings {' '.join(map(str, paths))} --out {out}",
-                     "averaged": sources, "code": code_version(), "torch": torch.__version__})
-    card = {"name": Path(out).name.removesuffix(".safetensors"),
-            "task": first.card.get("task", "handwritten digit string → text, CTC"), "training": training,
-            "figures": {}}
-    save_model(out, state, dict(first.meta), card)
-    return load_model(out).card
 
 
 def extract_member(path: str | Path, index: int, out: str | Path) -> dict[str, Any]:

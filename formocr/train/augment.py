@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from formocr.normalize import grow, normalize_digit, shade_ink
+from formocr.normalize import normalize_digit
 from formocr.synth.warp import affine_warp, elastic_warp
 
 UPSCALE = 2  # work at 56×56: a digit ~40 px tall with 4-8 px strokes, like a 150-300 dpi scan
@@ -35,16 +35,8 @@ def _break_strokes(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0, grey: bool = False
-              ) -> np.ndarray:
-    """One random scanned-looking version of a 28×28 uint8 MNIST digit, as a normalized 28×28 float tile.
-
-    ``grey``: the tile the pipeline's default ``digit_tiles="grey"`` gives, not the bare mask: the binarized
-    mask shaded by how dark the blurred, noisy scan is under it (:func:`grey_shade`, as
-    :func:`formocr.normalize.grey_tile` shades a cut). There a loop that the binarization closed stays lighter
-    than the strokes around it, which a network can only learn to read from such tiles. The pen changes and
-    broken strokes then act on the scan's grey as well as on its mask. ``False`` draws the same random numbers
-    and returns the same tile as before the option existed."""
+def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """One random scanned-looking version of a 28×28 uint8 MNIST-polarity digit, as a normalized 28×28 float tile."""
     size = 28 * UPSCALE + 12
     big: np.ndarray = np.zeros((size, size), np.float32)
     big[6:-6, 6:-6] = cv2.resize(digit.astype(np.float32) / 255.0, (28 * UPSCALE, 28 * UPSCALE),
@@ -60,41 +52,14 @@ def scan_road(digit: np.ndarray, rng: np.random.Generator, strength: float = 1.0
     r = rng.random()
     if r < 0.25:  # thicker pen
         k = int(rng.integers(2, 5))
-        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        ink = cv2.dilate(ink, pen)
-        if grey:
-            big = cv2.dilate(big, pen)
+        ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     elif r < 0.45:  # thinner pen
-        k = 2
-        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-        thin = cv2.erode(ink, pen)
+        thin = cv2.erode(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2, 2)))
         if thin.sum() > 0.35 * ink.sum():
             ink = thin
-            if grey:
-                big = cv2.erode(big, pen)
     if rng.random() < 0.12:
-        whole = ink
         ink = _break_strokes(ink, rng)
-        if grey:
-            big = np.where((whole > 0) & (ink == 0), 0.0, big).astype(np.float32)
-    kept = _drop_specks(ink)
-    if grey:
-        return normalize_digit(grey_shade(big, kept, rng))
-    return normalize_digit(kept)
-
-
-def grey_shade(darkness: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``mask`` shaded by ``darkness`` (0 paper, larger darker) through the pipeline's own
-    :func:`formocr.normalize.shade_ink`, so a training tile is cut and scaled as a read one is. Only the field's
-    darkest ink is guessed: this digit's own (its 95th percentile) times 0.8-1.25, since in a field a digit may be
-    written lighter or darker than the rest."""
-    m = np.asarray(mask, bool)
-    if not m.any():
-        return np.zeros(m.shape, np.float32)
-    around = darkness[~grow(m)]
-    paper = float(np.median(around)) if around.size else 0.0
-    darkest = float(np.percentile(darkness[m], 95)) * float(rng.uniform(0.8, 1.25))
-    return shade_ink(darkness, m, paper, darkest, min_span=1e-3)
+    return normalize_digit(_drop_specks(ink))
 
 
 def _drop_specks(ink: np.ndarray) -> np.ndarray:
@@ -116,8 +81,3 @@ def clean_road(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         big[6:34, 6:34] = img
         img = affine_warp(big, rng, 0.5)
     return normalize_digit(img)
-
-
-def jitter_tile(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A normalized 28×28 tile turned, sheared and scaled a little, so a tile seen again is not seen identically."""
-    return affine_warp(tile.astype(np.float32), rng, 0.4)

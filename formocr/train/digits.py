@@ -27,12 +27,13 @@ from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
-from formocr.train.augment import clean_road, jitter_tile, scan_road
+from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
-from formocr.train.crops import CropPool, harvest
+from formocr.train.nondigits import non_digit
 from formocr.train.splits import digit_cnn_split, split_digest
 
 log = logging.getLogger("formocr.train")
+REJECT = 10  # the class index of "not a digit" in an eleven-class model
 
 
 @dataclass(frozen=True)
@@ -54,25 +55,24 @@ class TrainConfig:
     # drawn from the training seed (the shipped model's split). Fusion can then be tuned on digits new to both
     # readers: 5000 of them, where the two seeded splits share only 413 (benchmarks/fusion_tune.py --held-out both).
     split_seed: int | None = None
-    # Strings whose segmentation cuts become training tiles (formocr.train.crops), and the share of each batch
-    # drawn from those tiles. 0: MNIST tiles only (the roads of formocr.train.augment), as before.
-    string_crops: int = 0
-    crop_share: float = 0.4
-    # The classifier segmentation consults while cutting those strings (default: the shipped digit model).
-    crop_model: str | None = None
-    crop_recut: bool = True  # also the pieces split_to_count cuts merged (touching) digits into
-    # Share of scan-road tiles shaded by the scan's grey (augment.scan_road(grey=True)), as the pipeline's default
-    # digit_tiles="grey" shows a cut; 0 (the shipped recipe): the bare mask only, the same draws as before.
-    grey_share: float = 0.0
+    # Real writers: CVL's training digits (67 writers) join MNIST's, each seen ``cvl_repeat`` times an epoch;
+    # ``cvl`` is the CVL folder (default: $FORMOCR_CVL or ../shared/datasets/cvl-digits), ``use_cvl`` False: MNIST only.
+    cvl: str | None = None
+    use_cvl: bool = True
+    cvl_repeat: int = 3
+    # Share of training tiles that are not digits (formocr.train.nondigits), learnt as an eleventh class,
+    # "reject"; 0: ten classes, as before.
+    reject_share: float = 0.12
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item i of the sampler is a whole batch; ids encode (epoch, index) so each epoch differs but repeats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float,
-                 crops: CropPool | None = None, crop_share: float = 0.0, grey_share: float = 0.0) -> None:
+                 reject_share: float = 0.0) -> None:
         self.images, self.labels, self.seed, self.scan_share = images, labels, seed, scan_share
-        self.crops, self.crop_share, self.grey_share = crops, crop_share, grey_share
+        self.reject_share = reject_share
+        self.part_bank = images[labels != 1][:20000]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -84,14 +84,12 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         for j, gid in enumerate(ids):
             epoch, i = divmod(int(gid), n)
             rng = np.random.default_rng([self.seed, epoch, i])
-            if self.crops is not None and len(self.crops) and rng.random() < self.crop_share:
-                k = int(rng.integers(len(self.crops)))
-                tiles[j] = jitter_tile(self.crops.tiles[k], rng)
-                labels[j] = self.crops.labels[k]
+            if self.reject_share > 0 and rng.random() < self.reject_share:
+                tiles[j] = non_digit(rng, self.part_bank)
+                labels[j] = REJECT
                 continue
             if rng.random() < self.scan_share:
-                grey = self.grey_share > 0 and rng.random() < self.grey_share
-                tiles[j] = scan_road(self.images[i], rng, grey=grey)
+                tiles[j] = scan_road(self.images[i], rng)
             else:
                 tiles[j] = clean_road(self.images[i], rng)
             labels[j] = self.labels[i]
@@ -115,8 +113,8 @@ def _tiles(images: np.ndarray) -> np.ndarray:
     return np.stack([normalize_digit(im) for im in images]) if len(images) else np.zeros((0, 28, 28), np.float32)
 
 
-def _scan_tiles(images: np.ndarray, seed: int, grey: bool = False) -> np.ndarray:
-    return np.stack([scan_road(im, np.random.default_rng([seed, 10_000_019, i]), grey=grey)
+def _scan_tiles(images: np.ndarray, seed: int) -> np.ndarray:
+    return np.stack([scan_road(im, np.random.default_rng([seed, 10_000_019, i]))
                      for i, im in enumerate(images)])
 
 
@@ -166,39 +164,37 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         tr_idx = tr_idx[: cfg.limit]
         val_idx = val_idx[: max(200, cfg.limit // 10)]
     tr_x, tr_y = train.images[tr_idx], train.labels[tr_idx]
+    data_card: dict[str, Any] = {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out}
+    val_real: np.ndarray | None = None
+    val_real_y: np.ndarray | None = None
+    if cfg.use_cvl:
+        from formocr.data.real import CVL_TERMS, load_cvl
+
+        cvl_tr, cvl_va = load_cvl("train", cfg.cvl), load_cvl("valid", cfg.cvl)
+        n_cvl = len(cvl_tr.images) if not cfg.limit else max(50, cfg.limit // 8)
+        tr_x = np.concatenate([tr_x] + [cvl_tr.images[:n_cvl]] * cfg.cvl_repeat)
+        tr_y = np.concatenate([tr_y] + [cvl_tr.labels[:n_cvl]] * cfg.cvl_repeat)
+        # choosing the epoch and the temperature: the even-numbered half of CVL's validation writers; the odd
+        # half stays untouched to confirm the figures on (benchmarks/real_accuracy.py reports both halves)
+        pick = cvl_va.writers % 2 == 0
+        val_real, val_real_y = _tiles(cvl_va.images[pick]), cvl_va.labels[pick]
+        data_card = {"datasets": ["MNIST", "CVL single digits"], "terms": {"CVL": CVL_TERMS},
+                     "sha256": {**train.sha256, **test.sha256, **{"cvl/" + k: v for k, v in
+                                                                  {**cvl_tr.sha256, **cvl_va.sha256}.items()}},
+                     "held_out": held_out, "cvl_train": {"images": n_cvl, "repeat": cfg.cvl_repeat},
+                     "chosen_on": "MNIST held-out images and CVL valid writers with even ids"}
+    val_reject = (np.stack([non_digit(np.random.default_rng([cfg.seed, 20_000_003, i]), tr_x[tr_y != 1][:5000])
+                            for i in range(1000)]) if cfg.reject_share > 0 else None)
     val_clean = _tiles(train.images[val_idx])
     val_scan = _scan_tiles(train.images[val_idx], cfg.seed)
-    val_grey = _scan_tiles(train.images[val_idx], cfg.seed, grey=True) if cfg.grey_share > 0 else None
     val_y = train.labels[val_idx]
-    crops: CropPool | None = None
-    val_crops: CropPool | None = None
-    crop_info: dict[str, Any] | None = None
-    if cfg.string_crops:
-        from formocr.recognize.digits import DigitClassifier
-        from formocr.synth.strings import DigitBank, StringGenerator
-
-        cutter = DigitClassifier.load(cfg.crop_model)
-        t_h = time.perf_counter()
-        # the string reader's training generator (lengths 1-12, separators, 30% stroke-rendered digits)
-        crops = harvest(StringGenerator(DigitBank(tr_x, tr_y)), cfg.string_crops, cfg.seed,
-                        cutter.top_probability, cfg.crop_recut)
-        val_crops = harvest(StringGenerator(DigitBank(train.images[val_idx], val_y)),
-                            max(200, cfg.string_crops // 20), cfg.seed + 1_000_003, cutter.top_probability,
-                            cfg.crop_recut)
-        crop_info = {"strings": cfg.string_crops, "tiles": len(crops), "recut_tiles": int(crops.recut.sum()),
-                     "stats": crops.stats, "val_strings": val_crops.stats["strings"], "val_tiles": len(val_crops),
-                     "share": cfg.crop_share, "recut": cfg.crop_recut, "cut_with": cutter.identity,
-                     "generator": "formocr.synth.strings.StringGenerator defaults, training images only",
-                     "seconds": round(time.perf_counter() - t_h, 1)}
-        log.info("cut %d training tiles from %d strings (%d re-cut), %d validation tiles (%.0fs)", len(crops),
-                 cfg.string_crops, crop_info["recut_tiles"], len(val_crops), crop_info["seconds"])
-
     # channels-last: ~4x faster convolutions on x86 CPUs
-    net = DigitNet(cfg.widths).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    n_classes = 11 if cfg.reject_share > 0 else 10
+    net = DigitNet(cfg.widths, classes=n_classes).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
-    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, crops, cfg.crop_share, cfg.grey_share)
+    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, cfg.reject_share)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(cfg.epochs):
@@ -222,27 +218,29 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         acc_clean = float((predict_logits(net, val_clean).argmax(1) == val_y).mean())
         acc_scan = float((predict_logits(net, val_scan).argmax(1) == val_y).mean())
         row = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_clean": acc_clean, "val_scan": acc_scan}
-        if val_grey is not None:
-            row["val_scan_grey"] = float((predict_logits(net, val_grey).argmax(1) == val_y).mean())
-        if val_crops is not None:
-            row["val_crops"] = float((predict_logits(net, val_crops.tiles).argmax(1) == val_crops.labels).mean())
+        if val_real is not None:
+            row["val_cvl"] = float((predict_logits(net, val_real).argmax(1) == val_real_y).mean())
+        if val_reject is not None:
+            row["val_reject"] = float((predict_logits(net, val_reject).argmax(1) == REJECT).mean())
         score = float(np.mean([v for k, v in row.items() if k.startswith("val_")]))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         history.append(row)
-        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f grey-val %s crops-val %s (%.0fs)", epoch + 1,
+        log.info("epoch %d/%d loss %.4f val %.4f scan-val %.4f real-val %s reject-val %s (%.0fs)", epoch + 1,
                  cfg.epochs, row["loss"], acc_clean, acc_scan,
-                 f"{row['val_scan_grey']:.4f}" if "val_scan_grey" in row else "-",
-                 f"{row['val_crops']:.4f}" if "val_crops" in row else "-", row["seconds"])
+                 f"{row['val_cvl']:.4f}" if "val_cvl" in row else "-",
+                 f"{row['val_reject']:.4f}" if "val_reject" in row else "-", row["seconds"])
         if on_epoch:
             on_epoch(row)
         if score > best[0]:
             best = (score, epoch + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
 
     net.load_state_dict(best[2])
-    val_tiles = np.concatenate([val_clean, val_scan] + ([val_grey] if val_grey is not None else [])
-                               + ([val_crops.tiles] if val_crops is not None else []))
-    val_labels = np.concatenate([val_y, val_y] + ([val_y] if val_grey is not None else [])
-                                + ([val_crops.labels] if val_crops is not None else []))
+    val_tiles = np.concatenate([val_clean, val_scan]
+                               + ([val_real] if val_real is not None else [])
+                               + ([val_reject] if val_reject is not None else []))
+    val_labels = np.concatenate([val_y, val_y]
+                                + ([val_real_y] if val_real_y is not None else [])
+                                + ([np.full(len(val_reject), REJECT)] if val_reject is not None else []))
     val_logits = predict_logits(net, val_tiles)
     temperature = fit_temperature(val_logits, val_labels)
     test_tiles = _tiles(test.images)
@@ -252,16 +250,18 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     err99, cut99 = error_at_coverage(pt, test.labels, 0.99)
     train_seconds = time.perf_counter() - t_start
     meta = {"arch": ARCH, "widths": list(cfg.widths), "norm": DEFAULT_SPEC.to_dict(),
-            "classes": [str(i) for i in range(10)], "temperature": round(temperature, 6)}
+            "classes": [str(i) for i in range(10)] + (["reject"] if n_classes == 11 else []),
+            "temperature": round(temperature, 6)}
     card: dict[str, Any] = {
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
-        "task": "single handwritten digit, MNIST-style 28×28 tile → 10 classes",
+        "task": f"single handwritten digit, MNIST-style 28×28 tile → {n_classes} classes"
+                + (" (ten digits and 'not a digit')" if n_classes == 11 else ""),
         "training": {
             "command": command or f"formocr train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
-            "scan_share": cfg.scan_share, "grey_share": cfg.grey_share, "limit": cfg.limit, "string_crops": crop_info,
-            "data": {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out},
+            "scan_share": cfg.scan_share, "limit": cfg.limit,
+            "data": data_card, "reject_share": cfg.reject_share,
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(),
@@ -270,8 +270,8 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         "figures": {
             "val_accuracy_clean": history[best[1] - 1]["val_clean"],
             "val_accuracy_scan": history[best[1] - 1]["val_scan"],
-            **({"val_accuracy_scan_grey": history[best[1] - 1]["val_scan_grey"]} if val_grey is not None else {}),
-            **({"val_accuracy_crops": history[best[1] - 1]["val_crops"]} if val_crops is not None else {}),
+            **({"val_accuracy_cvl_even_writers": history[best[1] - 1]["val_cvl"]} if val_real is not None else {}),
+            **({"val_reject_recall": history[best[1] - 1]["val_reject"]} if val_reject is not None else {}),
             "test_accuracy": float((pt.argmax(1) == test.labels).mean()),
             "test_errors": int((pt.argmax(1) != test.labels).sum()),
             "test_ece_before_temperature": expected_calibration_error(p1, test.labels),

@@ -26,7 +26,6 @@ from torch.utils.data import DataLoader, Dataset
 from formocr.data.mnist import load_split
 from formocr.errors import ConfigError, ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
-from formocr.objects import Box
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import (
@@ -36,7 +35,6 @@ from formocr.recognize.strings import (
     DEFAULT_HIDDEN,
     DEFAULT_WIDTHS,
     INPUTS,
-    StripGeometry,
     field_strip,
     log_probs,
     pad_batch,
@@ -100,107 +98,10 @@ class StringTrainConfig:
     # "cuda" (an NVIDIA GPU: strips are still drawn on the CPU by --workers, so give it many; CTC's backward pass
     # has no deterministic CUDA kernel, so a CUDA run is close to, not bit for bit, repeatable).
     device: str = "cpu"
-    # Learning-rate schedule: "one-cycle" (every shipped member) or "flat" (a 5% linear warm-up, then the peak rate
-    # throughout), the schedule weight averaging wants: steps far apart at a steady rate explore one basin.
-    schedule: str = "one-cycle"
-    # From this step on, also keep the running mean of the weights (every step; batch-norm statistics averaged the
-    # same way) and offer it at every validation point beside the weights themselves; the better one is kept.
-    # The mean of three cycles from one parent (`train average-strings`) read 0.2 points more val strings than one.
-    average_from: int | None = None
-    # Share of each batch (0 to 0.5) given to strips that earlier steps found hardest (highest CTC loss per
-    # character) instead of fresh ones: the confusable pairs (4/9, 7/1, touching 8/2) come round again while the
-    # easy strings, long learnt, stop taking most of the gradient. Each strip returns at most ``HardReplay.visits``
-    # times, so an ill-formed or mislabelled digit is not learnt by heart. 0: off, the shipped members' recipe.
-    hard_replay: float = 0.0
-    # Dropout on the column features the recurrent layer reads (training only; 0: off, the shipped recipe). The readers
-    # read strings of digits they learnt 0.9 points better than strings of new ones (docs/string-reader-log.md, stop
-    # 34-35): a check on whether they learn the training images by heart.
-    dropout: float = 0.0
-    # Weight of a second loss beside CTC: a linear layer on the column features the recurrent layer reads names the
-    # digit drawn at each digit's centre column (the generator knows where it drew it). CTC alone only learns the
-    # sequence, so this asks the convolutions to judge a digit's shape where it stands. The layer trains with the
-    # network and is not saved. 0: off, the shipped recipe (and no random numbers drawn).
-    glyph_aux: float = 0.0
 
-
-SCHEDULES = ("one-cycle", "flat")
-
-
-class WeightAverage:
-    """The running mean of a network's float state (weights and batch-norm statistics) over the steps added.
-
-    Integer buffers (batch-norm's step counter) keep their latest value. The mean stays on the network's device,
-    so a GPU run does not copy its weights back to the host every step.
-    """
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.state: dict[str, torch.Tensor] = {}
-
-    def add(self, state: dict[str, torch.Tensor]) -> None:
-        self.n += 1
-        with torch.no_grad():
-            for k, v in state.items():
-                if self.n == 1 or not v.is_floating_point():
-                    self.state[k] = v.detach().clone()
-                else:
-                    self.state[k] += (v.detach() - self.state[k]) / self.n
-
-
-class HardReplay:
-    """The hardest strips of recent steps, to be trained on again.
-
-    After each step :meth:`add` offers that batch's strips with their loss per character; the ``capacity`` highest
-    stay, none older than ``max_age`` steps (the network has moved on from what it found hard long ago). :meth:`take`
-    hands out the ``k`` hardest. Ties are broken by step and place in the batch, so a run stays deterministic.
-    """
-
-    visits = 2  # times one strip may be replayed
-
-    def __init__(self, capacity: int, max_age: int = 50) -> None:
-        self.capacity, self.max_age = capacity, max_age
-        # (loss, step, index, strip C×H×W, label ids, visits so far)
-        self.items: list[tuple[float, int, int, torch.Tensor, torch.Tensor, int]] = []
-
-    def add(self, step: int, losses: list[float], strips: list[torch.Tensor], labels: list[torch.Tensor],
-            visits: list[int]) -> None:
-        for i, (loss, strip, label, v) in enumerate(zip(losses, strips, labels, visits)):
-            if v < self.visits and np.isfinite(loss):
-                self.items.append((loss, step, i, strip, label, v))
-        self.items = [it for it in self.items if step - it[1] < self.max_age]
-        self.items.sort(key=lambda it: (-it[0], it[1], it[2]))
-        del self.items[self.capacity :]
-
-    def take(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
-        """Up to ``k`` strips (hardest first) as (strip, label ids, visits including this one); removed."""
-        out, self.items = self.items[:k], self.items[k:]
-        return [(strip, label, v + 1) for _, _, _, strip, label, v in out]
-
-
-def _split_batch(x: torch.Tensor, y: torch.Tensor, ylen: torch.Tensor,
-                 widths: list[int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A padded batch back into its strips (own width) and label ids."""
-    ends = torch.cumsum(ylen, 0).tolist()
-    starts = [0, *ends[:-1]]
-    return ([x[i, :, :, : widths[i]].clone() for i in range(x.shape[0])],
-            [y[a:b].clone() for a, b in zip(starts, ends)])
-
-
-def _join_batch(strips: list[torch.Tensor], labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                 torch.Tensor, list[int]]:
-    """Strips of different widths padded into one batch (zeros on the right to a multiple of 4 columns, as
-    :func:`pad_batch` pads)."""
-    widths = [int(t.shape[-1]) for t in strips]
-    x = strips[0].new_zeros((len(strips), *strips[0].shape[:-1], (max(widths) + 3) // 4 * 4))
-    for i, t in enumerate(strips):
-        x[i, :, :, : widths[i]] = t
-    return x, torch.cat(labels), torch.tensor([len(t) for t in labels], dtype=torch.long), widths
 
 
 def _schedule(opt: torch.optim.Optimizer, cfg: StringTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    if cfg.schedule == "flat":
-        warm = max(1, cfg.steps // 20)
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
 
 
@@ -231,41 +132,20 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
                           "val_string_accuracy": parent.card.get("figures", {}).get("val_string_accuracy")}
 
 
-# (column of the network's output, digit) for each drawn digit of a strip: where the glyph loss reads it
-Glyphs = list[tuple[int, int]]
-
-
 def sample_strip(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
                  **kw: Any) -> tuple[np.ndarray, StringSample]:
     """One generated field and its reader input (binarized ink, its grey, or its box's grey: ``input``, one of
     :data:`INPUTS`), through the pipeline's field road; ``borders_out``: the box's grey with the removed printed
     borders painted out, as the pipeline shows it (:func:`formocr.recognize.strings.border_out`)."""
-    strip, s, _ = sample_strip_glyphs(gen, rng, input, borders_out, **kw)
-    return strip, s
-
-
-def sample_strip_glyphs(gen: StringGenerator, rng: np.random.Generator, input: str = "ink", borders_out: bool = False,
-                        **kw: Any) -> tuple[np.ndarray, StringSample, Glyphs]:
-    """:func:`sample_strip`, with :func:`glyph_frames` of the strip."""
     s = gen.sample(rng, **kw)
     if input != "ink":
-        ink, gray, lines, crop = field_grey_of(s, with_box=True)
-        strip, geom = field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
-                                  lines=lines if borders_out else None)
+        ink, gray, lines, _ = field_grey_of(s, with_box=True)
+        strip, _ = field_strip(ink, s.region.box.h, s.dpi, gray=gray, whole_box=input == "grey-box",
+                               lines=lines if borders_out else None)
     else:
-        ink, crop = field_cut_of(s)
-        strip, geom = field_strip(ink, s.region.box.h, s.dpi)
-    return strip, s, glyph_frames(s, geom, crop)
-
-
-def glyph_frames(sample: StringSample, geom: StripGeometry, crop: Box, stride: int = 4) -> Glyphs:
-    """The output column at the centre of each drawn digit, with the digit: char boxes are in the sample's pixels,
-    the crop is where the field's ink was cut from them, and ``geom`` maps crop columns to strip columns (``stride``
-    strip columns make one output column)."""
-    if geom.blank:
-        return []
-    return [(max(0, int((geom.pad + (b.x + b.w / 2 - crop.x - geom.x0) * geom.sx) // stride)), int(ch))
-            for ch, b in sample.char_boxes if ch.isdigit()]
+        ink, _ = field_cut_of(s)
+        strip, _ = field_strip(ink, s.region.box.h, s.dpi)
+    return strip, s
 
 
 def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +153,7 @@ def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(labels, dtype=torch.long), torch.tensor([len(t) for t in texts], dtype=torch.long)
 
 
-class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Glyphs] | None]]):
+class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]]):
     """Item k is the whole batch of step k.
 
     ``banded``: a step's strings share a band of lengths (n-1..n+1 digits, n drawn per step), so strips in one
@@ -281,17 +161,15 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
     """
 
     def __init__(self, gen: StringGenerator, seed: int, batch_size: int, steps: int, banded: bool = False,
-                 input: str = "ink", borders_out: bool = False, touching: float | None = None,
-                 glyphs: bool = False) -> None:
+                 input: str = "ink", borders_out: bool = False, touching: float | None = None) -> None:
         self.gen, self.seed, self.bs, self.steps, self.banded, self.input = gen, seed, batch_size, steps, banded, input
-        self.borders_out, self.touching, self.glyphs = borders_out, touching, glyphs
+        self.borders_out, self.touching = borders_out, touching
 
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[Glyphs] | None]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
         strips, texts = [], []
-        frames: list[Glyphs] = []
         lo, hi = self.gen.min_len, self.gen.max_len
         band = None
         if self.banded:
@@ -302,17 +180,12 @@ class _Batches(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]
             text = random_text(rng, band[0], band[1], self.gen.separators) if band else None
             touching = (None if self.touching is None  # None: the generator draws its own lean
                         else bool(np.random.default_rng([self.seed, step, i, 7]).random() < self.touching))
-            if self.glyphs:
-                strip, s, f = sample_strip_glyphs(self.gen, rng, self.input, self.borders_out, text=text,
-                                                  touching=touching)
-                frames.append(f)
-            else:
-                strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, touching=touching)
+            strip, s = sample_strip(self.gen, rng, self.input, self.borders_out, text=text, touching=touching)
             strips.append(strip)
             texts.append(s.text)
         x, widths = pad_batch(strips)
         y, ylen = encode(texts)
-        return x, y, ylen, widths, frames if self.glyphs else None
+        return x, y, ylen, widths
 
 
 def _collate(item: Any) -> Any:
@@ -326,29 +199,14 @@ def cpu_has_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
-def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training logits and the convolutional features they were read from. Channels-last tensors and bfloat16
-    convolutions (``cfg``) are for speed on CPUs with AVX-512 BF16 (and on GPUs); the recurrent layer, the
-    classifier and the CTC loss stay in float32."""
+def _forward(net: CRNN, x: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
+    """Training logits. Channels-last tensors and bfloat16 convolutions (``cfg``) are for speed on CPUs with
+    AVX-512 BF16 (and on GPUs); the recurrent layer, the classifier and the CTC loss stay in float32."""
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(cfg.device, dtype=torch.bfloat16, enabled=cfg.bf16):
         f = net.features(x)
-    f = f.float()
-    return net.head(f), f
-
-
-def _glyph_loss(aux: nn.Linear, f: torch.Tensor, frames: list[Glyphs]) -> torch.Tensor:
-    """Cross-entropy of ``aux`` reading each drawn digit from the column features at its centre (see
-    ``StringTrainConfig.glyph_aux``)."""
-    seq = CRNN.columns(f)
-    t = seq.shape[1]
-    rows = [(i, min(col, t - 1), d) for i, fr in enumerate(frames) for col, d in fr]
-    if not rows:
-        return seq.sum() * 0.0
-    idx = torch.tensor(rows, dtype=torch.long, device=f.device)
-    logits = aux(seq[idx[:, 0], idx[:, 1]])
-    return nn.functional.cross_entropy(logits, idx[:, 2])
+    return net.head(f.float())
 
 
 def validation_strings(images: np.ndarray, labels: np.ndarray,
@@ -378,18 +236,6 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         raise ConfigError(f"device must be cpu or cuda, not {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda: this torch build sees no CUDA GPU (torch.cuda.is_available() is False)")
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {cfg.schedule!r}")
-    if not 0 <= cfg.dropout < 1:
-        raise ConfigError(f"dropout must be a probability from 0 to below 1, not {cfg.dropout}")
-    if cfg.glyph_aux < 0:
-        raise ConfigError(f"glyph_aux is a loss weight, 0 or more, not {cfg.glyph_aux}")
-    if cfg.glyph_aux and cfg.hard_replay:
-        raise ConfigError("glyph_aux and hard_replay cannot be combined: replayed strips carry no glyph positions")
-    if not 0 <= cfg.hard_replay <= 0.5:
-        raise ConfigError(f"hard_replay must be a share from 0 to 0.5 of each batch, not {cfg.hard_replay}")
-    if cfg.average_from is not None and not 0 <= cfg.average_from < cfg.steps:
-        raise ConfigError(f"average_from must be a step from 0 to {cfg.steps - 1} (steps), not {cfg.average_from}")
     if cfg.bf16 and cfg.device == "cpu" and not cpu_has_bf16():
         log.warning("bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so bfloat16 convolutions "
                     "are emulated and slower than float32; leave --bf16 off here")
@@ -408,76 +254,39 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                           distort=cfg.distort)
     val_strips, val_texts = validation_strings(train.images[val_idx], train.labels[val_idx], cfg)
 
-    net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height, cfg.dropout)
+    net = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height)
     if parent:
         net.load_state_dict(parent[0])
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (missing from the stubs)
     dev = torch.device(cfg.device)
     net = net.to(dev)
-    aux = None
     params = list(net.parameters())
-    if cfg.glyph_aux:  # built only when asked, so runs without it draw the same random numbers as before
-        aux = nn.Linear(net.column_features, 10).to(dev)
-        params += list(aux.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, cfg)
-    average = WeightAverage() if cfg.average_from is not None else None
-    average_after = cfg.average_from if cfg.average_from is not None else cfg.steps
-    judge = CRNN(cfg.widths, cfg.hidden, len(ALPHABET) + 1, DEFAULT_LINE_SPEC.height).to(dev) if average else None
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    n_hard = round(cfg.hard_replay * cfg.batch_size)
-    replay = HardReplay(capacity=2 * cfg.batch_size) if n_hard else None
-    ctc_each = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
-    replayed = 0
-    batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out,
-                       cfg.touching, glyphs=aux is not None)
+    batches = _Batches(gen, cfg.seed, cfg.batch_size, cfg.steps, cfg.banded, cfg.input, cfg.borders_out, cfg.touching)
     loader = DataLoader(batches, batch_size=None, shuffle=False,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
-    best_averaged = False
     history: list[dict[str, Any]] = []
     prog = Progress(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
-    glyph_total = 0.0
-    for step, (x, y, ylen, widths, frames) in enumerate(loader, start=1):
-        visits: list[int] = []
-        strips: list[torch.Tensor] = []
-        labels: list[torch.Tensor] = []
-        if replay is not None:  # the batch's last strips give way to the hardest of earlier steps
-            strips, labels = _split_batch(x, y, ylen, widths)
-            hard = replay.take(n_hard)
-            keep = len(strips) - len(hard)
-            strips = strips[:keep] + [h[0] for h in hard]
-            labels = labels[:keep] + [h[1] for h in hard]
-            visits = [0] * keep + [v for _, _, v in hard]
-            x, y, ylen, widths = _join_batch(strips, labels)
-            replayed += len(hard)
+    for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         x, y = x.to(dev), y.to(dev)
         net.train()
-        logits, feats = _forward(net, x, cfg)
+        logits = _forward(net, x, cfg)
         lp = torch.log_softmax(logits, -1).transpose(0, 1)  # T×N×C
         if cfg.banded:  # each strip's own frames only, as at inference (log_probs trims the padding away)
             xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
-        else:  # the shipped model's recipe: the padded width for every strip
+        else:  # the padded width for every strip
             xlen = torch.full((x.shape[0],), lp.shape[0], dtype=torch.long)
-        if replay is None:
-            loss = ctc(lp, y, xlen, ylen)
-        else:  # nn.CTCLoss's "mean", kept apart per strip to know which were hard
-            each = ctc_each(lp, y, xlen, ylen) / ylen.clamp(min=1).to(lp.device)
-            loss = each.mean()
-            replay.add(step, each.detach().cpu().tolist(), strips, labels, visits)
-        if aux is not None and frames is not None:
-            g = _glyph_loss(aux, feats, frames)
-            glyph_total += g.item()
-            loss = loss + cfg.glyph_aux * g
+        loss = ctc(lp, y, xlen, ylen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         sched.step()
-        if average is not None and step > average_after:
-            average.add(net.state_dict())
         total_loss += loss.item()
         seen += 1
         if step % 20 == 0:
@@ -486,27 +295,14 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             acc = string_accuracy(net, val_strips, val_texts)
             row = {"step": step, "loss": round(total_loss / max(seen, 1), 4), "val_string_accuracy": acc,
                    "seconds": round(time.perf_counter() - t0, 1)}
-            if aux is not None:
-                row["glyph_loss"] = round(glyph_total / max(seen, 1), 4)
-                glyph_total = 0.0
-            avg_acc = None
-            if average is not None and judge is not None and average.n:
-                judge.load_state_dict(average.state)
-                avg_acc = string_accuracy(judge, val_strips, val_texts)
-                row["val_string_accuracy_average"] = avg_acc
-                row["averaged_steps"] = average.n
             history.append(row)
-            log.info("step %d/%d loss %.4f val strings %.4f%s (%.0fs)", step, cfg.steps, row["loss"], acc,
-                     "" if avg_acc is None else f", averaged weights {avg_acc:.4f}", row["seconds"])
+            log.info("step %d/%d loss %.4f val strings %.4f (%.0fs)", step, cfg.steps, row["loss"], acc,
+                     row["seconds"])
             if on_eval:
                 on_eval(row)
             total_loss, seen, t0 = 0.0, 0, time.perf_counter()
             if acc > best[0]:
                 best = (acc, step, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
-                best_averaged = False
-            if average is not None and avg_acc is not None and avg_acc > best[0]:
-                best = (avg_acc, step, {k: v.to("cpu", copy=True) for k, v in average.state.items()})
-                best_averaged = True
     prog.close()
     net = net.to("cpu")
     net.load_state_dict(best[2])
@@ -525,16 +321,9 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
             "borders_out": cfg.borders_out, "device": cfg.device,
             "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, {cfg.schedule}, grad clip 5",
-            "schedule": cfg.schedule, "average_from": cfg.average_from,
-            "selected": "averaged weights" if best_averaged else "weights",
+            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "samples_seen": cfg.steps * cfg.batch_size, "synth_share": cfg.synth_share, "distort": cfg.distort,
             "touching": cfg.touching,
-            **({"hard_replay": {"share": cfg.hard_replay, "per_batch": n_hard, "strips_replayed": replayed,
-                                "visits": replay.visits, "capacity": replay.capacity, "max_age": replay.max_age}}
-               if replay is not None else {}),
-            **({"dropout": cfg.dropout} if cfg.dropout else {}),
-            **({"glyph_aux": cfg.glyph_aux} if cfg.glyph_aux else {}),
             "limit": cfg.limit,
             "data": {"dataset": "MNIST training images (test images never used)", "sha256": train.sha256,
                      "validation": f"{cfg.val_size} strings from 5000 held-out training images",

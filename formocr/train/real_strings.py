@@ -1,0 +1,225 @@
+"""The string reader learns real writers: register years and days as written, and strings of real digits.
+
+Each batch mixes two sources:
+- real lines: the year (first line) and the day (second line, "d 16'" with its word and tick, labelled "16") of
+  the Danish register birth-date cells, located by :func:`formocr.data.real.text_lines` and sent down the very
+  road :func:`formocr.read_field` takes (:meth:`formocr.api.FieldReaderAPI.prepare_crop`, ``field_cut``, the
+  reader's own strips), cut once before training;
+- composed strings: the project's string generator on a bank of MNIST and CVL training digits (real writers of
+  two continents), the stroke renderer only for a minority of digits, touching, separators and borders as in the
+  generator.
+
+The checkpoint is chosen on the register validation cells' years and days (never trained on) together with
+composed strings of MNIST's held-out images; deterministic for a seed and thread count, on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from formocr.data.mnist import load_split
+from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, load_cvl, load_register_cells, text_lines
+from formocr.errors import ModelError
+from formocr.recognize.ctc import best_path
+from formocr.recognize.modelfile import code_version, load_model, save_model
+from formocr.recognize.strings import ALPHABET, ARCH, CRNN, log_probs, pad_batch
+from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.train.splits import held_out_split
+from formocr.train.strings import encode, sample_strip
+
+log = logging.getLogger("formocr.train")
+
+
+@dataclass(frozen=True)
+class RealStringConfig:
+    init: str  # a single trained string model to train on from (`formocr train extract-member`)
+    out: str
+    steps: int = 1500
+    batch_size: int = 48
+    real_share: float = 0.5  # share of each batch from real register lines; the rest composed strings
+    synth_share: float = 0.15  # share of composed strings' digits drawn by the stroke renderer
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    val_every: int = 250
+    val_strings: int = 500  # composed validation strings of MNIST's held-out images
+    limit: int | None = None  # register cells and bank digits used (tiny test runs)
+    data: str | None = None  # MNIST folder
+    cvl: str | None = None
+    registers: str | None = None
+
+
+def _line_crop(cell: Cell, k: int) -> np.ndarray | None:
+    lines = text_lines(cell.gray)
+    if len(lines) <= k:
+        return None
+    y0, y1 = lines[k]
+    pad = max(2, (y1 - y0) // 4)
+    return cell.gray[max(0, y0 - pad) : y1 + pad]
+
+
+def register_lines(cells: list[Cell], min_lines: int = 3) -> list[tuple[np.ndarray, str]]:
+    """(line crop, digits) for each cell's year and day. Only cells with at least ``min_lines`` lines of writing:
+    in a cell of fewer, the first line is not always the year, and a wrong label teaches a wrong reading."""
+    out = []
+    for c in cells:
+        if len(c.label) != 8 or not c.label.isdigit() or len(text_lines(c.gray)) < min_lines:
+            continue
+        for k, text in ((0, c.label[:4]), (1, str(int(c.label[6:8])))):
+            crop = _line_crop(c, k)
+            if crop is not None:
+                out.append((crop, text))
+    return out
+
+
+def road_strips(crops: list[tuple[np.ndarray, str]], input_kind: str) -> tuple[list[np.ndarray], list[str]]:
+    """Each crop as the string reader sees it through ``read_field``'s road (view 0 of ``input_kind``)."""
+    from formocr.api import FieldReaderAPI, _load
+    from formocr.segment import field_cut
+
+    api = FieldReaderAPI()
+    assert api.pipeline.strings is not None
+    strips, texts = [], []
+    for crop, text in crops:
+        clean, region, _ = api.prepare_crop(_load(crop, api.options))
+        ink, box, lines = field_cut(clean, region)
+        if not ink.any():
+            continue
+        gray = clean.gray[box.y : box.y2, box.x : box.x2]
+        made, geom = api.pipeline.strings.field_strips(ink, region.box.h, clean.page.dpi, gray, lines=lines)
+        if geom.blank:
+            continue
+        strips.append(made.of(input_kind)[0].astype(np.float16))
+        texts.append(text)
+    return strips, texts
+
+
+def _accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
+    net.eval()
+    lps = log_probs(net, [s.astype(np.float32) for s in strips], 64)
+    return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)])) if texts else 0.0
+
+
+def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dict[str, Any]:
+    """Train on from ``cfg.init``, choose the checkpoint on real validation lines, save weights + card."""
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True)
+    torch.set_flush_denormal(True)
+    parent = load_model(cfg.init)
+    if parent.meta.get("arch") != ARCH or "members" in parent.meta:
+        raise ModelError(f"not a single {ARCH} string model (extract one member first)", cfg.init)
+    input_kind = str(parent.meta.get("input", "ink"))
+    net = CRNN(tuple(parent.meta["widths"]), int(parent.meta["hidden"]), len(ALPHABET) + 1)
+    net.load_state_dict(parent.state)
+
+    t0 = time.perf_counter()
+    tr_cells, tr_sum = load_register_cells("birthdate-train", cfg.registers, limit=cfg.limit)
+    va_cells, va_sum = load_register_cells("birthdate-validation", cfg.registers, limit=cfg.limit)
+    real_x, real_y = road_strips(register_lines(tr_cells), input_kind)
+    val_x, val_y = road_strips(register_lines(va_cells, min_lines=1), input_kind)
+    del tr_cells, va_cells
+    log.info("cut %d real training lines, %d validation lines (%.0fs)", len(real_x), len(val_x),
+             time.perf_counter() - t0)
+
+    mnist = load_split("train", cfg.data)
+    val_idx, tr_idx = held_out_split(len(mnist.images), 0)
+    cvl = load_cvl("train", cfg.cvl)
+    n = cfg.limit or len(tr_idx)
+    bank = DigitBank(np.concatenate([mnist.images[tr_idx[:n]], cvl.images[:n]]),
+                     np.concatenate([mnist.labels[tr_idx[:n]], cvl.labels[:n]]))
+    gen = StringGenerator(bank, synth_share=cfg.synth_share)
+    vgen = StringGenerator(DigitBank(mnist.images[val_idx], mnist.labels[val_idx]), synth_share=0.0)
+    syn_val = [sample_strip(vgen, np.random.default_rng([cfg.seed, 99_991, i]), input_kind)
+               for i in range(cfg.val_strings)]
+    syn_x, syn_y = [s for s, _ in syn_val], [v.text for _, v in syn_val]
+
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    n_real = round(cfg.real_share * cfg.batch_size) if real_x else 0
+    history: list[dict[str, Any]] = []
+    start_real, start_syn = _accuracy(net, val_x, val_y), _accuracy(net, syn_x, syn_y)
+    best = ((start_real + start_syn) / 2, 0, {k: v.clone() for k, v in net.state_dict().items()})
+    log.info("start: real lines %.4f, composed strings %.4f", start_real, start_syn)
+    total, seen, t0 = 0.0, 0, time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        rng = np.random.default_rng([cfg.seed, step])
+        picks = rng.integers(len(real_x), size=n_real) if n_real else np.zeros(0, np.int64)
+        strips = [real_x[int(i)].astype(np.float32) for i in picks]
+        texts = [real_y[int(i)] for i in picks]
+        for i in range(cfg.batch_size - n_real):
+            strip, s = sample_strip(gen, np.random.default_rng([cfg.seed, step, i]), input_kind)
+            strips.append(strip)
+            texts.append(s.text)
+        x, widths = pad_batch(strips)
+        y, ylen = encode(texts)
+        net.train()
+        lp = torch.log_softmax(net(x), -1).transpose(0, 1)
+        xlen = torch.tensor([min(lp.shape[0], max(1, (w + 3) // 4)) for w in widths], dtype=torch.long)
+        loss = ctc(lp, y, xlen, ylen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        total += loss.item()
+        seen += 1
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            real_acc, syn_acc = _accuracy(net, val_x, val_y), _accuracy(net, syn_x, syn_y)
+            row = {"step": step, "loss": round(total / seen, 4), "val_real_lines": real_acc,
+                   "val_composed": syn_acc, "seconds": round(time.perf_counter() - t0, 1)}
+            history.append(row)
+            log.info("step %d/%d loss %.4f real lines %.4f composed %.4f (%.0fs)", step, cfg.steps, row["loss"],
+                     real_acc, syn_acc, row["seconds"])
+            if (real_acc + syn_acc) / 2 > best[0]:
+                best = ((real_acc + syn_acc) / 2, step, {k: v.clone() for k, v in net.state_dict().items()})
+            total, seen, t0 = 0.0, 0, time.perf_counter()
+    net.load_state_dict(best[2])
+    meta = {k: v for k, v in parent.meta.items()}
+    card: dict[str, Any] = {
+        "name": Path(cfg.out).name.removesuffix(".safetensors"),
+        "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
+        "training": {
+            "command": command or f"formocr train real-strings --init {cfg.init} --out {cfg.out}",
+            "init": {"path": cfg.init, "sha256": parent.sha256,
+                     "command": parent.card.get("training", {}).get("command")},
+            "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
+            "real_share": cfg.real_share, "synth_share": cfg.synth_share, "input": input_kind,
+            "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
+            "data": {
+                "real_lines": {"source": "danish-registers/birthdate-train.zip: year and day lines of cells with "
+                                         "3+ lines of writing", "sha256": tr_sum, "lines": len(real_x),
+                               "terms": REGISTER_TERMS},
+                "composed": {"bank": "MNIST training images (less the 5000 held out, split seed 0) and CVL train "
+                                     "(67 writers)", "mnist_sha256": mnist.sha256, "cvl_sha256": cvl.sha256,
+                             "cvl_terms": CVL_TERMS},
+                "chosen_on": {"real": f"danish-registers/birthdate-validation.zip ({va_sum[:16]}…): {len(val_x)} "
+                                      "year and day lines", "composed": f"{cfg.val_strings} strings of MNIST's "
+                                                                        "held-out images"},
+            },
+            "limit": cfg.limit, "seconds": round(time.perf_counter() - t_start, 1), "threads": cfg.threads,
+            "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(), "history": history,
+            "start": {"val_real_lines": start_real, "val_composed": start_syn},
+        },
+        "figures": {"val_real_lines": history[-1]["val_real_lines"] if not best[1] else
+                    next(h["val_real_lines"] for h in history if h["step"] == best[1]),
+                    "val_string_accuracy": history[-1]["val_composed"] if not best[1] else
+                    next(h["val_composed"] for h in history if h["step"] == best[1])},
+    }
+    save_model(cfg.out, net.state_dict(), meta, card)
+    log.info("saved %s (chosen at step %d)", cfg.out, best[1])
+    return card

@@ -1,0 +1,488 @@
+"""Bad inputs of issue #44: each is one line on stderr naming the file, a documented exit code, never a traceback.
+
+Every fixture is made here in tmp_path (tiny images, hostile configs and templates, a user's own JSON, links that
+loop, device nodes); nothing from a dataset. The pipeline runs with ``-t auto`` on blank pages, which is quick.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from formocr.batch import ErrorInfo, Record, ResultsFile, discover, export_csv
+from formocr.batch.local import run_local
+from formocr.batch.runner import BatchConfig
+from formocr.batch.worker import DocumentWorker, Job, Outcome, mark_started
+from formocr.cli import main
+from formocr.errors import (
+    ConfigError,
+    OutputError,
+    PageTooSmallError,
+    ResultsFileError,
+    TemplateError,
+    Timeout,
+    UnreadableInputError,
+)
+from formocr.io import MIN_PAGE_PX, check_output, load_pages, write_atomic
+from formocr.layout.template import MAX_FIELDS, load_template, parse_template
+from formocr.objects import Page
+from formocr.options import Options
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+
+
+def cli(*args: str | Path) -> tuple[int, str, str]:
+    """Run the CLI in-process; an exception escaping it fails the test (it would be a traceback for a user)."""
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def one_error_line(err: str, *words: str) -> None:
+    assert err.startswith("formocr: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def png(path: Path, height: int, width: int, dpi: float | None = None) -> Path:
+    kwargs = {"dpi": (dpi, dpi)} if dpi else {}
+    Image.fromarray(np.full((height, width), 255, np.uint8)).save(path, **kwargs)
+    return path
+
+
+@pytest.fixture()
+def blank(tmp_path: Path) -> Path:
+    """A blank page: `-t auto` reads it (no fields) in a fraction of a second."""
+    return png(tmp_path / "blank.png", 400, 300)
+
+
+# --- 1, 2: tiny and degenerate pages ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (1, 1), (3, 3000), (20000, 1)])
+def test_tiny_page_is_a_page_too_small_error_naming_the_file(tmp_path: Path, shape: tuple[int, int]) -> None:
+    path = png(tmp_path / "tiny.png", *shape)
+    with pytest.raises(PageTooSmallError, match="too small to hold a field") as info:
+        list(load_pages(path))
+    assert info.value.exit_code == 4 and str(path) in info.value.one_line()
+    rc, out, err = cli("scan", path)
+    assert rc == 4 and out == ""
+    one_error_line(err, str(path), "too small to hold a field")
+
+
+def test_tiny_array_page_and_the_size_limits() -> None:
+    import formocr
+
+    with pytest.raises(PageTooSmallError, match="<array>: image is 5×5 px"):
+        formocr.scan(np.zeros((5, 5), np.uint8))
+    assert len(list(load_pages(np.zeros((MIN_PAGE_PX, MIN_PAGE_PX), np.uint8)))) == 1
+
+
+def test_a_page_of_a_millimetre_at_a_high_dpi_is_too_small(tmp_path: Path) -> None:
+    """Pixels are not all: 100 px at 2400 dpi is 1 mm, which the 25-dpi registration would shrink to nothing."""
+    with pytest.raises(PageTooSmallError, match="mm"):
+        list(load_pages(png(tmp_path / "speck.png", 100, 100, dpi=2400)))
+    from formocr.preprocess import preprocess
+
+    with pytest.raises(PageTooSmallError, match="speck"):  # pages built in code get the same guard
+        preprocess(Page(0, np.full((40, 40), 255, np.uint8), 2400.0, "speck"))
+
+
+def test_tiny_pdf_page_fails_before_rendering(tmp_path: Path) -> None:
+    if not all(map(lambda t: __import__("shutil").which(t), ("pdfinfo", "pdftoppm"))):
+        pytest.skip("poppler not installed")
+    path = tmp_path / "tiny.pdf"
+    Image.fromarray(np.full((4, 400), 255, np.uint8)).save(path, resolution=300.0)
+    with pytest.raises(PageTooSmallError, match="page 1"):
+        list(load_pages(path))
+
+
+def test_scan_of_several_inputs_reads_the_good_ones_around_a_tiny_one(tmp_path: Path, blank: Path) -> None:
+    tiny = png(tmp_path / "tiny.png", 5, 5)
+    good2 = png(tmp_path / "blank2.png", 300, 400)
+    out = tmp_path / "out.json"
+    rc, stdout, err = cli("scan", blank, tiny, good2, "-t", "auto", "-o", out)
+    assert rc == 8  # several inputs with a failure: 8 (README, exit codes); one input: the error's own code
+    one_error_line(err, str(tiny), "too small")
+    docs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["source"] for d in docs] == [str(blank), str(good2)] and stdout == ""
+
+
+def test_batch_keeps_the_record_of_a_tiny_page(tmp_path: Path) -> None:
+    """A content error (exit 4) is done: a rerun does not read the document again, and again."""
+
+    class Loader:  # the pipeline as far as it matters here: loading the pages
+        def scan(self, source: Any) -> Any:
+            return list(load_pages(source))
+
+    png(tmp_path / "tiny.png", 3, 3000)
+    worker = DocumentWorker(Options())
+    worker._pipeline = Loader()  # type: ignore[assignment]
+    outcome = worker.process(Job(str(tmp_path), "tiny.png", "00"))
+    rec = Record.from_line(outcome.line)
+    assert rec.error is not None and rec.error.type == "PageTooSmallError" and rec.error.exit_code == 4
+    assert rec.error.message.startswith("tiny.png: ") and outcome.summary.done and not rec.error.retriable
+    assert not ErrorInfo("Timeout", "x", Timeout.exit_code).retriable
+
+
+# --- 3: links that loop -------------------------------------------------------------------------------------
+
+
+def test_symlink_loops_in_a_batch_folder_are_skipped_with_a_warning(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    png(folder / "good.png", 40, 40)
+    os.symlink("loop", folder / "loop")
+    os.symlink("self.pdf", folder / "self.pdf")
+    os.symlink("b.png", folder / "a.png")
+    os.symlink("a.png", folder / "b.png")
+    with caplog.at_level(logging.WARNING, logger="formocr.batch"):
+        assert discover(folder) == ["good.png"]
+        assert discover(folder, "*") == ["good.png"]
+    warned = {Path(r.getMessage().split(":")[0]).name for r in caplog.records}
+    assert warned >= {"a.png", "b.png", "self.pdf"}
+    assert all("symbolic link loop" in r.getMessage() for r in caplog.records)
+
+
+# --- 4, 11: the results file ----------------------------------------------------------------------------------
+
+
+USER_FILES = {
+    "one line, no newline": b'{"mine": [1, 2]}',
+    "pretty JSON": b'{\n  "mine": 1\n}\n',
+    "text": b"notes\nmore notes",
+    "binary": bytes(range(256)) * 4,
+    "newline only": b"\n",
+}
+
+
+@pytest.mark.parametrize("label", list(USER_FILES))
+def test_a_file_that_is_not_a_results_file_is_refused_untouched(tmp_path: Path, label: str) -> None:
+    path = tmp_path / "p.json"
+    path.write_bytes(USER_FILES[label])
+    with pytest.raises(ResultsFileError, match="is -o the right file"):
+        ResultsFile(path).open()
+    assert path.read_bytes() == USER_FILES[label]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # not even a lock file beside it
+
+
+def test_batch_cli_refuses_a_users_json(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    png(folder / "a.png", 40, 40)
+    path = tmp_path / "p.json"
+    path.write_bytes(USER_FILES["pretty JSON"])
+    rc, _, err = cli("batch", folder, "-o", path, "-t", "auto", "-w", "1")
+    assert rc == 7
+    one_error_line(err, str(path), "not a formocr batch")
+    assert path.read_bytes() == USER_FILES["pretty JSON"]
+
+
+def test_empty_and_torn_results_files_are_still_opened(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    with ResultsFile(empty) as r:
+        assert r.latest == {}
+    line = Record("a.png", "ab" * 32, "error", 0, 0.1, error=ErrorInfo("X", "a.png: x", 3)).to_line()
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(line + line[:20])
+    with ResultsFile(torn) as r:
+        assert list(r.latest) == ["a.png"] and r.cut_bytes == 20
+    assert torn.read_text() == line
+
+
+def test_the_results_lock_follows_links_to_the_real_file(tmp_path: Path) -> None:
+    three = tmp_path / "three.jsonl"
+    (tmp_path / "sub").mkdir()
+    os.symlink(three, tmp_path / "link.jsonl")
+    with ResultsFile(three):
+        for other in (tmp_path / "link.jsonl", tmp_path / "sub" / ".." / "three.jsonl"):
+            with pytest.raises(ResultsFileError, match="another formocr batch run"):
+                ResultsFile(other).open()
+    with ResultsFile(tmp_path / "link.jsonl") as r:  # free again; a link still works on its own
+        assert r.path == three.resolve()
+    assert (tmp_path / "link.jsonl").is_symlink()
+
+
+# --- 5: outputs -----------------------------------------------------------------------------------------------
+
+
+def _not_regular(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "afile").write_text("x")
+    yield Path("/dev/full"), "not a regular file"
+    yield fifo, "not a regular file"
+    yield tmp_path, "is a folder"
+    yield tmp_path / "afile" / "x.json", "a folder on its path is a file"
+    yield Path("/proc/x.json"), "cannot write"
+
+
+def test_outputs_only_ever_replace_a_regular_file(tmp_path: Path) -> None:
+    for path, words in _not_regular(tmp_path):
+        with pytest.raises(OutputError, match=words):
+            write_atomic(path, lambda f: f.write("{}\n"))
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    os.symlink(target, tmp_path / "link.json")
+    assert check_output(tmp_path / "link.json") == target.resolve()
+    write_atomic(tmp_path / "link.json", lambda f: f.write("new"))
+    assert target.read_text() == "new" and (tmp_path / "link.json").is_symlink()
+
+
+@pytest.mark.parametrize("failure", ["full disk", "read-only folder"])
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             failure: str) -> None:
+    import tempfile
+
+    import formocr.io
+
+    out = tmp_path / "out.json"
+    out.write_text("old\n")
+    if failure == "full disk":
+        def fsync(fd: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(formocr.io.os, "fsync", fsync)
+        words = "No space left"
+    else:
+        def mkstemp(*a: Any, **k: Any) -> Any:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        words = "Permission denied"
+    with pytest.raises(OutputError, match=words) as info:
+        write_atomic(out, lambda f: f.write("new\n"))
+    assert info.value.exit_code == 7 and str(out) in info.value.one_line()
+    assert out.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_cli_outputs_that_are_not_files_are_one_line_errors(tmp_path: Path, blank: Path) -> None:
+    results = tmp_path / "r.jsonl"
+    results.write_text(Record("a.png", "ab" * 32, "error", 0, 0.1, error=ErrorInfo("X", "a.png: x", 3)).to_line())
+    (tmp_path / "afile").write_text("x")
+    cases: list[tuple[str | Path, ...]] = [
+        ("scan", blank, "-t", "auto", "-o", "/dev/full"),
+        ("scan", blank, "-t", "auto", "-o", tmp_path / "afile" / "x.json"),
+        ("scan", blank, "-t", "auto", "-o", "/proc/x.json"),
+        ("scan", blank, "-t", "auto", "--debug-dir", tmp_path / "afile"),
+        ("scan", blank, "-t", "auto", "--debug-dir", "/proc/debug"),
+        ("export", "csv", results, "-o", "/dev/full"),
+        ("batch", tmp_path, "-o", tmp_path / "b.jsonl", "--summary-json", "/dev/full"),
+        ("batch", tmp_path, "-o", "/dev/full"),
+    ]
+    for args in cases:
+        rc, out, err = cli(*args)
+        assert rc == 7 and out == "", (args, rc, err)
+        one_error_line(err)
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode) and not (tmp_path / "b.jsonl").exists()
+
+
+def test_full_stdout_is_one_line_and_exit_7(tmp_path: Path, blank: Path) -> None:
+    """`formocr scan C > /dev/full` (and export): no traceback, no "Exception ignored" at exit."""
+    results = tmp_path / "r.jsonl"
+    results.write_text(Record("a.png", "ab" * 32, "error", 0, 0.1, error=ErrorInfo("X", "a.png: x", 3)).to_line())
+    for args in (["scan", str(blank), "-t", "auto"], ["export", "csv", str(results)]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, "-m", "formocr", *args], stdout=full, stderr=subprocess.PIPE,
+                               text=True, env=ENV, timeout=120)
+        assert r.returncode == 7, r.stderr
+        one_error_line(r.stderr, "<stdout>", "No space left on device")
+
+
+# --- 6, 7: config files ------------------------------------------------------------------------------------------
+
+
+CONFIGS: dict[str, tuple[str, bytes, str]] = {
+    "formocr not a table (JSON)": ("c.json", b'{"formocr": 5}', "formocr: expected a table"),
+    "formocr not a table (TOML)": ("c.toml", b"formocr = [1, 2]\n", "formocr: expected a table"),
+    "not UTF-8": ("c.json", b'{"binarizer": "\xff\xfe"}', "not UTF-8"),
+    "100k deep": ("c.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "100k deep TOML": ("c.toml", b"a = " + b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "huge integer": ("c.json", b'{"dpi": 1' + b"0" * 5000 + b"}", "not valid JSON"),
+    "a list": ("c.json", b"[1, 2]", "a table/object of options"),
+}
+
+
+@pytest.mark.parametrize("label", list(CONFIGS))
+def test_bad_config_files_are_config_errors(tmp_path: Path, label: str) -> None:
+    name, data, words = CONFIGS[label]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=words) as info:
+        Options.from_file(path)
+    assert info.value.exit_code == 7 and len(info.value.one_line()) < 300
+
+
+def test_bad_config_file_on_the_cli(tmp_path: Path, blank: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    rc, out, err = cli("scan", blank, "--config", path)
+    assert rc == 7 and out == ""
+    one_error_line(err, str(path), "nested too deeply")
+
+
+def test_options_use_tomli_on_python_3_10(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import tomllib
+
+    fake = types.ModuleType("tomli")
+    fake.loads = tomllib.loads  # type: ignore[attr-defined]
+    fake.TOMLDecodeError = tomllib.TOMLDecodeError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tomli", fake)
+    spec = importlib.util.spec_from_file_location("options_on_310", ROOT / "formocr" / "options.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "options_on_310", module)  # dataclasses look their module up there
+    with monkeypatch.context() as m:
+        m.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+        spec.loader.exec_module(module)  # a copy: formocr.options itself stays as it is
+    assert module.tomllib is fake
+    (tmp_path / "c.toml").write_text("[formocr]\ndpi = 200\n")
+    assert module.Options.from_file(tmp_path / "c.toml").dpi == 200
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.replace(" ", "").startswith("tomli") and 'python_version<"3.11"' in d.replace(" ", "")
+               for d in deps)
+
+
+# --- 8: templates ---------------------------------------------------------------------------------------------------
+
+
+def _template(**change: Any) -> dict[str, Any]:
+    t: dict[str, Any] = {"formocr_template": 1, "name": "t", "page": {"width_mm": 100, "height_mm": 50},
+                         "fields": [{"name": "zip", "type": "postal_code", "box_mm": [10, 10, 40, 10]}]}
+    for key, value in change.items():
+        if key == "box":
+            t["fields"][0]["box_mm"] = value
+        elif key == "pattern":
+            t["fields"][0]["constraints"] = {"pattern": value}
+        elif key == "width":
+            t["page"]["width_mm"] = value
+        else:
+            t[key] = value
+    return t
+
+
+TEMPLATES: dict[str, tuple[dict[str, Any], str]] = {
+    "NaN in a box": (_template(box=[float("nan"), 10, 40, 10]), r"fields\[0\]\.box_mm: expected a finite number"),
+    "Infinity in a box": (_template(box=[10, 10, float("inf"), 10]), r"fields\[0\]\.box_mm: expected a finite"),
+    "1e308 page": (_template(width=1e308), r"page\.width_mm: at most"),
+    "(( pattern": (_template(pattern="(("), r"fields\[0\]\.constraints\.pattern: not a valid regular expression"),
+    "look-ahead pattern": (_template(pattern=r"\d{5}(?!0)"), r"fields\[0\]\.constraints\.pattern: .* cannot follow"),
+    "huge repeat": (_template(pattern=r"((\d{64}){64}){64}"), r"constraints\.pattern: .*(too large|repeat)"),
+    "too many fields": (_template(fields=[{"name": f"f{i}", "type": "digits", "box_mm": [1, 1, 5, 5]}
+                                          for i in range(MAX_FIELDS + 1)]), rf"fields: at most {MAX_FIELDS}"),
+}
+
+
+@pytest.mark.parametrize("label", list(TEMPLATES))
+def test_bad_templates_are_template_errors_naming_the_key(label: str) -> None:
+    data, words = TEMPLATES[label]
+    with pytest.raises(TemplateError, match=words):
+        parse_template(data, "t.json")
+
+
+def test_bad_template_files_on_the_cli(tmp_path: Path, blank: Path) -> None:
+    nan = tmp_path / "nan.json"
+    nan.write_text(json.dumps(_template(box=[float("nan"), 10, 40, 10])))  # json writes NaN, and reads it
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        load_template(deep)
+    for path, words in ((nan, "fields[0].box_mm"), (deep, "nested too deeply")):
+        rc, _, err = cli("scan", blank, "--template", path)
+        assert rc == 7
+        one_error_line(err, str(path), words)
+
+
+def test_a_custom_pattern_mismatch_is_not_called_a_cn_postal_code() -> None:
+    from formocr.fields import interpret
+
+    custom = interpret("postal_code", "1234", {"pattern": r"\d{5}"}).problems
+    assert custom and not any("CN" in p for p in custom) and r"\d{5}" in custom[0]
+    assert interpret("postal_code", "1234", {"country": "CN"}).problems == (
+        "does not match the CN postal-code pattern",)
+    assert parse_template(_template(pattern=r"\d{5}(-\d{4})?"), "t.json").fields[0].constraints
+
+
+# --- 9: no permission to read ----------------------------------------------------------------------------------
+
+
+def test_an_input_without_read_permission_is_exit_3(tmp_path: Path, blank: Path, monkeypatch: pytest.MonkeyPatch
+                                                    ) -> None:
+    import builtins
+
+    import formocr.io
+
+    def no_read(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(file) == blank:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(formocr.io, "open", no_read, raising=False)  # root may read anything: simulate chmod 000
+    with pytest.raises(UnreadableInputError, match="permission denied"):
+        list(load_pages(blank))
+    rc, out, err = cli("scan", blank, "-t", "auto")
+    assert rc == 3 and out == ""
+    one_error_line(err, str(blank), "permission denied")
+
+
+# --- 10: CSV header ----------------------------------------------------------------------------------------------
+
+
+def test_csv_header_cells_get_the_formula_guard(tmp_path: Path) -> None:
+    name = '=HYPERLINK("http://evil.example","click")'
+    doc = {"source": "a.png", "pages": [{"page": 1, "fields": [{"name": name, "value": "=1+1", "needs_review": 0}]}]}
+    results = tmp_path / "r.jsonl"
+    results.write_text(Record("a.png", "ab" * 32, "ok", 1, 0.1, document=doc).to_line())
+    export_csv(results, tmp_path / "out.csv")
+    import csv
+
+    header, row = list(csv.reader((tmp_path / "out.csv").open(newline="")))
+    assert header[-1] == "'" + name and row[-1] == "'=1+1"
+
+
+# --- 12: --timeout ------------------------------------------------------------------------------------------------
+
+
+def _stand_in(job: Job, slot: int) -> Outcome:
+    """A worker's work without a pipeline: 'slow' documents hang as a hostile one would."""
+    mark_started(slot)
+    if "slow" in job.source:
+        time.sleep(120)
+    doc = {"source": job.source, "pages": []}
+    return Outcome.of(Record(job.source, job.sha256, "ok", 0, 0.0, document=doc))
+
+
+def test_a_document_over_the_timeout_gets_a_timeout_record_and_the_batch_goes_on(tmp_path: Path) -> None:
+    jobs = [Job(str(tmp_path), name, "00") for name in ("a.png", "slow.png", "b.png", "c.png")]
+    t0 = time.monotonic()
+    got = {job.source: Record.from_line(o.line) for job, o in run_local(iter(jobs), Options(), 2, timeout=1.0,
+                                                                         work=_stand_in)}
+    assert time.monotonic() - t0 < 60
+    assert {s for s, r in got.items() if r.status == "ok"} == {"a.png", "b.png", "c.png"}
+    err = got["slow.png"].error
+    assert err is not None and err.type == "Timeout" and err.exit_code == Timeout.exit_code == 4
+    assert err.message.startswith("slow.png: took longer than the 1 s time limit")
+    with pytest.raises(ConfigError, match="timeout"):
+        BatchConfig(tmp_path, tmp_path / "r.jsonl", timeout=0)
+    with pytest.raises(ConfigError, match="local engine"):
+        BatchConfig(tmp_path, tmp_path / "r.jsonl", timeout=5, engine="ray")

@@ -1,0 +1,104 @@
+"""Loaders of the real handwriting sets on fixtures drawn here (no dataset picture is committed)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from formocr.data.real import load_cvl, load_register_cells, mnist_polarity, text_lines
+from formocr.errors import DatasetError
+
+
+def _digit_tiles(n: int) -> np.ndarray:
+    """Dark strokes on grey paper, as CVL gives them."""
+    tiles = np.full((n, 28, 28), 247, np.uint8)
+    for i in range(n):
+        cv2.circle(tiles[i], (14, 14), 6 + i % 3, 20, 2)
+    return tiles
+
+
+def _write_cvl(folder: Path, n: int = 6) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "valid.npz", images=_digit_tiles(n), labels=np.arange(n, dtype=np.uint8) % 10,
+             writers=np.arange(n, dtype=np.int32))
+
+
+def _cell(lines: list[str]) -> np.ndarray:
+    """A register-like cell: paper, a printed rule at the top, lines of writing below one another."""
+    cell = np.full((180, 90), 235, np.uint8)
+    cv2.line(cell, (0, 3), (89, 3), 40, 2)
+    for k, text in enumerate(lines):
+        cv2.putText(cell, text, (8, 40 + 45 * k), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    return cell
+
+
+def _write_registers(folder: Path, name: str, rows: list[tuple[str, np.ndarray]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("labels.csv", "filename,label\n" + "".join(f"c{i}.jpg,{lab}\n" for i, (lab, _) in enumerate(rows)))
+        for i, (_, img) in enumerate(rows):
+            z.writestr(f"c{i}.jpg", cv2.imencode(".jpg", img)[1].tobytes())
+    return p
+
+
+def test_cvl_loader_turns_tiles_to_mnist_polarity(tmp_path: Path) -> None:
+    _write_cvl(tmp_path)
+    s = load_cvl("valid", tmp_path, verify=False)
+    assert s.images.shape == (6, 28, 28) and s.images.dtype == np.uint8
+    assert s.images[:, 0, 0].max() == 0 and s.images.max() == 255  # paper black, darkest ink white
+    assert list(s.labels) == [0, 1, 2, 3, 4, 5] and s.sha256["valid.npz"]
+
+
+def test_cvl_checksum_and_missing_file_are_one_line_errors(tmp_path: Path) -> None:
+    _write_cvl(tmp_path)
+    with pytest.raises(DatasetError) as e:
+        load_cvl("valid", tmp_path)  # a fixture is not the published file
+    assert "valid.npz" in str(e.value) and "sha256" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DatasetError, match=r"missing train\.npz"):
+        load_cvl("train", tmp_path)
+
+
+def test_corrupt_files_are_dataset_errors(tmp_path: Path) -> None:
+    tmp_path.joinpath("valid.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DatasetError, match="not a CVL digits file"):
+        load_cvl("valid", tmp_path, verify=False)
+    tmp_path.joinpath("row_id-validation.zip").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="not a register zip"):
+        load_register_cells("row_id-validation", tmp_path, verify=False)
+
+
+def test_register_cells_and_their_lines(tmp_path: Path) -> None:
+    rows = [("19331016", _cell(["1933", "16", "Okt"])), ("18760216", _cell(["1876", "2"]))]
+    _write_registers(tmp_path, "birthdate-validation.zip", rows)
+    cells, digest = load_register_cells("birthdate-validation", tmp_path, verify=False)
+    assert [c.label for c in cells] == ["19331016", "18760216"] and len(digest) == 64
+    assert [len(text_lines(c.gray)) for c in cells] == [3, 2]  # the printed rule is no line of writing
+    y0, y1 = text_lines(cells[0].gray)[0]
+    assert 15 <= y0 < y1 <= 50
+
+
+def test_unreadable_crop_in_a_register_zip(tmp_path: Path) -> None:
+    p = tmp_path / "birthdate-train.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("labels.csv", "filename,label\nc0.jpg,19331016\n")
+        z.writestr("c0.jpg", b"not a jpeg")
+    with pytest.raises(DatasetError, match=r"c0\.jpg: not a readable image"):
+        load_register_cells("birthdate-train", tmp_path, verify=False)
+
+
+def test_mnist_polarity_keeps_faint_ink() -> None:
+    t = np.full((1, 28, 28), 200, np.uint8)
+    t[0, 10:18, 13:15] = 150  # faint pencil on grey paper still becomes full-strength ink
+    out = mnist_polarity(t)
+    assert out[0, 12, 13] == 255 and out[0, 0, 0] == 0
+
+
+def test_dataset_folder_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_cvl(tmp_path / "elsewhere")
+    monkeypatch.setenv("FORMOCR_CVL", str(tmp_path / "elsewhere"))
+    assert len(load_cvl("valid", verify=False).images) == 6

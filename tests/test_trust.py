@@ -1,0 +1,93 @@
+"""Crops that hold no digits come back for review with a reason, never as a confident reading; a clean digit
+string is still accepted. Every crop is drawn here (OpenCV shapes, the project's stroke renderer)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import formocr
+from formocr.api import FieldReaderAPI, crop_print
+from formocr.layout.template import Template, TemplateField
+from formocr.synth.forms import render_form
+from formocr.synth.handwriting import Writer
+
+W, H = 700, 150  # a 60 × 12 mm field at 300 dpi with paper around it
+
+
+def _paper() -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return np.clip(rng.normal(238, 4, (H, W)), 0, 255).astype(np.uint8)
+
+
+def _rule() -> np.ndarray:
+    p = _paper()
+    cv2.line(p, (0, 110), (W - 1, 112), 30, 3)
+    return p
+
+
+def _margin() -> np.ndarray:
+    p = _paper()
+    p[:, :180] = 12
+    return p
+
+
+def _blank_box() -> np.ndarray:
+    p = _paper()
+    cv2.rectangle(p, (20, 15), (W - 20, H - 15), 25, 3)
+    return p
+
+
+def _letter() -> np.ndarray:
+    p = _paper()
+    cv2.putText(p, "K", (300, 120), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 3.5, 20, 7)
+    return p
+
+
+def _smudge() -> np.ndarray:
+    p = _paper()
+    cv2.ellipse(p, (350, 75), (60, 35), 20, 0, 360, 60, -1)
+    return cv2.GaussianBlur(p, (0, 0), 4)
+
+
+def _stamp() -> np.ndarray:
+    p = _paper()
+    cv2.circle(p, (350, 75), 60, 40, 4)
+    cv2.putText(p, "PAID", (300, 88), cv2.FONT_HERSHEY_DUPLEX, 1.1, 40, 2)
+    return p
+
+
+@pytest.fixture(scope="module")
+def reader() -> FieldReaderAPI:
+    return formocr.api.reader_for()
+
+
+@pytest.mark.parametrize("draw", [_rule, _margin, _blank_box, _letter, _smudge, _stamp],
+                         ids=["rule", "margin", "blank box", "letter", "smudge", "stamp"])
+def test_no_digits_is_never_accepted(reader: FieldReaderAPI, draw) -> None:  # type: ignore[no-untyped-def]
+    r = reader.read_field(draw(), "digits")
+    assert r.needs_review, (r.value, r.confidence)
+    assert r.why, "a field sent to review says why"
+
+
+def test_a_clean_digit_string_is_still_accepted(reader: FieldReaderAPI) -> None:
+    f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "40729"}, np.random.default_rng(11),
+                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
+    b, m = sp.field_boxes["f"], 35
+    r = reader.read_field(sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m], "digits")
+    assert (r.value, r.needs_review) == ("40729", False), r.why
+
+
+def test_print_along_a_crop_is_not_writing() -> None:
+    ink = np.zeros((60, 200), bool)
+    ink[:, :30] = True  # a black margin, ragged edge beside it
+    ink[::2, 30] = True
+    ink[50:52, :] = True  # a ruled line across
+    ink[0:60, 120:122] = True  # a printed column rule running through
+    ink[15:40, 70:74] = True  # a pen stroke: stays
+    printed = crop_print(ink)
+    assert printed[:, :31].all() or printed[::2, 30].all()
+    assert printed[50:52].all() and printed[:, 120:122][ink[:, 120:122]].all()
+    assert not printed[15:40, 70:74].any()
