@@ -10,10 +10,6 @@ Design points:
 * Page images are uint8: H×W when the source is greyscale (or colour with three identical channels), BGR
   H×W×3 otherwise, so later stages can still drop coloured form print.
 
-Pages too small to hold a field (under :data:`MIN_PAGE_PX` pixels or :data:`MIN_PAGE_MM` millimetres on a side,
-e.g. a 5×5 icon or a 3000×3 sliver) are a :class:`~formocr.errors.PageTooSmallError` here: the later stages shrink
-a page to as little as 25 dpi, and such a page would shrink to nothing.
-
 Outputs (:func:`check_output`, :func:`write_atomic`, :func:`write_stdout`): a file is only ever written through a
 temporary file, fsync and a rename, and only over a regular file (never a device, FIFO or folder); every failure
 is an :class:`~formocr.errors.OutputError` naming the path.
@@ -54,7 +50,6 @@ from formocr.errors import (
     EncryptedInputError,
     InputTooLargeError,
     OutputError,
-    PageTooSmallError,
     UnreadableInputError,
     UnsupportedInputError,
 )
@@ -62,13 +57,10 @@ from formocr.objects import Page
 
 __all__ = [
     "DEFAULT_DPI",
-    "MIN_PAGE_MM",
-    "MIN_PAGE_PX",
     "SUPPORTED_TYPES",
     "LoadLimits",
     "check_output",
     "check_output_dir",
-    "check_page_size",
     "count_pages",
     "default_mode",
     "fsync_dir",
@@ -85,11 +77,6 @@ _SUPPORTED_TEXT = "PDF, PNG, JPEG, BMP or TIFF"
 _SANE_DPI = (50.0, 2400.0)
 _POPPLER_HINT = "install poppler-utils: apt-get install poppler-utils (macOS: brew install poppler)"
 ARRAY_SOURCE = "<array>"
-MIN_PAGE_PX = 16
-"""Shortest page side, in pixels, that can hold a field."""
-MIN_PAGE_MM = 1.2
-"""Shortest page side in millimetres: at the coarsest working resolution (25 dpi, registration) it is still a
-pixel, where a smaller page would be resized to nothing (a cv2 assertion rather than an error)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +87,6 @@ class LoadLimits:
     max_pages: int = 500
     max_file_bytes: int = 2 * 1024**3
     render_timeout_s: int = 300  # per poppler call; a hostile PDF must not hang a batch
-    min_side_px: int = MIN_PAGE_PX  # per page: smaller cannot hold a field (see check_page_size)
 
 
 # --------------------------------------------------------------------------------------------------- sniffing
@@ -365,8 +351,6 @@ def _pdf_pages(path: Path, dpi: int, limits: LoadLimits) -> Iterator[Page]:
                 " lower --dpi",
                 path,
             )
-        if min(size_pt) > 0:  # pdfinfo gave a size: a sliver of a page fails now, before any rendering
-            check_page_size(w, h, dpi, path, f"page {number}", limits.min_side_px)
     return _render_pdf(path, n, dpi, limits)
 
 
@@ -432,7 +416,6 @@ def _render_pdf(path: Path, n: int, dpi: int, limits: LoadLimits, color: bool = 
                 f"{_mp(limits.max_pixels)} limit; lower --dpi",
                 path,
             )
-        check_page_size(array.shape[1], array.shape[0], dpi, path, f"page {number}", limits.min_side_px)
         yield Page(index=number - 1, image=array, dpi=float(dpi), source=str(path))
 
 
@@ -478,25 +461,7 @@ def _file_dpi(im: Image.Image, fallback: int) -> float:
     return float(round(value, 2))
 
 
-def check_page_size(width: int, height: int, dpi: float, source: str | os.PathLike[str], label: str = "page",
-                    min_px: int = MIN_PAGE_PX) -> None:
-    """Refuse a page too small to hold a field: under ``min_px`` pixels or :data:`MIN_PAGE_MM` mm on a side.
-
-    Why here and in :func:`formocr.preprocess.preprocess`: every later stage shrinks the page (to 25..150 dpi),
-    and a page that shrinks to nothing fails deep in OpenCV instead of with a message naming the file.
-    """
-    short_mm = min(width, height) * 25.4 / dpi if dpi > 0 else 0.0
-    if min(width, height) < min_px or short_mm < MIN_PAGE_MM:
-        size_mm = f"{width * 25.4 / dpi:.3g}×{height * 25.4 / dpi:.3g} mm at {dpi:g} dpi" if dpi > 0 else "no dpi"
-        raise PageTooSmallError(
-            f"{label} is {width}×{height} px ({size_mm}): too small to hold a field (a page needs at least "
-            f"{min_px} px and {MIN_PAGE_MM:g} mm on each side)",
-            str(source),
-        )
-
-
-def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: int | None,
-                  dpi: float | None = None) -> None:
+def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: int | None) -> None:
     w, h = size
     if w <= 0 or h <= 0:
         raise CorruptInputError(f"image with an impossible size {w}×{h}", path)
@@ -505,8 +470,6 @@ def _check_pixels(size: tuple[int, int], limits: LoadLimits, path: Path, frame: 
         raise InputTooLargeError(
             f"{where} {w}×{h} px ({_mp(w * h)}), over the {_mp(limits.max_pixels)} limit", path
         )
-    if dpi is not None:
-        check_page_size(w, h, dpi, path, f"page {frame}" if frame is not None else "image", limits.min_side_px)
 
 
 def _composite_on_white(gray_or_rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -637,7 +600,7 @@ def _image_pages(path: Path, kind: str, dpi: int, limits: LoadLimits) -> Iterato
         if n > limits.max_pages:
             raise InputTooLargeError(f"{n} pages, over the limit of {limits.max_pages} pages", path)
         if n == 1:
-            _check_pixels(im.size, limits, path, None, _file_dpi(im, dpi))
+            _check_pixels(im.size, limits, path, None)
         else:
             # TIFF frames can differ in size; check them all before decoding any (seeking reads headers only).
             for i in range(n):
@@ -645,7 +608,7 @@ def _image_pages(path: Path, kind: str, dpi: int, limits: LoadLimits) -> Iterato
                     im.seek(i)
                 except (OSError, EOFError, ValueError, SyntaxError, struct_error) as exc:
                     raise CorruptInputError(f"corrupt TIFF (page {i + 1}: {exc})", path) from None
-                _check_pixels(im.size, limits, path, i + 1, _file_dpi(im, dpi))
+                _check_pixels(im.size, limits, path, i + 1)
             im.seek(0)
     except BaseException:
         im.close()
@@ -690,7 +653,7 @@ def _array_page(array: np.ndarray, dpi: int, limits: LoadLimits) -> Page:
         raise UnsupportedInputError(
             f"array of shape {a.shape}; expected H×W (grey) or H×W×3/4 (BGR/BGRA)", ARRAY_SOURCE
         )
-    _check_pixels((int(a.shape[1]), int(a.shape[0])), limits, Path(ARRAY_SOURCE), None, float(dpi))
+    _check_pixels((int(a.shape[1]), int(a.shape[0])), limits, Path(ARRAY_SOURCE), None)
     if a.dtype == np.bool_:
         a = np.where(a, np.uint8(255), np.uint8(0))
     elif a.dtype.kind == "f":

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from formocr.errors import ConfigError
-from formocr.io import check_page_size
+from formocr.errors import ConfigError, PageTooSmallError
 from formocr.objects import CleanPage, Page
 from formocr.options import DROPOUT_MODES
 
@@ -511,16 +510,39 @@ def drop_out(image: np.ndarray, gray: np.ndarray, dropout: Dropout, dpi: float,
     return out, removed
 
 
+MIN_PAGE_MM = 1.0
+"""Shortest page side, in millimetres, formocr reads (a digit is several mm tall; 12 px at 300 dpi)."""
+_MIN_PAGE_PX = 2
+
+
+def check_page_size(page: Page) -> None:
+    """Refuse a page under :data:`MIN_PAGE_MM` on a side (or a pixel or two) with an error naming its source.
+
+    Why: the stages shrink a page to working resolutions down to 25 dpi (registration's coarse search), where a
+    5×5 px icon or a 3000×3 px sliver at 300 dpi becomes 0 px, and OpenCV fails with an assertion and a
+    traceback. 1 mm is still a pixel at 25 dpi. A millimetre and not a pixel count, because crops that
+    :func:`formocr.read_field` reads at ~100 dpi are legitimately a few pixels across.
+    """
+    h, w = int(page.image.shape[0]), int(page.image.shape[1])
+    dpi = page.dpi
+    short_mm = min(w, h) * 25.4 / dpi if dpi > 0 else 0.0
+    if min(w, h) < _MIN_PAGE_PX or short_mm < MIN_PAGE_MM:
+        size = f"{w * 25.4 / dpi:.2g}×{h * 25.4 / dpi:.2g} mm at {dpi:g} dpi" if dpi > 0 else "no resolution"
+        need = max(_MIN_PAGE_PX, math.ceil(MIN_PAGE_MM * dpi / 25.4)) if dpi > 0 else _MIN_PAGE_PX
+        raise PageTooSmallError(f"page {page.number} is {w}×{h} px ({size}): too small to hold a field (a page "
+                                f"needs at least {MIN_PAGE_MM:g} mm on each side, {need} px at this resolution)",
+                                page.source)
+
+
 def preprocess(page: Page, options: PreprocessOptions = PreprocessOptions()) -> CleanPage:
     """Grey → skew → deskewed grey → colour drop-out → ink mask → speckle removal, in the deskewed frame.
 
     On a colour page whose form is printed in a drop-out colour (:func:`estimate_dropout`), that print is taken
     out of ``gray`` and ``ink`` (:func:`drop_out`) and returned as ``form_ink``; other pages pass unchanged.
-    A page so small in millimetres that the resizes below would shrink it to nothing is a
-    :class:`~formocr.errors.PageTooSmallError` naming its source (the loader already refuses pages under 16 px).
+    A page too small to hold a field is a :class:`~formocr.errors.PageTooSmallError` (:func:`check_page_size`).
     """
     image = page.image
-    check_page_size(int(image.shape[1]), int(image.shape[0]), page.dpi, page.source, f"page {page.number}", 1)
+    check_page_size(page)
     gray = to_gray(image)
     skew = estimate_skew(gray, page.dpi, options.max_skew_deg) if options.deskew else 0.0
     colour = options.dropout != "none" and _is_colour(image)

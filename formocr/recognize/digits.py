@@ -18,11 +18,11 @@ from torch import nn
 from formocr.errors import ModelError
 from formocr.normalize import NormSpec, normalize_digit, to_model_input
 from formocr.objects import DigitReading
-from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble
+from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble, shipped_model
 
 ARCH = "digitnet-v1"
 DEFAULT_WIDTHS = (16, 32, 48, 64, 128)
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "digits-cnn.safetensors"
+DEFAULT_MODEL = shipped_model("digits-cnn.safetensors")
 
 
 def conv_block(cin: int, cout: int) -> list[nn.Module]:

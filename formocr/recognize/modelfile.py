@@ -13,6 +13,7 @@ import json
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,12 @@ def save_model(path: str | Path, state: dict[str, torch.Tensor], meta: dict[str,
     full["sha256"] = sha256_file(p)
     card_path(p).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", "utf-8")
     return p
+
+
+def shipped_model(name: str) -> Path:
+    """A model file shipped inside the package (``formocr/models/``), found through importlib.resources so an
+    installed wheel, a zipapp-free site-packages or a Ray node's copy finds it as a checkout does."""
+    return Path(str(resources.files("formocr") / "models" / name))
 
 
 def load_model(path: str | Path, verify: bool = True) -> LoadedModel:

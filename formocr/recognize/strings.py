@@ -29,7 +29,14 @@ from formocr.recognize.ctc import (
     string_probability,
 )
 from formocr.recognize.digits import conv_block, fold_batchnorm
-from formocr.recognize.modelfile import LoadedModel, load_model, member_weights, save_ensemble, save_model
+from formocr.recognize.modelfile import (
+    LoadedModel,
+    load_model,
+    member_weights,
+    save_ensemble,
+    save_model,
+    shipped_model,
+)
 
 ARCH = "crnn-v1"
 ALPHABET = "0123456789.,-/ "  # class k+1 is ALPHABET[k]; class 0 is the CTC blank
@@ -38,7 +45,7 @@ DEFAULT_HIDDEN = 96
 # What a member reads (its meta "input", "ink" when absent): the binarized ink, how dark that ink is in grey, or how
 # dark every pixel of the ink's box is (normalize.grey_ink, whole_box).
 INPUTS = ("ink", "grey", "grey-box")
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "strings-crnn.safetensors"
+DEFAULT_MODEL = shipped_model("strings-crnn.safetensors")
 # Views: the same ink drawn at these multiples of the model's own x_stretch. Each view errs differently (a narrow
 # pair of touching digits splits at one width and merges at another), so candidates are taken from every view and
 # judged by the mean of the views' probabilities. On 1000 held-out strings (shipped v1 model, CRNN alone):

@@ -61,7 +61,7 @@ class StringTrainConfig:
     # Which 5000 training images are held out (validation, and fusion tuning downstream). Fixed apart from the
     # seed, so every member of an ensemble holds out the same digits and they stay new to all of them.
     split_seed: int = 0
-    out: str = "models/strings-crnn.safetensors"
+    out: str = "runs/model.safetensors"  # never the shipped model unless told
     batch_size: int = 48
     lr: float = 2e-3
     weight_decay: float = 1e-4
