@@ -37,8 +37,7 @@ import formocr
 from formocr.layout.template import BUILTIN, load_template
 from formocr.objects import Page
 from formocr.preprocess import PreprocessOptions, preprocess
-from formocr.synth import forms
-from formocr.synth.forms import Degrade, render_form
+from formocr.synth import Degrade, forms, render_form
 
 
 def postal(n: int, seed: int, show: int, digits_model: str | None = None) -> None:
@@ -91,13 +90,13 @@ def postal(n: int, seed: int, show: int, digits_model: str | None = None) -> Non
 def dropout(n: int, seed: int) -> None:
     """Form print left in ``ink`` and handwriting kept, on colour pages whose layers the renderer reports."""
     captured: dict[str, np.ndarray] = {}
-    original = forms._decorate
+    original = forms.decorate
 
     def capture(p, template, rng, hand, writer):  # the renderer's private signature, passed through
         original(p, template, rng, hand, writer)
         captured["form"], captured["hand"] = p.layer.copy(), hand.copy()
 
-    forms._decorate = capture  # the layers before the scan; skew and offset are off so they stay aligned
+    forms.decorate = capture  # the layers before the scan; skew and offset are off so they stay aligned
     opts = PreprocessOptions(deskew=False, speckle_mm=0.0)
     rows = []
     try:
@@ -126,7 +125,7 @@ def dropout(n: int, seed: int) -> None:
                          f"{100 * np.mean(kept):.2f}%", f"{100 * np.mean(kept_grey):.2f}%",
                          f"{100 * np.mean(cross):.2f}%" if cross else "-", f"{np.mean(ms):.0f}"])
     finally:
-        forms._decorate = original
+        forms.decorate = original
     print(f"\n# colour drop-out: {n} colour pages per template, seeds {seed + 50_000}..; {machine()}\n")
     print(table(["template", "pages", "drop-out found", "form ink left (mean)", "(worst page)",
                  "handwriting kept", "same page grey", "pen kept on print", "preprocess ms/page"], rows))

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import strings_generator, strings_sample, table
 
-from formocr.preprocess import to_gray
+from formocr.binarize import to_gray
 
 SHEET_W, ROW_H, PER_SHEET = 900, 130, 12
 

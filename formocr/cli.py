@@ -1,53 +1,21 @@
 """The ``formocr`` command: a thin layer that parses options, calls the library, and maps errors to exit codes.
 
-stdout carries data only (JSON); logs and progress go to stderr. Exit codes are listed in
-:mod:`formocr.errors` and the README.
+stdout carries data only (JSON); logs and progress go to stderr. Exit codes are
+:class:`formocr.errors.ExitCode`. Training has its own command, ``formocr-train`` (:mod:`formocr.train.cli`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
-import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from formocr.errors import FormOcrError
-
-# Idle OpenMP threads must sleep, not spin: with data workers or batch workers on the same cores, spinning
-# threads made training 40% slower here. Must be set before torch is imported; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("formocr")
-
-
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr, format="formocr: %(message)s")
-
-
-def _errors_to_exit_codes(fn: F) -> F:
-    """Turn a FormOcrError into one line on stderr and its documented exit code; never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FormOcrError as e:
-            click.echo(f"formocr: error: {e.one_line()}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("formocr: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
+from formocr.cliutil import errors_to_exit_codes, log, setup_logging, write_text_atomic
+from formocr.errors import ExitCode, FormOcrError
 
 
 @click.group()
@@ -55,218 +23,7 @@ def _errors_to_exit_codes(fn: F) -> F:
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """Read handwritten digits on scanned forms into JSON."""
-    _setup_logging(verbose)
-
-
-@main.group()
-def train() -> None:
-    """Train the shipped models."""
-
-
-_mnist_data_option = click.option(
-    "--data", type=click.Path(file_okay=False), default=None,
-    help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
-
-
-def _training_started(kind: str) -> str:
-    """Log training progress, and return the command line as the model card records it."""
-    logging.getLogger("formocr").setLevel(logging.INFO)
-    return f"formocr train {kind} " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else f"formocr train {kind}"
-
-
-def _report(out: str, card: dict[str, Any]) -> None:
-    """stdout gets the trained model's path and its measured figures, as JSON."""
-    click.echo(json.dumps({"model": str(Path(out)), "figures": card["figures"]}, indent=2))
-
-
-@train.command("digits")
-@_mnist_data_option
-@click.option("--epochs", type=click.IntRange(1, 1000), default=30, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
-@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
-@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
-              help="Torch threads; results are reproducible for the same seed and thread count.")
-@click.option("--split-seed", type=int, default=None,
-              help="Hold out the 5000 images that `train strings --split-seed N` holds out (default: 5000 drawn "
-                   "from --seed, the shipped model's split).")
-@click.option("--cvl", type=click.Path(file_okay=False), default=None,
-              help="CVL digits folder (default: $FORMOCR_CVL or ../shared/datasets/cvl-digits).")
-@click.option("--real/--no-real", "use_cvl", default=True, show_default=True,
-              help="Learn from CVL's real writers beside MNIST (--no-real: MNIST only).")
-@click.option("--cvl-repeat", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="How many times each CVL training digit is seen per epoch.")
-@click.option("--reject-share", type=click.FloatRange(0.0, 0.9), default=0.12, show_default=True,
-              help="Share of training tiles that are not digits (an eleventh class, 'reject'); 0: ten classes.")
-@_errors_to_exit_codes
-def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
-                     split_seed: int | None, cvl: str | None, use_cvl: bool, cvl_repeat: int,
-                     reject_share: float) -> None:
-    """Train the digit CNN on MNIST and CVL's real writers (deterministic for a seed) and write weights + card."""
-    from formocr.train.digits import TrainConfig, train_digits
-
-    command = _training_started("digits")
-    card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
-                                    split_seed=split_seed, cvl=cvl, use_cvl=use_cvl, cvl_repeat=cvl_repeat,
-                                    reject_share=reject_share),
-                        command=command)
-    _report(out, card)
-
-
-_STRING_WIDTHS = (16, 32, 64, 64, 96)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
-_STRING_HIDDEN = 96
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        w = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        w = ()
-    if len(w) != 5 or min(w) < 1:
-        raise click.BadParameter(f"expected five positive integers, got {text!r}", param_hint="--widths")
-    return w
-
-
-@train.command("strings")
-@_mnist_data_option
-@click.option("--steps", type=click.IntRange(1, 10**7), default=6000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=48, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True,
-              help="Picks the 5000 held-out training images; keep it fixed across the members of an ensemble.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
-@click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
-@click.option("--val-size", type=click.IntRange(10, 100000), default=1000, show_default=True)
-@click.option("--val-every", type=click.IntRange(1, 10**7), default=500, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Torch threads; results are reproducible for the same seed, threads and workers.")
-@click.option("--workers", type=click.IntRange(0, 64), default=1, show_default=True,
-              help="Processes drawing the synthetic strings (0: in the training process).")
-@click.option("--widths", default=",".join(map(str, _STRING_WIDTHS)), show_default=True,
-              help="Channels of the five convolution blocks, comma-separated.")
-@click.option("--hidden", type=click.IntRange(4, 4096), default=_STRING_HIDDEN, show_default=True,
-              help="LSTM units per direction.")
-@click.option("--banded/--no-banded", default=False, show_default=True,
-              help="Batches of similar string lengths, CTC over each strip's own width (less padding computed).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
-              help="Peak learning rate of the one-cycle schedule.")
-@click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Train on from this string model (same shape and --split-seed) instead of random weights.")
-@click.option("--channels-last/--no-channels-last", default=False, show_default=True,
-              help="Channels-last convolutions: the same maths in another memory order, not bit-identical to "
-                   "off; 1.45x faster on the project's 2-CPU machine (README).")
-@click.option("--distort", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Warp each MNIST digit of the training strings (turn, shear, scale, elastic) by this strength.")
-@click.option("--touching", type=click.FloatRange(0, 1), default=None,
-              help="Ask this share of the training strings to touch and the rest not to, checked on the drawn ink "
-                   "(default: the generator's own tendency, which about 40% follow).")
-@click.option("--synth-share", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Share of the training strings' digits drawn by the project's stroke renderer instead of taken "
-                   "from MNIST.")
-@click.option("--bf16/--no-bf16", default=False, show_default=True,
-              help="Convolutions in bfloat16 (autocast), for CPUs with AVX-512 BF16 or AMX; slower without.")
-@click.option("--input", "input_", type=click.Choice(["ink", "grey", "grey-box"]), default="ink", show_default=True,
-              help="Read the binarized ink, how dark that ink is in the grey image (keeps loops blur closes), or how "
-                   "dark the ink's whole box is (keeps faint strokes and strokes along printed borders).")
-@click.option("--borders-out/--borders-in", default=False, show_default=True,
-              help="With --input grey-box: paint the removed printed borders out of the training strips away from "
-                   "the strokes, as the pipeline shows them.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Train on the CPU (deterministic for a seed, threads and workers) or an NVIDIA GPU (strips are "
-                   "still drawn by --workers CPU processes; not bit-for-bit repeatable).")
-@_errors_to_exit_codes
-def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, split_seed: int, out: str,
-                      limit: int | None,
-                      val_size: int, val_every: int, threads: int, workers: int, widths: str, hidden: int,
-                      banded: bool, lr: float, init: str | None, channels_last: bool, distort: float,
-                      bf16: bool, input_: str, borders_out: bool, device: str, touching: float | None,
-                      synth_share: float) -> None:
-    """Train the string reader (CRNN + CTC) on synthetic strings of MNIST training digits; write weights + card."""
-    from formocr.train.strings import StringTrainConfig, train_strings
-
-    command = _training_started("strings")
-    cfg = StringTrainConfig(data=data, steps=steps, batch_size=batch_size, seed=seed, split_seed=split_seed, out=out,
-                            limit=limit,
-                            val_size=val_size, val_every=val_every, threads=threads, workers=workers,
-                            widths=_widths(widths), hidden=hidden, banded=banded, lr=lr, init=init,
-                            channels_last=channels_last, bf16=bf16, distort=distort, input=input_,
-                            borders_out=borders_out, device=device, touching=touching, synth_share=synth_share)
-    card = train_strings(cfg, command=command)
-    _report(out, card)
-
-
-@train.command("combine-strings")
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
-@_errors_to_exit_codes
-def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
-    """Join trained string models into one ensemble model file (each member reads every view)."""
-    from formocr.recognize.strings import combine
-
-    card = combine(list(models), out, command="formocr train combine-strings " + shlex.join(sys.argv[3:]))
-    _report(out, card)
-
-
-@train.command("combine-digits")
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
-@_errors_to_exit_codes
-def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
-    """Join trained digit models into one ensemble model file (the mean of their calibrated probabilities)."""
-    from formocr.recognize.digits import combine
-
-    card = combine(list(models), out, command="formocr train combine-digits " + shlex.join(sys.argv[3:]))
-    _report(out, card)
-
-
-@train.command("real-strings")
-@_mnist_data_option
-@click.option("--init", type=click.Path(dir_okay=False), required=True,
-              help="A single string model to train on from (`formocr train extract-member`).")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@click.option("--steps", type=click.IntRange(1, 10**6), default=1500, show_default=True)
-@click.option("--batch-size", type=click.IntRange(2, 1024), default=48, show_default=True)
-@click.option("--real-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Share of each batch from real register lines; the rest strings composed of real digits.")
-@click.option("--synth-share", type=click.FloatRange(0, 1), default=0.15, show_default=True,
-              help="Share of the composed strings' digits drawn by the stroke renderer.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
-@click.option("--val-every", type=click.IntRange(1, 10**6), default=250, show_default=True)
-@click.option("--limit", type=click.IntRange(10, 10**6), default=None, help="Use only N cells and digits (quick runs).")
-@click.option("--cvl", type=click.Path(file_okay=False), default=None, help="CVL digits folder.")
-@click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
-@_errors_to_exit_codes
-def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, batch_size: int, real_share: float,
-                           synth_share: float, lr: float, seed: int, threads: int, val_every: int,
-                           limit: int | None, cvl: str | None, registers: str | None) -> None:
-    """Train a string model on from INIT on real register lines and strings of real digits."""
-    from formocr.train.real_strings import RealStringConfig, train_real_strings
-
-    command = _training_started("real-strings")
-    card = train_real_strings(RealStringConfig(
-        init=init, out=out, steps=steps, batch_size=batch_size, real_share=real_share, synth_share=synth_share,
-        lr=lr, seed=seed, threads=threads, val_every=val_every, limit=limit, data=data, cvl=cvl,
-        registers=registers), command=command)
-    _report(out, card)
-
-
-@train.command("extract-member")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--member", "index", type=click.IntRange(min=0), required=True, help="Which member, from 0.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@_errors_to_exit_codes
-def extract_member_cmd(model: str, index: int, out: str) -> None:
-    """Write one member of an ensemble as the single model it was trained as (to train on from it with --init)."""
-    from formocr.recognize.strings import extract_member
-
-    card = extract_member(model, index, out)
-    _report(out, card)
+    setup_logging(verbose)
 
 
 def _options(config: str | None, values: dict[str, Any]) -> Any:
@@ -274,23 +31,6 @@ def _options(config: str | None, values: dict[str, Any]) -> Any:
 
     given = {k: v for k, v in values.items() if v is not None}
     return Options.from_file(config, given) if config else Options.from_mapping(given)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written result."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @main.command()
@@ -311,7 +51,7 @@ def _write_atomic(path: Path, text: str) -> None:
 @click.option("--review-threshold", type=float, default=None,
               help="Fields below this confidence are marked needs_review [default: 0.95].")
 @click.option("--compact", is_flag=True, help="One line of JSON per document (JSON Lines).")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dpi: int | None, config: str | None,
          debug_dir: str | None, digits_model: str | None, review_threshold: float | None, compact: bool) -> None:
     """Read the handwritten digits of each field of INPUTS (PDF, PNG, JPEG, BMP, TIFF) and print JSON.
@@ -322,7 +62,7 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
     fields; the document is still printed whole, and the exit code is 10 (8 with several inputs).
     """
     from formocr.errors import OutputError
-    from formocr.io import check_output, check_output_dir, write_atomic, write_stdout
+    from formocr.outputs import check_output, check_output_dir, write_atomic, write_stdout
     from formocr.pipeline import Pipeline
 
     opts = _options(config, {"template": template, "dpi": dpi, "debug_dir": debug_dir,
@@ -358,49 +98,18 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
         for p in doc.pages:
             if p.error is not None:
                 click.echo(f"formocr: error: {p.error.get('message', '')}", err=True)
-                codes.append(int(p.error.get("exit_code", 1)))
+                codes.append(int(p.error.get("exit_code", ExitCode.INTERNAL)))
         page_codes += codes[:1]
     if output is not None and docs:
         write_atomic(output, lambda f: f.write("\n".join(docs) + "\n"))
     codes = [e.exit_code for e in failures] + page_codes
     if codes:
-        sys.exit(codes[0] if len(inputs) == 1 else 8)
+        sys.exit(codes[0] if len(inputs) == 1 else ExitCode.BATCH_FAILURES)
 
 
 @main.group("eval")
 def eval_group() -> None:
-    """Measure the shipped models, or results against values people keyed in."""
-
-
-@eval_group.command("digits")
-@click.option("--data", type=click.Path(file_okay=False), default=None, help="MNIST folder (as for training).")
-@click.option("--model", type=click.Path(dir_okay=False), default=None, help="Model [default: the shipped one].")
-@click.option("--crops", type=click.IntRange(0, 10000), default=10000, show_default=True,
-              help="How many test digits to re-render as scanned crops and read through the pipeline (0: skip).")
-@click.option("--no-speed", is_flag=True, help="Skip the throughput measurement.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout.")
-@click.option("--write-card", is_flag=True,
-              help="Record the report in the model's card under 'evaluation' (the weights are untouched).")
-@_errors_to_exit_codes
-def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: bool, as_json: bool,
-                    write_card: bool) -> None:
-    """Accuracy, confusion matrix, calibration and throughput of the digit model on MNIST test digits."""
-    from formocr.recognize.digits import DigitClassifier
-    from formocr.recognize.modelfile import card_path
-    from formocr.train.evaluate import evaluate_digits, format_report
-
-    clf = DigitClassifier.load(model)
-    report = evaluate_digits(clf, data, crops=crops, speed=not no_speed)
-    if write_card:
-        card = dict(clf.loaded.card)
-        command = "formocr eval digits " + shlex.join(sys.argv[3:])
-        card["evaluation"] = {"command": command.strip(), **report}
-        _write_atomic(card_path(clf.loaded.path), json.dumps(card, indent=2) + "\n")
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        click.echo(format_report(report), err=True)
-    else:
-        click.echo(format_report(report))
+    """Measure results against values people keyed in."""
 
 
 @eval_group.command("results")
@@ -418,12 +127,13 @@ def eval_digits_cmd(data: str | None, model: str | None, crops: int, no_speed: b
               help="exact: a keyed value must equal the field's value or its normalized form; digits: the same "
                    "digits, separators aside (values keyed as 03112026 for 03/11/2026).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON on stdout (tables on stderr).")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def eval_results_cmd(results: tuple[Path, ...], truth_files: tuple[Path, ...], config: str | None,
                      review_threshold: float | None, target: float, match: str, as_json: bool) -> None:
     """Score RESULTS (formocr scan output or a batch results file) against values people keyed in: accuracy, the
     share accepted without review and how often an accepted field is wrong, per review threshold."""
-    from formocr.score import format_report, load_results, load_truth, score
+    from formocr.score import format_report, score
+    from formocr.scorefiles import load_results, load_truth
 
     opts = _options(config, {"review_threshold": review_threshold})
     report = score(load_truth(truth_files), load_results(results), opts.review_threshold,
@@ -433,34 +143,6 @@ def eval_results_cmd(results: tuple[Path, ...], truth_files: tuple[Path, ...], c
         click.echo(format_report(report), err=True)
     else:
         click.echo(format_report(report))
-
-
-@main.group()
-def data() -> None:
-    """Datasets used for training and evaluation."""
-
-
-@data.command("mnist")
-@click.option("--dir", "folder", type=click.Path(file_okay=False), default=None,
-              help="Where the files are or go [default: $FORMOCR_MNIST or ../shared/datasets/mnist].")
-@click.option("--download", is_flag=True, help="Fetch missing files from the mirror, verifying checksums.")
-@click.option("--mirror", default=None, help="Base URL of the mirror.")
-@_errors_to_exit_codes
-def data_mnist(folder: str | None, download: bool, mirror: str | None) -> None:
-    """Check (and optionally download) the MNIST idx files."""
-    from formocr.data import mnist
-
-    target = Path(folder) if folder else mnist.default_dir()
-    if download:
-        mnist.download(target, mirror or mnist.DEFAULT_MIRROR)
-    report = {}
-    for split in ("train", "test"):
-        s = mnist.load_split(split, target)
-        report[split] = {"n": len(s.labels), "sha256": s.sha256}
-    click.echo(json.dumps({"dir": str(target), **report}, indent=2))
-
-
-# --- batch (issue #6) --------------------------------------------------------------------------------------
 
 
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
@@ -506,7 +188,7 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
               help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
 @click.option("--review-threshold", type=float, default=None,
               help="Fields below this confidence are marked needs_review [default: 0.95].")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address: str | None, pattern: str | None,
           retry_failed: bool, csv_path: Path | None, summary_json: Path | None, timeout: float | None,
           show_progress: bool | None, template: str | None, dpi: int | None, config: str | None,
@@ -522,8 +204,7 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
     import threading
 
     from formocr.batch import BatchConfig, Progress, export_csv, run_batch
-    from formocr.errors import EXIT_BATCH_FAILURES
-    from formocr.io import check_output, write_atomic
+    from formocr.outputs import check_output, write_atomic
 
     opts = _options(config, {"template": template, "dpi": dpi, "digits_model": digits_model,
                              "review_threshold": review_threshold})
@@ -549,7 +230,7 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
         write_atomic(summary_json, lambda f: f.write(text), what="summary")
     click.echo(f"formocr: batch: {summary.one_line()}", err=True)
     if summary.failed:
-        sys.exit(EXIT_BATCH_FAILURES)
+        sys.exit(ExitCode.BATCH_FAILURES)
 
 
 @main.group("export")
@@ -561,7 +242,7 @@ def export_group() -> None:
 @click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(readable=False, path_type=Path), default=None,
               help="CSV file to write (atomically; only a new or regular file) [default: stdout].")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def export_csv_cmd(results: Path, output: Path | None) -> None:
     """Field values of a batch RESULTS file as CSV: one row per document, one column per field.
 
@@ -571,7 +252,7 @@ def export_csv_cmd(results: Path, output: Path | None) -> None:
     """
     from formocr.batch import export_csv
     from formocr.batch.export import write_csv
-    from formocr.io import stdout_error
+    from formocr.outputs import stdout_error
 
     if output is None:
         try:
@@ -596,18 +277,18 @@ def template_group() -> None:
 @click.option("--name", default=None, help="The template's name [default: the image's file name].")
 @click.option("--dpi", type=click.IntRange(50, 2400), default=None,
               help="The image's resolution, overriding the file's own [default: the file's, else 300].")
-@_errors_to_exit_codes
+@errors_to_exit_codes
 def template_from_image_cmd(image: Path, output: Path, name: str | None, dpi: int | None) -> None:
     """Make a template from a BLANK form IMAGE (first page): every box, comb and underline becomes a field.
 
     Fields are named field_1, field_2, ... in reading order, type digits, boxes in millimetres; edit the names,
     types and constraints afterwards.
     """
-    from formocr.layout.detect import template_from_file
+    from formocr.layout.from_image import template_from_file
     from formocr.layout.template import parse_template
 
     template = template_from_file(image, dpi=dpi, name=name)
     data = template.to_dict()
     parse_template(data, str(output))  # what we write must load back
-    _write_atomic(output, json.dumps(data, indent=1) + "\n")
+    write_text_atomic(output, json.dumps(data, indent=1) + "\n")
     click.echo(f"formocr: {len(template.fields)} fields -> {output}", err=True)

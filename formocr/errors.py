@@ -1,36 +1,41 @@
-"""Typed errors of formocr.
+"""Typed errors of formocr, and the exit codes they end the process with.
 
-Every error a user can cause derives from :class:`FormOcrError`; each class carries the exit code the CLI
-returns for it, so the library never decides how the process ends and the CLI never guesses.
-
-Exit codes (also documented in the README):
-
-== ==========================================================
-0  success
-1  unexpected internal error (a bug: please report it)
-2  usage error (bad command line; click's own code)
-3  input file unreadable, missing, of an unknown type, or empty
-4  input file corrupt, encrypted, over the size/pixel limits, a page too small to hold a field, or a batch
-   document over its --timeout
-5  model file missing, corrupt or failing its checksum
-6  missing system dependency (poppler)
-7  configuration or template error; an output (-o, a batch results file, --csv, --summary-json, --debug-dir,
-   stdout) that is not a regular file (or folder), is not a formocr results file, or cannot be written
-8  batch finished but some documents failed
-9  dataset missing or corrupt (training / evaluation)
-10 a page could not be aligned to its template (the other pages are still read)
-== ==========================================================
+Every error a user can cause derives from :class:`FormOcrError`; each class carries the :class:`ExitCode` the CLI
+returns for it, so the library never decides how the process ends and the CLI never guesses. The codes (also
+documented in the README) are defined here only: :class:`ExitCode`.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """The exit codes of ``formocr`` and ``formocr-train``; ints, so they go to ``sys.exit`` and JSON as they are."""
+
+    SUCCESS = 0
+    INTERNAL = 1  # unexpected internal error (a bug: please report it)
+    USAGE = 2  # bad command line (click's own code)
+    INPUT = 3  # input file unreadable, missing, of an unknown type, or empty
+    # input file corrupt, encrypted, over the size/pixel limits, a page too small to hold a field, or a batch
+    # document over its --timeout
+    CORRUPT = 4
+    MODEL = 5  # model file missing, corrupt or failing its checksum
+    DEPENDENCY = 6  # missing system dependency (poppler)
+    # configuration or template error; an output (-o, a batch results file, --csv, --summary-json, --debug-dir,
+    # stdout) that is not a regular file (or folder), is not a formocr results file, or cannot be written
+    CONFIG = 7
+    BATCH_FAILURES = 8  # batch finished but some documents failed
+    DATASET = 9  # dataset missing or corrupt (training / evaluation)
+    REGISTRATION = 10  # a page could not be aligned to its template (the other pages are still read)
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 
 
 class FormOcrError(Exception):
     """Base of every error formocr raises on purpose."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.INTERNAL
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.message = message
@@ -46,7 +51,7 @@ class FormOcrError(Exception):
 class InputError(FormOcrError):
     """The input cannot be read at all (missing, unreadable, unknown type)."""
 
-    exit_code = 3
+    exit_code = ExitCode.INPUT
 
 
 class UnreadableInputError(InputError):
@@ -64,7 +69,7 @@ class EmptyInputError(InputError):
 class CorruptInputError(FormOcrError):
     """The file claims a known type but its content is broken."""
 
-    exit_code = 4
+    exit_code = ExitCode.CORRUPT
 
 
 class EncryptedInputError(CorruptInputError):
@@ -76,9 +81,9 @@ class InputTooLargeError(CorruptInputError):
 
 
 class PageTooSmallError(CorruptInputError):
-    """A page too small to hold a field (under 16 px, or about a millimetre, on a side: see formocr.io).
+    """A page too small to hold a field (under 16 px, or about a millimetre, on a side: see formocr.preprocess).
 
-    Exit code 4 like the other size limits: the file's content decides it, so a batch keeps its record instead
+    Exit code CORRUPT (4) like the other size limits: the file's content decides it, so a batch keeps its record instead
     of reading the document again on every rerun. Caught at loading, before the resizes that such a page breaks.
     """
 
@@ -86,19 +91,19 @@ class PageTooSmallError(CorruptInputError):
 class ModelError(FormOcrError):
     """A model file is missing, corrupt, or fails its checksum."""
 
-    exit_code = 5
+    exit_code = ExitCode.MODEL
 
 
 class DependencyError(FormOcrError):
     """A system tool formocr needs (poppler's pdftoppm) is missing."""
 
-    exit_code = 6
+    exit_code = ExitCode.DEPENDENCY
 
 
 class ConfigError(FormOcrError):
     """Bad options, an unknown option key, or a bad config file."""
 
-    exit_code = 7
+    exit_code = ExitCode.CONFIG
 
 
 class TemplateError(ConfigError):
@@ -120,24 +125,22 @@ class ResultsFileError(OutputError):
 class DatasetError(FormOcrError):
     """A training/evaluation dataset that is missing, truncated or not what it claims."""
 
-    exit_code = 9
+    exit_code = ExitCode.DATASET
 
 
 class Timeout(FormOcrError):
     """A batch document that ran past ``--timeout`` seconds; its worker is stopped and the batch goes on.
 
-    Exit code 4, as for poppler's own render timeout (a CorruptInputError): what takes that long is the
+    Exit code CORRUPT (4), as for poppler's own render timeout (a CorruptInputError): what takes that long is the
     document's doing, so a rerun keeps the record rather than spend the time again (``--retry-failed`` redoes
     it, e.g. with a longer timeout).
     """
 
-    exit_code = 4
+    exit_code = ExitCode.CORRUPT
 
 
 class RegistrationError(FormOcrError):
     """A page that cannot be aligned to its template well enough to cut fields: an error for that page."""
 
-    exit_code = 10
+    exit_code = ExitCode.REGISTRATION
 
-
-EXIT_BATCH_FAILURES = 8

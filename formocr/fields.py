@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from formocr.recognize.ctc import DIGITS, Constraint
+from formocr.constraints import DIGITS, Constraint
 
 # CN: six digits, first 0-8 (010000-079999: Inner Mongolia, Shanxi, Hebei; no mainland code starts with 9).
 # US: ZIP or ZIP+4.
@@ -146,7 +146,7 @@ def _amount(raw: str, c: dict[str, Any], comb: bool = False) -> Interpretation:
 
 def _comb_amount(raw: str, decimals: int) -> Interpretation:
     """An amount in comb cells: digits only, right-aligned, the decimal point printed by the form before the
-    last ``decimals`` cells (:func:`formocr.synth.forms.comb_text` writes them so)."""
+    last ``decimals`` cells (:func:`formocr.synth.values.comb_text` writes them so)."""
     digits = re.sub(r"\D", "", raw)
     if not digits:
         return Interpretation(raw, None, ("no digits",))

@@ -21,7 +21,7 @@ else:  # Python 3.10: the same parser from PyPI (a dependency there)
 
 from formocr.errors import ConfigError
 
-DROPOUT_MODES = ("auto", "none", "red", "green", "blue")  # see formocr.preprocess.estimate_dropout
+DROPOUT_MODES = ("auto", "none", "red", "green", "blue")  # see formocr.dropout.estimate_dropout
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,13 @@ import numpy as np
 
 from formocr import __version__
 from formocr.errors import RegistrationError, TemplateError
-from formocr.io import LoadLimits, load_pages
+from formocr.io import load_pages
 from formocr.layout.detect import find_fields
 from formocr.layout.locate import choose_registration
-from formocr.layout.register import Registration, register, warp_fields
+from formocr.layout.register import register
+from formocr.layout.registration import Registration, warp_fields
 from formocr.layout.template import Template, load_template
+from formocr.limits import LoadLimits
 from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, FieldResult, Page, PageResult
 from formocr.options import Options
 from formocr.preprocess import PreprocessOptions, preprocess

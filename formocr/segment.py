@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from formocr.lines import NO_WALL, WALL_BETWEEN, WALL_LEFT, WALL_RIGHT, remove_lines
 from formocr.objects import Box, CleanPage, Component, FieldRegion
-from formocr.preprocess import NO_WALL, WALL_BETWEEN, WALL_LEFT, WALL_RIGHT, remove_lines
 
 MIN_CONTRAST = 30  # grey levels handwriting must lie below the field's paper
 

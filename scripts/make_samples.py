@@ -15,8 +15,7 @@ import numpy as np
 from PIL import Image
 
 from formocr.layout.template import load_template
-from formocr.synth.forms import Degrade, SynthPage, render_form, save_pdf, save_tiff, write_truth
-from formocr.synth.handwriting import Writer
+from formocr.synth import Degrade, SynthPage, Writer, render_form, save_pdf, save_tiff, write_truth
 
 DPI = 300
 SEEDS = {"cheque": 101, "envelope": 202, "numeric_form": 303, "forms_cheque": 404, "forms_envelope": 405}

@@ -16,8 +16,7 @@ from formocr.api import FieldReaderAPI, find_frame, looks_like_envelope
 from formocr.errors import ConfigError, EmptyInputError, FormOcrError, UnreadableInputError, UnsupportedInputError
 from formocr.layout.template import Template, TemplateField, load_template
 from formocr.objects import Box, PostalCode
-from formocr.synth.forms import Degrade, render_form
-from formocr.synth.handwriting import Writer
+from formocr.synth import Degrade, Writer, render_form
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from formocr.constraints import Constraint, Pattern, PatternError
 from formocr.fields import constraint_for
-from formocr.recognize.ctc import (
-    Constraint,
-    Pattern,
-    PatternError,
-    align,
-    best_path,
-    constrained_beam,
-    string_probability,
-)
+from formocr.recognize.ctc import align, best_path, constrained_beam, string_probability
 
 ALPHA = "0123456789.,-/ "
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from formocr.cli import main
 from formocr.errors import InputError, TemplateError
-from formocr.layout.detect import find_fields, template_from_image
+from formocr.layout.detect import find_fields
+from formocr.layout.from_image import template_from_image
 from formocr.layout.template import Template, TemplateField, load_template, parse_template
 from formocr.objects import Box, CleanPage, FieldRegion, Page
 from formocr.preprocess import preprocess

@@ -6,12 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from formocr.dropout import DROPOUT_COLORS, estimate_dropout
 from formocr.errors import ConfigError
 from formocr.layout.template import load_template
 from formocr.objects import Page
 from formocr.options import DROPOUT_MODES, Options
-from formocr.preprocess import DROPOUT_COLORS, PreprocessOptions, estimate_dropout, preprocess
-from formocr.synth.forms import Degrade, render_form
+from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.synth import Degrade, render_form
 
 FORM_INKS = {"red": (60, 60, 235), "green": (90, 170, 90), "blue": (200, 150, 60)}  # BGR, as printed
 PENS = {"blue": (150, 40, 20), "black": (40, 30, 30)}

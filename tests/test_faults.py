@@ -39,10 +39,11 @@ from formocr.errors import (
     Timeout,
     UnreadableInputError,
 )
-from formocr.io import check_output, load_pages, write_atomic
+from formocr.io import load_pages
 from formocr.layout.template import MAX_FIELDS, load_template, parse_template
 from formocr.objects import Page
 from formocr.options import Options
+from formocr.outputs import check_output, write_atomic
 from formocr.preprocess import MIN_PAGE_MM, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +259,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, mon
                                                              failure: str) -> None:
     import tempfile
 
-    import formocr.io
+    import formocr.outputs
 
     out = tmp_path / "out.json"
     out.write_text("old\n")
@@ -266,7 +267,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, mon
         def fsync(fd: int) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(formocr.io.os, "fsync", fsync)
+        monkeypatch.setattr(formocr.outputs.os, "fsync", fsync)
         words = "No space left"
     else:
         def mkstemp(*a: Any, **k: Any) -> Any:

@@ -25,7 +25,8 @@ from formocr.errors import (
     UnreadableInputError,
     UnsupportedInputError,
 )
-from formocr.io import LoadLimits, count_pages, load_pages, sniff
+from formocr.io import count_pages, load_pages, sniff
+from formocr.limits import LoadLimits
 
 needs_poppler = pytest.mark.skipif(
     shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None, reason="poppler-utils not installed"
@@ -319,18 +320,18 @@ def test_pdf_round_trips_page_count_and_pixel_size(tmp_path: Path) -> None:
 
 @needs_poppler
 def test_pdf_pages_are_rendered_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import formocr.io as fio
+    import formocr.pdf
 
     path = _pillow_pdf(tmp_path / "three.pdf", [(100, 100)] * 3, resolution=72)
     calls: list[tuple[int, int]] = []
-    real = fio.subprocess.run
+    real = formocr.pdf.subprocess.run
 
     def spy(cmd: list[str], *args: Any, **kwargs: Any) -> Any:
         if "pdftoppm" in cmd[0]:
             calls.append((int(cmd[cmd.index("-f") + 1]), int(cmd[cmd.index("-l") + 1])))
         return real(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(fio.subprocess, "run", spy)
+    monkeypatch.setattr(formocr.pdf.subprocess, "run", spy)
     pages = load_pages(path, dpi=72)
     assert calls == []
     next(pages)

@@ -137,17 +137,17 @@ def test_combine_digits_refuses_what_cannot_be_joined(tmp_path: Path) -> None:
 def test_combine_digits_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from formocr.cli import main
+    from formocr.train.cli import main
 
     a, _ = _tiny(tmp_path)
     b = _second(tmp_path, temperature=1.2, seed=5)
     out = tmp_path / "ab.safetensors"
-    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(b), "--out", str(out)])
+    r = CliRunner().invoke(main, ["combine-digits", str(a), str(b), "--out", str(out)])
     assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
     assert len(DigitClassifier.load(out).nets) == 2
-    assert load_model(out).card["training"]["command"].startswith("formocr train combine-digits")
-    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(tmp_path / "missing.safetensors"), "--out",
+    assert load_model(out).card["training"]["command"].startswith("formocr-train combine-digits")
+    r = CliRunner().invoke(main, ["combine-digits", str(a), str(tmp_path / "missing.safetensors"), "--out",
                                   str(tmp_path / "x.safetensors")])
     assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["train", "combine-digits", str(a), str(b)])
+    r = CliRunner().invoke(main, ["combine-digits", str(a), str(b)])
     assert r.exit_code == 2 and "--out" in r.output  # a training command never writes the shipped model by default

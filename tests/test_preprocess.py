@@ -9,19 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from formocr.binarize import binarize, remove_speckle, to_gray
 from formocr.errors import ConfigError
+from formocr.lines import remove_lines
 from formocr.objects import Page
-from formocr.preprocess import (
-    PreprocessOptions,
-    binarize,
-    deskew,
-    estimate_skew,
-    preprocess,
-    remove_lines,
-    remove_speckle,
-    rotate,
-    to_gray,
-)
+from formocr.preprocess import PreprocessOptions, deskew, estimate_skew, preprocess, rotate
 
 
 def _scan(

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from formocr.cli import main
 from formocr.errors import RegistrationError
 from formocr.layout.locate import choose_registration
-from formocr.layout.register import Registration, register, warp_fields
+from formocr.layout.register import register
+from formocr.layout.registration import Registration, warp_fields
 from formocr.layout.template import load_template
 from formocr.objects import CleanPage, Page
 from formocr.preprocess import preprocess

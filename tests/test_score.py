@@ -13,16 +13,8 @@ from click.testing import CliRunner
 
 from formocr.cli import main
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
-from formocr.score import (
-    TruthField,
-    load_results,
-    load_truth,
-    needed_without_error,
-    outcomes,
-    recommend,
-    score,
-    wilson_low,
-)
+from formocr.score import needed_without_error, outcomes, recommend, score, wilson_low
+from formocr.scorefiles import TruthField, load_results, load_truth
 
 
 def _field(name: str, value: str, conf: float, chars_p: float = 0.99, review: float = 0.95,
@@ -118,7 +110,7 @@ def test_results_read_with_another_threshold_are_pointed_out(caplog: pytest.LogC
 
 
 def load_results_doc(doc: dict[str, Any]) -> Any:
-    from formocr.score import ResultDocument
+    from formocr.scorefiles import ResultDocument
 
     return ResultDocument.parse(doc)
 

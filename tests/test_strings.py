@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from formocr.constraints import Constraint
 from formocr.data import mnist
 from formocr.errors import ModelError
 from formocr.fusion import FusionRules, Reading, fuse
@@ -20,7 +21,6 @@ from formocr.objects import Box, CharResult, Page
 from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.preprocess import PreprocessOptions, preprocess
-from formocr.recognize.ctc import Constraint
 from formocr.recognize.modelfile import card_path, sha256_file
 from formocr.recognize.strings import ALPHABET, DEFAULT_MODEL, StringReader, field_strip
 from formocr.synth.strings import PAPER_EFFECTS, DigitBank, StringGenerator, field_ink_of, random_text
@@ -502,8 +502,8 @@ def test_training_on_from_a_model_starts_from_its_weights_and_refuses_a_mismatch
 
 
 def test_training_command_defaults_are_the_models() -> None:
-    from formocr import cli
     from formocr.recognize.strings import DEFAULT_HIDDEN, DEFAULT_WIDTHS
+    from formocr.train import cli
     from formocr.train.strings import StringTrainConfig
 
     assert cli._STRING_WIDTHS == DEFAULT_WIDTHS and cli._STRING_HIDDEN == DEFAULT_HIDDEN
@@ -649,14 +649,14 @@ def test_an_ensemble_refuses_members_that_read_other_strips(tmp_path: Path) -> N
 def test_combine_strings_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from formocr.cli import main
+    from formocr.train.cli import main
 
     a, b = _tiny_model(tmp_path / "a.safetensors", 0), _tiny_model(tmp_path / "b.safetensors", 1)
     out = tmp_path / "ab.safetensors"
-    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(b), "--out", str(out)])
+    r = CliRunner().invoke(main, ["combine-strings", str(a), str(b), "--out", str(out)])
     assert r.exit_code == 0 and json.loads(r.stdout)["model"] == str(out)
     assert len(StringReader.load(out).nets) == 2
-    r = CliRunner().invoke(main, ["train", "combine-strings", str(a), str(tmp_path / "missing.safetensors"), "--out",
+    r = CliRunner().invoke(main, ["combine-strings", str(a), str(tmp_path / "missing.safetensors"), "--out",
                                   str(tmp_path / "x.safetensors")])
     assert r.exit_code == ModelError.exit_code and "missing.safetensors" in r.stderr and "Traceback" not in r.output
 

@@ -12,16 +12,7 @@ import pytest
 from PIL import Image
 
 from formocr.layout.template import BUILTIN, TemplateField, load_template
-from formocr.synth.forms import (
-    Degrade,
-    comb_text,
-    random_value,
-    render_form,
-    save_pdf,
-    save_tiff,
-    truth_dict,
-    write_truth,
-)
+from formocr.synth import Degrade, comb_text, random_value, render_form, save_pdf, save_tiff, truth_dict, write_truth
 from formocr.synth.handwriting import Writer, render_char, render_digit, render_string
 
 DATE_FORMATS = {"DMY": "%d/%m/%Y", "MDY": "%m/%d/%Y", "YMD": "%Y/%m/%d"}

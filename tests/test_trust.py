@@ -10,8 +10,7 @@ import pytest
 import formocr
 from formocr.api import FieldReaderAPI, crop_print
 from formocr.layout.template import Template, TemplateField
-from formocr.synth.forms import render_form
-from formocr.synth.handwriting import Writer
+from formocr.synth import Writer, render_form
 
 W, H = 700, 150  # a 60 × 12 mm field at 300 dpi with paper around it
 

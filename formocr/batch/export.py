@@ -2,8 +2,8 @@
 
 The results file is read three times rather than held in memory (it can be large): once to find each source's
 last record, once to learn the field columns, once to write the rows, sorted by source. The CSV is written to a
-temporary file and renamed (:func:`formocr.io.write_atomic`), so a reader never sees half of it, and only over a
-regular file. Every cell, the header's field names included (a template names its fields), gets the
+temporary file and renamed (:func:`formocr.outputs.write_atomic`), so a reader never sees half of it, and only
+over a regular file. Every cell, the header's field names included (a template names its fields), gets the
 formula-injection guard.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TextIO
 from formocr.batch.record import Record, field_columns
 from formocr.batch.results import iter_records
 from formocr.errors import ResultsFileError
-from formocr.io import write_atomic
+from formocr.outputs import write_atomic
 
 FIXED_COLUMNS = ("source", "sha256", "status", "pages", "needs_review", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -41,6 +41,7 @@ from formocr.batch.worker import (
     process_job,
     timeout_outcome,
 )
+from formocr.errors import ExitCode
 from formocr.options import Options
 
 POLL_S = 0.5
@@ -151,7 +152,7 @@ def run_local(jobs: Iterator[Job], options: Options, workers: int, in_flight: in
                     broken.append(job)
                     continue
                 except Exception as e:  # e.g. a result that could not be pickled back
-                    outcome = error_outcome(job, type(e).__name__, f"internal error: {e}", 1)
+                    outcome = error_outcome(job, type(e).__name__, f"internal error: {e}", ExitCode.INTERNAL)
                 if job is solo:
                     solo = None
                 yield job, outcome

@@ -22,7 +22,7 @@ from typing import Any
 
 from formocr.batch.local import usable_cpus
 from formocr.batch.worker import DocumentWorker, Job, Outcome, crashed_outcome, error_outcome
-from formocr.errors import ConfigError, DependencyError
+from formocr.errors import ConfigError, DependencyError, ExitCode
 from formocr.options import Options
 
 
@@ -115,7 +115,7 @@ def run_ray(jobs: Iterator[Job], options: Options, workers: int | None, address:
                     actors.remove(actor)
                     actor = new_actor()
                 except ray.exceptions.RayError as e:
-                    outcome = error_outcome(job, type(e).__name__, f"internal error: {e}", 1)
+                    outcome = error_outcome(job, type(e).__name__, f"internal error: {e}", ExitCode.INTERNAL)
                 idle.append(actor)
                 yield job, outcome
     finally:

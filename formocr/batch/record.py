@@ -12,10 +12,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from formocr.errors import ExitCode
+
 RECORD_FORMAT = 1
 """Value of the ``formocr_batch`` key of every record; bumped if the line layout ever changes."""
 
-KEPT_ERROR_CODES = frozenset({3, 4, 7})
+KEPT_ERROR_CODES = frozenset({ExitCode.INPUT, ExitCode.CORRUPT, ExitCode.CONFIG})
 """Exit codes of errors that the document's content decides (unreadable, corrupt, over a limit, no template fits).
 
 4 includes a page too small to hold a field (PageTooSmallError) and a document over ``--timeout`` (Timeout): a

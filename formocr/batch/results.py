@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 from formocr.batch.record import RECORD_FORMAT, Record, RecordSummary
 from formocr.errors import ResultsFileError
-from formocr.io import check_output, fsync_dir
+from formocr.outputs import check_output, fsync_dir
 
 try:
     import fcntl

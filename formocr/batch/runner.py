@@ -26,8 +26,9 @@ from formocr.batch.record import RecordSummary
 from formocr.batch.results import ResultsFile, lock_path
 from formocr.batch.worker import Job, Outcome, error_outcome, peak_rss_mib
 from formocr.errors import ConfigError, EmptyInputError, ResultsFileError
-from formocr.io import LoadLimits, check_output
+from formocr.limits import LoadLimits
 from formocr.options import Options
+from formocr.outputs import check_output
 
 ENGINES = ("local", "ray")
 
@@ -193,7 +194,7 @@ class _Driver:
                 continue
             if self._keep(source, sha):
                 self._skip(source)
-            elif too_big:  # not worth shipping: the worker would refuse it (formocr.io.LoadLimits)
+            elif too_big:  # not worth shipping: the worker would refuse it (formocr.limits.LoadLimits)
                 self.record(error_outcome(Job(root, source, sha), "InputTooLargeError",
                                           f"file is {st.st_size} bytes, over the {max_bytes} byte limit", 4))
             else:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from formocr.batch.record import ErrorInfo, Record, RecordSummary, WorkerInfo
-from formocr.errors import FormOcrError, Timeout
+from formocr.errors import ExitCode, FormOcrError, Timeout
 from formocr.options import Options
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def timeout_outcome(job: Job, timeout_s: float) -> Outcome:
 def crashed_outcome(job: Job, detail: str = "") -> Outcome:
     """The record of a document whose worker died under it (killed, out of memory, a crash in native code)."""
     why = "the worker process died while reading this document (killed, out of memory, or a crash)"
-    return error_outcome(job, "WorkerCrashed", why + (f": {detail}" if detail else ""), 1)
+    return error_outcome(job, "WorkerCrashed", why + (f": {detail}" if detail else ""), ExitCode.INTERNAL)
 
 
 class DocumentWorker:
@@ -133,7 +133,7 @@ class DocumentWorker:
         except Exception as e:  # a bug must cost one document, not the batch
             log.debug("unexpected error on %s:\n%s", job.source, traceback.format_exc())
             return error_outcome(job, type(e).__name__, f"internal error: {e}" if str(e) else "internal error",
-                                 1, time.perf_counter() - t0, self.info())  # fmt: skip
+                                 ExitCode.INTERNAL, time.perf_counter() - t0, self.info())  # fmt: skip
 
 
 # --- the local engine's worker processes ---------------------------------------------------------------------

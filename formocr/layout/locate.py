@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from formocr.errors import RegistrationError, TemplateError
-from formocr.layout.register import Registration, frame_length_mm, page_lines, register
+from formocr.layout.frames import frame_length_mm
+from formocr.layout.register import register
+from formocr.layout.registration import Registration
+from formocr.layout.strokes import page_lines
 from formocr.layout.template import BUILTIN, Template, load_template
 from formocr.objects import CleanPage, FieldRegion
 

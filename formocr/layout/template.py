@@ -325,7 +325,7 @@ def _check_pattern(pattern: Any, where: str, src: str) -> None:
     Checked here, at load, so that a bad pattern is a TemplateError naming the key rather than a failure in
     the middle of reading a page; the size limits keep a pattern like ``(\\d{64}){64}`` from exhausting memory.
     """
-    from formocr.recognize.ctc import Constraint, Pattern, PatternError, _Parser
+    from formocr.constraints import Constraint, Pattern, PatternError, PatternParser
 
     if not isinstance(pattern, str) or not pattern:
         raise TemplateError(f"{where}: expected a regular expression string", src)
@@ -337,7 +337,7 @@ def _check_pattern(pattern: Any, where: str, src: str) -> None:
         raise TemplateError(f"{where}: not a valid regular expression ({e})", src) from None
     universe = Constraint().universe
     try:
-        tree = _Parser(pattern, universe).parse()
+        tree = PatternParser(pattern, universe).parse()
     except (PatternError, RecursionError) as e:
         raise TemplateError(f"{where}: {pattern!r} uses what formocr's reader cannot follow ({e}); use literals, "
                             "\\d, [...] classes, groups, | and ? * + {m,n}", src) from None
@@ -349,7 +349,7 @@ def _check_pattern(pattern: Any, where: str, src: str) -> None:
 
 
 def _pattern_states(node: tuple[Any, ...], where: str, src: str) -> int:
-    """Automaton states that :class:`formocr.recognize.ctc.Pattern` would build for a parsed pattern (an upper
+    """Automaton states that :class:`formocr.constraints.Pattern` would build for a parsed pattern (an upper
     bound), computed without building it."""
     kind = node[0]
     if kind == "set":

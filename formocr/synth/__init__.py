@@ -3,18 +3,11 @@
 Everything is drawn by formocr's own pen-stroke renderer; no dataset image is used or shipped.
 """
 
-from formocr.synth.forms import (
-    Degrade,
-    SynthPage,
-    comb_text,
-    random_value,
-    render_form,
-    save_pdf,
-    save_tiff,
-    truth_dict,
-    write_truth,
-)
+from formocr.synth.degrade import Degrade
+from formocr.synth.files import save_pdf, save_tiff, truth_dict, write_truth
+from formocr.synth.forms import SynthPage, render_form
 from formocr.synth.handwriting import Writer, render_char, render_digit, render_scribble, render_string
+from formocr.synth.values import comb_text, random_value
 
 __all__ = [
     "Degrade",

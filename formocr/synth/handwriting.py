@@ -2,7 +2,8 @@
 
 Why it exists: samples, tests and benchmarks need handwriting we are free to commit, so nothing here comes
 from a dataset. Each character is a set of pen strokes drawn through control points in a unit box (x right,
-y down, y = 0 the top of a digit, y = 1 its baseline). Between "corner" points a stroke is a centripetal
+y down, y = 0 the top of a digit, y = 1 its baseline; :mod:`formocr.synth.glyphs`). Between "corner" points a stroke
+is a centripetal
 Catmull-Rom spline (a chain of cubic Bezier curves through the points), so curves stay round and corners stay
 sharp.
 
@@ -27,125 +28,11 @@ import cv2
 import numpy as np
 
 from formocr.objects import Box
+from formocr.synth.glyphs import CHARS, CURSIVE, GLYPHS, Glyph, Stroke
 
-__all__ = [
-    "CHARS",
-    "GLYPHS",
-    "Writer",
-    "render_char",
-    "render_digit",
-    "render_scribble",
-    "render_string",
-]
+__all__ = ["CHARS", "GLYPHS", "Writer", "render_char", "render_digit", "render_scribble", "render_string"]
 
-# A control point: (x, y) is a smooth point, (x, y, 1) a corner where the pen changes direction sharply.
-Pt = tuple[float, ...]
-Stroke = list[Pt]
-Glyph = list[Stroke]
 
-_C = 1  # corner marker, for readability of the tables below
-
-# Allographs per character: (weight, strokes). Weights say how common the shape is among writers. Shapes are
-# drawn in the order and direction a pen moves; x spans about 0..0.75 of the height.
-# fmt: off
-GLYPHS: dict[str, list[tuple[float, Glyph]]] = {
-    "0": [
-        # oval started at the top, drawn anticlockwise, overshooting its start a little
-        (0.6, [[(0.52, 0.03), (0.28, 0.06), (0.1, 0.3), (0.08, 0.62), (0.22, 0.92), (0.42, 1.0),
-                (0.62, 0.9), (0.72, 0.6), (0.68, 0.26), (0.55, 0.06), (0.38, 0.02)]]),
-        # not quite closed at the top
-        (0.4, [[(0.5, 0.02), (0.25, 0.08), (0.1, 0.38), (0.12, 0.72), (0.3, 0.97), (0.5, 0.99),
-                (0.66, 0.82), (0.7, 0.48), (0.62, 0.18), (0.56, 0.09)]]),
-    ],
-    "1": [
-        # one plain, slightly curved stroke
-        (0.8, [[(0.42, 0.0), (0.4, 0.5), (0.37, 1.0)]]),
-        # with a short up-stroke flag
-        (0.16, [[(0.32, 0.16), (0.39, 0.08), (0.46, 0.0, _C), (0.44, 0.5), (0.42, 1.0)]]),
-        # flag and base
-        (0.04, [[(0.28, 0.16), (0.37, 0.08), (0.46, 0.0, _C), (0.45, 0.5), (0.44, 0.98)],
-               [(0.22, 1.0), (0.66, 0.99)]]),
-    ],
-    "2": [
-        # hook, diagonal, flat base
-        (0.65, [[(0.08, 0.25), (0.22, 0.06), (0.45, 0.0), (0.66, 0.12), (0.68, 0.34), (0.5, 0.6),
-                 (0.06, 0.98, _C), (0.4, 0.96), (0.78, 0.95)]]),
-        # with a small loop at the bottom left
-        (0.35, [[(0.1, 0.22), (0.26, 0.04), (0.5, 0.01), (0.68, 0.16), (0.64, 0.4), (0.4, 0.68),
-                 (0.14, 0.92), (0.14, 1.0), (0.28, 0.9), (0.26, 0.84), (0.18, 0.92), (0.44, 0.98),
-                 (0.8, 0.93)]]),
-    ],
-    "3": [
-        # two round bowls
-        (0.65, [[(0.1, 0.16), (0.32, 0.01), (0.58, 0.04), (0.66, 0.2), (0.56, 0.38), (0.3, 0.47, _C),
-                 (0.6, 0.55), (0.72, 0.74), (0.6, 0.94), (0.34, 1.0), (0.08, 0.88)]]),
-        # flat top (a z-like start)
-        (0.35, [[(0.1, 0.03), (0.66, 0.02, _C), (0.34, 0.42, _C), (0.6, 0.5), (0.72, 0.72), (0.58, 0.94),
-                 (0.32, 1.0), (0.08, 0.88)]]),
-    ],
-    "4": [
-        # open top: down-and-right stroke, then the long stem
-        (0.45, [[(0.16, 0.0), (0.12, 0.3), (0.1, 0.56, _C), (0.45, 0.57), (0.8, 0.54)],
-                [(0.6, 0.02), (0.58, 0.5), (0.57, 1.0)]]),
-        # closed top: a slanted leg into the bar, then a stem that the bar crosses
-        (0.35, [[(0.5, 0.0), (0.3, 0.3), (0.06, 0.64, _C), (0.45, 0.64), (0.8, 0.62)],
-                [(0.56, 0.12), (0.55, 0.55), (0.54, 1.0)]]),
-        # classic printed-like 4 with an open diagonal
-        (0.2, [[(0.42, 0.0), (0.08, 0.6, _C), (0.78, 0.6)], [(0.58, 0.2), (0.57, 1.0)]]),
-    ],
-    "5": [
-        # stem and belly, the top bar as its own stroke
-        (0.55, [[(0.2, 0.03), (0.16, 0.44, _C), (0.38, 0.38), (0.62, 0.46), (0.72, 0.68), (0.58, 0.92),
-                 (0.34, 1.0), (0.08, 0.9)],
-                [(0.21, 0.03), (0.5, 0.02), (0.74, 0.0)]]),
-        # all in one go: bar from the right, stem, belly
-        (0.45, [[(0.72, 0.02), (0.45, 0.03), (0.22, 0.04, _C), (0.18, 0.46, _C), (0.42, 0.38), (0.66, 0.5),
-                 (0.7, 0.74), (0.52, 0.95), (0.28, 0.99), (0.08, 0.86)]]),
-    ],
-    "6": [
-        (0.6, [[(0.62, 0.02), (0.38, 0.16), (0.18, 0.42), (0.12, 0.7), (0.24, 0.94), (0.46, 1.0),
-                (0.66, 0.86), (0.66, 0.62), (0.46, 0.5), (0.26, 0.56), (0.14, 0.72)]]),
-        # a straighter back
-        (0.4, [[(0.5, 0.0), (0.3, 0.22), (0.16, 0.5), (0.14, 0.78), (0.3, 0.98), (0.52, 0.98),
-                (0.66, 0.8), (0.6, 0.58), (0.4, 0.52), (0.2, 0.62)]]),
-    ],
-    "7": [
-        # bar and a long, slightly curved stem
-        (0.65, [[(0.06, 0.04), (0.4, 0.02), (0.76, 0.01, _C), (0.56, 0.36), (0.42, 0.7), (0.34, 1.0)]]),
-        # with a bar through the middle (continental 7)
-        (0.2, [[(0.06, 0.05), (0.4, 0.03), (0.76, 0.01, _C), (0.56, 0.38), (0.44, 0.7), (0.38, 1.0)],
-               [(0.26, 0.52), (0.5, 0.5), (0.74, 0.48)]]),
-        # with a small downward tick at the start of the bar
-        (0.15, [[(0.08, 0.16), (0.07, 0.03, _C), (0.42, 0.03), (0.76, 0.02, _C), (0.54, 0.4), (0.4, 0.72),
-                 (0.34, 1.0)]]),
-    ],
-    "8": [
-        # one stroke: top right, the upper bowl anticlockwise, crossing, the lower bowl clockwise, back up
-        (0.7, [[(0.66, 0.12), (0.42, 0.0), (0.16, 0.12), (0.2, 0.34), (0.44, 0.5), (0.7, 0.68),
-                (0.64, 0.93), (0.38, 1.0), (0.12, 0.88), (0.16, 0.66), (0.44, 0.5), (0.64, 0.3),
-                (0.66, 0.12)]]),
-        # two stacked loops
-        (0.3, [[(0.42, 0.02), (0.18, 0.12), (0.2, 0.36), (0.42, 0.48), (0.64, 0.36), (0.64, 0.12),
-                (0.42, 0.02)],
-               [(0.42, 0.48), (0.14, 0.62), (0.14, 0.88), (0.4, 1.0), (0.68, 0.88), (0.68, 0.62),
-                (0.42, 0.48)]]),
-    ],
-    "9": [
-        # loop, then a straight stem
-        (0.6, [[(0.68, 0.14), (0.44, 0.0), (0.18, 0.1), (0.12, 0.32), (0.3, 0.48), (0.56, 0.42),
-                (0.68, 0.14, _C), (0.66, 0.55), (0.6, 1.0)]]),
-        # loop, then a tail curling left
-        (0.4, [[(0.7, 0.16), (0.46, 0.0), (0.18, 0.08), (0.12, 0.32), (0.32, 0.48), (0.6, 0.4),
-                (0.7, 0.16, _C), (0.7, 0.56), (0.63, 0.86), (0.5, 0.99), (0.34, 0.98)]]),
-    ],
-    ".": [(1.0, [[(0.12, 0.95), (0.15, 0.96)]])],
-    ",": [(1.0, [[(0.18, 0.9), (0.19, 0.98), (0.14, 1.1), (0.06, 1.16)]])],
-    "-": [(1.0, [[(0.05, 0.56), (0.25, 0.55), (0.45, 0.53)]])],
-    "/": [(1.0, [[(0.58, -0.02), (0.3, 0.5), (0.04, 1.02)]])],
-}
-# fmt: on
-
-CHARS = "".join(GLYPHS)
 _DIGITS = "0123456789"
 
 
@@ -199,7 +86,6 @@ class Writer:
 
 
 # --- geometry -----------------------------------------------------------------------------------------------
-
 
 def _catmull_rom(pts: np.ndarray, per_seg: int) -> np.ndarray:
     """Centripetal Catmull-Rom spline through ``pts`` (n×2); it neither overshoots nor forms cusps."""
@@ -361,7 +247,6 @@ def _tight(img: np.ndarray, margin: int = 1) -> np.ndarray:
 
 # --- public -------------------------------------------------------------------------------------------------
 
-
 def render_char(ch: str, writer: Writer, rng: np.random.Generator, height_px: int) -> np.ndarray:
     """One handwritten character (a digit or one of ``. , - /``) as float32 ink in [0, 1], tightly cropped.
 
@@ -440,25 +325,6 @@ def render_string(
     return image, boxes
 
 
-# Cursive letter shapes for scribbles, in x-heights (y up is negative), drawn from the baseline joining point.
-# fmt: off
-_CURSIVE: list[tuple[float, list[tuple[float, float]]]] = [
-    (0.55, [(0.05, -0.7), (0.2, -1.0), (0.38, -0.85), (0.45, -0.3), (0.5, 0.0)]),  # n
-    (0.55, [(0.08, -1.0), (0.1, -0.3), (0.28, 0.0), (0.45, -0.4), (0.48, -1.0), (0.5, -0.2),
-            (0.55, 0.0)]),  # u
-    (0.5, [(0.3, -0.45), (0.35, -0.85), (0.15, -0.9), (0.05, -0.5), (0.15, -0.05), (0.45, -0.05)]),  # e
-    (0.45, [(0.3, -1.3), (0.35, -2.0), (0.2, -2.05), (0.12, -1.3), (0.15, -0.2), (0.4, 0.0)]),  # l
-    (0.6, [(0.3, -1.0), (0.1, -0.8), (0.1, -0.2), (0.3, 0.0), (0.48, -0.5), (0.38, -1.0), (0.6, -0.9)]),  # o
-    (0.6, [(0.42, -0.9), (0.15, -0.9), (0.05, -0.4), (0.25, 0.0), (0.45, -0.4), (0.48, -1.0),
-           (0.5, -0.2), (0.6, 0.0)]),  # a
-    (0.55, [(0.1, -1.0), (0.12, -0.3), (0.3, 0.0), (0.46, -0.4), (0.48, -1.0), (0.48, 0.6), (0.3, 1.0),
-            (0.15, 0.8), (0.45, 0.0), (0.55, 0.0)]),  # y
-    (0.4, [(0.1, -0.8), (0.15, -1.0), (0.18, -0.5), (0.2, 0.0), (0.4, 0.0)]),  # i (no dot)
-    (0.5, [(0.05, -0.8), (0.12, -1.0), (0.2, -0.5), (0.2, 0.0), (0.25, -0.8), (0.45, -1.0)]),  # r
-]
-# fmt: on
-
-
 def render_scribble(writer: Writer, rng: np.random.Generator, width_px: int, height_px: int) -> np.ndarray:
     """Cursive-looking pen writing (a name, a signature, words) as float32 ink, about ``width_px`` wide.
 
@@ -473,7 +339,7 @@ def render_scribble(writer: Writer, rng: np.random.Generator, width_px: int, hei
     while x < width_px - 2 * xh:
         word = [(x, 0.0)]
         for _ in range(int(rng.integers(2, 8))):
-            adv, shape = _CURSIVE[int(rng.integers(0, len(_CURSIVE)))]
+            adv, shape = CURSIVE[int(rng.integers(0, len(CURSIVE)))]
             sx = rng.uniform(1.4, 2.0)
             for px_, py_ in shape:
                 word.append((x + px_ * sx * xh, py_ * xh + rng.normal(0, 0.04 * xh)))

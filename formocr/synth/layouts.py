@@ -23,7 +23,8 @@ from dataclasses import replace
 import numpy as np
 
 from formocr.layout.template import Template, TemplateField
-from formocr.synth.forms import LABEL_CAP_MM, LABEL_GAP_MM, random_value
+from formocr.synth.printer import LABEL_CAP_MM, LABEL_GAP_MM
+from formocr.synth.values import random_value
 
 PAGES = {"a4": (210.0, 297.0), "letter": (215.9, 279.4)}
 MARGIN_MM = 14.0  # the renderer draws a frame 8 mm in; content stays inside it with room to spare

@@ -15,10 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from formocr.binarize import binarize
 from formocr.data.mnist import load_split
 from formocr.normalize import grey_ink, grey_tile, normalize_digit
 from formocr.objects import Box, CleanPage, FieldRegion, Page
-from formocr.preprocess import binarize
 from formocr.recognize.digits import DigitClassifier
 from formocr.segment import segment_field
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error
