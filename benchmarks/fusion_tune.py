@@ -6,8 +6,8 @@
 
 Reads ``--n`` strings of 3-8 digits from the 5000 MNIST training images held out of string training (the
 ``val`` split of ``strings_accuracy.py``), or with ``--held-out both`` from those the digit CNN
-did not learn from either (see ``held_out``; for the shipped digit ensemble since stop 23, whose members all
-hold out ``--split-seed 0``, that is all 5000), records what fusion sees for each (both readings, the alternatives,
+did not learn from either (see ``held_out``; for a digit model whose members all hold out ``--split-seed 0``,
+that is all 5000), records what fusion sees for each (both readings, the alternatives,
 and each reader's probability of every candidate text), then replays fusion offline for a grid of
 ``FusionRules`` and prints, per rule set and review threshold: string accuracy, the share accepted, and the accuracy
 of the accepted strings. Also printed: how often the truth was among the candidates at all (the most any rule
@@ -66,8 +66,8 @@ def held_out(n: int, both: bool, digits_model: str | None = None) -> np.ndarray:
 
     The digit CNN learnt from all but its own 5000 validation images, so on the string trainer's held-out digits
     segmentation reads digits it has seen; their intersection is new to both readers: all 5000 for the shipped
-    digit ensemble and any digit CNN trained with ``--split-seed 0``, 413 for the single network shipped until
-    stop 22, whose split was drawn from its seed. The strings' part is fixed by ``formocr train strings
+    digit ensemble and any digit CNN trained with ``--split-seed 0``, 413 for a network whose split was drawn from
+    its seed. The strings' part is fixed by ``formocr-train strings
     --split-seed`` (0, for every member of the shipped model).
     """
     val_idx = held_out_split(n, 0)[0]

@@ -76,8 +76,8 @@ def cvl_cases(clf: DigitClassifier, threshold: float, limit: int | None) -> Iter
         reject = clf.rejects and p[10] > p[d]
         conf = 0.0 if reject else float(p[d])
         name = "cvl even" if s.writers[i] % 2 == 0 else "cvl odd"
-        yield Case(name, f"{i}", str(int(s.labels[i])), "" if reject else str(d), conf, reject or conf < threshold,
-                   bool(reject), per)
+        review = bool(reject or conf < threshold)
+        yield Case(name, f"{i}", str(int(s.labels[i])), "" if reject else str(d), conf, review, bool(reject), per)
 
 
 def _read(api: FieldReaderAPI, crop: np.ndarray, **constraints: int) -> tuple[str, float, bool, bool, float]:

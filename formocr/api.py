@@ -17,7 +17,6 @@ when it is known. Models are loaded once per process (per options) and shared by
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,19 +28,13 @@ import numpy as np
 from formocr.errors import ConfigError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS
 from formocr.io import load_pages
-from formocr.layout.template import FIELD_TYPES, STYLES
+from formocr.layout.template import FIELD_TYPES, STYLES, check_constraints
 from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, PostalCode
 from formocr.options import Options
 from formocr.preprocess import preprocess, to_gray
 
-__all__ = ["CONSTRAINT_KEYS", "FieldReaderAPI", "read_field", "read_postal_code"]
+__all__ = ["FieldReaderAPI", "read_field", "read_postal_code"]
 
-CONSTRAINT_KEYS: dict[str, frozenset[str]] = {
-    "digits": frozenset({"min_length", "max_length"}),
-    "amount": frozenset({"decimals", "min_length", "max_length"}),
-    "date": frozenset({"order"}),
-    "postal_code": frozenset({"country", "pattern"}),
-}
 FIELD_HEIGHT_MM = 10.0  # assumed height of a field when no dpi is given
 ENVELOPE_MAX_ASPECT = 2.5  # wider than this (w/h) is a cut-out field, not an envelope (DL 2.0, US #10 2.3)
 ENVELOPE_MIN_SIDE = 300  # px: smaller images are crops whatever their shape
@@ -49,31 +42,11 @@ FRAME_SEEN = 0.35  # share of the postal field's frame registration must find be
 
 
 def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
-    """The template format's rules per type; unknown keys and bad values are ConfigError naming the key."""
-    allowed = CONSTRAINT_KEYS[field_type]
-    for key in c:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown constraint {key!r} for a {field_type} field (allowed: {', '.join(sorted(allowed))})"
-            )
-    for key in ("min_length", "max_length", "decimals"):
-        v = c.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise ConfigError(f"constraint {key!r}: expected a non-negative integer, got {v!r}")
-    if c.get("min_length") is not None and c.get("max_length") is not None and c["min_length"] > c["max_length"]:
-        raise ConfigError("constraint 'min_length': larger than max_length")
-    if "order" in c and c["order"] not in ("DMY", "MDY", "YMD"):
-        raise ConfigError(f"constraint 'order': expected DMY, MDY or YMD, got {c['order']!r}")
-    if "country" in c and c["country"] not in POSTAL_PATTERNS:
-        raise ConfigError(f"constraint 'country': expected {' or '.join(POSTAL_PATTERNS)}, got {c['country']!r}")
-    if "pattern" in c:
-        if not isinstance(c["pattern"], str):
-            raise ConfigError(f"constraint 'pattern': expected a regular expression string, got {c['pattern']!r}")
-        try:
-            re.compile(c["pattern"])
-        except re.error as e:
-            raise ConfigError(f"constraint 'pattern': not a valid regular expression: {e}") from None
-    return {k: v for k, v in c.items() if v is not None}
+    """The template format's rules per type (one check for both); unknown keys and bad values are a ConfigError
+    naming the key."""
+    given = {k: v for k, v in c.items() if v is not None}
+    check_constraints(field_type, given)
+    return given
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ confidence a person can act on.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -187,4 +188,12 @@ def scan(source: str | Path | np.ndarray, template: str | None = None, options: 
     opts = options or Options()
     if template is not None or option_values:
         opts = opts.replace(**({"template": template} if template is not None else {}), **option_values)
-    return Pipeline(opts).scan(source)
+    with _PIPELINES_LOCK:  # models load once per process and options, not once per call
+        pipe = _PIPELINES.get(opts)
+        if pipe is None:
+            pipe = _PIPELINES[opts] = Pipeline(opts)
+    return pipe.scan(source)
+
+
+_PIPELINES: dict[Options, Pipeline] = {}
+_PIPELINES_LOCK = threading.Lock()

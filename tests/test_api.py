@@ -105,8 +105,12 @@ def test_cn_postal_crop_never_yields_5_or_7_digits() -> None:
 
 def test_unknown_constraint_key_is_named() -> None:
     img, _ = _one_field("digits", "box", "12", seed=17)
-    with pytest.raises(ConfigError, match="unknown constraint 'decimals' for a digits field"):
+    with pytest.raises(ConfigError, match=r"constraints\.decimals: unknown key \(allowed: max_length, min_length\)"):
         formocr.read_field(img, "digits", decimals=2)
+    with pytest.raises(ConfigError, match=r"constraints\.pattern: .* cannot follow"):  # the template's own check
+        formocr.read_field(img, "postal_code", pattern=r"\d{5}(?!0)")
+    with pytest.raises(ConfigError, match="require_decimals: expected true or false"):  # a template key, API too
+        formocr.read_field(img, "amount", require_decimals="yes")
     with pytest.raises(ConfigError, match="country"):
         formocr.read_field(img, "postal_code", country="FR")
     with pytest.raises(ConfigError, match="field_type"):
@@ -165,3 +169,19 @@ def test_us_zip_crop_and_zip4() -> None:
     assert r.value == "02139-1234"
     with pytest.raises(ConfigError, match="country"):
         formocr.read_postal_code(img, country="DE")
+
+
+def test_scan_keeps_its_models_and_reads_alike_from_four_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from formocr import pipeline
+
+    sample = str(Path(__file__).resolve().parents[1] / "samples" / "envelope.png")
+    first = formocr.scan(sample)
+    assert len(pipeline._PIPELINES) >= 1
+    loaded = dict(pipeline._PIPELINES)
+    with ThreadPoolExecutor(4) as pool:
+        docs = list(pool.map(formocr.scan, [sample] * 4))
+    values = [[(f.name, f.value, f.confidence) for p in d.pages for f in p.fields] for d in [first, *docs]]
+    assert all(v == values[0] for v in values)
+    assert dict(pipeline._PIPELINES) == loaded  # the same pipeline, models loaded once

@@ -186,7 +186,7 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _unknown(d: dict[str, Any], allowed: set[str], where: str, src: str) -> None:
+def _unknown(d: dict[str, Any], allowed: set[str], where: str, src: str | None) -> None:
     extra = sorted(set(d) - allowed)
     if extra:
         prefix = f"{where}." if where else ""
@@ -247,8 +247,7 @@ def parse_template(data: Any, source: str = "<memory>") -> Template:
         constraints = f.get("constraints", {})
         if not isinstance(constraints, dict):
             raise TemplateError(f"{where}.constraints: expected an object", source)
-        _unknown(constraints, _CONSTRAINT_KEYS[ftype], f"{where}.constraints", source)
-        _check_constraints(constraints, f"{where}.constraints", source)
+        check_constraints(ftype, constraints, f"{where}.constraints", source)
         label = f.get("label")
         if label is not None and not isinstance(label, str):
             raise TemplateError(f"{where}.label: expected a string", source)
@@ -303,7 +302,14 @@ def _parse_marks(raw: Any, names: set[str], width: float, height: float, source:
     return tuple(marks)
 
 
-def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
+def check_constraints(field_type: str, c: dict[str, Any], where: str = "constraints", src: str | None = None) -> None:
+    """The one check of a field's constraints, for templates and for :func:`formocr.read_field` alike: unknown keys
+    and bad values are a :class:`TemplateError` (a ConfigError) naming the key."""
+    _unknown(c, _CONSTRAINT_KEYS[field_type], where, src)
+    _check_constraints(c, where, src)
+
+
+def _check_constraints(c: dict[str, Any], where: str, src: str | None) -> None:
     for key in ("min_length", "max_length", "decimals"):
         if key in c and (not isinstance(c[key], int) or isinstance(c[key], bool) or c[key] < 0):
             raise TemplateError(f"{where}.{key}: expected a non-negative integer", src)
@@ -319,7 +325,7 @@ def _check_constraints(c: dict[str, Any], where: str, src: str) -> None:
         _check_pattern(c["pattern"], f"{where}.pattern", src)
 
 
-def _check_pattern(pattern: Any, where: str, src: str) -> None:
+def _check_pattern(pattern: Any, where: str, src: str | None) -> None:
     """A postal-code pattern both Python's ``re`` (the check of the reading) and the reader's automaton accept.
 
     Checked here, at load, so that a bad pattern is a TemplateError naming the key rather than a failure in
@@ -348,7 +354,7 @@ def _check_pattern(pattern: Any, where: str, src: str) -> None:
     Pattern(pattern, universe)  # parsed and small: builds
 
 
-def _pattern_states(node: tuple[Any, ...], where: str, src: str) -> int:
+def _pattern_states(node: tuple[Any, ...], where: str, src: str | None) -> int:
     """Automaton states that :class:`formocr.constraints.Pattern` would build for a parsed pattern (an upper
     bound), computed without building it."""
     kind = node[0]

@@ -191,4 +191,4 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
         member_keys=("widths", "temperature"), task="single handwritten digit, MNIST-style 28×28 tile → 10 classes",
         ensemble="each member reads every tile; the probabilities are the mean of the members' calibrated ones",
         figure="test_accuracy",
-        command=command or f"formocr train combine-digits {' '.join(str(p) for p in paths)} --out {out}")
+        command=command or f"formocr-train combine-digits {' '.join(str(p) for p in paths)} --out {out}")

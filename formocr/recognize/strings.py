@@ -403,7 +403,7 @@ def combine(paths: Sequence[str | Path], out: str | Path, command: str | None = 
         member_keys=("widths", "hidden", "input"), task="handwritten digit string → text, CTC",
         ensemble="each member reads every view; decoding and scoring take the mean probability over all",
         figure="val_string_accuracy",
-        command=command or f"formocr train combine-strings {' '.join(str(p) for p in paths)} --out {out}")
+        command=command or f"formocr-train combine-strings {' '.join(str(p) for p in paths)} --out {out}")
 
 
 def extract_member(path: str | Path, index: int, out: str | Path) -> dict[str, Any]:

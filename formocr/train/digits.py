@@ -51,7 +51,7 @@ class TrainConfig:
     threads: int = 2
     workers: int = 1
     widths: tuple[int, ...] = DEFAULT_WIDTHS
-    # Hold out the 5000 images that ``formocr train strings --split-seed N`` holds out, instead of ``val_size``
+    # Hold out the 5000 images that ``formocr-train strings --split-seed N`` holds out, instead of ``val_size``
     # drawn from the training seed (the shipped model's split). Fusion can then be tuned on digits new to both
     # readers: 5000 of them, where the two seeded splits share only 413 (benchmarks/fusion_tune.py --held-out both).
     split_seed: int | None = None
@@ -257,7 +257,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         "task": f"single handwritten digit, MNIST-style 28×28 tile → {n_classes} classes"
                 + (" (ten digits and 'not a digit')" if n_classes == 11 else ""),
         "training": {
-            "command": command or f"formocr train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
+            "command": command or f"formocr-train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
             "scan_share": cfg.scan_share, "limit": cfg.limit,

@@ -99,7 +99,7 @@ def evaluate_digits(clf: DigitClassifier, data: str | None = None, crops: int = 
     probs = clf.probabilities(tiles)
     pred = probs.argmax(1)
     y = test.labels
-    conf = np.zeros((10, 10), np.int64)
+    conf = np.zeros((10, probs.shape[1]), np.int64)  # an eleventh column: read as "not a digit"
     np.add.at(conf, (y, pred), 1)
     e95, c95 = error_at_coverage(probs, y, 0.95)
     e99, c99 = error_at_coverage(probs, y, 0.99)
@@ -138,7 +138,8 @@ def format_report(r: dict[str, Any]) -> str:
              f"  ECE {m['ece'] * 100:.2f}%  error at 95% coverage {m['error_at_95_coverage'] * 100:.3f}% "
              f"(p ≥ {m['cutoff_95']:.4f})  at 99% {m['error_at_99_coverage'] * 100:.3f}%",
              "  confusion (rows = true, cols = predicted):",
-             "       " + " ".join(f"{c:>5}" for c in range(10))]
+             "       " + " ".join(f"{c:>5}" for c in range(10)) + (" not a digit" if len(m["confusion"][0]) > 10
+                                                               else "")]
     for i, row in enumerate(m["confusion"]):
         lines.append(f"    {i}: " + " ".join(f"{v:>5}" for v in row))
     if "scanned_crops" in r:

@@ -42,7 +42,7 @@ log = logging.getLogger("formocr.train")
 
 @dataclass(frozen=True)
 class RealStringConfig:
-    init: str  # a single trained string model to train on from (`formocr train extract-member`)
+    init: str  # a single trained string model to train on from (`formocr-train extract-member`)
     out: str
     steps: int = 1500
     batch_size: int = 48
@@ -193,7 +193,7 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
         "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
         "training": {
-            "command": command or f"formocr train real-strings --init {cfg.init} --out {cfg.out}",
+            "command": command or f"formocr-train real-strings --init {cfg.init} --out {cfg.out}",
             "init": {"path": cfg.init, "sha256": parent.sha256,
                      "command": parent.card.get("training", {}).get("command")},
             "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,

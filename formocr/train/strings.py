@@ -92,7 +92,7 @@ class StringTrainConfig:
     # the ink's box is, which also keeps the strokes binarization or border removal lost.
     input: str = "ink"
     # "grey-box" only: the removed printed borders painted out of the strips beyond BORDER_REACH_MM of the strokes,
-    # as the pipeline has shown them since stop 24 (off: the borders stay, the recipe of kd, ke and kf).
+    # as the pipeline shows them (off: the borders stay in the strip).
     borders_out: bool = False
     # Where the network trains: "cpu" (the shipped members' recipe, deterministic for a seed and thread count) or
     # "cuda" (an NVIDIA GPU: strips are still drawn on the CPU by --workers, so give it many; CTC's backward pass
@@ -315,7 +315,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
         "name": Path(cfg.out).name.removesuffix(".safetensors"),
         "task": "handwritten digit string (digits and . , - / space) in one field → text, CTC",
         "training": {
-            "command": command or f"formocr train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
+            "command": command or f"formocr-train strings --steps {cfg.steps} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "split_seed": cfg.split_seed, "steps": cfg.steps, "selected_step": best[1],
             "batch_size": cfg.batch_size,
             "banded": cfg.banded, "channels_last": cfg.channels_last, "bf16": cfg.bf16, "input": cfg.input,
