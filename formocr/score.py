@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from formocr.errors import ConfigError
+from formocr.options import REVIEW_THRESHOLD
 from formocr.scorefiles import ResultDocument, TruthField
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ class ScoreReport:
         }
 
 
-def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float = 0.95,
+def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float = REVIEW_THRESHOLD,
           char_review_threshold: float = 0.80, target: float = 0.995, match: str = "exact") -> ScoreReport:
     if not 0.5 < target < 1:
         raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")

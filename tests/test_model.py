@@ -111,7 +111,7 @@ def test_an_ensemble_reads_the_mean_of_its_members_calibrated_probabilities(tmp_
     a, _ = _tiny(tmp_path, temperature=1.5)
     b = _second(tmp_path, temperature=0.7, seed=3, widths=(8, 8, 16, 16, 32))  # members may differ in width
     card = combine([a, b], tmp_path / "ens.safetensors")
-    assert len(card["training"]["members"]) == 2 and card["training"]["command"].startswith("formocr train")
+    assert len(card["training"]["members"]) == 2 and card["training"]["command"].startswith("formocr-train")
     ens = DigitClassifier.load(tmp_path / "ens.safetensors")
     tiles = np.random.default_rng(1).random((9, 28, 28)).astype(np.float32)
     pa, pb = DigitClassifier.load(a).probabilities(tiles), DigitClassifier.load(b).probabilities(tiles)
