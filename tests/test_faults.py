@@ -494,3 +494,136 @@ def test_a_document_over_the_timeout_gets_a_timeout_record_and_the_batch_goes_on
     rc, _, err = cli("batch", tmp_path, "-o", tmp_path / "r.jsonl", "--timeout", "5", "--engine", "ray")
     assert rc == 7 and "timeout: only with the local engine" in err  # the flag reaches the batch's config
     assert cli("batch", tmp_path, "-o", tmp_path / "r.jsonl", "--timeout", "0")[0] == 2  # click: out of range
+
+
+# --- 13: a corpus of bad inputs through scan and batch ------------------------------------------------------------
+
+
+def _image_bytes(fmt: str, height: int = 150, width: int = 200) -> bytes:
+    """A good image in ``fmt``, noisy so that a cut loses pixel data rather than only trailing metadata."""
+    import io
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, format=fmt, **({"compression": "raw"} if fmt == "TIFF" else {}))
+    return buf.getvalue()
+
+
+def _pdf(objects: list[bytes], trailer: bytes) -> bytes:
+    """A PDF with a correct cross-reference table, so poppler judges the content, not the file structure."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref)
+    return bytes(out)
+
+
+def _encrypted_pdf() -> bytes:
+    """A PDF behind the standard security handler whose empty user password is wrong: it needs a password."""
+    page = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+            b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P -4 >>" % (b"ab" * 32, b"cd" * 32)]
+    return _pdf(page, b"/Encrypt 4 0 R /ID [<%s> <%s>]" % (b"01" * 16, b"01" * 16))
+
+
+def _bad_corpus(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Bad inputs of every kind a user can hand `formocr scan`, made here: (files a batch walk finds, the others).
+
+    Directories and link loops are in the second list: a batch walk passes them over (loops with a warning), so
+    they get no record there, but `scan` is handed them and must say why it cannot read them.
+    """
+    rng = np.random.default_rng(44)
+    found: dict[str, bytes] = {}
+    for ext in ("png", "jpg", "tif", "bmp", "pdf"):
+        found[f"empty.{ext}"] = b""
+        found[f"text.{ext}"] = b"Dear customer,\nplease find the form attached.\n"
+        found[f"random.{ext}"] = rng.bytes(3000)
+    good = {"png": _image_bytes("PNG"), "jpg": _image_bytes("JPEG"), "tif": _image_bytes("TIFF"),
+            "bmp": _image_bytes("BMP")}
+    pdf_buf = Path(folder / "_good.pdf")
+    Image.fromarray(np.full((300, 200), 255, np.uint8)).save(pdf_buf, resolution=100.0)
+    good["pdf"] = pdf_buf.read_bytes()
+    pdf_buf.unlink()
+    for ext, data in good.items():
+        for cut in (16, len(data) // 4, len(data) // 2):
+            found[f"cut{cut}.{ext}"] = data[:cut]
+        found[f"garbage.{ext}"] = data[:16] + rng.bytes(4000)  # the right magic number, then noise
+    found.update({
+        "header_then_garbage.pdf": b"%PDF-1.7\n" + rng.bytes(5000),
+        "header_only.pdf": b"%PDF-1.4\n",
+        "eof_only.pdf": b"%PDF-1.4\n%%EOF\n",
+        "no_pages.pdf": _pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"], b""),
+        "encrypted.pdf": _encrypted_pdf(),
+        "html.pdf": b"<!DOCTYPE html><html><body>404 Not Found</body></html>\n",
+        "zip.pdf": b"PK\x03\x04" + rng.bytes(500),
+        "png_signature_only.png": b"\x89PNG\r\n\x1a\n",
+        "jpeg_soi_eoi.jpg": b"\xff\xd8\xff\xd9",
+        "tiff_header_only.tiff": b"II*\x00\x08\x00\x00\x00",
+        "bmp_header_only.dib": b"BM" + b"\x00" * 12,
+        "text.jpeg": b"hello\n",
+        "text.jpe": b"hello\n",
+        "nul.png": b"\x00" * 4096,
+        "utf16.pdf": "%PDF-1.4 in UTF-16".encode("utf-16"),
+    })
+    for name, data in found.items():
+        (folder / name).write_bytes(data)
+    for name, shape, fmt in (("1x1.png", (1, 1), "PNG"), ("5x5.png", (5, 5), "PNG"), ("3000x3.png", (3, 3000), "PNG"),
+                             ("3x3000.png", (3000, 3), "PNG"), ("5x5.jpg", (5, 5), "JPEG"),
+                             ("1x1.bmp", (1, 1), "BMP"), ("3000x3.tif", (3, 3000), "TIFF")):  # names: width×height
+        Image.fromarray(np.full(shape, 255, np.uint8)).save(folder / name, format=fmt)
+    os.symlink("missing.png", folder / "dangling.png")
+    walked = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".jpe", ".tif",
+                                                                          ".tiff", ".bmp", ".dib", ".pdf"})
+    (folder / "folder.png").mkdir()
+    (folder / "notes.txt").write_text("not a document\n")
+    os.symlink("self.png", folder / "self.png")
+    os.symlink("b.pdf", folder / "a.pdf")
+    os.symlink("a.pdf", folder / "b.pdf")
+    others = [folder / n for n in ("folder.png", "notes.txt", "self.png", "a.pdf", "b.pdf")]
+    return walked, others
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("formocr: error: ")]
+
+
+@pytest.mark.filterwarnings("ignore:(Corrupt EXIF data|Tag data larger than file):UserWarning")  # PIL, on cut TIFFs
+def test_a_corpus_of_bad_inputs_through_scan_and_batch(tmp_path: Path) -> None:
+    """One scan of every bad file with good pages around them, then a batch of the folder: the good ones are
+    read, each bad one is one line naming it, exit 8 (several inputs with failures), never a traceback."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    walked, others = _bad_corpus(folder)
+    bad = walked + others
+    assert len(bad) >= 60
+    good = [png(tmp_path / "good1.png", 400, 300), png(tmp_path / "good2.png", 300, 400)]
+    Image.fromarray(np.full((400, 300), 255, np.uint8)).save(tmp_path / "good3.jpg")
+    good.append(tmp_path / "good3.jpg")
+    inputs = [good[0], *bad[: len(bad) // 2], good[1], *bad[len(bad) // 2:], good[2]]
+
+    out = tmp_path / "out.jsonl"
+    rc, stdout, err = cli("scan", *inputs, "-t", "auto", "-o", out)
+    assert "Traceback" not in stdout + err and stdout == ""
+    lines = _error_lines(err)
+    assert len(lines) == len(bad) == len(err.splitlines()), err
+    for path in bad:
+        assert sum(line.startswith(f"formocr: error: {path}: ") for line in lines) == 1, (path, err)
+    assert rc == 8
+    assert [json.loads(line)["source"] for line in out.read_text().splitlines()] == [str(p) for p in good]
+
+    results = tmp_path / "results.jsonl"
+    rc, stdout, err = cli("batch", folder, "-o", results, "-t", "auto", "-w", "1", "--no-progress")
+    assert "Traceback" not in stdout + err and rc == 8, err
+    records = [Record.from_line(line) for line in results.read_text().splitlines()]
+    names = [p.name for p in walked]
+    assert sorted(r.source for r in records) == sorted(names)  # every file got a record, and one only
+    assert all(r.status == "error" and r.error is not None for r in records)
+    lines = _error_lines(err)
+    assert len(lines) == len(names), err
+    for name in names:
+        assert sum(line.startswith(f"formocr: error: {name}: ") for line in lines) == 1, (name, err)
