@@ -7,6 +7,7 @@ sorted batches, so a page of 30 fields costs two model calls, not sixty.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -197,6 +198,12 @@ class FieldReader:
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
         why = list(interp.problems)
+        if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
+            confidence = 0.0
+            why.append("the readers' confidence could not be computed")
+        if any(not math.isfinite(ch.p) for ch in chosen.chars):
+            chosen = replace(chosen, chars=tuple(replace(ch, p=0.0) if not math.isfinite(ch.p) else ch
+                                                 for ch in chosen.chars))
         if left_out and not any(ch.isdigit() for ch in raw):
             why.append(f"no digits found: {left_out} mark(s) that are not digits (rules, margins, letters, smudges)")
         if fused is not None and not fused.agree and confidence < self.options.review_threshold:

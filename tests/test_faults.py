@@ -627,3 +627,65 @@ def test_a_corpus_of_bad_inputs_through_scan_and_batch(tmp_path: Path) -> None:
     assert len(lines) == len(names), err
     for name in names:
         assert sum(line.startswith(f"formocr: error: {name}: ") for line in lines) == 1, (name, err)
+
+
+# 14. Model files: a bad card or header is a ModelError naming the file, found before any network is built ---------
+
+
+def _tiny_digit_model(path: Path, **meta_changes: object) -> Path:
+    import torch
+
+    from formocr.normalize import DEFAULT_SPEC
+    from formocr.recognize.digits import ARCH, DigitNet
+    from formocr.recognize.modelfile import save_model
+
+    torch.manual_seed(0)
+    meta: dict[str, object] = {"arch": ARCH, "widths": [4, 8, 8, 8, 16], "norm": DEFAULT_SPEC.to_dict(),
+                               "classes": [str(i) for i in range(10)], "temperature": 1.0}
+    meta.update(meta_changes)
+    return save_model(path, DigitNet((4, 8, 8, 8, 16)).state_dict(), meta, {"name": path.stem})
+
+
+def test_bad_model_cards_and_headers_are_model_errors(tmp_path: Path) -> None:
+    import json
+    import time
+
+    import torch
+    from safetensors.torch import save_file
+
+    from formocr.errors import ModelError
+    from formocr.recognize.digits import DigitClassifier
+    from formocr.recognize.modelfile import card_path, load_model, sha256_file
+
+    good = _tiny_digit_model(tmp_path / "good.safetensors")
+    assert DigitClassifier.load(good).classes[-1] == "9"
+    cases: dict[str, tuple[Path, str]] = {}
+    for name, text in (("list", "[]"), ("deep", "[" * 100_000 + "]" * 100_000)):
+        p = _tiny_digit_model(tmp_path / f"card-{name}.safetensors")
+        card_path(p).write_text(text)
+        cases[f"card {name}"] = (p, "model card")
+    p = _tiny_digit_model(tmp_path / "card-latin1.safetensors")
+    card_path(p).write_bytes(b'{"name": "\xe9"}')
+    cases["card not UTF-8"] = (p, "model card unreadable")
+    cases["widths of 3"] = (_tiny_digit_model(tmp_path / "w3.safetensors", widths=[4, 8, 8]), "widths")
+    cases["huge widths"] = (_tiny_digit_model(tmp_path / "wh.safetensors", widths=[16, 32, 48, 10000, 5000]),
+                            "widths")
+    cases["std 0"] = (_tiny_digit_model(tmp_path / "std.safetensors", norm={"mean": 0.1, "std": 0.0}), "norm")
+    cases["temperature NaN"] = (_tiny_digit_model(tmp_path / "t.safetensors", temperature=float("nan")),
+                                "temperature")
+    listed = tmp_path / "meta-list.safetensors"  # the header's settings a JSON list
+    save_file({"w": torch.zeros(2)}, str(listed), metadata={"formocr": "[1, 2]"})
+    card_path(listed).write_text(json.dumps({"sha256": sha256_file(listed)}))
+    cases["header a list"] = (listed, "not a JSON object")
+    nan = tmp_path / "nan.safetensors"
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+             for k, v in load_model(good).state.items()}
+    save_file(state, str(nan), metadata={"formocr": json.dumps(load_model(good).meta)})
+    card_path(nan).write_text(json.dumps({"sha256": sha256_file(nan)}))
+    cases["NaN weights"] = (nan, "NaN")
+    for what, (path, words) in cases.items():
+        t0 = time.perf_counter()
+        with pytest.raises(ModelError) as e:
+            DigitClassifier.load(path)
+        assert words in str(e.value) and path.stem in str(e.value) and "\n" not in str(e.value), what
+        assert time.perf_counter() - t0 < 2.0, f"{what}: refused only after building the network"

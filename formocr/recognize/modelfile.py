@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,8 +110,10 @@ def load_model(path: str | Path, verify: bool = True) -> LoadedModel:
             raise ModelError(f"model card {cp.name} not found beside the weights", p)
         try:
             card = json.loads(cp.read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelError(f"model card unreadable: {e}", cp) from None
+        except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or not UTF-8
+            raise ModelError(f"model card unreadable: {type(e).__name__}: {str(e)[:120]}", cp) from None
+        if not isinstance(card, dict):
+            raise ModelError(f"model card is not a JSON object but {type(card).__name__}", cp)
         if card.get("sha256") != digest:
             raise ModelError(
                 f"checksum mismatch: weights sha256 {digest[:16]}… but the card says "
@@ -124,9 +127,45 @@ def load_model(path: str | Path, verify: bool = True) -> LoadedModel:
         with safe_open(str(p), framework="pt") as f:
             header = f.metadata() or {}
         meta = json.loads(header["formocr"])
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError) as e:
-        raise ModelError(f"not a valid formocr model file ({type(e).__name__}: {e})", p) from None
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, ValueError, RecursionError) as e:
+        raise ModelError(f"not a valid formocr model file ({type(e).__name__}: {str(e)[:120]})", p) from None
+    check_meta(meta, p)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelError(f"weights {bad[0]!r} hold NaN or infinite values", p)
     return LoadedModel(state, meta, card, digest, p)
+
+
+MAX_WIDTH = 1024  # channels of a layer; the shipped networks use at most 128
+MAX_HIDDEN = 4096
+
+
+def check_meta(meta: Any, path: Path) -> None:
+    """The settings in a model file's header, checked before any network is built from them: a header that asks
+    for layers thousands of channels wide would take gigabytes before its weights are found not to fit."""
+    if not isinstance(meta, dict):
+        raise ModelError(f"header settings are not a JSON object but {type(meta).__name__}", path)
+    members = meta.get("members", [meta])
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+        raise ModelError("header 'members': expected a non-empty list of objects", path)
+    for m in members:
+        widths = m.get("widths")
+        if widths is not None and (not isinstance(widths, list) or len(widths) != 5 or not all(
+                isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_WIDTH for w in widths)):
+            raise ModelError(f"header 'widths': expected 5 integers from 1 to {MAX_WIDTH}, got {widths!r}", path)
+        hidden = m.get("hidden")
+        if hidden is not None and (not isinstance(hidden, int) or isinstance(hidden, bool)
+                                   or not 1 <= hidden <= MAX_HIDDEN):
+            raise ModelError(f"header 'hidden': expected an integer from 1 to {MAX_HIDDEN}, got {hidden!r}", path)
+        t = m.get("temperature", 1.0)
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
+            raise ModelError(f"header 'temperature': expected a positive number, got {t!r}", path)
+    norm = meta.get("norm")
+    if norm is not None:
+        std, mean = (norm.get("std"), norm.get("mean")) if isinstance(norm, dict) else (None, None)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (std, mean)) \
+                or std <= 0:  # type: ignore[operator]
+            raise ModelError(f"header 'norm': expected a finite mean and a positive std, got {norm!r}", path)
 
 
 def member_weights(meta: dict[str, Any], state: dict[str, torch.Tensor]
