@@ -47,8 +47,11 @@ def _pillow_guards(max_pixels: int) -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
             with warnings.catch_warnings():
-                # Sizes between the limit and twice it only warn; we check the size ourselves.
+                # Sizes between the limit and twice it only warn; we check the size ourselves. Pillow's other
+                # warnings on a damaged file (corrupt EXIF, tags past the end) would be extra lines beside the one
+                # error line a bad file gets: the decode decides, and its error names the file.
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore", UserWarning)
                 yield
         finally:
             Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old_max, old_trunc

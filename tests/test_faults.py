@@ -592,7 +592,6 @@ def _error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("formocr: error: ")]
 
 
-@pytest.mark.filterwarnings("ignore:(Corrupt EXIF data|Tag data larger than file):UserWarning")  # PIL, on cut TIFFs
 def test_a_corpus_of_bad_inputs_through_scan_and_batch(tmp_path: Path) -> None:
     """One scan of every bad file with good pages around them, then a batch of the folder: the good ones are
     read, each bad one is one line naming it, exit 8 (several inputs with failures), never a traceback."""
