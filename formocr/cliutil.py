@@ -52,17 +52,8 @@ def errors_to_exit_codes(fn: F) -> F:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written result."""
-    import tempfile
+    """Write ``text`` through the one atomic writer (:func:`formocr.outputs.write_atomic`): temp file, fsync,
+    rename, and only ever over a regular file."""
+    from formocr.outputs import write_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda f: f.write(text))
