@@ -415,7 +415,7 @@ def test_progress_bar_only_on_a_terminal() -> None:
         p.close()
         text = stream.getvalue()
         assert "formocr: error: b.pdf: corrupt\n" in text  # failures are printed either way
-        assert ("\r" in text and "3/3 docs (1 already done)" in text and "pages/s" in text) == shown
+        assert ("3/3" in text and "docs (1 already done)" in text and "pages/s" in text) == shown
         if not shown:
             assert text == "formocr: error: b.pdf: corrupt\n"
     p = Progress(stream=io.StringIO())

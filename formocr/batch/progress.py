@@ -12,6 +12,7 @@ import time
 from typing import Protocol, TextIO
 
 from formocr.batch.record import RecordSummary
+from formocr.progress import Bar
 
 
 class BatchObserver(Protocol):
@@ -32,25 +33,25 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """A :class:`BatchObserver` for a terminal. ``enabled`` None: show the bar when ``stream`` is a TTY."""
+    """A :class:`BatchObserver` for a terminal (a :class:`formocr.progress.Bar`). ``enabled`` None: show the bar
+    when ``stream`` is a TTY."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, verbose: bool = False,
-                 interval: float = 0.2, width: int = 24) -> None:  # fmt: skip
+                 interval: float = 0.2) -> None:  # fmt: skip
         self.stream = stream if stream is not None else sys.stderr
-        if enabled is None:
-            isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
-        self.enabled = enabled
+        self.bar = Bar(0, "batch", self.stream, enabled)
         self.verbose = verbose
         self.interval = interval
-        self.width = width
         self.total = 0
         self.done = 0
         self.skip = 0
         self.pages = 0
         self.t0 = time.monotonic()
-        self._drawn = False
         self._last = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.bar.enabled
 
     # -- observer -----------------------------------------------------------------------------------------
 
@@ -73,34 +74,27 @@ class Progress:
         self._draw()
 
     def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._drawn = False
+        self.bar.close()
 
     # -- drawing ------------------------------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        """Print a line above the bar (the bar is redrawn under it)."""
-        if self._drawn:
-            self.stream.write("\r\x1b[K")
-            self._drawn = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-        self._draw(force=True)
+        """Print a line above the bar."""
+        self.bar.note(text)
+
+    def rates(self) -> str:
+        """What the bar says after the count, e.g. ``docs (3 already done) · 2.30 docs/s · 5.10 pages/s``."""
+        elapsed = max(time.monotonic() - self.t0, 1e-9)
+        skipped = f" ({self.skip} already done)" if self.skip else ""
+        return f"docs{skipped} · {self.done / elapsed:.2f} docs/s · {self.pages / elapsed:.2f} pages/s"
 
     def line(self) -> str:
-        """The bar's text, e.g. ``[######......] 120/200 docs · 2.3 docs/s · 5.1 pages/s · ETA 0:00:35``."""
+        """The bar's text without the bar, e.g. ``120/200 docs · 2.30 docs/s · 5.10 pages/s · ETA 0:00:35``."""
         seen = self.done + self.skip
-        frac = seen / self.total if self.total else 1.0
-        fill = int(frac * self.width)
         elapsed = max(time.monotonic() - self.t0, 1e-9)
-        dps, pps = self.done / elapsed, self.pages / elapsed
-        left = self.total - seen
-        eta = _clock(left / dps) if dps > 0 else "?"
-        skipped = f" ({self.skip} already done)" if self.skip else ""
-        return (f"[{'#' * fill}{'.' * (self.width - fill)}] {seen}/{self.total} docs{skipped} · "
-                f"{dps:.2f} docs/s · {pps:.2f} pages/s · ETA {eta}")  # fmt: skip
+        dps = self.done / elapsed
+        eta = _clock((self.total - seen) / dps) if dps > 0 else "?"
+        return f"{seen}/{self.total} {self.rates()} · ETA {eta}"
 
     def _draw(self, force: bool = False) -> None:
         if not self.enabled:
@@ -109,6 +103,4 @@ class Progress:
         if not force and now - self._last < self.interval and self.done + self.skip < self.total:
             return
         self._last = now
-        self.stream.write("\r\x1b[K" + self.line())
-        self.stream.flush()
-        self._drawn = True
+        self.bar.update(self.done + self.skip, self.rates(), total=self.total)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from formocr.data.mnist import load_split
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
+from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
 from formocr.train.augment import clean_road, scan_road
@@ -126,26 +126,6 @@ def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512) -> np.nd
         return torch.cat(parts).numpy()
 
 
-class Progress:
-    """A one-line progress display on stderr that only shows when stderr is a terminal."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.tty = total, label, sys.stderr.isatty()
-        self.t0 = time.perf_counter()
-
-    def update(self, done: int, extra: str = "") -> None:
-        if not self.tty:
-            return
-        el = time.perf_counter() - self.t0
-        eta = el / max(done, 1) * (self.total - done)
-        sys.stderr.write(f"\r{self.label} {done}/{self.total} {extra} eta {eta:4.0f}s ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-
-
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
                  ) -> dict[str, Any]:
     """Train, select on validation, calibrate, measure on test, save weights + card; return the card."""
@@ -202,7 +182,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         loader = DataLoader(ds, batch_size=None, sampler=_EpochBatches(len(tr_x), cfg.batch_size, epoch, cfg.seed),
                             num_workers=cfg.workers, persistent_workers=False)
         net.train()
-        prog = Progress(len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
+        prog = Bar(len(loader), f"epoch {epoch + 1}/{cfg.epochs}")
         total_loss, seen = 0.0, 0
         for k, (xb, yb) in enumerate(loader):
             opt.zero_grad(set_to_none=True)

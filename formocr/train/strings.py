@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from formocr.data.mnist import load_split
 from formocr.errors import ConfigError, ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
+from formocr.progress import Bar
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import (
@@ -47,7 +48,6 @@ from formocr.synth.strings import (
     field_grey_of,
     random_text,
 )
-from formocr.train.digits import Progress
 from formocr.train.splits import held_out_split, split_digest
 
 log = logging.getLogger("formocr.train")
@@ -270,7 +270,7 @@ def train_strings(cfg: StringTrainConfig, command: str | None = None,
                         num_workers=cfg.workers, collate_fn=_collate, prefetch_factor=4 if cfg.workers else None)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     history: list[dict[str, Any]] = []
-    prog = Progress(cfg.steps, "strings")
+    prog = Bar(cfg.steps, "strings")
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     for step, (x, y, ylen, widths) in enumerate(loader, start=1):
         x, y = x.to(dev), y.to(dev)
