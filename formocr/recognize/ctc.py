@@ -64,55 +64,31 @@ def best_path(lp: np.ndarray, alphabet: str) -> Decoded:
 
 def string_probability(lp: np.ndarray, text: str, alphabet: str) -> float:
     """P(text | columns) by the CTC forward algorithm (0.0 when the text cannot fit the columns)."""
-    try:
-        labels = [alphabet.index(c) + 1 for c in text]
-    except ValueError:
-        return 0.0
-    T = len(lp)
-    ext = [0]
-    for c in labels:
-        ext += [c, 0]
-    S = len(ext)
-    if T == 0:
-        return 1.0 if not labels else 0.0
-    if not labels:
-        return float(np.exp(lp[:, 0].sum()))
-    ext_a = np.array(ext)
-    # a state may skip the blank before it when its label differs from the one two states back
-    skip = np.zeros(S, bool)
-    for s in range(2, S):
-        skip[s] = ext[s] != 0 and ext[s] != ext[s - 2]
-    alpha = np.full(S, NEG)
-    alpha[0] = lp[0, 0]
-    if S > 1:
-        alpha[1] = lp[0, ext[1]]
-    for t in range(1, T):
-        a1 = np.concatenate([[NEG], alpha[:-1]])
-        a2 = np.where(skip, np.concatenate([[NEG, NEG], alpha[:-2]]), NEG)
-        alpha = np.logaddexp(np.logaddexp(alpha, a1), a2) + lp[t, ext_a]
-    total = np.logaddexp(alpha[-1], alpha[-2])
-    return float(np.exp(min(0.0, total)))
+    return float(string_probabilities(lp, [text], alphabet)[0])
 
 
 def string_probabilities(lp: np.ndarray, texts: Sequence[str], alphabet: str) -> np.ndarray:
-    """:func:`string_probability` of many texts at once: one forward pass over the columns for all of them (a text
-    with a character outside ``alphabet`` gets 0.0)."""
+    """P(text | columns) of each text by the CTC forward algorithm, one pass over the columns for all of them (a
+    text with a character outside ``alphabet``, or longer than the columns allow, gets 0.0)."""
     out = np.zeros(len(texts))
     T = len(lp)
     rows: list[tuple[int, list[int]]] = []
     for k, text in enumerate(texts):
         if any(c not in alphabet for c in text):
             continue
-        if not text or T == 0:
-            out[k] = string_probability(lp, text, alphabet)
-            continue
-        rows.append((k, [alphabet.index(c) + 1 for c in text]))
+        if T == 0:
+            out[k] = 1.0 if not text else 0.0
+        elif not text:
+            out[k] = float(np.exp(lp[:, 0].sum()))
+        else:
+            rows.append((k, [alphabet.index(c) + 1 for c in text]))
     if not rows:
         return out
     S = 2 * max(len(labels) for _, labels in rows) + 1
     ext = np.zeros((len(rows), S), np.int64)  # padding states are blanks past the text's end: never read back
     for r, (_, labels) in enumerate(rows):
         ext[r, 1 : 2 * len(labels) : 2] = labels
+    # a state may skip the blank before it when its label differs from the one two states back
     skip = np.zeros(ext.shape, bool)
     skip[:, 2:] = (ext[:, 2:] != 0) & (ext[:, 2:] != ext[:, :-2])
     alpha = np.full(ext.shape, NEG)
