@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mib, table
 
 from formocr.api import FieldReaderAPI
-from formocr.data.real import Cell, load_cvl, load_register_cells, text_lines
+from formocr.data.real import line_crop, load_cvl, load_register_cells, text_lines
 from formocr.normalize import normalize_digit
 from formocr.options import Options
 from formocr.recognize.digits import DigitClassifier
@@ -87,23 +87,15 @@ def _read(api: FieldReaderAPI, crop: np.ndarray, **constraints: int) -> tuple[st
     return str(f.value or ""), float(f.confidence), bool(f.needs_review), others, time.perf_counter() - t0
 
 
-def _line(cell: Cell, k: int) -> np.ndarray | None:
-    lines = text_lines(cell.gray)
-    if len(lines) <= k:
-        return None
-    y0, y1 = lines[k]
-    pad = max(2, (y1 - y0) // 4)
-    return cell.gray[max(0, y0 - pad) : y1 + pad]
-
-
 def register_cases(api: FieldReaderAPI, limit: int | None) -> Iterator[Case]:
     cells, _ = load_register_cells("birthdate-validation", limit=limit)
     for c in cells:
         if len(c.label) != 8 or not c.label.isdigit():
             continue
+        lines = text_lines(c.gray)
         for name, k, truth, cons in (("years", 0, c.label[:4], {"min_length": 4, "max_length": 4}),
                                      ("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2})):
-            crop = _line(c, k)
+            crop = line_crop(c.gray, lines, k)
             if crop is None:
                 yield Case(name, c.name, truth, "", 0.0, True, True, 0.0)
                 continue

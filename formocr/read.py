@@ -69,12 +69,12 @@ class FieldReader:
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, len(self.digits.classes)), np.float32)
         left_out = [0] * len(regions)
         if self.digits.rejects:  # marks the digit CNN calls "not a digit" leave the field before either reader
+            digit = self.digits.is_digit(probs)
             k = 0
             for i, cs in enumerate(comps):
                 n = len(tiles[i])
-                p = probs[k : k + n]
+                keep = digit[k : k + n]
                 k += n
-                keep = self.digits.is_digit(p)
                 if keep.all():
                     continue
                 left_out[i] = int((~keep).sum())
@@ -82,7 +82,7 @@ class FieldReader:
                 drop = {digit_ids[j] for j in np.nonzero(~keep)[0]}
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
                 tiles[i] = tiles[i][keep]
-            probs = probs[self.digits.is_digit(probs)]
+            probs = probs[digit]
         probs = probs[:, :10]
         sw.lap("classify")
         evs: list[Evidence | None] = [None] * len(regions)

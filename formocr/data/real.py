@@ -187,3 +187,13 @@ def text_lines(gray: np.ndarray, min_height: int = 8) -> list[tuple[int, int]]:
         if y1 - y0 >= min_height:
             lines.append((y0, y1))
     return lines
+
+
+def line_crop(gray: np.ndarray, lines: list[tuple[int, int]], k: int) -> np.ndarray | None:
+    """Line ``k`` of :func:`text_lines` cut out of its cell with a quarter of its height above and below (the
+    margins a field's frame would leave), or None when the cell has fewer lines."""
+    if len(lines) <= k:
+        return None
+    y0, y1 = lines[k]
+    pad = max(2, (y1 - y0) // 4)
+    return gray[max(0, y0 - pad) : y1 + pad]

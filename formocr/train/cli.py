@@ -30,6 +30,9 @@ def main(verbose: int) -> None:
 _mnist_data_option = click.option(
     "--data", type=click.Path(file_okay=False), default=None,
     help="Folder with the MNIST idx files (default: $FORMOCR_MNIST or ../shared/datasets/mnist).")
+_out_option = click.option(
+    "--out", type=click.Path(dir_okay=False), required=True,
+    help="Where to write the model (a training run never writes the shipped one unless told to).")
 
 
 def _training_started(kind: str) -> str:
@@ -47,8 +50,7 @@ def _report(out: str, card: dict[str, Any]) -> None:
 @_mnist_data_option
 @click.option("--epochs", type=click.IntRange(1, 1000), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
+@_out_option
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Torch threads; results are reproducible for the same seed and thread count.")
@@ -99,8 +101,7 @@ def _widths(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split-seed", type=int, default=0, show_default=True,
               help="Picks the 5000 held-out training images; keep it fixed across the members of an ensemble.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
+@_out_option
 @click.option("--limit", type=click.IntRange(100, 60000), default=None, help="Use only N training images (quick runs).")
 @click.option("--val-size", type=click.IntRange(10, 100000), default=1000, show_default=True)
 @click.option("--val-every", type=click.IntRange(1, 10**7), default=500, show_default=True)
@@ -163,8 +164,7 @@ def train_strings_cmd(data: str | None, steps: int, batch_size: int, seed: int, 
 
 @main.command("combine-strings")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
+@_out_option
 @errors_to_exit_codes
 def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
     """Join trained string models into one ensemble model file (each member reads every view)."""
@@ -176,8 +176,7 @@ def combine_strings_cmd(models: tuple[str, ...], out: str) -> None:
 
 @main.command("combine-digits")
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write the model (a training run never writes the shipped one unless told to).")
+@_out_option
 @errors_to_exit_codes
 def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
     """Join trained digit models into one ensemble model file (the mean of their calibrated probabilities)."""
@@ -191,7 +190,7 @@ def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
 @_mnist_data_option
 @click.option("--init", type=click.Path(dir_okay=False), required=True,
               help="A single string model to train on from (`formocr-train extract-member`).")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@_out_option
 @click.option("--steps", type=click.IntRange(1, 10**6), default=1500, show_default=True)
 @click.option("--batch-size", type=click.IntRange(2, 1024), default=48, show_default=True)
 @click.option("--real-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
@@ -223,7 +222,7 @@ def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, ba
 @main.command("extract-member")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--member", "index", type=click.IntRange(min=0), required=True, help="Which member, from 0.")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@_out_option
 @errors_to_exit_codes
 def extract_member_cmd(model: str, index: int, out: str) -> None:
     """Write one member of an ensemble as the single model it was trained as (to train on from it with --init)."""

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from formocr.data.mnist import load_split
-from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, load_cvl, load_register_cells, text_lines
+from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, line_crop, load_cvl, load_register_cells, text_lines
 from formocr.errors import ModelError
 from formocr.recognize.ctc import best_path
 from formocr.recognize.modelfile import code_version, load_model, save_model
@@ -60,24 +60,18 @@ class RealStringConfig:
     registers: str | None = None
 
 
-def _line_crop(cell: Cell, k: int) -> np.ndarray | None:
-    lines = text_lines(cell.gray)
-    if len(lines) <= k:
-        return None
-    y0, y1 = lines[k]
-    pad = max(2, (y1 - y0) // 4)
-    return cell.gray[max(0, y0 - pad) : y1 + pad]
-
-
 def register_lines(cells: list[Cell], min_lines: int = 3) -> list[tuple[np.ndarray, str]]:
     """(line crop, digits) for each cell's year and day. Only cells with at least ``min_lines`` lines of writing:
     in a cell of fewer, the first line is not always the year, and a wrong label teaches a wrong reading."""
     out = []
     for c in cells:
-        if len(c.label) != 8 or not c.label.isdigit() or len(text_lines(c.gray)) < min_lines:
+        if len(c.label) != 8 or not c.label.isdigit():
+            continue
+        lines = text_lines(c.gray)
+        if len(lines) < min_lines:
             continue
         for k, text in ((0, c.label[:4]), (1, str(int(c.label[6:8])))):
-            crop = _line_crop(c, k)
+            crop = line_crop(c.gray, lines, k)
             if crop is not None:
                 out.append((crop, text))
     return out
