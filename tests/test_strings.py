@@ -747,6 +747,7 @@ def _tiny_training(tmp_path: Path, steps: int = 3, batch_size: int = 6, **kw: An
                              out=str(tmp_path / "a.safetensors"), **kw)
 
 
+@pytest.mark.skipif(not (mnist.default_dir() / "train-images-idx3-ubyte.gz").is_file(), reason="no shared MNIST")
 def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     import formocr.train.strings as strings_training
