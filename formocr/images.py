@@ -114,7 +114,7 @@ def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
     return (np.clip(a, 0, None).astype(np.float64) * (255.0 / top)).round().astype(np.uint8)
 
 
-def _rgb_to_page_array(rgb: np.ndarray) -> np.ndarray:
+def rgb_to_page_array(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 → greyscale when the channels are identical (saves memory), else BGR."""
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     if np.array_equal(r, g) and np.array_equal(g, b):
@@ -142,13 +142,13 @@ def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
         return composite_on_white(la[..., 0], la[..., 1])
     if mode in ("RGBA", "RGBa"):
         rgba = np.array(im.convert("RGBA"), dtype=np.uint8)
-        return _rgb_to_page_array(composite_on_white(rgba[..., :3], rgba[..., 3]))
+        return rgb_to_page_array(composite_on_white(rgba[..., :3], rgba[..., 3]))
     if mode != "RGB":
         try:
             im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, 16-bit RGB...
         except (ValueError, OSError) as exc:
             raise UnsupportedInputError(f"unsupported image mode {mode} ({exc})", path) from None
-    return _rgb_to_page_array(np.array(im, dtype=np.uint8))
+    return rgb_to_page_array(np.array(im, dtype=np.uint8))
 
 
 _ORIENTATION = 0x0112

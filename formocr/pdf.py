@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from formocr.errors import CorruptInputError, DependencyError, EmptyInputError, EncryptedInputError, InputTooLargeError
+from formocr.images import rgb_to_page_array
 from formocr.limits import LoadLimits, megapixels
 from formocr.objects import Page
 
@@ -165,22 +166,20 @@ def _read_pnm(data: bytes) -> np.ndarray:
     pixels = np.frombuffer(data, np.uint8, count=w * h * channels, offset=pos + 1)
     if channels == 1:
         return pixels.reshape(h, w)
-    return np.ascontiguousarray(pixels.reshape(h, w, 3)[:, :, ::-1])  # RGB → BGR, as everywhere else
+    return rgb_to_page_array(pixels.reshape(h, w, 3))  # grey when the page has no colour, else BGR
 
 
-def _render_pdf(path: Path, n: int, dpi: int, limits: LoadLimits, color: bool = False) -> Iterator[Page]:
+def _render_pdf(path: Path, n: int, dpi: int, limits: LoadLimits) -> Iterator[Page]:
     """One pdftoppm call per page, its PNM read straight from the pipe (no temporary files, no PIL round trip).
 
-    Greyscale by default: it halves what poppler writes, and nothing downstream uses colour yet.
+    In colour, so colour drop-out and registration see the same page from a PDF as from a PNG scan of it; a page
+    without colour comes back grey, as an image file would (about 0.03 s more a page at 300 dpi than ``-gray``).
     """
     exe = shutil.which("pdftoppm")
     if exe is None:
         raise DependencyError(f"cannot read PDFs: poppler's pdftoppm not found on PATH; {_POPPLER_HINT}", path)
     for number in range(1, n + 1):
-        cmd = [exe, "-r", str(dpi), "-f", str(number), "-l", str(number), "-cropbox"]
-        if not color:
-            cmd.append("-gray")
-        cmd.append(_cli_path(path))
+        cmd = [exe, "-r", str(dpi), "-f", str(number), "-l", str(number), "-cropbox", _cli_path(path)]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=limits.render_timeout_s, check=False)
         except subprocess.TimeoutExpired:
