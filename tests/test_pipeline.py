@@ -65,3 +65,18 @@ def test_debug_dir_pictures(pipeline: Pipeline, tmp_path: Path) -> None:
     pipeline.scan(SAMPLES / "cheque.pdf", debug_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["cheque-p001-binary.png", "cheque-p001-overlay.png", "cheque-p001-tiles.png"]
+
+
+def test_overlay_labels_cover_no_ink(pipeline: Pipeline) -> None:
+    """Each field's label on the overlay sits on blank paper, clear of the other labels."""
+    from formocr.debug import draw_overlay, label_boxes
+    from formocr.timing import StageTimer
+
+    for name in ("cheque.pdf", "numeric_form.pdf"):
+        (work,) = list(pipeline.iter_pages(SAMPLES / name, StageTimer()))
+        boxes = label_boxes(work)
+        assert len(boxes) == len(work.result.fields) > 0
+        for i, b in enumerate(boxes):
+            assert not work.clean.ink[b.y : b.y2, b.x : b.x2].any(), (name, work.result.fields[i].name)
+            assert all(not (b.x < o.x2 and o.x < b.x2 and b.y < o.y2 and o.y < b.y2) for o in boxes[:i])
+        assert draw_overlay(work).shape == (*work.clean.gray.shape, 3)
