@@ -18,11 +18,15 @@ from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import grey_ink, grey_tile
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
-from formocr.recognize.ctc import Constraint
+from formocr.recognize.ctc import Constraint, best_path
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
+
+MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
+LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
+LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,13 @@ class FieldReader:
         sw.lap("classify")
         evs: list[Evidence | None] = [None] * len(regions)
         geoms: list[StripGeometry | None] = [None] * len(regions)
-        if mode != "segmentation" and self.strings is not None and regions:
-            made = [self.strings.field_strips(ink, r.box.h, dpi, g, comb=r.style == "comb", lines=lines)
-                    for (ink, _, lines), r, g in zip(cuts, regions, grays)]
-            geoms = [g for _, g in made]
-            evs = list(self.strings.evidence([s for s, _ in made]))
+        verdicts = [_not_digits(cs, n, None, None) for cs, n in zip(comps, left_out)]
+        todo = [i for i, v in enumerate(verdicts) if v is None]  # the string reader costs most per mark
+        if mode != "segmentation" and self.strings is not None and todo:
+            made = [self.strings.field_strips(cuts[i][0], regions[i].box.h, dpi, grays[i],
+                                              comb=regions[i].style == "comb", lines=cuts[i][2]) for i in todo]
+            for i, (_, g), ev in zip(todo, made, self.strings.evidence([s for s, _ in made])):
+                geoms[i], evs[i] = g, ev
             sw.lap("strings")
         out = []
         k = 0
@@ -99,7 +105,8 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], left_out[i])
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], left_out[i],
+                                    verdicts[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -148,15 +155,20 @@ class FieldReader:
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
-                  dark: np.ndarray | None = None, left_out: int = 0) -> FieldResult:
+                  dark: np.ndarray | None = None, left_out: int = 0, verdict: str | None = None) -> FieldResult:
         mode = self.options.reader
         _, crop_box = cut
+        verdict = verdict or _not_digits(comps, left_out, ev, self.strings)
+        if verdict is not None:  # decided before either reader spends time on it (each costs more per mark)
+            readings: dict[str, object] = {"skipped": verdict, "not_digits": left_out}
+            return self._field_result(region, Reading("none", "", 0.0, (), False), None, readings, left_out,
+                                      verdict)
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
         if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
             crnn = (Reading("crnn", "", 0.0, (), False) if geom.blank
                     else self._crnn_reading(region, constraint, ev, geom, crop_box))
-        readings: dict[str, object] = {}
+        readings = {}
         fused: Fused | None = None
         if seg is not None and crnn is not None:
             assert self.strings is not None and ev is not None
@@ -193,18 +205,18 @@ class FieldReader:
         return self._field_result(region, chosen, fused, readings, left_out)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
-                      left_out: int = 0) -> FieldResult:
+                      left_out: int = 0, verdict: str | None = None) -> FieldResult:
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
-        why = list(interp.problems)
+        why = [verdict] if verdict else list(interp.problems)
         if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
             confidence = 0.0
             why.append("the readers' confidence could not be computed")
         if any(not math.isfinite(ch.p) for ch in chosen.chars):
             chosen = replace(chosen, chars=tuple(replace(ch, p=0.0) if not math.isfinite(ch.p) else ch
                                                  for ch in chosen.chars))
-        if left_out and not any(ch.isdigit() for ch in raw):
+        if left_out and not any(ch.isdigit() for ch in raw) and not verdict:
             why.append(f"no digits found: {left_out} mark(s) that are not digits (rules, margins, letters, smudges)")
         if fused is not None and not fused.agree and confidence < self.options.review_threshold:
             seg_raw, crnn_raw = fused.scores_texts
@@ -221,6 +233,20 @@ class FieldReader:
             needs_review=bool(why), why=tuple(why), box=region.box, chars=chosen.chars,
             normalized=interp.normalized, readings=readings,
         )  # fmt: skip
+
+
+def _not_digits(comps: list[Component], left_out: int, ev: Evidence | None, strings: StringReader | None
+                ) -> str | None:
+    """Why a field is no digit field, in a clerk's words, when that shows before reading: more marks than a
+    digit field holds, or mostly marks the digit CNN calls "not a digit" (letters, words). None otherwise."""
+    marks = sum(c.kind == "digit" for c in comps) + left_out
+    if ev is not None and strings is not None:
+        marks = max(marks, len(best_path(ev[0], strings.alphabet).text))
+    if marks > MAX_FIELD_CHARS:
+        return f"{marks} characters: more than a digit field holds (letters or words?)"
+    if left_out >= LETTER_MARKS and left_out >= LETTER_SHARE * marks:
+        return f"letters or words, not digits: {left_out} of {marks} marks are not digits"
+    return None
 
 
 def _separators(chars: str) -> str:

@@ -17,8 +17,9 @@ def choose_registration(clean: CleanPage, candidates: list[Template] | None = No
     """Register every candidate (built-ins by default) that could lie on the page, and keep the best.
 
     The page's aspect ratio says nothing when a form lies on a larger scanner bed, so candidates are judged by
-    registration itself: among those that register (quality >= MIN_QUALITY), the one whose frames explain the
-    most printed line length (quality × frame length) wins. That is what separates a cheque from an envelope
+    registration itself: among those that register and that :func:`accepts` (its fields' frames are there, not
+    just lines that happen to lie where some of its frames would), the one whose frames explain the most printed
+    line length (quality × frame length) wins. That is what separates a cheque from an envelope
     whose single comb resembles part of the cheque's account comb: both may fit, the cheque explains more.
     """
     temps = candidates if candidates is not None else [load_template(n) for n in BUILTIN]
@@ -38,6 +39,8 @@ def choose_registration(clean: CleanPage, candidates: list[Template] | None = No
             reg = register(clean, t, lines)
         except RegistrationError:
             continue
+        if not accepts(reg):
+            continue
         explained = reg.quality * frame_length_mm(t)
         if best is None or explained > best[0]:
             best = (explained, t, reg)
@@ -50,6 +53,18 @@ def choose_registration(clean: CleanPage, candidates: list[Template] | None = No
             clean.page.source,
         )
     return best[1], best[2]
+
+
+ACCEPT_QUALITY = 0.85  # the automatic choice: a built-in's frames found this well ...
+ACCEPT_FIELDS = 0.9  # ... and this share of its fields' own frames; measured in benchmarks/template_acceptance.py
+
+
+def accepts(reg: Registration) -> bool:
+    """Whether the automatic choice may take the page for ``reg``'s template: its frames, and its fields'
+    frames, are really there. Pages of other layouts reach 0.65 quality with none of the fields found (an
+    envelope's stamp box and rules in a form's grid of boxes); the form's own scans 0.96 with all of them."""
+    fields = len(reg.per_field)
+    return reg.quality >= ACCEPT_QUALITY and (fields == 0 or reg.found >= ACCEPT_FIELDS * fields)
 
 
 def choose_template(clean: CleanPage, candidates: list[Template] | None = None

@@ -17,9 +17,10 @@ stamps and text mostly do not), from :attr:`CleanPage.layout_ink` so drop-out co
    perspective) is fitted with RANSAC, so a corner hidden under a stamp or a scribble is outvoted.
 
 Quality is measured, not assumed: the share of each field's printed frame that lies on page strokes under the
-final transform (tolerance 0.5 mm). A page whose quality stays below :data:`MIN_QUALITY`, or whose transform is
-not a plausible scan (scale outside 0.8-1.25, anisotropy, strong perspective), raises
-:class:`~formocr.errors.RegistrationError` instead of reading digits from the wrong places.
+final transform (tolerance 0.5 mm). A page whose quality stays below :data:`MIN_QUALITY`, on which none of the
+fields' own frames is found, or whose transform is not a plausible scan (scale outside 0.8-1.25, anisotropy,
+strong perspective), raises :class:`~formocr.errors.RegistrationError` instead of reading digits from the wrong
+places.
 
 Page strokes: :mod:`formocr.layout.strokes`; frames as segments: :mod:`formocr.layout.frames`; the matching
 stages: :mod:`formocr.layout.match`; the result and cutting fields with it: :mod:`formocr.layout.registration`.
@@ -34,7 +35,7 @@ import numpy as np
 from formocr.errors import RegistrationError
 from formocr.layout.frames import Segment, frame_anchors, frame_length, frame_segments, project
 from formocr.layout.match import CORNER_RADIUS_MM, coarse_candidates, fit_transform, match_anchors, match_fields
-from formocr.layout.registration import Registration
+from formocr.layout.registration import FOUND, Registration
 from formocr.layout.strokes import FINE_DPI, PageLines, page_lines
 from formocr.layout.template import Template
 from formocr.objects import CleanPage
@@ -211,6 +212,12 @@ def register(clean: CleanPage, template: Template, lines: PageLines | None = Non
             f"page {clean.page.number}: cannot register template {template.name!r}: {why}", clean.page.source
         )
     q, H, method, anchors, rms, per_field = best
+    if per_field and not any(v >= FOUND for v in per_field.values()):
+        raise RegistrationError(
+            f"page {clean.page.number}: cannot register template {template.name!r}: none of its {len(per_field)} "
+            "field frame(s) was found on the page (its other print lines up with something else)",
+            clean.page.source,
+        )
     sx, sy, rot, _, _ = _describe(H, template)
     to_page = _px(H, dpi)
     origin = project(to_page, np.zeros((1, 2)))[0]

@@ -161,11 +161,13 @@ class _Beam:
 
 
 def constrained_beam(lp: np.ndarray, alphabet: str, constraint: Constraint, beam: int = 8,
-                     prune: float = math.log(1e-4)) -> Decoded | None:
+                     prune: float = math.log(1e-4), lengths: int = 16) -> Decoded | None:
     """The most probable text satisfying ``constraint`` (CTC prefix beam search), or None if none survives.
 
     Beams are kept per number of characters so that a reading of the required length is not crowded out by a
-    more probable shorter one. Characters below ``prune`` log-probability in a column are not tried there.
+    more probable shorter one; only the ``lengths`` most probable lengths live on, so a column costs the same
+    however long the strip, and a field's search stays linear in its length. Characters below ``prune``
+    log-probability in a column are not tried there.
     """
     pat = constraint.compiled
     allowed = [k + 1 for k, c in enumerate(alphabet) if c in constraint.chars]
@@ -204,7 +206,8 @@ def constrained_beam(lp: np.ndarray, alphabet: str, constraint: Constraint, beam
         for p, b in nxt.items():
             by_len.setdefault(len(p), []).append((b.total, p))
         keep: dict[str, _Beam] = {}
-        for items in by_len.values():
+        ranked = sorted(by_len.values(), key=lambda items: max(items)[0], reverse=True)
+        for items in ranked[:lengths]:
             items.sort(reverse=True)
             for _, p in items[:beam]:
                 keep[p] = nxt[p]

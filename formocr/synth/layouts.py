@@ -11,7 +11,8 @@ fields. Names tell the roles apart:
 
 * ``field_N``: a field to fill in (the ground truth; N in reading order);
 * ``empty_N``: a real field left blank (a template lists it; automatic mode must not report it);
-* ``text_N``, ``table_N``, ``rule_N``: printed decoration.
+* ``text_N``, ``table_N``, ``rule_N``: printed decoration;
+* ``letters_N``: a box of handwritten letters (:func:`sample_form_layout`), not a digit field.
 
 :func:`layout_values` gives the values for render_form ("" for everything but ``field_N``).
 """
@@ -143,6 +144,39 @@ def random_layout(
         y += used + float(rng.uniform(5.0, 10.0))
     if not any(f.name.startswith("field_") for f in b.fields):  # a page that asks for something
         return random_layout(rng, size, empty_prob, decoys, name)
+    return _renumber(Template(name, width, height, tuple(b.fields)))
+
+
+def sample_form_layout(rng: np.random.Generator, name: str = "handwriting_sample_form") -> Template:
+    """A handwriting-sample form on US letter: instructions, 30 numeric boxes of 2-6 digits in six rows, two long
+    boxes for the alphabet in lower and upper case (``letters_1``, ``letters_2``, written in by
+    :func:`formocr.synth.printer.decorate`), and printed paragraphs: the kind of page no built-in template
+    describes, read in automatic mode, whose long letter boxes must not cost more than their share."""
+    width, height = PAGES["letter"]
+    b = _Builder(rng, width, height)
+    left, right = MARGIN_MM, width - MARGIN_MM
+    y = TOP_MM
+    y += (_paragraph(b, y, left, right - 25.0, height) or 0.0) + 6.0
+    item = 0
+    for _ in range(6):
+        digits = [int(rng.integers(2, 7)) for _ in range(5)]
+        slot = (right - left) / 5
+        for k, n in enumerate(digits):
+            item += 1
+            w = min(slot - 6.0, 6.5 * n + 5.0)
+            b.fields.append(TemplateField(b.name("field"), "digits", (round(left + k * slot, 1), round(y + 4.0, 1),
+                                                                      round(w, 1), 11.0),
+                                          "box", None, {"min_length": 1, "max_length": n}, f"Item {item}"))
+        y += 22.0
+    for alphabet in ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+        b.fields.append(TemplateField(b.name("letters"), "digits", (left, round(y + 4.0, 1), right - left, 13.0),
+                                      "box", None, {}, alphabet))
+        y += 24.0
+    for _ in range(2):
+        used = _paragraph(b, y, left, right - 25.0, height - BOTTOM_MM)
+        if used is None:
+            break
+        y += used + 4.0
     return _renumber(Template(name, width, height, tuple(b.fields)))
 
 

@@ -203,6 +203,38 @@ def decorate(p: Printer, t: Template, rng: np.random.Generator, hand: np.ndarray
         if h_mm - 2 * margin > 40:
             p.text(f"Form NF-{len(t.fields)}  rev. 2", margin + 6, h_mm - margin - 4, 1.8)
             p.text("Page 1 of 1", w_mm - margin - 28, h_mm - margin - 4, 1.8)
+    for f in t.fields:
+        if f.name.startswith("letters_"):
+            _letters(p, hand, writer, rng, f)
+
+
+def _letters(p: Printer, hand: np.ndarray, writer: Writer, rng: np.random.Generator, field: TemplateField) -> None:
+    """The field's label copied letter by letter into its box by hand (a script face, one glyph at a time, each
+    shifted, sized and turned a little): the letter boxes of handwriting-sample forms, which a digit reader must
+    decide about quickly, not read."""
+    x, y, w, h = (p.px(v) for v in field.box_mm)
+    text = (field.label or "").replace(" ", "")
+    if not text or w < 8 or h < 8:
+        return
+    strip = np.zeros((h, w), np.float32)
+    size = 0.55 * h
+    scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, max(4, round(size)))
+    thick = max(1, round(writer.pen * size * 0.9))
+    step = (w - 0.1 * h) / len(text)
+    for i, ch in enumerate(text):
+        glyph = np.zeros((h, max(4, round(step * 1.6))), np.uint8)
+        gy = round(h * 0.72 + rng.normal(0, 0.04) * h)
+        cv2.putText(glyph, ch, (round(0.15 * step), gy), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+                    scale * float(rng.uniform(0.85, 1.1)), 255, thick, cv2.LINE_AA)
+        m = cv2.getRotationMatrix2D((glyph.shape[1] / 2, h / 2), float(rng.normal(0, 4)), 1.0)
+        m[0, 1] += float(np.tan(writer.slant))
+        turned = cv2.warpAffine(glyph, m, (glyph.shape[1], h)).astype(np.float32) / 255.0
+        gx = round(0.05 * h + i * step + float(rng.normal(0, 0.05)) * step)
+        gx0, gx1 = max(0, gx), min(w, gx + turned.shape[1])
+        if gx1 > gx0:
+            np.maximum(strip[:, gx0:gx1], turned[:, gx0 - gx : gx1 - gx], out=strip[:, gx0:gx1])
+    region = hand[y : y + h, x : x + w]
+    np.maximum(region, strip[: region.shape[0], : region.shape[1]], out=region)
 
 
 def _scribble(
