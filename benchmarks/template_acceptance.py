@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
 from common import machine, table
 
 from formocr.errors import RegistrationError
@@ -48,10 +50,8 @@ def _scores(image: np.ndarray, dpi: float) -> dict[str, Registration]:
     lines = page_lines(clean)
     out = {}
     for name in BUILTIN:
-        try:
+        with contextlib.suppress(RegistrationError):
             out[name] = register(clean, load_template(name), lines)
-        except RegistrationError:
-            pass
     return out
 
 

@@ -159,3 +159,62 @@ def test_a_page_that_does_not_register_fails_alone(tmp_path: Path) -> None:
     for f in good["fields"]:  # boxes are in the deskewed page's pixels, around the truth box
         tb, gb = sp.field_boxes[f["name"]], f["box"]
         assert abs(tb.x - gb[0]) < 2 * K and abs(tb.y - gb[1]) < 2 * K, f["name"]
+
+
+def _stranger(i: int, dpi: int) -> np.ndarray:
+    from formocr.synth.layouts import layout_values, random_layout, sample_form_layout
+
+    rng = np.random.default_rng(90_000 + i)
+    lay = random_layout(rng) if i % 2 == 0 else sample_form_layout(rng)
+    return render_form(lay, layout_values(lay, rng), rng, dpi=dpi, writer=Writer.random(rng),
+                       degrade=Degrade.random(rng)).image
+
+
+def _taken(pages: range) -> list[tuple[int, str, float]]:
+    """The pages of ``pages`` (stranger seeds) the automatic choice takes for a built-in form."""
+    from formocr.errors import TemplateError
+
+    out = []
+    for i in pages:
+        clean = preprocess(Page(0, _stranger(i, 100), 100.0, f"stranger {i}"))
+        try:
+            t, reg = choose_registration(clean)
+            out.append((i, t.name, round(reg.quality, 3)))
+        except TemplateError:
+            pass
+    return out
+
+
+def test_no_page_of_another_layout_is_taken_for_a_built_in() -> None:
+    """200 generated pages of other layouts (random numeric forms; handwriting-sample forms whose grid of boxes
+    holds lines where an envelope's stamp box and address rules would lie): the automatic choice takes none of
+    them for a built-in form, so they are read in automatic mode. Two worker processes share the pages."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        taken = [t for part in pool.map(_taken, [range(0, 200, 2), range(1, 200, 2)]) for t in part]
+    assert taken == []
+
+
+@pytest.mark.parametrize("name", ["cheque.pdf", "envelope.png", "numeric_form.pdf", "forms.tiff"])
+def test_each_sample_still_chooses_its_own_form(name: str) -> None:
+    from formocr.io import load_pages
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    truth = json.loads((samples / name).with_suffix(".truth.json").read_text(encoding="utf-8"))
+    want = [p.get("template") or truth.get("template") for p in truth["pages"]]
+    got = []
+    for page in load_pages(samples / name, dpi=150):
+        t, reg = choose_registration(preprocess(page))
+        assert reg.found == len(reg.per_field)
+        got.append(t.name)
+    assert got == want
+
+
+def test_a_named_template_refuses_a_page_where_none_of_its_fields_is() -> None:
+    """--template envelope on a handwriting-sample page: its stamp box and rules may line up with the page's
+    boxes, but its postal-code comb is not there, so the page is not an envelope."""
+    clean = preprocess(Page(0, _stranger(3, 150), 150.0, "sample form"))
+    with pytest.raises(RegistrationError, match="none of its 1 field frame"):
+        register(clean, load_template("envelope"))
