@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import HANDS, hands_source, machine, table
 
 from formocr.layout.detect import find_fields
 from formocr.objects import Box, Page
@@ -60,6 +60,9 @@ def main() -> int:
     ap.add_argument("--forms", type=int, default=300)
     ap.add_argument("--seed", type=int, default=20000)
     ap.add_argument("--max-skew", type=float, default=5.0)
+    ap.add_argument("--hands", choices=HANDS, default="strokes",
+                    help="who writes the digits: the stroke renderer, MNIST test digits, or one CVL validation writer "
+                         "a page (real handwriting)")
     ap.add_argument("--show-errors", action="store_true")
     args = ap.parse_args()
 
@@ -81,6 +84,7 @@ def main() -> int:
                 dpi=300,
                 writer=Writer.random(rng),
                 degrade=Degrade.random(rng, max_skew=args.max_skew),
+                digits=hands_source(args.hands, seed),
             )
             page = Page(0, synth.image, 300.0, f"seed{seed}")
             # automatic mode

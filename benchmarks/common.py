@@ -13,7 +13,8 @@ import numpy as np
 
 from formocr.data.mnist import load_split
 from formocr.objects import CleanPage
-from formocr.synth.strings import DigitBank, StringGenerator, StringSample, clean_page
+from formocr.synth.handwriting import DigitSource
+from formocr.synth.strings import DigitBank, StringGenerator, StringSample, clean_page, writer_digits
 from formocr.train.splits import held_out_split
 
 
@@ -87,3 +88,27 @@ def strings_page(gen: StringGenerator, seed: int, i: int, clean: bool = False) -
     (:func:`formocr.synth.strings.clean_page`), ready for the field reader."""
     sample = strings_sample(gen, seed, i, clean)
     return sample, clean_page(sample)
+
+
+HANDS = ("strokes", "mnist", "cvl")
+_HAND_SETS: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+
+
+def hands_source(hands: str, seed: int) -> DigitSource | None:
+    """Whose digits fill a generated form: the stroke renderer (None), MNIST's test digits (many writers a page),
+    or one CVL validation writer a page (real digits of 60 writers none of whom the readers learnt from)."""
+    if hands == "strokes":
+        return None
+    if hands not in _HAND_SETS:
+        if hands == "mnist":
+            m = load_split("test")
+            _HAND_SETS[hands] = (m.images, m.labels, None)
+        elif hands == "cvl":
+            from formocr.data.real import load_cvl
+
+            c = load_cvl("valid")
+            _HAND_SETS[hands] = (c.images, c.labels, c.writers)
+        else:
+            raise ValueError(f"hands must be one of {', '.join(HANDS)}, not {hands!r}")
+    images, labels, writers = _HAND_SETS[hands]
+    return writer_digits(images, labels, writers, np.random.default_rng([seed, 31]))

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import levenshtein, machine, table
+from common import HANDS, hands_source, levenshtein, machine, table
 
 from formocr.layout.template import load_template
 from formocr.options import Options
@@ -38,6 +38,9 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=200)
     ap.add_argument("--seed", type=int, default=9000)
     ap.add_argument("--max-skew", type=float, default=5.0)
+    ap.add_argument("--hands", choices=HANDS, default="strokes",
+                    help="who writes the digits: the stroke renderer, MNIST test digits, or one CVL validation writer "
+                         "a page (real handwriting)")
     ap.add_argument("--templates", default="cheque,envelope,numeric_form")
     ap.add_argument("--model", default=None, help="digit model (default: the shipped one)")
     ap.add_argument("--strings-model", default=None, help="string model (default: the shipped one)")
@@ -57,7 +60,8 @@ def main() -> int:
         name = names[i % len(names)]
         rng = np.random.default_rng(args.seed + i)
         page = render_form(templates[name], None, rng, dpi=300, writer=Writer.random(rng),
-                           degrade=Degrade.random(rng, max_skew=args.max_skew))
+                           degrade=Degrade.random(rng, max_skew=args.max_skew),
+                           digits=hands_source(args.hands, args.seed + i))
         doc = pipe.scan(page.image)
         if args.write:
             stem = f"page-{args.seed + i}"

@@ -173,3 +173,35 @@ def test_random_layouts_do_not_depend_on_the_opencv_release(monkeypatch: pytest.
     assert values["field_1"] == "74"
     # Hershey Simplex as cv2 5.0 measured it: "H" advances 20 px at a 21 px cap, and a string adds one pixel
     assert layouts.text_width_mm("HH", 2.1) == pytest.approx((20 + 20 + 1) / 10)
+
+
+def _two_writers() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A labelled set of two made-up writers: writer 1 draws every digit as a solid block, writer 2 as a frame."""
+    images = np.zeros((40, 28, 28), np.uint8)
+    images[:20, 4:24, 8:20] = 255
+    images[20:, 4:24, 8:20] = 255
+    images[20:, 7:21, 11:17] = 0
+    labels = np.tile(np.arange(10), 4)
+    writers = np.repeat([1, 2], 20)
+    return images, labels, writers
+
+
+def test_a_form_is_filled_in_by_one_real_writer() -> None:
+    """With ``digits`` the form's digits are that writer's own images (solid blocks here), scaled to the field;
+    separators still come from the stroke renderer; one writer fills in the whole form."""
+    from formocr.synth.strings import writer_digits
+
+    images, labels, writers = _two_writers()
+    rng = np.random.default_rng(3)
+    draw = writer_digits(images, labels, writers, rng)
+    seen = {bool(draw(d, rng)[8, 4] > 0.5) for d in range(10) for _ in range(3)}  # a block's middle is ink
+    assert len(seen) == 1  # one writer for all of them
+    t = load_template("numeric_form")
+    page = render_form(t, {"f01": "4071"}, np.random.default_rng(4), digits=draw)
+    fills = []
+    for _, box in page.char_boxes["f01"]:
+        ink = page.image[box.y : box.y2, box.x : box.x2] < 128
+        fills.append(ink.mean())
+    assert len(fills) == 4
+    solid = next(iter(seen))
+    assert all(f > 0.8 for f in fills) if solid else all(f < 0.8 for f in fills)

@@ -35,7 +35,7 @@ import numpy as np
 from formocr.layout.template import Template, TemplateField
 from formocr.objects import Box
 from formocr.synth.degrade import Degrade, occlude, pick, scan
-from formocr.synth.handwriting import Writer, render_string
+from formocr.synth.handwriting import DigitSource, Writer, render_string
 from formocr.synth.printer import BORDER_MM, Printer, decorate, print_field
 from formocr.synth.values import comb_text, random_value
 
@@ -78,18 +78,19 @@ def _write_line(
     rng: np.random.Generator,
     hand: np.ndarray,
     touch_border_prob: float,
+    digits: DigitSource | None = None,
 ) -> list[tuple[str, Box]]:
     """Write ``text`` as a line in a box field: left-aligned-ish, vertically centred, inside the border."""
     pad = border + 2
     ix0, iy0, iw, ih = box.x + pad, box.y + pad, box.w - 2 * pad, box.h - 2 * pad
     height = box.h * rng.uniform(0.5, 0.72) / writer.height_scale
-    img, chars = render_string(text, writer, rng, max(6, round(height)))
+    img, chars = render_string(text, writer, rng, max(6, round(height)), digits=digits)
     for _ in range(4):  # too wide or too tall for the box: write smaller, as people do
         over = max(img.shape[1] / (iw * 0.96), img.shape[0] / ih)
         if over <= 1.0:
             break
         height = height / over * 0.97
-        img, chars = render_string(text, writer, rng, max(6, round(height)))
+        img, chars = render_string(text, writer, rng, max(6, round(height)), digits=digits)
     inset_max = max(0, iw - img.shape[1])
     x = ix0 + round(min(inset_max, box.w * rng.uniform(0.02, 0.12)))
     free = max(0, ih - img.shape[0])
@@ -113,6 +114,7 @@ def _write_comb(
     rng: np.random.Generator,
     hand: np.ndarray,
     k: float,
+    digits: DigitSource | None = None,
 ) -> list[tuple[str, Box]]:
     """One digit per cell, each 55-80 % of the cell height with some wandering inside the cell."""
     cells = f.cells or max(1, len(text))
@@ -126,10 +128,10 @@ def _write_comb(
         cy0, cy1 = box.y + border + 1, box.y2 - border - 1
         cw, chh = cx1 - cx0, cy1 - cy0
         height = box.h * rng.uniform(0.55, 0.8) / writer.height_scale
-        img, chars = render_string(ch, writer, rng, max(6, round(height)))
+        img, chars = render_string(ch, writer, rng, max(6, round(height)), digits=digits)
         over = max(img.shape[1] / (cw * 0.92), img.shape[0] / chh)
         if over > 1.0:
-            img, chars = render_string(ch, writer, rng, max(6, round(height / over * 0.95)))
+            img, chars = render_string(ch, writer, rng, max(6, round(height / over * 0.95)), digits=digits)
         fx, fy = max(0, cw - img.shape[1]), max(0, chh - img.shape[0])
         x = cx0 + round(np.clip(fx / 2 + rng.normal(0, 0.08) * cw, 0, fx))
         y = cy0 + round(np.clip(fy / 2 + rng.normal(0, 0.08) * chh, 0, fy))
@@ -149,11 +151,14 @@ def render_form(
     degrade: Degrade | None = None,
     touch_border_prob: float = 0.15,
     color: bool = False,
+    digits: DigitSource | None = None,
 ) -> SynthPage:
     """Print ``template``, fill it in by hand and scan it; every field gets a value (random when missing).
 
     A value of "" leaves its field blank. ``degrade`` None means a perfect scan. With ``color`` the page is
     BGR: the form printed in a drop-out colour, the writing in ballpoint blue or black; otherwise uint8 grey.
+    With ``digits`` (:func:`formocr.synth.strings.writer_digits`: one real person's scanned digits, or a bank
+    of many people's) the digits are real handwriting; otherwise the stroke renderer draws them.
     """
     vals = dict(values or {})
     for f in template.fields:
@@ -177,10 +182,10 @@ def render_form(
         if not value:
             chars[f.name] = []
         elif f.style == "comb":
-            chars[f.name] = _write_comb(comb_text(f, value), f, box, writer, rng, hand, p.k)
+            chars[f.name] = _write_comb(comb_text(f, value), f, box, writer, rng, hand, p.k, digits)
         else:
             border = max(1, p.px(BORDER_MM)) if f.style == "box" else 0
-            chars[f.name] = _write_line(value, box, border, writer, rng, hand, touch_border_prob)
+            chars[f.name] = _write_line(value, box, border, writer, rng, hand, touch_border_prob, digits)
     for m in template.marks:
         p.mark(m)
     decorate(p, template, rng, hand, writer)

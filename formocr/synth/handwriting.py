@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import cv2
@@ -146,6 +147,34 @@ class _Inked:
     def moved(self, dx: float, dy: float) -> _Inked:
         d = np.array([dx, dy])
         return _Inked(self.char, [p + d for p in self.paths], self.widths)
+
+
+@dataclass
+class _Scanned:
+    """A real person's digit (float ink, already at its size) placed with its top-left corner at (x, y)."""
+
+    char: str
+    image: np.ndarray
+    x: float = 0.0
+    y: float = 0.0
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        return self.x, self.y, self.x + self.image.shape[1], self.y + self.image.shape[0]
+
+    def moved(self, dx: float, dy: float) -> _Scanned:
+        return _Scanned(self.char, self.image, self.x + dx, self.y + dy)
+
+
+DigitSource = Callable[[int, np.random.Generator], np.ndarray]  # digit → float ink cropped to its strokes
+
+
+def _real_digit(ch: str, digits: DigitSource, rng: np.random.Generator, height_px: float) -> _Scanned:
+    """Digit ``ch`` as one real writer drew it (``digits``), scaled so its ink is ``height_px`` tall."""
+    ink = digits(int(ch), rng)
+    scale = height_px / max(1, ink.shape[0])
+    w = max(1, round(ink.shape[1] * scale))
+    img = cv2.resize(ink, (w, max(1, round(height_px))), interpolation=cv2.INTER_LINEAR)
+    return _Scanned(ch, np.clip(1.5 * img, 0.0, 1.0).astype(np.float32))  # a pen, not a 28×28 scan's grey
 
 
 def _glyph_strokes(ch: str, writer: Writer) -> Glyph:
@@ -273,21 +302,25 @@ def render_string(
     rng: np.random.Generator,
     height_px: int,
     spacing: float | None = None,
+    digits: DigitSource | None = None,
 ) -> tuple[np.ndarray, list[tuple[str, Box]]]:
     """A line of handwriting and, per character (spaces excluded), the box of its ink in the image.
 
     ``spacing`` is the gap between characters as a fraction of ``height_px`` (the writer's own when None); a
-    space adds about half a digit's width. Characters sit on a common baseline with the writer's wobble.
+    space adds about half a digit's width. Characters sit on a common baseline with the writer's wobble. With
+    ``digits`` (e.g. :meth:`formocr.synth.strings.DigitBank.draw` over one real writer's digits) the digits are
+    that person's scanned digits; separators are still drawn by the stroke renderer.
     """
     gap = writer.spacing if spacing is None else spacing
-    placed: list[_Inked] = []
+    placed: list[_Inked | _Scanned] = []
     cursor = 0.0
     pending_space = 0.0
     for ch in text:
         if ch == " ":
             pending_space += 0.45 * height_px
             continue
-        inked = _shape(ch, writer, rng, float(height_px))
+        inked: _Inked | _Scanned = (_real_digit(ch, digits, rng, 0.9 * height_px) if digits and ch.isdigit()
+                                    else _shape(ch, writer, rng, float(height_px)))
         dy = rng.normal(0.0, writer.baseline_wobble) * height_px
         g = 0.0 if not placed else max(0.0, gap + rng.normal(0.0, 0.04)) * height_px
         if ch in ".,":
@@ -307,7 +340,13 @@ def render_string(
         x0, y0, x1, y1 = it.bounds()
         lx, ly = math.floor(x0) - 1, math.floor(y0) - 1
         lw, lh = math.ceil(x1) + 1 - lx, math.ceil(y1) + 1 - ly
-        layer = _raster([it], lx, ly, lw, lh)
+        if isinstance(it, _Scanned):
+            layer = np.zeros((lh, lw), np.float32)
+            sx, sy = round(it.x) - lx, round(it.y) - ly
+            part = layer[sy : sy + it.image.shape[0], sx : sx + it.image.shape[1]]
+            part[...] = it.image[: part.shape[0], : part.shape[1]]
+        else:
+            layer = _raster([it], lx, ly, lw, lh)
         px, py = lx - ox, ly - oy
         region = image[py : py + lh, px : px + lw]
         np.maximum(region, layer[: region.shape[0], : region.shape[1]], out=region)

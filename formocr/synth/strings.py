@@ -19,6 +19,7 @@ pipeline uses for every field, so the string reader trains on what it will see.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -71,6 +72,23 @@ class DigitBank:
         a = self.images[k].astype(np.float32) / 255.0
         ys, xs = np.nonzero(a > 0.1)
         return a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] if len(ys) else a
+
+
+def writer_digits(images: np.ndarray, labels: np.ndarray, writers: np.ndarray | None,
+                  rng: np.random.Generator) -> Callable[[int, np.random.Generator], np.ndarray]:
+    """The digits of one real writer drawn at random from a labelled set (CVL: ``writers`` names each image's
+    writer), as a :func:`formocr.synth.render_form` ``digits`` source: a form is filled in by one person. Where
+    that person wrote no sample of a digit, or the set has no writer ids (MNIST), any writer's digit stands in."""
+    everyone = DigitBank(images, labels)
+    if writers is None:
+        return everyone.draw
+    who = rng.choice(np.unique(writers))
+    own = DigitBank(images[writers == who], labels[writers == who])
+
+    def draw(d: int, r: np.random.Generator) -> np.ndarray:
+        return own.draw(d, r) if len(own.by_label[d]) else everyone.draw(d, r)
+
+    return draw
 
 
 # --- texts ---------------------------------------------------------------------------------------------------
