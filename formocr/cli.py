@@ -246,9 +246,10 @@ def export_group() -> None:
 def export_csv_cmd(results: Path, output: Path | None) -> None:
     """Field values of a batch RESULTS file as CSV: one row per document, one column per field.
 
-    Columns: source, sha256, status, pages, needs_review (the field columns to check), error, then one
-    column per field name (``p2.amount`` when a name repeats on several pages). Cells that a spreadsheet
-    would run as a formula get a leading apostrophe.
+    Columns: source, sha256, status, pages, needs_review (the field columns to check), keyed (the field columns
+    a clerk answered in ``formocr review``: their cells hold the keyed value), error, then one column per field
+    name (``p2.amount`` when a name repeats on several pages). Cells that a spreadsheet would run as a formula
+    get a leading apostrophe.
     """
     from formocr.batch import export_csv
     from formocr.batch.export import write_csv
@@ -263,6 +264,50 @@ def export_csv_cmd(results: Path, output: Path | None) -> None:
     else:
         rows = export_csv(results, output)
         click.echo(f"formocr: {rows} rows -> {output}", err=True)
+
+
+@export_group.command("corrections")
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the data set into (created; files already there are never replaced).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder the documents of a batch were read from [default: beside RESULTS].")
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="The options file of the scan.")
+@errors_to_exit_codes
+def export_corrections_cmd(results: Path, output: Path, root: Path | None, config: str | None) -> None:
+    """Fields keyed in ``formocr review`` as a labelled data set: each field's crop (PNG, cut from its document
+    as the scan saw it) and labels.csv (file, source, page, field, type, value keyed, value read)."""
+    from formocr.review.dataset import export_corrections
+
+    n = export_corrections(results, output, root, _options(config, {}))
+    click.echo(f"formocr: {n} labelled crops -> {output}", err=True)
+
+
+@main.command()
+@click.argument("results", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder the documents of a batch were read from [default: beside RESULTS].")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: a free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="The options file the results were read with (crops are cleaned up the same way).")
+@errors_to_exit_codes
+def review(results: Path, root: Path | None, port: int, open_browser: bool, config: str | None) -> None:
+    """Settle every field of RESULTS (a scan JSON or a batch results file) that needs review, in a browser.
+
+    Serves a page on 127.0.0.1 and prints its address, with a random token, on stdout. Each answer is appended
+    to RESULTS.corrections.jsonl at once (kill the server at any moment: nothing typed is lost, and the next
+    review resumes where this one stopped); ``export csv`` and ``eval results`` take the answers into account.
+    Stop it with Ctrl+C.
+    """
+    from formocr.review.server import ReviewSession, serve
+
+    session = ReviewSession.open(results, root, _options(config, {}))
+    try:
+        serve(session, port, open_browser)
+    finally:
+        session.close()
 
 
 @main.group("template")

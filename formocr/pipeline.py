@@ -25,7 +25,7 @@ from formocr.layout.template import Template, load_template
 from formocr.limits import LoadLimits
 from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, FieldResult, Page, PageResult
 from formocr.options import Options
-from formocr.preprocess import PreprocessOptions, preprocess
+from formocr.preprocess import preprocess, reading_preprocess
 from formocr.read import FieldReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
@@ -63,12 +63,7 @@ class Pipeline:
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template and not self._auto else None
         )
-        # Speckle is removed per field by the segmenter, against the size of the field's own digits; a
-        # page-wide pass would cost a full-page labelling (~45 ms of a 300-dpi letter page) for nothing.
-        self.pre = PreprocessOptions(
-            deskew=self.options.deskew, max_skew_deg=self.options.max_skew_deg, binarizer=self.options.binarizer,
-            speckle_mm=0.0, dropout=self.options.dropout,
-        )
+        self.pre = reading_preprocess(self.options)
 
     @property
     def models(self) -> dict[str, str]:

@@ -47,15 +47,26 @@ class FieldOutcome:
     detail: str = ""
     document: str | None = None  # the results document it was found in (None: none, or one that failed)
     match: str = "exact"  # "exact": the value or its normalized form; "digits": the same digits, whatever else
+    keyed: str | None = None  # what a clerk keyed in review ("" illegible); None: the reading stands
 
     @property
     def right(self) -> bool:
         if self.status != "read":
             return False
+        return self._same(self.value, self.normalized)
+
+    @property
+    def final_right(self) -> bool:
+        """Whether the final value (keyed in review where a clerk did, else the reading) is the truth's."""
+        if self.keyed is None:
+            return self.right
+        return self.status == "read" and self._same(self.keyed, None)
+
+    def _same(self, value: str | None, normalized: str | None) -> bool:
         if self.match == "digits":
-            return _digits(self.truth.value) == _digits(self.value or "")
+            return _digits(self.truth.value) == _digits(value or "")
         want = self.truth.value.strip()
-        return want in {(self.value or "").strip(), (self.normalized or "").strip()}
+        return want in {(value or "").strip(), (normalized or "").strip()}
 
     def accepted_at(self, threshold: float, char_threshold: float) -> bool:
         return self.status == "read" and self.confidence >= threshold and self.min_char_p >= char_threshold
@@ -69,6 +80,7 @@ class FieldOutcome:
         return {"source": self.truth.source, "page": self.truth.page, "field": self.truth.field,
                 "truth": self.truth.value, "status": self.status, "value": self.value,
                 "confidence": round(self.confidence, 6), "needs_review": self.needs_review,
+                **({"keyed": self.keyed} if self.keyed is not None else {}),
                 **({"detail": self.detail} if self.detail else {})}
 
 
@@ -162,7 +174,7 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument], match
         else:
             out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
                                     needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings,
-                                    document=doc.source, match=match))
+                                    document=doc.source, match=match, keyed=f.keyed))
     if truth and not matched:
         raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
                           f"results e.g. {next(iter(docs))!r})")
@@ -179,6 +191,8 @@ class Tally:
     accepted: int  # not needs_review, as the results recorded it
     accepted_right: int
     readers: dict[str, tuple[int, int]]  # reader → (fields it read, of them with the truth's digits)
+    keyed: int = 0  # fields a clerk answered in review (keyed, or marked illegible)
+    final_right: int = 0  # right after review: the keyed value where there is one, else the reading
 
     @classmethod
     def of(cls, group: Sequence[FieldOutcome]) -> Tally:
@@ -190,7 +204,8 @@ class Tally:
                 readers[r] = (seen + 1, good + bool(ok))
         acc = [o for o in group if o.status == "read" and not o.needs_review]
         return cls(len(group), sum(o.right for o in group), sum(o.status != "read" for o in group), len(acc),
-                   sum(o.right for o in acc), readers)
+                   sum(o.right for o in acc), readers, sum(o.keyed is not None for o in group),
+                   sum(o.final_right for o in group))
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "right": self.right, "accuracy": _share(self.right, self.n), "unread": self.unread,
@@ -198,7 +213,9 @@ class Tally:
                 "accepted_right": self.accepted_right, "accepted_accuracy": _share(self.accepted_right, self.accepted),
                 "accepted_accuracy_low95": _round(wilson_low(self.accepted_right, self.accepted)),
                 "readers": {r: {"read": s, "digits_right": g, "accuracy": _share(g, s)}
-                            for r, (s, g) in sorted(self.readers.items())}}
+                            for r, (s, g) in sorted(self.readers.items())},
+                "keyed": self.keyed, "final_right": self.final_right,
+                "final_accuracy": _share(self.final_right, self.n)}
 
 
 def _share(k: int, n: int) -> float | None:
@@ -295,12 +312,15 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"review threshold {report['review_threshold']}, character threshold {report['char_review_threshold']}, "
              f"values matched {'by their digits' if report['match'] == 'digits' else 'exactly'}",
              "| fields | n | right % | unread | accepted % | accepted right % | low end 95% | "
-             + " | ".join(f"{r} alone %" for r in report["all"]["readers"]) + " |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(report["all"]["readers"])]
+             + " | ".join(f"{r} alone %" for r in report["all"]["readers"])
+             + (" | keyed in review | right after review %" if report["all"]["keyed"] else "") + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(report["all"]["readers"])
+             + ("---|---|" if report["all"]["keyed"] else "")]
     for name, t in [("all", report["all"]), *report["fields"].items()]:
         readers = " | ".join(pct(t["readers"].get(r, {}).get("accuracy")) for r in report["all"]["readers"])
+        after = f" | {t['keyed']} | {pct(t['final_accuracy'])}" if report["all"]["keyed"] else ""
         lines.append(f"| {name} | {t['n']} | {pct(t['accuracy'])} | {t['unread']} | {pct(t['accepted_share'])} | "
-                     f"{pct(t['accepted_accuracy'])} | {pct(t['accepted_accuracy_low95'])} | {readers} |")
+                     f"{pct(t['accepted_accuracy'])} | {pct(t['accepted_accuracy_low95'])} | {readers}{after} |")
     lines += ["", "| review threshold | accepted % | accepted wrong | accepted right % | low end 95% |",
               "|---|---|---|---|---|"]
     for row in report["sweep"]:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from formocr.batch.record import Record
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
 
-__all__ = ["FieldRead", "ResultDocument", "ResultPage", "TruthField", "load_results", "load_truth"]
+__all__ = ["FieldRead", "ResultDocument", "ResultPage", "TruthField", "iter_documents", "load_results", "load_truth"]
 
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class FieldRead:
     needs_review: bool
     min_char_p: float
     readings: dict[str, str]  # reader → its raw text
+    keyed: str | None = None  # what a clerk keyed in review ("" for illegible / not filled); None: not reviewed
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,24 +181,61 @@ class ResultDocument:
 def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
     """Documents by source from scan output (JSON or JSON Lines) and batch results files; the last line of a
     source wins, as in a batch results file. A last line cut short (a run still writing, or killed: no newline,
-    not JSON) is left out. JSON Lines are read a line at a time, so a batch file of any size fits in memory."""
+    not JSON) is left out. JSON Lines are read a line at a time, so a batch file of any size fits in memory.
+    What clerks keyed in ``formocr review`` (the corrections file beside each results file) rides along on its
+    fields as ``keyed``."""
+    from formocr.review.corrections import read_corrections
+
     docs: dict[str, ResultDocument] = {}
     for p in map(Path, paths):
+        answers = read_corrections(p)
         for doc in _documents(p):
-            docs[doc.source] = doc
+            docs[doc.source] = _with_answers(doc, answers) if answers else doc
     if not docs:
         raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
     return docs
 
 
+def _with_answers(doc: ResultDocument, answers: dict[tuple[str, int, str], Any]) -> ResultDocument:
+    if doc.pages is None:
+        return doc
+    pages = {}
+    for number, page in doc.pages.items():
+        fields = {}
+        for name, f in page.fields.items():
+            a = answers.get((doc.source, number, name))
+            if a is not None and a.action in ("keyed", "illegible"):
+                f = FieldRead(f.value, f.normalized, f.confidence, f.needs_review, f.min_char_p, f.readings,
+                              a.value or "")
+            fields[name] = f
+        pages[number] = ResultPage(fields, page.error)
+    return ResultDocument(doc.source, pages, doc.error)
+
+
 def _documents(path: Path) -> Iterable[ResultDocument]:
+    for n, source, document, error in iter_documents(path):
+        if document is None:
+            yield ResultDocument(source, None, error)
+            continue
+        try:
+            doc = ResultDocument.parse(document)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"line {n}: the document {document.get('source')!r} is not as formocr writes it "
+                              f"({type(e).__name__}: {e})", path) from None
+        yield ResultDocument(source, doc.pages)
+
+
+def iter_documents(path: str | Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(line, source, scan document or None, error or None) for each document of scan output (JSON or JSON Lines) or a
+    batch results file, in file order; a batch record's source is its key (relative to the batch's folder)."""
+    p = Path(path)
     try:
-        yield from _documents_of(path)
+        yield from _documents_of(p)
     except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text; give what formocr scan or batch wrote", path) from None
+        raise ConfigError("not UTF-8 text; give what formocr scan or batch wrote", p) from None
 
 
-def _documents_of(path: Path) -> Iterable[ResultDocument]:
+def _documents_of(path: Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None]]:
     with _open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -206,13 +244,13 @@ def _documents_of(path: Path) -> Iterable[ResultDocument]:
                 item = json.loads(line)
             except json.JSONDecodeError:
                 if n == 1:  # one document printed over many lines (formocr scan's own output)
-                    yield _result_document(_json_line(line + f.read(), 1, path), 1, path)
+                    yield _source_document(_json_line(line + f.read(), 1, path), 1, path)
                     return
                 if not line.endswith("\n"):  # only the last line can end without one
                     log.warning("%s: the last line is cut short (a run still writing, or killed); left out", path)
                     return
                 item = _json_line(line, n, path)  # raises, naming the line
-            yield _result_document(item, n, path)
+            yield _source_document(item, n, path)
 
 
 def _json_line(line: str, n: int, path: Path) -> Any:
@@ -222,22 +260,18 @@ def _json_line(line: str, n: int, path: Path) -> Any:
         raise ConfigError(f"line {n} is not JSON ({e.msg}); give what formocr scan or batch wrote", path) from None
 
 
-def _result_document(item: Any, n: int, path: Path) -> ResultDocument:
-    source: str | None = None  # a batch record's source is the key (relative to its folder), not the document's
-    document = item
+def _source_document(item: Any, n: int, path: Path) -> tuple[int, str, dict[str, Any] | None, str | None]:
     if isinstance(item, dict) and "formocr_batch" in item:
         try:
             rec = Record.from_dict(item)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"line {n} is not a formocr batch record ({e})", path) from None
         if rec.error is not None:
-            return ResultDocument(rec.source, None, f"{rec.error.type}: {rec.error.message}")
-        source, document = rec.source, rec.document
+            return n, rec.source, None, f"{rec.error.type}: {rec.error.message}"
+        document: Any = rec.document
+        source: str | None = rec.source
+    else:
+        document, source = item, None
     if not (isinstance(document, dict) and "formocr" in document and isinstance(document.get("pages"), list)):
         raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
-    try:
-        doc = ResultDocument.parse(document)
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"line {n}: the document {document.get('source')!r} is not as formocr writes it "
-                          f"({type(e).__name__}: {e})", path) from None
-    return doc if source is None else ResultDocument(source, doc.pages)
+    return n, (source if source is not None else str(document.get("source"))), document, None

@@ -316,7 +316,7 @@ def test_bad_files_each_get_one_error_line_and_the_good_ones_are_read(
     assert err.strip().splitlines()[-1].startswith(f"formocr: batch: {len(recs)} documents: {len(truth)} ok, "
                                                    f"{len(bad)} failed")
     rows = list(csv.DictReader(csv_out.open(newline="")))
-    assert list(rows[0]) == ["source", "sha256", "status", "pages", "needs_review", "error", "p1.postal_code",
+    assert list(rows[0]) == ["source", "sha256", "status", "pages", "needs_review", "keyed", "error", "p1.postal_code",
                              "p2.postal_code"]
     assert len(rows) == len(recs) and sum(r["status"] == "error" and r["error"] != "" for r in rows) == len(bad)
     assert all(r["p1.postal_code"] + r["p2.postal_code"] == "".join(truth[r["source"]]) for r in rows
@@ -386,7 +386,7 @@ def test_csv_export_one_row_per_document(tmp_path: Path) -> None:
     assert export_csv(res, out) == 4
     rows = list(csv.DictReader(out.open(newline="")))
     assert [r["source"] for r in rows] == ["a.pdf", "b.pdf", "c.pdf", "d.pdf"]
-    assert list(rows[0])[6:] == ["p1.amount", "p2.amount", "amount", "date", "field.status"]
+    assert list(rows[0])[7:] == ["p1.amount", "p2.amount", "amount", "date", "field.status"]
     assert (rows[0]["p1.amount"], rows[0]["p2.amount"], rows[0]["needs_review"]) == ("7.00", "8.00", "p2.amount")
     assert rows[1]["amount"] == "'=1+2" and rows[1]["date"] == "01/02/2026"
     assert rows[2]["status"] == "error" and rows[2]["error"] == "'-c.pdf: corrupt" and rows[2]["amount"] == ""

@@ -21,7 +21,7 @@ from formocr.batch.results import iter_records
 from formocr.errors import ResultsFileError
 from formocr.outputs import write_atomic
 
-FIXED_COLUMNS = ("source", "sha256", "status", "pages", "needs_review", "error")
+FIXED_COLUMNS = ("source", "sha256", "status", "pages", "needs_review", "keyed", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -61,10 +61,22 @@ def _open_results(src: Path) -> Iterator[BinaryIO]:
         yield f
 
 
+def _pages_of_fields(document: dict[str, Any]) -> list[int]:
+    """The page of each field, in :func:`field_columns` order."""
+    return [int(p.get("page", 1)) for p in document.get("pages") or [] for _ in p.get("fields") or []]
+
+
 def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
-    """Write the CSV of ``results`` to an open text stream (opened with ``newline=""``); returns the rows."""
+    """Write the CSV of ``results`` to an open text stream (opened with ``newline=""``); returns the rows.
+
+    Where a clerk answered a field in ``formocr review`` (the corrections file beside the results), its column
+    holds the keyed value (empty for illegible / not filled), the column is named in ``keyed`` and no longer in
+    ``needs_review``; a skipped field still needs review."""
+    from formocr.review.corrections import read_corrections
+
     src = Path(results)
     offsets = _index(src)
+    answers = read_corrections(src)
     sources = sorted(offsets)
     columns: dict[str, None] = {}
     with _open_results(src) as f:
@@ -77,11 +89,18 @@ def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
             rec = _read_at(f, offsets[s])
             values: dict[str, Any] = {}
             review: list[str] = []
-            for col, fld in field_columns(rec.document or {}):
+            keyed: list[str] = []
+            doc = rec.document or {}
+            for (col, fld), page in zip(field_columns(doc), _pages_of_fields(doc)):
+                a = answers.get((rec.source, page, str(fld.get("name"))))
+                if a is not None and a.action in ("keyed", "illegible"):
+                    values[_column(col)] = a.value or ""
+                    keyed.append(_column(col))
+                    continue
                 values[_column(col)] = fld.get("value")
                 if fld.get("needs_review"):
                     review.append(_column(col))
-            row = [rec.source, rec.sha256, rec.status, rec.pages, ";".join(review),
+            row = [rec.source, rec.sha256, rec.status, rec.pages, ";".join(review), ";".join(keyed),
                    rec.error.message if rec.error else ""]  # fmt: skip
             w.writerow([safe_cell(v) for v in row] + [safe_cell(values.get(c)) for c in columns])
     return len(sources)
