@@ -58,7 +58,8 @@ function show(item) {
     for (const ch of item.chars) {
       const td = document.createElement("td");
       const t = ch.top[r];
-      td.textContent = t ? (r === 0 ? t[0] : `${t[0]} ${(t[1] * 100).toFixed(0)}%`) : "";
+      const pct = t && t[1] < 0.01 ? "<1" : t ? (t[1] * 100).toFixed(0) : "";
+      td.textContent = t ? (r === 0 ? t[0] : `${t[0]} ${pct}%`) : "";
       tr.append(td);
     }
     rows.append(tr);
