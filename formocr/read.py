@@ -72,6 +72,7 @@ class FieldReader:
         allt = np.concatenate(tiles) if tiles else np.zeros((0, 28, 28), np.float32)
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, len(self.digits.classes)), np.float32)
         left_out = [0] * len(regions)
+        dropped_at: list[tuple[int, ...]] = [()] * len(regions)  # positions (from 1) of the marks left out
         if self.digits.rejects:  # marks the digit CNN calls "not a digit" leave the field before either reader
             digit = self.digits.is_digit(probs)
             k = 0
@@ -84,6 +85,7 @@ class FieldReader:
                 left_out[i] = int((~keep).sum())
                 digit_ids = [j for j, c in enumerate(cs) if c.kind == "digit"]
                 drop = {digit_ids[j] for j in np.nonzero(~keep)[0]}
+                dropped_at[i] = tuple(sorted(j + 1 for j in drop))
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
                 tiles[i] = tiles[i][keep]
             probs = probs[digit]
@@ -106,7 +108,7 @@ class FieldReader:
             p = probs[k : k + n]
             k += n
             result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], left_out[i],
-                                    verdicts[i])
+                                    verdicts[i], dropped_at[i])
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -155,7 +157,8 @@ class FieldReader:
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
-                  dark: np.ndarray | None = None, left_out: int = 0, verdict: str | None = None) -> FieldResult:
+                  dark: np.ndarray | None = None, left_out: int = 0, verdict: str | None = None,
+                  dropped_at: tuple[int, ...] = ()) -> FieldResult:
         mode = self.options.reader
         _, crop_box = cut
         verdict = verdict or _not_digits(comps, left_out, ev, self.strings)
@@ -202,10 +205,11 @@ class FieldReader:
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
         if left_out:
             readings["not_digits"] = left_out
-        return self._field_result(region, chosen, fused, readings, left_out)
+        return self._field_result(region, chosen, fused, readings, left_out, dropped_at=dropped_at)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
-                      left_out: int = 0, verdict: str | None = None) -> FieldResult:
+                      left_out: int = 0, verdict: str | None = None, dropped_at: tuple[int, ...] = ()
+                      ) -> FieldResult:
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
@@ -226,6 +230,9 @@ class FieldReader:
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low:
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
+        if why and dropped_at and any(ch.isdigit() for ch in raw):  # explains a review, never causes one
+            where = ", ".join(str(k) for k in dropped_at)
+            why.append(f"not a digit at position {where} (left out)")
         if interp.problems:
             confidence = min(confidence, 0.5)
         return FieldResult(

@@ -90,3 +90,18 @@ def test_print_along_a_crop_is_not_writing() -> None:
     assert printed[:, :31].all() or printed[::2, 30].all()
     assert printed[50:52].all() and printed[:, 120:122][ink[:, 120:122]].all()
     assert not printed[15:40, 70:74].any()
+
+
+def test_a_mark_left_out_is_named_when_the_field_needs_review(reader: FieldReaderAPI) -> None:
+    """Digits written, then a letter: the letter is left out of the reading, and when the field needs review
+    (here: too few digits for it), ``why`` says where the mark that is not a digit was."""
+    f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "407"}, np.random.default_rng(11),
+                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
+    b, m = sp.field_boxes["f"], 35
+    crop = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m].copy()
+    right = max(box.x2 for _, box in sp.char_boxes["f"]) - (b.x - m)
+    cv2.putText(crop, "K", (right + 40, crop.shape[0] - 60), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.2, 20, 6)
+    r = reader.read_field(crop, "digits", min_length=5, max_length=5)
+    assert r.raw == "407" and r.needs_review
+    assert "not a digit at position 4 (left out)" in r.why, r.why
