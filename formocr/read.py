@@ -30,6 +30,16 @@ LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or w
 
 
 @dataclass(frozen=True)
+class _Notes:
+    """What was learnt about a field before reading it, for ``why``."""
+
+    left_out: int = 0  # marks the digit CNN called "not a digit", left out
+    dropped_at: tuple[int, ...] = ()  # their positions (from 1) among the field's marks
+    verdict: str | None = None  # the field is no digit field (decided before reading), and why
+    crossed: bool = False  # a printed line runs through the writing area
+
+
+@dataclass(frozen=True)
 class FieldWork:
     """What was learnt about one field on the way to its result (the debug writer draws from it)."""
 
@@ -107,8 +117,8 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], left_out[i],
-                                    verdicts[i], dropped_at[i])
+            notes = _Notes(left_out[i], dropped_at[i], verdicts[i], _crossed(cuts[i][2], cuts[i][1], r))
+            result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], notes)
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
         return out
@@ -157,15 +167,15 @@ class FieldReader:
 
     def _assemble(self, region: FieldRegion, constraint: Constraint, comps: list[Component], probs: np.ndarray,
                   ev: Evidence | None, geom: StripGeometry | None, cut: tuple[np.ndarray, Box],
-                  dark: np.ndarray | None = None, left_out: int = 0, verdict: str | None = None,
-                  dropped_at: tuple[int, ...] = ()) -> FieldResult:
+                  dark: np.ndarray | None = None, notes: _Notes = _Notes()) -> FieldResult:
         mode = self.options.reader
         _, crop_box = cut
-        verdict = verdict or _not_digits(comps, left_out, ev, self.strings)
+        left_out = notes.left_out
+        verdict = notes.verdict or _not_digits(comps, left_out, ev, self.strings)
         if verdict is not None:  # decided before either reader spends time on it (each costs more per mark)
             readings: dict[str, object] = {"skipped": verdict, "not_digits": left_out}
-            return self._field_result(region, Reading("none", "", 0.0, (), False), None, readings, left_out,
-                                      verdict)
+            return self._field_result(region, Reading("none", "", 0.0, (), False), None, readings,
+                                      replace(notes, verdict=verdict))
         seg = self._seg_reading(region, comps, probs) if mode != "crnn" else None
         crnn = None
         if ev is not None and geom is not None:  # a blank strip reads as nothing, as segmentation reads it
@@ -205,11 +215,11 @@ class FieldReader:
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
         if left_out:
             readings["not_digits"] = left_out
-        return self._field_result(region, chosen, fused, readings, left_out, dropped_at=dropped_at)
+        return self._field_result(region, chosen, fused, readings, notes)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
-                      left_out: int = 0, verdict: str | None = None, dropped_at: tuple[int, ...] = ()
-                      ) -> FieldResult:
+                      notes: _Notes = _Notes()) -> FieldResult:
+        left_out, verdict, dropped_at = notes.left_out, notes.verdict, notes.dropped_at
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
@@ -230,9 +240,11 @@ class FieldReader:
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low:
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
-        if why and dropped_at and any(ch.isdigit() for ch in raw):  # explains a review, never causes one
+        if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)
             why.append(f"not a digit at position {where} (left out)")
+        if why and notes.crossed:
+            why.append("a printed line crosses the field")
         if interp.problems:
             confidence = min(confidence, 0.5)
         return FieldResult(
@@ -254,6 +266,16 @@ def _not_digits(comps: list[Component], left_out: int, ev: Evidence | None, stri
     if left_out >= LETTER_MARKS and left_out >= LETTER_SHARE * marks:
         return f"letters or words, not digits: {left_out} of {marks} marks are not digits"
     return None
+
+
+def _crossed(lines: np.ndarray, crop_box: Box, region: FieldRegion) -> bool:
+    """Whether a printed line (of those field_cut took out) runs across the middle of the field's writing area,
+    not along its frame: half the field's width, in its middle 60% of height."""
+    b = region.box
+    y0, y1 = b.y - crop_box.y + round(0.2 * b.h), b.y - crop_box.y + round(0.8 * b.h)
+    x0, x1 = max(0, b.x - crop_box.x), max(0, b.x2 - crop_box.x)
+    band = lines[max(0, y0) : max(0, y1), x0:x1]
+    return bool(band.size) and bool((band.sum(axis=1) >= 0.5 * b.w).any())
 
 
 def _separators(chars: str) -> str:

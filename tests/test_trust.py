@@ -105,3 +105,20 @@ def test_a_mark_left_out_is_named_when_the_field_needs_review(reader: FieldReade
     r = reader.read_field(crop, "digits", min_length=5, max_length=5)
     assert r.raw == "407" and r.needs_review
     assert "not a digit at position 4 (left out)" in r.why, r.why
+
+
+def test_a_printed_line_through_the_writing_is_named(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A rule printed across the middle of a box (a form printed over another): when the field needs review,
+    ``why`` says a printed line crosses it."""
+    import json
+
+    f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {"min_length": 5, "max_length": 5})
+    t = Template("one", 100.0, 52.0, (f,))
+    sp = render_form(t, {"f": "407"}, np.random.default_rng(11), writer=Writer(slant=-0.05, pen=0.11),
+                     touch_border_prob=0.0)
+    b = sp.field_boxes["f"]
+    page = sp.image.copy()
+    cv2.line(page, (b.x - 40, b.y + b.h // 2), (b.x2 + 40, b.y + b.h // 2), 20, 4)
+    (tmp_path / "one.json").write_text(json.dumps(t.to_dict()))
+    r = formocr.scan(page, template=str(tmp_path / "one.json")).field("f")
+    assert r.needs_review and "a printed line crosses the field" in r.why, r.why
