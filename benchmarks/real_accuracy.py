@@ -46,6 +46,7 @@ from formocr.data.real import line_crop, load_cvl, load_register_cells, text_lin
 from formocr.normalize import normalize_digit
 from formocr.options import Options
 from formocr.recognize.digits import DigitClassifier
+from formocr.recognize.modelfile import card_path
 from formocr.score import wilson_low
 
 SWEEP = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -198,6 +199,8 @@ def main() -> int:
     ap.add_argument("--cases", type=Path, default=None, help="write every item's reading here (JSON Lines)")
     ap.add_argument("--png", type=Path, default=None, help="write a reliability diagram per set into this folder")
     ap.add_argument("--target", type=float, default=0.995, help="accepted accuracy a chosen threshold must show")
+    ap.add_argument("--write-card", action="store_true",
+                    help="record the table in both models' cards under 'real_evaluation' (weights untouched)")
     args = ap.parse_args()
     opts = Options(digits_model=args.digits_model, strings_model=args.strings_model)
     api = FieldReaderAPI(opts)
@@ -240,6 +243,20 @@ def main() -> int:
           f"{100 * args.target:.1f}% right at the low end of the 95% interval), confirmed on the other half:")
     print(table(["set", "chosen on", "threshold", "confirmed on", "accepted", "right among accepted", "low 95%"],
                 [row for name in names for row in _halves(name, cases, args.target)]))
+    if args.write_card:
+        record = {"command": "python benchmarks/real_accuracy.py " + " ".join(a for a in sys.argv[1:]
+                                                                              if a != "--write-card"),
+                  "data": "CVL valid (60 writers, split by id parity), danish-registers birthdate-validation and "
+                          "row_id-validation; never trained on",
+                  "review_threshold": opts.review_threshold, "machine": machine(),
+                  "columns": ["set", "items", "exact", "accepted", "right among accepted", "low 95%", "ECE",
+                              "per item"], "rows": rows}
+        for loaded in (api.pipeline.classifier.loaded, api.pipeline.strings.loaded if api.pipeline.strings else None):
+            if loaded is not None:
+                path = card_path(loaded.path)
+                card = json.loads(path.read_text("utf-8"))
+                card["real_evaluation"] = record
+                path.write_text(json.dumps(card, indent=2) + "\n", "utf-8")
     print(f"\n{machine()}; models: digits {api.pipeline.classifier.identity}, strings "
           f"{api.pipeline.strings.identity if api.pipeline.strings else '-'}; {time.perf_counter() - t_all:.0f} s, "
           f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
