@@ -84,7 +84,7 @@ def test_training_lives_in_formocr_train_only() -> None:
     from formocr.train.cli import main as train
 
     assert isinstance(read, click.Group) and isinstance(train, click.Group)
-    assert set(read.commands) == {"scan", "batch", "eval", "export", "template"}
+    assert set(read.commands) == {"scan", "batch", "review", "eval", "export", "template"}
     assert set(read.commands["eval"].commands) == {"results"}  # type: ignore[attr-defined]
     assert set(train.commands) == {"digits", "strings", "real-strings", "combine-strings", "combine-digits",
                                    "extract-member", "eval", "data"}
