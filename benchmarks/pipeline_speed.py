@@ -7,7 +7,8 @@ handwriting-sample form (formocr.synth.layouts.sample_form_layout: 30 digit boxe
 letters, printed paragraphs) that no built-in template describes. Each is (1) rasterized by `pdftoppm -r 300` to a
 PPM file, and (2) read by the pipeline end to end as `formocr scan page.pdf` reads it, no template given (load
 through poppler, preprocess, template choice or automatic field finding, segment, normalize, classify, assemble,
-JSON). The models are loaded once beforehand, as in batch use. Median of --runs, after one warm-up run each.
+JSON); the handwriting-sample page is also read with ``--template auto`` (no template choice). The models are
+loaded once beforehand, as in batch use. Median of --runs, after one warm-up run each.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--seed", type=int, default=77)
     args = ap.parse_args()
-    pipe = Pipeline(Options())
+    pipes = {None: Pipeline(Options())}
+    pipes["auto"] = Pipeline(Options(template="auto"), classifier=pipes[None].classifier, strings=pipes[None].strings)
     rows, stage_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("cheque", "numeric_form", "sample form"):
+        for kind, template in (("cheque", None), ("numeric_form", None), ("sample form", None),
+                               ("sample form", "auto")):
+            pipe = pipes[template]
             image, truth = _page(kind, np.random.default_rng(args.seed))
             pdf = Path(tmp) / f"{kind.replace(' ', '_')}.pdf"
             save_pdf([image], pdf, dpi=300)
@@ -68,10 +72,11 @@ def main() -> int:
                 stages.append(doc.timings_ms)
             r, f = statistics.median(raster[1:]), statistics.median(full[1:])
             right = sum(fr.value == truth.get(fr.name) for fr in doc.fields if fr.name in truth)
-            rows.append([kind, doc.pages[0].template, f"{len(doc.fields)} ({right} right)", f"{r:.3f}", f"{f:.3f}",
+            name = kind if template is None else f"{kind}, --template {template}"
+            rows.append([name, doc.pages[0].template, f"{len(doc.fields)} ({right} right)", f"{r:.3f}", f"{f:.3f}",
                          f"{f / r:.1f}×"])
             med = {k: statistics.median(s.get(k, 0.0) for s in stages[1:]) for k in stages[-1]}
-            stage_rows.append([kind, *(f"{med.get(k, 0.0):.0f}" for k in STAGES)])
+            stage_rows.append([name, *(f"{med.get(k, 0.0):.0f}" for k in STAGES)])
     print(f"# 300-dpi pages, one PDF each; {machine()}; median of {args.runs} runs after a warm-up")
     print(table(["page", "read as", "fields", "pdftoppm -r 300 (s)", "formocr scan (s)", "ratio"], rows))
     print(table(["page (ms)", *STAGES], stage_rows))

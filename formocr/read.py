@@ -203,7 +203,14 @@ class FieldReader:
                     tiles = np.stack([_tile(c, dark, crop_box) for c in recut if c.kind == "digit"])
                     alts.append(replace(self._seg_reading(region, recut, self.digits.probabilities(tiles)[:, :10]),
                                         reader="resplit"))
-            fused = fuse(seg, crnn, seg_prob, lambda text: strings.score(ev, text), self.rules,
+            crnn_scores: dict[str, float] = {}  # fusion asks for some texts more than once
+
+            def crnn_score(text: str) -> float:
+                if text not in crnn_scores:
+                    crnn_scores[text] = strings.score(ev, text)
+                return crnn_scores[text]
+
+            fused = fuse(seg, crnn, seg_prob, crnn_score, self.rules,
                          cells=region.style == "comb" and bool(region.cells), alternatives=alts)
             chosen = fused.reading
             readings = {"segmentation": seg.to_dict(), "crnn": crnn.to_dict(), "agree": fused.agree,

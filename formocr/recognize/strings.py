@@ -26,6 +26,7 @@ from formocr.recognize.ctc import (
     align,
     best_path,
     constrained_beam,
+    string_probabilities,
     string_probability,
 )
 from formocr.recognize.digits import conv_block, fold_batchnorm
@@ -346,28 +347,33 @@ class StringReader:
         lps = _views(ev)
         if len(lps) == 1:
             return self._decode_one(lps[0], constraint, beam)
-        readings = [self._decode_one(lp, constraint, beam) for lp in lps]
+        # each view's own reading (its probabilities are not needed: every candidate is scored over all views)
+        readings = [self._decode_one(lp, constraint, beam, probabilities=False) for lp in lps]
         texts = list(dict.fromkeys(r.text for r in readings))
-        probs = {t: self.score(lps, t) for t in texts}
+        bp = readings[0].best_path
+        probs = dict(zip([*texts, bp], self.scores(lps, [*texts, bp])))  # one forward pass a view for all of them
         ok = {r.text for r in readings if r.satisfied}
         text = max(texts, key=lambda t: (t in ok, probs[t]))
-        return self.reading_of(lps, text, text in ok, probs[text], readings[0].best_path)
+        return self.reading_of(lps, text, text in ok, probs[text], bp, probs[bp])
 
     def reading_of(self, ev: Evidence | np.ndarray, text: str, satisfied: bool, confidence: float | None = None,
-                   best_path_text: str | None = None) -> StringReading:
+                   best_path_text: str | None = None, best_path_confidence: float | None = None) -> StringReading:
         """``text`` as a reading of this evidence: its probability, and characters placed by view 0's alignment."""
         lps = _views(ev)
         al = align(lps[0], text, self.alphabet)
         bp = best_path_text if best_path_text is not None else best_path(lps[0], self.alphabet).text
+        if confidence is None or best_path_confidence is None:
+            confidence, best_path_confidence = self.scores(lps, [text, bp])
         return StringReading(
-            text=text, confidence=self.score(lps, text) if confidence is None else confidence,
+            text=text, confidence=confidence,
             char_probs=al.char_probs, char_columns=tuple((4 * a, 4 * b + 4) for a, b in al.char_frames),
-            best_path=bp, best_path_confidence=self.score(lps, bp), satisfied=satisfied,
+            best_path=bp, best_path_confidence=best_path_confidence, satisfied=satisfied,
         )  # fmt: skip
 
-    def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int) -> StringReading:
+    def _decode_one(self, lp: np.ndarray, constraint: Constraint | None, beam: int, probabilities: bool = True
+                    ) -> StringReading:
         bp: Decoded = best_path(lp, self.alphabet)
-        bp_conf = string_probability(lp, bp.text, self.alphabet)
+        bp_conf = string_probability(lp, bp.text, self.alphabet) if probabilities else float("nan")
         dec = bp
         satisfied = constraint is None or constraint.accepts(bp.text)
         if not satisfied:  # the search costs ~5 ms a field in Python, so only when the best path breaks the rules
@@ -375,7 +381,8 @@ class StringReader:
             found = constrained_beam(lp, self.alphabet, constraint, beam)
             if found is not None:
                 dec, satisfied = found, True
-        conf = bp_conf if dec.text == bp.text else string_probability(lp, dec.text, self.alphabet)
+        conf = (bp_conf if dec.text == bp.text or not probabilities
+                else string_probability(lp, dec.text, self.alphabet))
         return StringReading(
             text=dec.text, confidence=conf, char_probs=dec.char_probs,
             char_columns=tuple((4 * a, 4 * b + 4) for a, b in dec.char_frames),
@@ -384,8 +391,12 @@ class StringReader:
 
     def score(self, ev: Evidence | np.ndarray, text: str) -> float:
         """P(text | strip) for another reader's text: how much this model believes it (mean over the views)."""
+        return self.scores(ev, [text])[0]
+
+    def scores(self, ev: Evidence | np.ndarray, texts: Sequence[str]) -> list[float]:
+        """:meth:`score` of several texts, one CTC forward pass a view for all of them."""
         lps = _views(ev)
-        return float(np.mean([string_probability(lp, text, self.alphabet) for lp in lps]))
+        return [float(v) for v in np.mean([string_probabilities(lp, texts, self.alphabet) for lp in lps], axis=0)]
 
     def describe(self) -> dict[str, Any]:
         return {"identity": self.identity, "line": self.spec.to_dict(), "alphabet": self.alphabet,
