@@ -174,7 +174,9 @@ def _real_digit(ch: str, digits: DigitSource, rng: np.random.Generator, height_p
     scale = height_px / max(1, ink.shape[0])
     w = max(1, round(ink.shape[1] * scale))
     img = cv2.resize(ink, (w, max(1, round(height_px))), interpolation=cv2.INTER_LINEAR)
-    return _Scanned(ch, np.clip(1.5 * img, 0.0, 1.0).astype(np.float32))  # a pen, not a 28×28 scan's grey
+    # On the baseline (y = 0) as the stroke renderer's digits stand, so a '.' or ',' falls where a writer puts it;
+    # darker: a pen, not a 28×28 scan's grey.
+    return _Scanned(ch, np.clip(1.5 * img, 0.0, 1.0).astype(np.float32), 0.0, 0.03 * height_px - img.shape[0])
 
 
 def _glyph_strokes(ch: str, writer: Writer) -> Glyph:
