@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--seed", type=int, default=77)
     args = ap.parse_args()
-    pipes = {None: Pipeline(Options())}
+    pipes: dict[str | None, Pipeline] = {None: Pipeline(Options())}
     pipes["auto"] = Pipeline(Options(template="auto"), classifier=pipes[None].classifier, strings=pipes[None].strings)
     rows, stage_rows = [], []
     with tempfile.TemporaryDirectory() as tmp:

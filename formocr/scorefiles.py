@@ -189,14 +189,15 @@ def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:
     docs: dict[str, ResultDocument] = {}
     for p in map(Path, paths):
         answers = read_corrections(p)
-        for doc in _documents(p):
-            docs[doc.source] = _with_answers(doc, answers) if answers else doc
+        for doc, sha in _documents(p):
+            docs[doc.source] = _with_answers(doc, sha, answers) if answers else doc
     if not docs:
         raise EmptyInputError("no documents in the results", paths[0] if paths else "results")
     return docs
 
 
-def _with_answers(doc: ResultDocument, answers: dict[tuple[str, int, str], Any]) -> ResultDocument:
+def _with_answers(doc: ResultDocument, sha256: str | None, answers: dict[tuple[str, int, str], Any]
+                  ) -> ResultDocument:
     if doc.pages is None:
         return doc
     pages = {}
@@ -204,7 +205,7 @@ def _with_answers(doc: ResultDocument, answers: dict[tuple[str, int, str], Any])
         fields = {}
         for name, f in page.fields.items():
             a = answers.get((doc.source, number, name))
-            if a is not None and a.action in ("keyed", "illegible"):
+            if a is not None and a.action in ("keyed", "illegible") and a.sha256 == sha256:  # this very document
                 f = FieldRead(f.value, f.normalized, f.confidence, f.needs_review, f.min_char_p, f.readings,
                               a.value or "")
             fields[name] = f
@@ -212,22 +213,23 @@ def _with_answers(doc: ResultDocument, answers: dict[tuple[str, int, str], Any])
     return ResultDocument(doc.source, pages, doc.error)
 
 
-def _documents(path: Path) -> Iterable[ResultDocument]:
-    for n, source, document, error in iter_documents(path):
+def _documents(path: Path) -> Iterable[tuple[ResultDocument, str | None]]:
+    for n, source, document, error, sha in iter_documents(path):
         if document is None:
-            yield ResultDocument(source, None, error)
+            yield ResultDocument(source, None, error), sha
             continue
         try:
             doc = ResultDocument.parse(document)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"line {n}: the document {document.get('source')!r} is not as formocr writes it "
                               f"({type(e).__name__}: {e})", path) from None
-        yield ResultDocument(source, doc.pages)
+        yield ResultDocument(source, doc.pages), sha
 
 
-def iter_documents(path: str | Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None]]:
-    """(line, source, scan document or None, error or None) for each document of scan output (JSON or JSON Lines) or a
-    batch results file, in file order; a batch record's source is its key (relative to the batch's folder)."""
+def iter_documents(path: str | Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None, str | None]]:
+    """(line, source, scan document or None, error or None, the document's sha256 where a batch recorded it) for
+    each document of scan output (JSON or JSON Lines) or a batch results file, in file order; a batch record's
+    source is its key (relative to the batch's folder)."""
     p = Path(path)
     try:
         yield from _documents_of(p)
@@ -235,7 +237,7 @@ def iter_documents(path: str | Path) -> Iterable[tuple[int, str, dict[str, Any] 
         raise ConfigError("not UTF-8 text; give what formocr scan or batch wrote", p) from None
 
 
-def _documents_of(path: Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None]]:
+def _documents_of(path: Path) -> Iterable[tuple[int, str, dict[str, Any] | None, str | None, str | None]]:
     with _open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -260,18 +262,20 @@ def _json_line(line: str, n: int, path: Path) -> Any:
         raise ConfigError(f"line {n} is not JSON ({e.msg}); give what formocr scan or batch wrote", path) from None
 
 
-def _source_document(item: Any, n: int, path: Path) -> tuple[int, str, dict[str, Any] | None, str | None]:
+def _source_document(item: Any, n: int, path: Path
+                     ) -> tuple[int, str, dict[str, Any] | None, str | None, str | None]:
     if isinstance(item, dict) and "formocr_batch" in item:
         try:
             rec = Record.from_dict(item)
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"line {n} is not a formocr batch record ({e})", path) from None
         if rec.error is not None:
-            return n, rec.source, None, f"{rec.error.type}: {rec.error.message}"
+            return n, rec.source, None, f"{rec.error.type}: {rec.error.message}", rec.sha256
         document: Any = rec.document
         source: str | None = rec.source
+        sha: str | None = rec.sha256
     else:
-        document, source = item, None
+        document, source, sha = item, None, None
     if not (isinstance(document, dict) and "formocr" in document and isinstance(document.get("pages"), list)):
         raise ConfigError(f"line {n} is neither a formocr document nor a batch record", path)
-    return n, (source if source is not None else str(document.get("source"))), document, None
+    return n, (source if source is not None else str(document.get("source"))), document, None, sha

@@ -68,8 +68,12 @@ def test_a_typed_value_is_checked_against_the_field(batch: tuple[Path, Path], re
     assert check_value(date, "03112026") == ("03/11/2026", None)
     assert check_value(date, "31/02/2026") == (None, "not a valid calendar date")
     assert check_value(amount, "1,250.00") == ("1250.00", None)
-    assert check_value(amount, "12a")[1] == "not an amount"
+    assert check_value(amount, "12a")[1] == "not allowed here: 'a'"
     assert check_value(amount, " ")[1] and check_value(amount, "1" * 80)[1]
+    assert check_value(amount, "１.２５") == ("1.25", None)  # full-width digits from an input method
+    assert check_value(amount, "٠١")[1] == "not allowed here: '٠' '١'"  # digits of another script: not these
+    assert check_value(date, "1/1/5")[1] == "write the year with 4 digits"
+    assert check_value(items["cheque.pdf", "account"], "12-34")[1] == "not allowed here: '-'"
 
 
 def test_corrections_are_durable_lines_the_last_wins_and_one_reviewer_at_a_time(results: Path) -> None:
@@ -98,7 +102,11 @@ def test_the_server_needs_the_token_and_serves_only_items(batch: tuple[Path, Pat
 
     from formocr.review.server import ReviewSession, make_app
 
+    with (results.parent / "stray").open("w"):
+        pass
+    (results.parent / ODD_NAME).write_bytes(b"%PDF-1.4 not the scanned document")  # shadows nothing: wrong sha
     session = ReviewSession.open(results, batch[0])
+    assert session.items[0].path == batch[0] / ODD_NAME
     try:
         client = TestClient(make_app(session), base_url="http://127.0.0.1")
         t = session.token
@@ -123,8 +131,13 @@ def test_the_server_needs_the_token_and_serves_only_items(batch: tuple[Path, Pat
         assert r.status_code == 422 and r.json()["error"] == "not a valid calendar date"
         assert client.post("/api/answer", headers=ok, json={"index": 0, "action": "drop"}).status_code == 400
         assert client.post("/api/answer", headers=ok, content=b"{").status_code == 400
+        r = client.post("/api/answer", headers=ok, content=b'{"index": Infinity, "action": "keyed"}')
+        assert r.status_code == 400
         r = client.post("/api/answer", headers=ok, json={"index": 0, "action": "keyed", "value": "03112026"})
         assert r.status_code == 200 and r.json()["answer"] == {"action": "keyed", "value": "03/11/2026"}
+        # a second page that still shows the field unanswered: refused, nothing written over the first answer
+        r = client.post("/api/answer", headers=ok, json={"index": 0, "action": "skipped", "seen": None})
+        assert r.status_code == 409 and r.json()["answer"]["value"] == "03/11/2026"
         state = client.get("/api/state", headers=ok).json()
         assert state["items"][0]["answer"]["value"] == "03/11/2026" and "path" not in json.dumps(state)
     finally:
@@ -137,15 +150,21 @@ def test_export_and_eval_take_the_answers(batch: tuple[Path, Path], results: Pat
     from formocr.cli import main
     from formocr.review.dataset import export_corrections
 
+    sha = next(it.sha256 for it in load_queue(results, batch[0]) if it.source == "cheque.pdf")
+    assert sha is not None
     with Corrections(results) as c:
-        c.append(Correction("cheque.pdf", 1, "amount", "keyed", "99.00", "1250.00", 1.0, 1.0))
-        c.append(Correction("cheque.pdf", 1, "account", "illegible", None, "x", 1.0, 1.0))
-        c.append(Correction("cheque.pdf", 1, "date", "skipped", None, None, 1.0, 1.0))
+        c.append(Correction("cheque.pdf", 1, "amount", "keyed", "99.00", "1250.00", 1.0, 1.0, sha))
+        c.append(Correction("cheque.pdf", 1, "account", "illegible", None, "x", 1.0, 1.0, sha))
+        c.append(Correction("cheque.pdf", 1, "date", "skipped", None, None, 1.0, 1.0, sha))
+        # an answer for another version of the document (since changed and read again) is not this one's
+        c.append(Correction("numeric_form.pdf", 1, "f01", "keyed", "1", "x", 1.0, 1.0, "0" * 64))
     export_csv(results, tmp_path / "out.csv")
     row = next(r for r in csv.DictReader((tmp_path / "out.csv").open(newline="")) if r["source"] == "cheque.pdf")
     assert (row["amount"], row["account"], row["date"]) == ("99.00", "", "03/11/2026")
     assert row["keyed"] == "amount;account" and "date" in row["needs_review"].split(";")
     assert "amount" not in row["needs_review"].split(";")
+    form = next(r for r in csv.DictReader((tmp_path / "out.csv").open(newline="")) if r["source"] == "numeric_form.pdf")
+    assert form["keyed"] == "" and form["f01"] != "1"
     truth = tmp_path / "truth.csv"
     truth.write_text("source,page,field,value\ncheque.pdf,1,amount,99.00\ncheque.pdf,1,date,03/11/2026\n")
     r = CliRunner().invoke(main, ["eval", "results", str(results), "--truth", str(truth), "--json"])
@@ -271,3 +290,18 @@ def test_a_clerk_settles_every_field_by_keyboard_and_a_kill_loses_nothing(
     print(f"\nscripted reviewer: {seconds:.2f} s a field (type, refuse, retype, pick, skip)", file=sys.stderr)
     assert seconds < 5
     assert os.path.getsize(corrections_path(results)) > 0
+
+
+def test_a_changed_document_is_not_shown_and_a_broken_results_file_is_one_error(
+        batch: tuple[Path, Path], results: Path) -> None:
+    from formocr.errors import ConfigError
+
+    (results.parent / "cheque.pdf").write_bytes(b"%PDF-1.4 another document under the same name")
+    items = [it for it in load_queue(results) if it.source == "cheque.pdf"]  # no --root: found beside the results
+    assert items and all(it.path is None for it in items)  # its sha256 is not the one read: no picture
+    line = json.loads(results.read_text().splitlines()[0])
+    line["document"]["pages"][0]["fields"][0]["box"] = [1, 2, 3]
+    line["document"]["pages"][0]["fields"][0]["needs_review"] = True
+    results.write_text(json.dumps(line) + "\n")
+    with pytest.raises(ConfigError, match=r"line 1: the document .* is not as formocr writes it"):
+        load_queue(results)

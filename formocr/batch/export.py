@@ -93,7 +93,7 @@ def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
             doc = rec.document or {}
             for (col, fld), page in zip(field_columns(doc), _pages_of_fields(doc)):
                 a = answers.get((rec.source, page, str(fld.get("name"))))
-                if a is not None and a.action in ("keyed", "illegible"):
+                if a is not None and a.action in ("keyed", "illegible") and a.sha256 == rec.sha256:
                     values[_column(col)] = a.value or ""
                     keyed.append(_column(col))
                     continue

@@ -10,6 +10,7 @@ The last answer for a field wins, so a clerk can change their mind and a restart
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from formocr.batch.results import cut_torn_tail, lock_path
 from formocr.errors import ResultsFileError
-from formocr.outputs import check_output
+from formocr.outputs import check_output, fsync_dir
 
 try:
     import fcntl
@@ -51,6 +52,7 @@ class Correction:
     read: str | None
     at: float  # seconds since the epoch
     seconds: float  # time on the field's screen
+    sha256: str | None = None  # the document's, as the batch read it: an answer holds for that document only
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -71,7 +73,8 @@ class Correction:
         value = d.get("value")
         return cls(str(d["source"]), int(d["page"]), str(d["field"]), action,
                    None if value is None else str(value), None if d.get("read") is None else str(d["read"]),
-                   float(d.get("at", 0.0)), float(d.get("seconds", 0.0)))
+                   float(d.get("at", 0.0)), float(d.get("seconds", 0.0)),
+                   None if d.get("sha256") is None else str(d["sha256"]))
 
 
 def _lines(path: Path) -> Iterator[Correction]:
@@ -87,7 +90,7 @@ def _lines(path: Path) -> Iterator[Correction]:
                 return  # a write cut short: not an answer yet
             try:
                 yield Correction.from_dict(json.loads(line))
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as e:
                 raise ResultsFileError(f"line {n} is not a formocr correction ({e}); it was left as it is",
                                        path) from None
 
@@ -109,6 +112,7 @@ class Corrections:
         self.latest: dict[tuple[str, int, str], Correction] = {}
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        self._size = 0
 
     def open(self) -> Corrections:
         check_output(self.path, ResultsFileError, "corrections file")
@@ -122,7 +126,11 @@ class Corrections:
                                            "first", self.path) from None
             self.latest = {c.key: c for c in _lines(self.path)}  # checks every line before anything is changed
             cut_torn_tail(self.path)
+            new = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
+            if new:
+                fsync_dir(self.path.parent)  # the new file's name survives a power cut too
         except OSError as e:
             self.close()
             raise ResultsFileError(f"cannot open the corrections file ({e.strerror or e})", self.path) from None
@@ -141,7 +149,10 @@ class Corrections:
                 raise OSError("short write")
             os.fsync(self._fd)
         except OSError as e:
+            with contextlib.suppress(OSError):  # a part written (a full disk) must not glue onto the next line
+                os.ftruncate(self._fd, self._size)
             raise ResultsFileError(f"cannot write the corrections file ({e.strerror or e})", self.path) from None
+        self._size += len(line)
         self.latest[c.key] = c
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from formocr.errors import FormOcrError
 from formocr.io import load_pages
+from formocr.limits import LoadLimits
 from formocr.objects import Box
 from formocr.options import Options
 from formocr.preprocess import preprocess, reading_preprocess
@@ -42,7 +43,8 @@ class CropCache:
                 self._pages.move_to_end(key)
                 return self._pages[key]
         gray = None
-        for page in load_pages(path, dpi=round(dpi)):
+        limits = LoadLimits(max_pixels=self.options.max_pixels, max_pages=self.options.max_pages)
+        for page in load_pages(path, dpi=round(dpi), limits=limits):
             if page.index + 1 == number:
                 gray = preprocess(page, self.pre).gray
                 break

@@ -31,7 +31,8 @@ def export_corrections(results: str | os.PathLike[str], out: str | os.PathLike[s
     """Write the keyed fields of ``results`` into folder ``out``; returns how many crops were written."""
     answers = read_corrections(results)
     items = [it for it in load_queue(Path(results), None if root is None else Path(root))
-             if (a := answers.get(it.key)) is not None and a.action == "keyed" and it.path is not None]
+             if (a := answers.get(it.key)) is not None and a.action == "keyed" and a.sha256 == it.sha256
+             and it.path is not None]
     folder = check_output_dir(out, "data set folder")
     if (folder / "labels.csv").exists():
         raise OutputError("already holds a data set (labels.csv); give a new folder", folder)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -64,16 +65,24 @@ class ReviewSession:
     def close(self) -> None:
         self.corrections.close()
 
+    def latest(self, item: ReviewItem) -> dict[str, Any] | None:
+        """The last answer for ``item``'s field of this very document (one given for an older version of the
+        document, since replaced and read again, does not count)."""
+        c = self.corrections.latest.get(item.key)
+        return None if c is None or c.sha256 != item.sha256 else {"action": c.action, "value": c.value}
+
     def state(self) -> dict[str, Any]:
         out = []
         for it in self.items:
             d = it.public()
-            c = self.corrections.latest.get(it.key)
-            d["answer"] = None if c is None else {"action": c.action, "value": c.value}
+            d["answer"] = self.latest(it)
             out.append(d)
         return {"results": self.results.name, "items": out}
 
-    def answer(self, index: int, action: str, typed: str | None, seconds: float) -> tuple[int, dict[str, Any]]:
+    def answer(self, index: int, action: str, typed: str | None, seconds: float, seen: Any = None
+               ) -> tuple[int, dict[str, Any]]:
+        """Record an answer. ``seen`` is the answer the page showed for the field: when another page answered
+        it meanwhile (a second tab, a second clerk on the same link), nothing is written and the page must reload."""
         if not 0 <= index < len(self.items):
             return 404, {"error": "no such field"}
         item = self.items[index]
@@ -85,8 +94,12 @@ class ReviewSession:
         elif action not in ("illegible", "skipped"):
             return 400, {"error": "action must be keyed, illegible or skipped"}
         seconds = seconds if 0.0 <= seconds < 86_400 else 0.0
-        c = Correction(item.source, item.page, item.field, action, value, item.value, time.time(), seconds)  # type: ignore[arg-type]
+        c = Correction(item.source, item.page, item.field, action, value, item.value, time.time(), seconds,  # type: ignore[arg-type]
+                       item.sha256)
         with self.lock:
+            if self.latest(item) != seen:
+                return 409, {"error": "this field was answered elsewhere meanwhile; reload the page",
+                             "answer": self.latest(item)}
             self.corrections.append(c)
         return 200, {"index": index, "answer": {"action": c.action, "value": c.value}}
 
@@ -131,7 +144,7 @@ def make_app(session: ReviewSession) -> Starlette:
     async def state(request: Request) -> Response:
         return JSONResponse(session.state(), headers=headers)
 
-    async def crop(request: Request) -> Response:
+    def crop(request: Request) -> Response:  # plain def: rendering a page runs in a worker thread
         index = request.path_params["index"]
         if not 0 <= index < len(session.items):
             return PlainTextResponse("no such field", 404, headers=headers)
@@ -147,10 +160,11 @@ def make_app(session: ReviewSession) -> Starlette:
             index, action = int(body["index"]), str(body["action"])
             typed = None if body.get("value") is None else str(body["value"])
             seconds = float(body.get("seconds") or 0.0)
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "expected {index, action, value, seconds}"}, 400, headers=headers)
-        try:
-            code, out = session.answer(index, action, typed, seconds)
+            seen = body.get("seen")
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            return JSONResponse({"error": "expected {index, action, value, seconds, seen}"}, 400, headers=headers)
+        try:  # checking and the fsync run in a worker thread, not on the event loop
+            code, out = await run_in_threadpool(session.answer, index, action, typed, seconds, seen)
         except FormOcrError as e:  # the disk is full: the clerk must know the answer was not kept
             return JSONResponse({"error": e.one_line()}, 500, headers=headers)
         return JSONResponse(out, code, headers=headers)
@@ -178,6 +192,7 @@ def serve(session: ReviewSession, port: int = 0, open_browser: bool = False) -> 
     except OSError as e:
         sock.close()
         raise FormOcrError(f"cannot listen on 127.0.0.1:{port} ({e.strerror or e})") from None
+    sock.listen(64)  # accepting before the address is printed: the first request cannot be refused
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/?token={session.token}"
     print(url, flush=True)
     log.info("%d field(s) need review; corrections go to %s", len(session.items), session.corrections.path)

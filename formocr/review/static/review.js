@@ -19,10 +19,13 @@ async function api(path, body) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
   }
-  const r = await fetch(path, opts);
+  let r;
+  try { r = await fetch(path, opts); } catch (e) {
+    return { ok: false, status: 0, data: { error: "not saved: the review server does not answer (restart it, then reload)" } };
+  }
   let data = null;
   try { data = await r.json(); } catch (e) { data = { error: r.statusText }; }
-  return { ok: r.ok, data };
+  return { ok: r.ok, status: r.status, data };
 }
 
 function queue() {
@@ -101,16 +104,27 @@ function next() {
   if (q.length) show(q[0]); else summary();
 }
 
+let busy = false; // one answer in flight at a time: a held-down Enter must not answer the next field too
+
 async function answer(action) {
-  if (!current) return;
+  if (!current || busy) return;
+  busy = true;
   const item = current;
   const body = { index: item.index, action, value: action === "keyed" ? $("value").value : null,
-                 seconds: (performance.now() - shownAt) / 1000 };
-  const r = await api("/api/answer", body);
-  if (!r.ok) { text("error", r.data && r.data.error ? r.data.error : "not saved"); return; }
-  item.answer = r.data.answer;
-  if (action === "skipped" && mode === "skipped") passed.add(item.index);
-  next();
+                 seconds: (performance.now() - shownAt) / 1000, seen: item.answer || null };
+  try {
+    const r = await api("/api/answer", body);
+    if (!r.ok) {
+      text("error", r.data && r.data.error ? r.data.error : "not saved");
+      if (r.status === 409) item.answer = r.data.answer;
+      return;
+    }
+    item.answer = r.data.answer;
+    if (action === "skipped" && mode === "skipped") passed.add(item.index);
+    next();
+  } finally {
+    busy = false;
+  }
 }
 
 document.addEventListener("keydown", (e) => {
@@ -118,6 +132,7 @@ document.addEventListener("keydown", (e) => {
     if ((e.key === "r" || e.key === "R") && !$("again").hidden) { mode = "skipped"; passed = new Set(); next(); }
     return;
   }
+  if (e.isComposing || e.repeat) return; // an input method's Enter confirms its text; a held key answers once
   if (e.key === "Enter") { e.preventDefault(); answer(e.shiftKey ? "illegible" : "keyed"); }
   else if (e.key === "Escape") { e.preventDefault(); answer("skipped"); }
   else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
@@ -127,6 +142,8 @@ document.addEventListener("keydown", (e) => {
   }
 });
 $("form") && $("form").addEventListener("submit", (e) => e.preventDefault());
+$("crop").addEventListener("error", () => { $("crop").hidden = true; $("nocrop").hidden = false;
+  text("nocrop", "The field's picture could not be cut from its document."); });
 
 (async () => {
   const r = await api("/api/state");
