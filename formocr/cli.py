@@ -6,6 +6,7 @@ stdout carries data only (JSON); logs and progress go to stderr. Exit codes are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -305,7 +306,12 @@ def review(results: Path, root: Path | None, port: int, open_browser: bool, conf
 
     session = ReviewSession.open(results, root, _options(config, {}))
     try:
-        serve(session, port, open_browser)
+        if not session.items:
+            click.echo(f"formocr: no field of {results} needs review", err=True)
+            return
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C is how a review ends: every answer is on disk
+            serve(session, port, open_browser)
+        click.echo(f"formocr: review stopped; the answers are in {session.corrections.path}", err=True)
     finally:
         session.close()
 

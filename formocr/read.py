@@ -243,7 +243,8 @@ class FieldReader:
             seg_raw, crnn_raw = fused.scores_texts
             why.append(f"readers disagree: segmentation {seg_raw!r}, string reader {crnn_raw!r}")
         if raw and confidence < self.options.review_threshold:
-            why.append(f"confidence {confidence:.3f} below {self.options.review_threshold}")
+            shown = math.floor(confidence * 1000) / 1000  # never rounded up to the threshold it is below
+            why.append(f"confidence {shown:.3f} below {self.options.review_threshold}")
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low:
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))

@@ -291,6 +291,10 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
     if not 0.5 < target < 1:
         raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")
     outs = outcomes(truth, docs, match)
+    absent = {o.truth.source for o in outs if o.status == "no such document"}
+    if absent:
+        log.warning("%d keyed document(s) are not in the results, so their fields count as unread: %s", len(absent),
+                    ", ".join(sorted(absent)[:5]))
     keyed = {(o.document, o.truth.page, o.truth.field) for o in outs if o.document is not None}
     extra = sum((src, number, name) not in keyed for src in {o.document for o in outs if o.document is not None}
                 for number, page in (docs[src].pages or {}).items() for name in page.fields)

@@ -305,3 +305,17 @@ def test_a_changed_document_is_not_shown_and_a_broken_results_file_is_one_error(
     results.write_text(json.dumps(line) + "\n")
     with pytest.raises(ConfigError, match=r"line 1: the document .* is not as formocr writes it"):
         load_queue(results)
+
+
+def test_nothing_to_review_is_said_and_no_server_starts(results: Path) -> None:
+    from click.testing import CliRunner
+
+    from formocr.cli import main
+
+    line = json.loads(results.read_text().splitlines()[0])
+    for pg in line["document"]["pages"]:
+        for f in pg["fields"]:
+            f["needs_review"] = False
+    results.write_text(json.dumps(line) + "\n")
+    r = CliRunner().invoke(main, ["review", str(results)])
+    assert r.exit_code == 0 and "no field of" in r.stderr and r.stdout == ""

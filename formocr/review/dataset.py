@@ -19,7 +19,7 @@ from formocr.options import Options
 from formocr.outputs import check_output_dir, write_atomic
 from formocr.review.corrections import read_corrections
 from formocr.review.crops import CropCache
-from formocr.review.queue import load_queue
+from formocr.review.queue import load_queue, log
 
 __all__ = ["export_corrections"]
 
@@ -30,9 +30,13 @@ def export_corrections(results: str | os.PathLike[str], out: str | os.PathLike[s
                        root: str | os.PathLike[str] | None = None, options: Options | None = None) -> int:
     """Write the keyed fields of ``results`` into folder ``out``; returns how many crops were written."""
     answers = read_corrections(results)
-    items = [it for it in load_queue(Path(results), None if root is None else Path(root))
-             if (a := answers.get(it.key)) is not None and a.action == "keyed" and a.sha256 == it.sha256
-             and it.path is not None]
+    keyed = [it for it in load_queue(Path(results), None if root is None else Path(root))
+             if (a := answers.get(it.key)) is not None and a.action == "keyed" and a.sha256 == it.sha256]
+    items = [it for it in keyed if it.path is not None]
+    if len(items) < len(keyed):
+        missing = sorted({it.source for it in keyed if it.path is None})
+        log.warning("%d keyed field(s) left out: their document was not found or has changed (%s); give --root, "
+                    "the folder the documents were read from", len(keyed) - len(items), ", ".join(missing[:5]))
     folder = check_output_dir(out, "data set folder")
     if (folder / "labels.csv").exists():
         raise OutputError("already holds a data set (labels.csv); give a new folder", folder)

@@ -128,7 +128,8 @@ def _alternatives(f: dict[str, Any]) -> tuple[str, ...]:
 
 
 def load_queue(results: str | Path, root: str | Path | None = None) -> list[ReviewItem]:
-    """Every field needing review in ``results``, in document, page and field order."""
+    """Every field needing review in ``results``: documents by source (a batch writes them as they finish), then
+    pages and fields in order."""
     path = Path(results)
     base = Path(root) if root is not None else None
     templates: dict[str, Template | None] = {}
@@ -139,7 +140,7 @@ def load_queue(results: str | Path, root: str | Path | None = None) -> list[Revi
         docs[source] = (line, document, sha)
     if not docs:
         raise EmptyInputError("no documents in the results", path)
-    for source, (line, document, sha) in docs.items():
+    for source, (line, document, sha) in sorted(docs.items()):  # by source, as export csv lists them
         if document is None:
             continue  # the document failed: nothing was read, so there is nothing to settle
         try:
