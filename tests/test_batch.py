@@ -381,16 +381,22 @@ def test_csv_export_one_row_per_document(tmp_path: Path) -> None:
         _record("a.pdf", fields=[(1, "amount", "7.00", False), (2, "amount", "8.00", True)]),  # a redo: wins
         _record("d.pdf", fields=[(1, "status", "1", False)]),
     ]
+    page_error = _record("e.pdf", fields=[(1, "amount", "9.00", False)])
+    assert page_error.document is not None
+    page_error.document["pages"].append({"page": 2, "fields": [], "error": {"type": "RegistrationError",
+                                         "message": "page 2: cannot register template 'cheque'"}})
+    recs.append(page_error)
     res.write_text("".join(r.to_line() for r in recs))
     out = tmp_path / "f.csv"
-    assert export_csv(res, out) == 4
+    assert export_csv(res, out) == 5
     rows = list(csv.DictReader(out.open(newline="")))
-    assert [r["source"] for r in rows] == ["a.pdf", "b.pdf", "c.pdf", "d.pdf"]
+    assert [r["source"] for r in rows] == ["a.pdf", "b.pdf", "c.pdf", "d.pdf", "e.pdf"]
     assert list(rows[0])[7:] == ["p1.amount", "p2.amount", "amount", "date", "field.status"]
     assert (rows[0]["p1.amount"], rows[0]["p2.amount"], rows[0]["needs_review"]) == ("7.00", "8.00", "p2.amount")
     assert rows[1]["amount"] == "'=1+2" and rows[1]["date"] == "01/02/2026"
     assert rows[2]["status"] == "error" and rows[2]["error"] == "'-c.pdf: corrupt" and rows[2]["amount"] == ""
     assert rows[3]["field.status"] == "1"
+    assert rows[4]["status"] == "ok" and rows[4]["error"] == "p2: page 2: cannot register template 'cheque'"
     assert safe_cell("@x") == "'@x" and safe_cell("123") == "123" and safe_cell(None) == ""
     code, stdout, _ = cli("export", "csv", res)
     assert code == 0 and stdout.replace("\r\n", "\n") == out.read_text().replace("\r\n", "\n")

@@ -100,8 +100,11 @@ def write_csv(results: str | os.PathLike[str], stream: TextIO) -> int:
                 values[_column(col)] = fld.get("value")
                 if fld.get("needs_review"):
                     review.append(_column(col))
-            row = [rec.source, rec.sha256, rec.status, rec.pages, ";".join(review), ";".join(keyed),
-                   rec.error.message if rec.error else ""]  # fmt: skip
+            # a page that could not be read (registration) has no fields: its error must show, not an empty row
+            page_errors = [f"p{pg.get('page')}: {(pg.get('error') or {}).get('message', '')}"
+                           for pg in doc.get("pages") or [] if pg.get("error")]
+            error = "; ".join([rec.error.message] if rec.error else page_errors)
+            row = [rec.source, rec.sha256, rec.status, rec.pages, ";".join(review), ";".join(keyed), error]
             w.writerow([safe_cell(v) for v in row] + [safe_cell(values.get(c)) for c in columns])
     return len(sources)
 
