@@ -5,7 +5,8 @@ keeps what the review screen shows (the reading, the top alternatives per charac
 page) and what checking a typed value needs (the field's type and, for a built-in template, its constraints; a
 template file is not named in the results, so its fields are checked by type alone, with a warning). Where the
 document lies: a batch key under ``root`` (the batch's input folder), else beside the results file, else as the
-document recorded it; a scan document's ``source`` as written. A batch document whose file no longer has the
+document recorded it; a scan document's ``source`` as written, else under ``root``, else beside the results file.
+A batch document whose file no longer has the
 sha256 the batch recorded is not shown (the picture would not be what was read).
 """
 
@@ -75,7 +76,11 @@ def locate_document(source: str, document_source: str | None, results: Path, roo
             tries.append(root / key)
         tries.append(results.parent / key)
     for name in dict.fromkeys(n for n in (document_source, source) if n):
-        tries.append(Path(name))
+        p = Path(name)
+        tries.append(p)
+        if sha256 is None and not p.is_absolute():  # scan output, read from elsewhere
+            tries += [root / p] if root is not None else []
+            tries.append(results.parent / p)
     found = next((p for p in tries if p.is_file()), None)
     if found is not None and sha256 is not None and _sha256(found) != sha256:
         log.warning("%s: the file was changed since it was read; its crops are not shown", found)
