@@ -6,8 +6,8 @@ page) and what checking a typed value needs (the field's type and, for a built-i
 template file is not named in the results, so its fields are checked by type alone, with a warning). Where the
 document lies: a batch key under ``root`` (the batch's input folder), else beside the results file, else as the
 document recorded it; a scan document's ``source`` as written, else under ``root``, else beside the results file.
-A batch document whose file no longer has the
-sha256 the batch recorded is not shown (the picture would not be what was read).
+A batch document whose file no longer has the sha256 the batch recorded is not shown (the picture would not be
+what was read).
 """
 
 from __future__ import annotations
