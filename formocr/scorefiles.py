@@ -12,7 +12,7 @@ import csv
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -206,8 +206,7 @@ def _with_answers(doc: ResultDocument, sha256: str | None, answers: dict[tuple[s
         for name, f in page.fields.items():
             a = answers.get((doc.source, number, name))
             if a is not None and a.action in ("keyed", "illegible") and a.sha256 == sha256:  # this very document
-                f = FieldRead(f.value, f.normalized, f.confidence, f.needs_review, f.min_char_p, f.readings,
-                              a.value or "")
+                f = replace(f, keyed=a.value or "")
             fields[name] = f
         pages[number] = ResultPage(fields, page.error)
     return ResultDocument(doc.source, pages, doc.error)

@@ -49,6 +49,20 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def take_lock(path: Path, busy: str) -> int:
+    """An exclusive lock on ``path``'s hidden sidecar, held until the returned descriptor is closed; a
+    :class:`ResultsFileError` saying ``busy`` when another process holds it (results files, corrections files)."""
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ResultsFileError(busy, path) from None
+    return fd
+
+
 def _tail_start(f: BinaryIO, size: int) -> int:
     """Offset just past the last newline of an open file (0 without one): where a torn last line starts."""
     end = size
@@ -182,13 +196,7 @@ class ResultsFile:
             self._lock_fd = None
 
     def _lock(self) -> None:
-        self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ResultsFileError("another formocr batch run is writing this file", self.path) from None
+        self._lock_fd = take_lock(self.path, "another formocr batch run is writing this file")
 
     def _check_ends(self) -> None:
         """A results file starts with a record, and a last line without a newline is the start of one (a write

@@ -146,11 +146,11 @@ def _implausible(H: np.ndarray, template: Template) -> str | None:
 def _refine(
     lines: PageLines, template: Template, H0: np.ndarray, walls: bool, diagonal: bool = False,
     give_up_below: float | None = None,
-) -> tuple[np.ndarray, str, int, float]:
+) -> tuple[np.ndarray, str, int, float] | None:
     """Per-field then per-corner matches from the coarse guess ``H0``: (H mm → mm, method, anchors, rms mm).
 
-    With ``give_up_below``, a fit whose quality after the per-field stage is below it stops there: the corners only
-    settle what is already found to a fraction of a millimetre."""
+    With ``give_up_below``, a fit whose quality after the per-field stage is below it is dropped (None): the corners
+    only settle what is already found to a fraction of a millimetre."""
     H, method = H0, "similarity"
     pairs = match_fields(lines, template, H) if len(template.frames) > 1 else []
     radii: tuple[float, ...] = (CORNER_RADIUS_MM, 0.75)
@@ -168,7 +168,7 @@ def _refine(
         # so its corners and walls go straight to a wider corner search and outvote such strokes.
         radii = (3.0, CORNER_RADIUS_MM, 0.75)
     if give_up_below is not None and _quality(template, _coverage(lines, template, H)) < give_up_below:
-        return H, method, 0, float("nan")
+        return None
     anchors, rms = 0, float("nan")
     for radius in radii:
         src, dst = match_anchors(lines, template, H, walls, radius, diagonal)
@@ -187,7 +187,7 @@ def register(clean: CleanPage, template: Template, lines: PageLines | None = Non
     """Align ``template`` to the deskewed page; :class:`RegistrationError` when it does not fit well enough.
 
     ``lines`` lets a caller trying several templates on one page extract the page's strokes once.
-    ``give_up_below``: a candidate fit whose quality after the per-field stage is below it is not refined further
+    ``give_up_below``: a candidate fit whose quality after the per-field stage is below it is dropped, not refined
     (the automatic choice, which takes only near-complete fits, uses it; see :mod:`formocr.layout.locate`).
     """
     lines = lines or page_lines(clean)
@@ -203,7 +203,11 @@ def register(clean: CleanPage, template: Template, lines: PageLines | None = Non
     best: tuple[float, np.ndarray, str, int, float, dict[str, float]] | None = None
     why = "no printed frame of the template was found on the page"
     for _, H0 in coarse_candidates(lines, template):
-        H, method, anchors, rms = _refine(lines, template, H0, walls, diagonal, give_up_below)
+        fit = _refine(lines, template, H0, walls, diagonal, give_up_below)
+        if fit is None:
+            why = f"no fit reached {give_up_below:.0%} of its frames at the per-field stage"
+            continue
+        H, method, anchors, rms = fit
         bad = _implausible(H, template)
         if bad is not None:
             why = f"the best fit is not a plausible scan: {bad}"

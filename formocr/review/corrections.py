@@ -19,14 +19,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from formocr.batch.results import cut_torn_tail, lock_path
+from formocr.batch.results import cut_torn_tail, take_lock
 from formocr.errors import ResultsFileError
 from formocr.outputs import check_output, fsync_dir
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, single reviewers only
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["CORRECTIONS_FORMAT", "Correction", "Corrections", "corrections_path", "read_corrections"]
 
@@ -117,13 +112,8 @@ class Corrections:
     def open(self) -> Corrections:
         check_output(self.path, ResultsFileError, "corrections file")
         try:
-            self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
-            if fcntl is not None:
-                try:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise ResultsFileError("another formocr review of these results is open; finish or stop it "
-                                           "first", self.path) from None
+            self._lock_fd = take_lock(self.path, "another formocr review of these results is open; finish or "
+                                                 "stop it first")
             self.latest = {c.key: c for c in _lines(self.path)}  # checks every line before anything is changed
             cut_torn_tail(self.path)
             new = not self.path.exists()

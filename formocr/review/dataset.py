@@ -10,6 +10,7 @@ written last and atomically, so a half-done export has no labels.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from formocr.options import Options
 from formocr.outputs import check_output_dir, write_atomic
 from formocr.review.corrections import read_corrections
 from formocr.review.crops import CropCache
-from formocr.review.queue import load_queue, log
+from formocr.review.queue import load_queue
 
 __all__ = ["export_corrections"]
+
+log = logging.getLogger("formocr.review")
 
 COLUMNS = ("file", "source", "page", "field", "type", "value", "read")
 
