@@ -7,6 +7,7 @@ confidence a person can act on.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from formocr import __version__
-from formocr.errors import RegistrationError, TemplateError
+from formocr.calibration import SHIPPED as SHIPPED_CALIBRATION
+from formocr.calibration import FieldCalibration, load_calibration
+from formocr.errors import ModelError, RegistrationError, TemplateError
 from formocr.io import load_pages
 from formocr.layout.detect import find_fields
 from formocr.layout.locate import choose_registration
@@ -30,6 +33,8 @@ from formocr.read import FieldReader
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import StringReader
 from formocr.timing import StageTimer
+
+log = logging.getLogger("formocr")
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,33 @@ class Pipeline:
         if strings is None and self.options.reader != "segmentation":
             strings = StringReader.load(self.options.strings_model, self.options.string_views)
         self.strings = strings
-        self.reader = FieldReader(self.options, self.classifier, strings)
+        self.reader = FieldReader(self.options, self.classifier, strings, self._calibration())
         self._auto = self.options.template == "auto"
         self._template: Template | None = (
             load_template(self.options.template) if self.options.template and not self._auto else None
         )
         self.pre = reading_preprocess(self.options)
+
+    def _calibration(self) -> FieldCalibration | None:
+        """The field calibration fitted to the models in use: the one named in the options (an error if it was
+        fitted to others), else the shipped one where it fits (fusion's confidence stands where none does)."""
+        if self.strings is None or self.options.reader != "fused":
+            return None
+        digits, strings = self.classifier.loaded.sha256, self.strings.loaded.sha256
+        if self.options.calibration is not None:
+            cal = load_calibration(self.options.calibration)
+            if not cal.fits(digits, strings):
+                raise ModelError("this field calibration was fitted to other models than those in use",
+                                 self.options.calibration)
+            return cal
+        if not SHIPPED_CALIBRATION.exists():
+            return None
+        cal = load_calibration(SHIPPED_CALIBRATION)
+        if cal.fits(digits, strings):
+            return cal
+        log.warning("the shipped field calibration does not fit these models: confidences are fusion's own, "
+                    "uncalibrated (formocr-train calibrate-fields fits one)")
+        return None
 
     @property
     def models(self) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from formocr.calibration import FieldCalibration, field_features
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import grey_ink, grey_tile
@@ -52,11 +53,14 @@ class FieldWork:
 class FieldReader:
     """Holds the loaded models; :meth:`read` turns the fields of one clean page into results."""
 
-    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None) -> None:
+    def __init__(self, options: Options, digits: DigitClassifier, strings: StringReader | None,
+                 calibration: FieldCalibration | None = None) -> None:
         if options.reader != "segmentation" and strings is None:
             raise ValueError(f"reader {options.reader!r} needs a string model")
         self.options, self.digits, self.strings = options, digits, strings
         self.rules = FusionRules()
+        # turns a fused reading's evidence into its chance of being right (None: fusion's confidence stands)
+        self.calibration = calibration
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
@@ -222,6 +226,8 @@ class FieldReader:
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
         if left_out:
             readings["not_digits"] = left_out
+        if notes.crossed:
+            readings["crossed"] = True
         return self._field_result(region, chosen, fused, readings, notes)
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
@@ -230,6 +236,11 @@ class FieldReader:
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
+        if fused is not None and math.isfinite(confidence):
+            readings["fused_confidence"] = round(float(confidence), 6)
+        if fused is not None and confidence > 0 and self.calibration is not None and math.isfinite(confidence):
+            confidence = self.calibration.probability(
+                field_features(confidence, readings, [ch.p for ch in chosen.chars], raw))
         why = [verdict] if verdict else list(interp.problems)
         if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
             confidence = 0.0
@@ -246,7 +257,7 @@ class FieldReader:
             shown = math.floor(confidence * 1000) / 1000  # never rounded up to the threshold it is below
             why.append(f"confidence {shown:.3f} below {self.options.review_threshold}")
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
-        if low:
+        if low and (why or self.calibration is None or fused is None):  # calibrated, it explains, never causes
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)

@@ -102,3 +102,27 @@ def test_dataset_folder_from_environment(tmp_path: Path, monkeypatch: pytest.Mon
     _write_cvl(tmp_path / "elsewhere")
     monkeypatch.setenv("FORMOCR_CVL", str(tmp_path / "elsewhere"))
     assert len(load_cvl("valid", verify=False).images) == 6
+
+
+def test_each_label_is_taught_on_the_line_that_holds_it() -> None:
+    """A death register writes the age first and the year last: the year is learnt from the last line, not the
+    first, and a cell whose writing holds neither label teaches nothing."""
+    from formocr.data.real import Cell
+    from formocr.recognize.modelfile import load_model, member_weights
+    from formocr.recognize.strings import ALPHABET, CRNN, DEFAULT_MODEL
+    from formocr.train.real_strings import cell_lines, labelled_lines, road_strips
+
+    loaded = load_model(DEFAULT_MODEL)
+    meta, weights = member_weights(loaded.meta, loaded.state)[0]
+    net = CRNN(tuple(meta["widths"]), int(meta["hidden"]), len(ALPHABET) + 1)
+    net.load_state_dict(weights)
+    kind = str(meta.get("input", "ink"))
+    cells = [Cell("died_a", "18591213", _cell(["64", "13", "1859"])),
+             Cell("born_b", "19331016", _cell(["1933", "16", "Okt"])),
+             Cell("born_c", "19001010", _cell(["abc", "xyz"]))]
+    xs, ys, stats = labelled_lines(net, cells, kind)
+    assert ys == ["1859", "13", "1933", "16"]
+    assert stats == {"cells": 3, "years": 2, "days": 2, "left_out": 2}
+    where = cell_lines(cells)
+    strips = road_strips([crop for _, crop in where], kind)
+    assert np.array_equal(xs[0], strips[2]) and np.array_equal(xs[1], strips[1])  # the died cell's last, middle line

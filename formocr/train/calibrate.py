@@ -31,16 +31,20 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width confidence bins (the usual 15-bin definition), as a fraction."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
+    """ECE of a classifier's top class with equal-width confidence bins (the usual 15-bin definition)."""
+    return ece(probs.max(axis=1), probs.argmax(axis=1) == labels, bins)
+
+
+def ece(conf: np.ndarray, right: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error, as a fraction: the mean gap between confidence and the share right over
+    equal-width bins (a confidence of 0 falls in the first)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
+    total = 0.0
     for lo, hi in zip(edges[:-1], edges[1:]):
-        m = (conf > lo) & (conf <= hi)
+        m = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
         if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
+            total += m.mean() * abs(right[m].mean() - conf[m].mean())
+    return float(total)
 
 
 def error_at_coverage(probs: np.ndarray, labels: np.ndarray, coverage: float) -> tuple[float, float]:

@@ -197,6 +197,8 @@ def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
               help="Share of each batch from real register lines; the rest strings composed of real digits.")
 @click.option("--synth-share", type=click.FloatRange(0, 1), default=0.15, show_default=True,
               help="Share of the composed strings' digits drawn by the stroke renderer.")
+@click.option("--cvl-repeat", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="How many times each CVL training digit stands in the composed strings' bank (MNIST: 55,000).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
@@ -206,7 +208,7 @@ def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
 @click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
 @errors_to_exit_codes
 def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, batch_size: int, real_share: float,
-                           synth_share: float, lr: float, seed: int, threads: int, val_every: int,
+                           synth_share: float, cvl_repeat: int, lr: float, seed: int, threads: int, val_every: int,
                            limit: int | None, cvl: str | None, registers: str | None) -> None:
     """Train a string model on from INIT on real register lines and strings of real digits."""
     from formocr.train.real_strings import RealStringConfig, train_real_strings
@@ -214,9 +216,53 @@ def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, ba
     command = _training_started("real-strings")
     card = train_real_strings(RealStringConfig(
         init=init, out=out, steps=steps, batch_size=batch_size, real_share=real_share, synth_share=synth_share,
-        lr=lr, seed=seed, threads=threads, val_every=val_every, limit=limit, data=data, cvl=cvl,
+        cvl_repeat=cvl_repeat, lr=lr, seed=seed, threads=threads, val_every=val_every, limit=limit, data=data, cvl=cvl,
         registers=registers), command=command)
     _report(out, card)
+
+
+@main.command("calibrate-fields")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Where to write the calibration (never the shipped one unless told to).")
+@click.option("--digits-model", type=click.Path(dir_okay=False), default=None, help="[default: the shipped one]")
+@click.option("--strings-model", type=click.Path(dir_okay=False), default=None, help="[default: the shipped one]")
+@click.option("--limit", type=click.IntRange(10, 10**6), default=None, help="At most N register cells of each part.")
+@click.option("--strings", "n_strings", type=click.IntRange(0, 10**5), default=1000, show_default=True,
+              help="CVL strings composed for each half.")
+@click.option("--digits", "n_digits", type=click.IntRange(0, 3500), default=1500, show_default=True,
+              help="CVL digits read as one-digit fields, for each half.")
+@click.option("--l2", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Ridge on the weights.")
+@click.option("--cvl", type=click.Path(file_okay=False), default=None, help="CVL digits folder.")
+@click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
+@errors_to_exit_codes
+def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str | None, limit: int | None,
+                         n_strings: int, n_digits: int, l2: float, cvl: str | None, registers: str | None) -> None:
+    """Fit the field calibration of a pair of models on real development fields (half A), confirm on half B."""
+    import time
+
+    from formocr.api import FieldReaderAPI
+    from formocr.data.real import load_cvl, load_register_cells
+    from formocr.options import Options
+    from formocr.train import fieldcal
+
+    command = _training_started("calibrate-fields")
+    t0 = time.perf_counter()
+    api = FieldReaderAPI(Options(digits_model=digits_model, strings_model=strings_model))
+    api.pipeline.reader.calibration = None  # fitted on fusion's own confidence
+    strings = api.pipeline.strings
+    if strings is None:
+        raise click.UsageError("the field calibration needs a string model")
+    fields = [*fieldcal.register_fields(api, limit, registers), *fieldcal.row_fields(api, limit, registers),
+              *fieldcal.cvl_string_fields(api, n_strings, folder=cvl),
+              *fieldcal.cvl_digit_fields(api, n_digits, folder=cvl)]
+    models = {"digits": api.pipeline.classifier.loaded.sha256, "strings": strings.loaded.sha256}
+    cal, n_fit = fieldcal.fit_fields(fields, models, l2)
+    reg_sha = load_register_cells("birthdate-validation", registers, limit=1)[1]
+    card = fieldcal.card_for(command, fields, cal, n_fit, time.perf_counter() - t0, reg_sha,
+                             load_cvl("valid", cvl).sha256)
+    fieldcal.write_calibration(out, cal, card)
+    click.echo(json.dumps({"calibration": out, "fitted_on": n_fit, "uncalibrated_B": card["uncalibrated_B"],
+                           "calibrated_B": card["calibrated_B"]}, indent=2))
 
 
 @main.command("extract-member")

@@ -1,16 +1,18 @@
 """The string reader learns real writers: register years and days as written, and strings of real digits.
 
 Each batch mixes two sources:
-- real lines: the year (first line) and the day (second line, "d 16'" with its word and tick, labelled "16") of
-  the Danish register birth-date cells, located by :func:`formocr.data.real.text_lines` and sent down the very
-  road :func:`formocr.read_field` takes (:meth:`formocr.api.FieldReaderAPI.prepare_crop`, ``field_cut``, the
-  reader's own strips), cut once before training;
+- real lines: the year and the day ("d 16'" with its word and tick, labelled "16") of the Danish register
+  birth-date cells, on the lines located by :func:`formocr.data.real.text_lines` that hold them (found with the
+  label's help: :func:`labelled_lines`), sent down the very road :func:`formocr.read_field` takes
+  (:meth:`formocr.api.FieldReaderAPI.prepare_crop`, ``field_cut``, the reader's own strips), cut once before
+  training;
 - composed strings: the project's string generator on a bank of MNIST and CVL training digits (real writers of
   two continents), the stroke renderer only for a minority of digits, touching, separators and borders as in the
   generator.
 
 The checkpoint is chosen on the register validation cells' years and days (never trained on) together with
-composed strings of MNIST's held-out images; deterministic for a seed and thread count, on the CPU.
+composed strings, half of MNIST's held-out images and half of CVL's even-numbered validation writers (the odd ones
+stay for confirming); deterministic for a seed and thread count, on the CPU.
 """
 
 from __future__ import annotations
@@ -48,55 +50,102 @@ class RealStringConfig:
     batch_size: int = 48
     real_share: float = 0.5  # share of each batch from real register lines; the rest composed strings
     synth_share: float = 0.15  # share of composed strings' digits drawn by the stroke renderer
+    cvl_repeat: int = 1  # each CVL training digit stands this many times in the bank beside MNIST's 55,000
     lr: float = 5e-4
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
     val_every: int = 250
-    val_strings: int = 500  # composed validation strings of MNIST's held-out images
+    val_strings: int = 500  # composed validation strings: half MNIST's held-out images, half CVL's even writers
     limit: int | None = None  # register cells and bank digits used (tiny test runs)
     data: str | None = None  # MNIST folder
     cvl: str | None = None
     registers: str | None = None
 
 
-def register_lines(cells: list[Cell], min_lines: int = 3) -> list[tuple[np.ndarray, str]]:
-    """(line crop, digits) for each cell's year and day. Only cells with at least ``min_lines`` lines of writing:
-    in a cell of fewer, the first line is not always the year, and a wrong label teaches a wrong reading."""
+MAX_LINES = 6  # a cell's located lines that may hold its year or day
+MAX_NATS_PER_CHAR = 2.5  # a line whose likeliest match is worse than this holds no readable copy of the label
+
+
+def cell_lines(cells: list[Cell]) -> list[tuple[int, np.ndarray]]:
+    """(cell index, line crop) for every located line of each cell with a full ``YYYYMMDD`` label."""
     out = []
-    for c in cells:
+    for i, c in enumerate(cells):
         if len(c.label) != 8 or not c.label.isdigit():
             continue
         lines = text_lines(c.gray)
-        if len(lines) < min_lines:
-            continue
-        for k, text in ((0, c.label[:4]), (1, str(int(c.label[6:8])))):
+        for k in range(min(len(lines), MAX_LINES)):
             crop = line_crop(c.gray, lines, k)
             if crop is not None:
-                out.append((crop, text))
+                out.append((i, crop))
     return out
 
 
-def road_strips(crops: list[tuple[np.ndarray, str]], input_kind: str) -> tuple[list[np.ndarray], list[str]]:
-    """Each crop as the string reader sees it through ``read_field``'s road (view 0 of ``input_kind``)."""
+def road_strips(crops: list[np.ndarray], input_kind: str) -> list[np.ndarray | None]:
+    """Each crop as the string reader sees it through ``read_field``'s road (view 0 of ``input_kind``); None for
+    a crop in which the road finds no writing."""
     from formocr.api import FieldReaderAPI, _load
     from formocr.segment import field_cut
 
     api = FieldReaderAPI()
     assert api.pipeline.strings is not None
-    strips, texts = [], []
-    for crop, text in crops:
+    strips: list[np.ndarray | None] = []
+    for crop in crops:
         clean, region, _ = api.prepare_crop(_load(crop, api.options))
         ink, box, lines = field_cut(clean, region)
         if not ink.any():
+            strips.append(None)
             continue
         gray = clean.gray[box.y : box.y2, box.x : box.x2]
         made, geom = api.pipeline.strings.field_strips(ink, region.box.h, clean.page.dpi, gray, lines=lines)
-        if geom.blank:
-            continue
-        strips.append(made.of(input_kind)[0].astype(np.float16))
-        texts.append(text)
-    return strips, texts
+        strips.append(None if geom.blank else made.of(input_kind)[0].astype(np.float16))
+    return strips
+
+
+def _nll(lp: np.ndarray, text: str) -> float:
+    """The negative log-likelihood of ``text`` under one strip's CTC outputs (inf where it cannot fit)."""
+    if len(text) > lp.shape[0]:
+        return float("inf")
+    y, ylen = encode([text])
+    x = torch.from_numpy(lp).unsqueeze(1)
+    return float(nn.functional.ctc_loss(x, y.unsqueeze(0), torch.tensor([lp.shape[0]]), ylen, blank=0,
+                                        reduction="sum", zero_infinity=False))
+
+
+def labelled_lines(net: nn.Module, cells: list[Cell], input_kind: str) -> tuple[list[np.ndarray], list[str],
+                                                                                 dict[str, int]]:
+    """The year and the day of each cell on the lines that hold them, found with the label's help.
+
+    The year is not always on a cell's first line (a death register writes the age first and the year last; a
+    faint year is missed by the locator, and the day moves up): each label goes to the located line under which
+    ``net`` finds it likeliest, the day to a line other than the year's, and a label whose best line is still
+    unlikely (no copy of it the reader can find) is left out rather than taught on the wrong writing."""
+    where = cell_lines(cells)
+    strips = road_strips([crop for _, crop in where], input_kind)
+    by_cell: dict[int, list[np.ndarray]] = {}
+    for (i, _), strip in zip(where, strips):
+        if strip is not None:
+            by_cell.setdefault(i, []).append(strip)
+    flat = [s for ss in by_cell.values() for s in ss]
+    lps = iter(log_probs(net, [s.astype(np.float32) for s in flat], 64))
+    xs: list[np.ndarray] = []
+    ys: list[str] = []
+    stats = {"cells": len(by_cell), "years": 0, "days": 0, "left_out": 0}
+    for i, ss in by_cell.items():
+        label = cells[i].label
+        lp = [next(lps) for _ in ss]
+        taken: set[int] = set()
+        for kind, text in (("years", label[:4]), ("days", str(int(label[6:8])))):
+            costs = [_nll(p, text) if k not in taken else float("inf") for k, p in enumerate(lp)]
+            k = int(np.argmin(costs))
+            if costs[k] > MAX_NATS_PER_CHAR * len(text):
+                stats["left_out"] += 1
+                continue
+            taken.add(k)
+            xs.append(ss[k])
+            ys.append(text)
+            stats[kind] += 1
+    return xs, ys, stats
 
 
 def _accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> float:
@@ -122,21 +171,24 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
     t0 = time.perf_counter()
     tr_cells, tr_sum = load_register_cells("birthdate-train", cfg.registers, limit=cfg.limit)
     va_cells, va_sum = load_register_cells("birthdate-validation", cfg.registers, limit=cfg.limit)
-    real_x, real_y = road_strips(register_lines(tr_cells), input_kind)
-    val_x, val_y = road_strips(register_lines(va_cells, min_lines=1), input_kind)
+    real_x, real_y, tr_stats = labelled_lines(net, tr_cells, input_kind)
+    val_x, val_y, va_stats = labelled_lines(net, va_cells, input_kind)
     del tr_cells, va_cells
-    log.info("cut %d real training lines, %d validation lines (%.0fs)", len(real_x), len(val_x),
-             time.perf_counter() - t0)
+    log.info("cut %d real training lines (%s), %d validation lines (%s) (%.0fs)", len(real_x), tr_stats,
+             len(val_x), va_stats, time.perf_counter() - t0)
 
     mnist = load_split("train", cfg.data)
     val_idx, tr_idx = held_out_split(len(mnist.images), 0)
     cvl = load_cvl("train", cfg.cvl)
     n = cfg.limit or len(tr_idx)
-    bank = DigitBank(np.concatenate([mnist.images[tr_idx[:n]], cvl.images[:n]]),
-                     np.concatenate([mnist.labels[tr_idx[:n]], cvl.labels[:n]]))
+    bank = DigitBank(np.concatenate([mnist.images[tr_idx[:n]], *[cvl.images[:n]] * cfg.cvl_repeat]),
+                     np.concatenate([mnist.labels[tr_idx[:n]], *[cvl.labels[:n]] * cfg.cvl_repeat]))
     gen = StringGenerator(bank, synth_share=cfg.synth_share)
-    vgen = StringGenerator(DigitBank(mnist.images[val_idx], mnist.labels[val_idx]), synth_share=0.0)
-    syn_val = [sample_strip(vgen, np.random.default_rng([cfg.seed, 99_991, i]), input_kind)
+    cvl_val = load_cvl("valid", cfg.cvl)
+    even = cvl_val.writers % 2 == 0
+    vgens = (StringGenerator(DigitBank(mnist.images[val_idx], mnist.labels[val_idx]), synth_share=0.0),
+             StringGenerator(DigitBank(cvl_val.images[even], cvl_val.labels[even]), synth_share=0.0))
+    syn_val = [sample_strip(vgens[i % 2], np.random.default_rng([cfg.seed, 99_991, i]), input_kind)
                for i in range(cfg.val_strings)]
     syn_x, syn_y = [s for s, _ in syn_val], [v.text for _, v in syn_val]
 
@@ -191,18 +243,23 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
             "init": {"path": cfg.init, "sha256": parent.sha256,
                      "command": parent.card.get("training", {}).get("command")},
             "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
-            "real_share": cfg.real_share, "synth_share": cfg.synth_share, "input": input_kind,
+            "real_share": cfg.real_share, "synth_share": cfg.synth_share, "cvl_repeat": cfg.cvl_repeat,
+            "input": input_kind,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "data": {
-                "real_lines": {"source": "danish-registers/birthdate-train.zip: year and day lines of cells with "
-                                         "3+ lines of writing", "sha256": tr_sum, "lines": len(real_x),
+                "real_lines": {"source": "danish-registers/birthdate-train.zip: each cell's year and day on "
+                                         "the located lines under which the parent network finds them likeliest "
+                                         f"(left out above {MAX_NATS_PER_CHAR} nats a character)",
+                               "counts": tr_stats, "sha256": tr_sum, "lines": len(real_x),
                                "terms": REGISTER_TERMS},
                 "composed": {"bank": "MNIST training images (less the 5000 held out, split seed 0) and CVL train "
-                                     "(67 writers)", "mnist_sha256": mnist.sha256, "cvl_sha256": cvl.sha256,
+                                     f"(67 writers), each CVL digit {cfg.cvl_repeat} time(s)",
+                             "mnist_sha256": mnist.sha256, "cvl_sha256": cvl.sha256,
                              "cvl_terms": CVL_TERMS},
                 "chosen_on": {"real": f"danish-registers/birthdate-validation.zip ({va_sum[:16]}…): {len(val_x)} "
-                                      "year and day lines", "composed": f"{cfg.val_strings} strings of MNIST's "
-                                                                        "held-out images"},
+                                      "year and day lines", "composed": f"{cfg.val_strings} strings, half of MNIST's "
+                                                                        "held-out images, half of CVL valid's even "
+                                                                        "writers"},
             },
             "limit": cfg.limit, "seconds": round(time.perf_counter() - t_start, 1), "threads": cfg.threads,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),

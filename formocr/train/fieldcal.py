@@ -1,0 +1,206 @@
+"""Real development fields, read as the product reads them, and the field calibration fitted on them.
+
+The fields:
+- ``years`` / ``days``: the first and second located line of each Danish register birth-date cell (validation
+  part), read by :meth:`formocr.api.FieldReaderAPI.read_field` as a 4-digit and a 1-2 digit field. Only a cell
+  of a birth register in which the locator finds three lines has the layout the data set describes (year, day,
+  month): a death register's cell often starts with the age and ends with the year, and a split or missed line
+  moves the others. Those are ``standard``; on the others the first line is often not the year the label holds,
+  and the reading is measured against a label that is not in its crop;
+- ``row numbers``: whole row-number cells (scanner margin, rules, the next column's print) as 1-4 digits;
+- ``cvl digits``: CVL's validation digits (writers none of the models learnt from) one by one, as one-digit fields;
+- ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper.
+
+Each field falls in half ``A`` or ``B``: register cells by their scanned page (one clerk's hand stays on one
+side), CVL digits and strings by their writer's id (even: ``A``). The calibration is fitted on ``A`` only, so ``B`` can
+confirm it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from formocr.api import FieldReaderAPI
+from formocr.calibration import FEATURES, FieldCalibration, features_of, fit_logistic
+from formocr.data.real import CVL_TERMS, REGISTER_TERMS, line_crop, load_cvl, load_register_cells, text_lines
+from formocr.objects import FieldResult
+from formocr.recognize.modelfile import code_version
+from formocr.score import wilson_low
+from formocr.train.calibrate import ece
+
+log = logging.getLogger("formocr.train")
+
+
+@dataclass(frozen=True)
+class DevField:
+    set: str
+    item: str
+    half: str  # "A" (fitting) or "B" (confirming)
+    truth: str
+    result: FieldResult | None  # None: the locator found no such line (a miss)
+    seconds: float
+    standard: bool = True  # a register cell of the documented layout (see the module's notes)
+
+    @property
+    def value(self) -> str:
+        v = str(self.result.value or "") if self.result is not None else ""
+        return str(int(v)) if self.set == "days" and v.isdigit() else v
+
+
+def page_half(name: str) -> str:
+    """The half of a register cell, by its scanned page."""
+    return "A" if zlib.crc32(name.rsplit("_", 1)[0].encode()) % 2 == 0 else "B"
+
+
+def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: int) -> tuple[FieldResult, float]:
+    t0 = time.perf_counter()
+    f = api.read_field(crop, "digits", **constraints)  # type: ignore[arg-type]
+    return f, time.perf_counter() - t0
+
+
+def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
+    """Years and days of the birth-date validation cells."""
+    cells, _ = load_register_cells("birthdate-validation", folder, limit=limit)
+    for c in cells:
+        if len(c.label) != 8 or not c.label.isdigit():
+            continue
+        lines = text_lines(c.gray)
+        standard = c.name.startswith("born") and len(lines) == 3
+        for name, k, truth, lo, hi in (("years", 0, c.label[:4], 4, 4), ("days", 1, str(int(c.label[6:8])), 1, 2)):
+            crop = line_crop(c.gray, lines, k)
+            f, sec = _timed(api, crop, min_length=lo, max_length=hi) if crop is not None else (None, 0.0)
+            yield DevField(name, c.name, page_half(c.name), truth, f, sec, standard)
+
+
+def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
+    """Whole row-number cells with an all-digit label."""
+    cells, _ = load_register_cells("row_id-validation", folder, limit=limit)
+    for c in cells:
+        if c.label.isdigit():
+            f, sec = _timed(api, c.gray, min_length=1, max_length=4)
+            yield DevField("row numbers", c.name, page_half(c.name), c.label, f, sec)
+
+
+def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
+    """``n`` CVL validation digits of each half's writers, each as a scanned one-digit box would give it (dark ink
+    on paper, scaled to about 4 mm at 300 dpi with a margin), read as a one-digit field."""
+    import cv2
+
+    s = load_cvl("valid", folder)
+    for half, parity in (("A", 0), ("B", 1)):
+        idx = np.flatnonzero(s.writers % 2 == parity)
+        idx = np.random.default_rng([seed, parity]).permutation(idx)[:n]
+        for i in idx:
+            tile = cv2.resize(255 - s.images[i], (84, 84), interpolation=cv2.INTER_CUBIC)
+            crop = cv2.copyMakeBorder(tile, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
+            f, sec = _timed(api, crop, min_length=1, max_length=1)
+            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec)
+
+
+def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None
+                      ) -> Iterator[DevField]:
+    """``n`` strings of each half's CVL validation writers, 3-8 plain digits on generated paper, every other one
+    asked to touch, read as ``digits`` fields with no length constraint."""
+    from formocr.synth.strings import DigitBank, StringGenerator, clean_page
+
+    s = load_cvl("valid", folder)
+    for half, parity in (("A", 0), ("B", 1)):
+        keep = s.writers % 2 == parity
+        gen = StringGenerator(DigitBank(s.images[keep], s.labels[keep]), synth_share=0.0, min_len=3, max_len=8,
+                              separators=False)
+        for i in range(n):
+            rng = np.random.default_rng([seed, parity, i])
+            sample = gen.sample(rng, touching=bool(i % 2))
+            t0 = time.perf_counter()
+            work = api.pipeline.reader.read(clean_page(sample), [sample.region])
+            yield DevField("cvl strings", f"{half}{i}", half, sample.text, work[0].result,
+                           time.perf_counter() - t0)
+
+
+def calibration_curve(fields: list[DevField], cal: FieldCalibration | None) -> dict[str, Any]:
+    """Per set: fields, share right, and with ``cal`` the expected calibration error (15 bins)."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(_row(f) for f in fields):
+        fs = [f for f in fields if _row(f) == name]
+        right = np.array([f.value == f.truth for f in fs])
+        conf = np.array([confidence(f, cal) for f in fs])
+        out[name] = {"fields": len(fs), "right": round(float(right.mean()), 4), "ece": round(ece(conf, right), 4)}
+    return out
+
+
+def _row(f: DevField) -> str:
+    return f.set if f.standard else f"{f.set}, other cells"
+
+
+def confidence(f: DevField, cal: FieldCalibration | None) -> float:
+    """The field's confidence, or what ``cal`` makes of its readings."""
+    if f.result is None:
+        return 0.0
+    x = features_of(f.result)
+    if cal is None or x is None:
+        return float(f.result.confidence)
+    return cal.probability(x)
+
+
+def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0) -> tuple[FieldCalibration, int]:
+    """Fit on the half-``A`` fields read by both readers, for ``models`` (their sha256); (calibration, fields
+    fitted on)."""
+    rows = [(features_of(f.result), f.value == f.truth) for f in fields
+            if f.half == "A" and f.standard and f.result is not None]
+    xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
+    x = np.stack([x for x, _ in xs])
+    y = np.array([float(r) for _, r in xs])
+    w, b, mean, scale = fit_logistic(x, y, l2)
+    return FieldCalibration(tuple(map(float, w)), b, tuple(map(float, mean)), tuple(map(float, scale)),
+                            models), len(xs)
+
+
+def precision_at(fields: list[DevField], cal: FieldCalibration, threshold: float) -> tuple[float, float, float]:
+    """(accepted share, right among accepted, its Wilson low bound) when a field is accepted at ``threshold`` of
+    the calibrated confidence and needs no review for any other reason."""
+    acc = right = 0
+    for f in fields:
+        if f.result is not None and confidence(f, cal) >= threshold and not other_reasons(f.result):
+            acc += 1
+            right += f.value == f.truth
+    return acc / max(len(fields), 1), right / acc if acc else float("nan"), wilson_low(right, acc) or 0.0
+
+
+def other_reasons(r: FieldResult) -> bool:
+    """Needs review for a reason the confidence does not decide: a verdict, the field's rules, no digits."""
+    return any(not (w.startswith("confidence ") or w.startswith("readers disagree") or w.startswith("unsure of")
+                    or w.startswith("not a digit at position") or w.startswith("a printed line"))
+               for w in r.why) or not r.raw
+
+
+def write_calibration(path: str | Path, cal: FieldCalibration, card: dict[str, Any]) -> None:
+    """The calibration and its card in one JSON file, written whole or not at all."""
+    from formocr.outputs import write_atomic
+
+    text = json.dumps({**cal.to_dict(), "card": card}, indent=2) + "\n"
+    write_atomic(path, lambda fh: fh.write(text), what="calibration file")
+
+
+def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit: int, seconds: float,
+             registers_sha: str, cvl_sha: object) -> dict[str, Any]:
+    return {
+        "name": "fields-calibration", "task": "a fused field reading's evidence → the chance it is right",
+        "command": command, "features": list(FEATURES), "fitted_on": n_fit,
+        "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
+                               "sha256": registers_sha, "terms": REGISTER_TERMS},
+                 "cvl": {"file": "cvl-digits/valid.npz", "sha256": cvl_sha, "terms": CVL_TERMS},
+                 "halves": "fitted on half A: register cells of the documented layout on pages with an even "
+                           "crc32 of their page name, CVL even writers; half B confirms"},
+        "models": dict(cal.models), "seconds": round(seconds, 1), "code": code_version(),
+        "uncalibrated_B": calibration_curve([f for f in fields if f.half == "B"], None),
+        "calibrated_B": calibration_curve([f for f in fields if f.half == "B"], cal),
+    }

@@ -1,0 +1,102 @@
+"""The field calibration: fitted deterministically, used only with the models it was fitted to, and a damaged
+file is a one-line model error."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from formocr.calibration import FEATURES, FieldCalibration, features_of, fit_logistic, load_calibration
+from formocr.errors import ModelError
+from formocr.options import Options
+from formocr.pipeline import Pipeline
+
+
+def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(FEATURES)))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 1.0 * x[:, 2])))).astype(float)
+    return x, y
+
+
+def test_fit_finds_the_signs_and_is_deterministic() -> None:
+    x, y = _data()
+    w, b, mean, scale = fit_logistic(x, y)
+    assert w[0] > 1.0 and w[2] < -0.5 and max(abs(w[1]), abs(w[3])) < 0.5
+    w2, b2, _, _ = fit_logistic(x, y)
+    assert np.array_equal(w, w2) and b == b2
+    cal = FieldCalibration(tuple(w), b, tuple(mean), tuple(scale), {})
+    sure, unsure = np.array([3.0] + [0.0] * 8), np.array([-3.0] + [0.0] * 8)
+    assert cal.probability(sure) > 0.95 > 0.05 > cal.probability(unsure)
+
+
+def _write(path: Path, models: dict[str, str], **override: object) -> Path:
+    n = len(FEATURES)
+    data = {"features": list(FEATURES), "weights": [0.5] * n, "bias": 1.0, "mean": [0.0] * n, "scale": [1.0] * n,
+            "models": models, **override}
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("override, words", [
+    ({"features": ["confidence"]}, "not this version's"),
+    ({"weights": [float("nan")] * len(FEATURES)}, "finite"),
+    ({"scale": [0.0] * len(FEATURES)}, "positive"),
+    ({"weights": [1.0]}, "expected"),
+])
+def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict[str, object], words: str) -> None:
+    p = _write(tmp_path / "cal.json", {}, **override)
+    with pytest.raises(ModelError, match=words) as e:
+        load_calibration(p)
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not a field calibration"):
+        load_calibration(tmp_path / "junk.json")
+    with pytest.raises(ModelError, match="cannot read"):
+        load_calibration(tmp_path / "missing.json")
+
+
+def test_the_shipped_calibration_fits_the_shipped_models() -> None:
+    pipe = Pipeline(Options())
+    assert pipe.reader.calibration is not None
+    assert pipe.reader.calibration.fits(pipe.classifier.loaded.sha256, pipe.strings.loaded.sha256)  # type: ignore[union-attr]
+
+
+def test_a_calibration_for_other_models_is_refused_or_left_aside(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    from formocr.recognize.strings import DEFAULT_MODEL, extract_member
+
+    other = _write(tmp_path / "other.json", {"digits": "0" * 64, "strings": "1" * 64})
+    with pytest.raises(ModelError, match="other models"):
+        Pipeline(Options(calibration=str(other)))
+    assert Pipeline(Options(reader="segmentation")).reader.calibration is None  # one reader: nothing to calibrate
+    member = tmp_path / "member.safetensors"
+    extract_member(DEFAULT_MODEL, 0, member)
+    with caplog.at_level(logging.WARNING, logger="formocr"):
+        pipe = Pipeline(Options(strings_model=str(member)))
+    assert pipe.reader.calibration is None and "does not fit these models" in caplog.text
+
+
+def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidence(tmp_path: Path) -> None:
+    from formocr.api import FieldReaderAPI
+    from formocr.layout.template import Template, TemplateField
+    from formocr.synth import Writer, render_form
+
+    pipe = Pipeline(Options())
+    models = {"digits": pipe.classifier.loaded.sha256, "strings": pipe.strings.loaded.sha256}  # type: ignore[union-attr]
+    cal_path = _write(tmp_path / "cal.json", models)
+    f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "40729"}, np.random.default_rng(11),
+                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
+    b, m = sp.field_boxes["f"], 35
+    crop = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m]
+    r = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits")
+    x = features_of(r)
+    assert r.value == "40729" and x is not None
+    assert r.confidence == pytest.approx(load_calibration(cal_path).probability(x))
+    plain = FieldReaderAPI(Options()).read_field(crop, "digits")
+    assert plain.readings["fused_confidence"] == r.readings["fused_confidence"]
