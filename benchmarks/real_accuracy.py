@@ -220,7 +220,7 @@ def main() -> int:
             k, r = int(a.sum()), int((a & right).sum())
             sweep_rows.append([name, t, _pct(a.mean()), _pct(r / k if k else None), _pct(wilson_low(r, k))])
         if args.png:
-            reliability_png(args.png / f"reliability-{name.replace(' ', '-')}.png", name, conf, right)
+            reliability_png(args.png / f"reliability-{name.replace(',', '').replace(' ', '-')}.png", name, conf, right)
     print(table(["set", "items", "exact", "accepted", "right among accepted", "low 95%", "ECE", "per item"], rows))
     print()
     print(table(["set", "review threshold", "accepted", "right among accepted", "low 95%"], sweep_rows))

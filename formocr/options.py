@@ -27,8 +27,8 @@ DROPOUT_MODES = ("auto", "none", "red", "green", "blue")  # see formocr.dropout.
 # Chosen on real handwriting (benchmarks/real_accuracy.py; README, "Accuracy on real handwriting"). A field's
 # confidence is the calibrated chance that its reading is right (formocr.calibration), so the threshold is the
 # least chance a reading posted without review may have. On half A of the real development fields (register years,
-# days and row numbers, CVL digits and strings) 0.995 is the lowest at which the accepted readings are 99.5% right
-# (99.66%); on half B they are 99.48% right. 0.98 accepted 47% of half A at 99.22%.
+# days and row numbers, CVL digits and strings) 0.995 is the lowest swept at which the accepted readings are 99.5%
+# right (33.8% accepted, 99.57% right; 0.99: 99.18%); on half B it accepts 35.4%, 99.40% right.
 REVIEW_THRESHOLD = 0.995
 
 
@@ -45,7 +45,7 @@ class Options:
     max_pages: int = 500
     digits_model: str | None = None  # path; None = the shipped model
     strings_model: str | None = None  # path; None = the shipped model
-    calibration: str | None = None  # field calibration file; None = the shipped one where it fits the models
+    calibration: str | None = None  # field calibration file; None = the shipped one where it fits; "none" = off
     reader: str = "fused"  # fused | segmentation | crnn: which readers read each field
     string_views: int = 3  # 1-5: the string reader reads each field at this many widths (more: surer, slower)
     digit_tiles: str = "grey"  # grey | ink: the digit CNN reads how dark each pixel is, or the binarized mask

@@ -72,8 +72,9 @@ class Pipeline:
 
     def _calibration(self) -> FieldCalibration | None:
         """The field calibration fitted to the models in use: the one named in the options (an error if it was
-        fitted to others), else the shipped one where it fits (fusion's confidence stands where none does)."""
-        if self.strings is None or self.options.reader != "fused":
+        fitted to others), else the shipped one where it fits; ``"none"``: fusion's own confidence stands, as it does
+        where no calibration fits."""
+        if self.strings is None or self.options.reader != "fused" or self.options.calibration == "none":
             return None
         digits, strings = self.classifier.loaded.sha256, self.strings.loaded.sha256
         if self.options.calibration is not None:

@@ -74,6 +74,7 @@ def test_a_calibration_for_other_models_is_refused_or_left_aside(tmp_path: Path,
     with pytest.raises(ModelError, match="other models"):
         Pipeline(Options(calibration=str(other)))
     assert Pipeline(Options(reader="segmentation")).reader.calibration is None  # one reader: nothing to calibrate
+    assert Pipeline(Options(calibration="none")).reader.calibration is None
     member = tmp_path / "member.safetensors"
     extract_member(DEFAULT_MODEL, 0, member)
     with caplog.at_level(logging.WARNING, logger="formocr"):

@@ -247,8 +247,7 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
 
     command = _training_started("calibrate-fields")
     t0 = time.perf_counter()
-    api = FieldReaderAPI(Options(digits_model=digits_model, strings_model=strings_model))
-    api.pipeline.reader.calibration = None  # fitted on fusion's own confidence
+    api = FieldReaderAPI(Options(digits_model=digits_model, strings_model=strings_model, calibration="none"))
     strings = api.pipeline.strings
     if strings is None:
         raise click.UsageError("the field calibration needs a string model")
