@@ -1,7 +1,7 @@
 """A field's confidence as the chance, learnt on real handwriting, that its reading is right.
 
 Fusion's confidence is made of rules chosen on synthetic strings; on real writers it says little (register years
-read right four times in five were given a confidence that accepted one in fifty). A small logistic model turns
+of birth-register cells, read right nine times in ten, were accepted one time in ten). A small logistic model turns
 what the readers said about a field (their confidences, whether they agree, which won, the least sure character,
 the count of characters, marks left out, a printed line across it) into the probability that the reading is
 right. It is fitted on real development fields (``formocr-train calibrate-fields``) for one pair of models and
@@ -52,8 +52,8 @@ def field_features(confidence: float, readings: Mapping[str, Any], char_ps: Sequ
 def features_of(result: FieldResult) -> np.ndarray | None:
     """The features of a field result read by both readers (None for one that was not)."""
     fused = result.readings.get("fused_confidence")
-    if fused is None:
-        return None
+    if fused is None or float(fused) <= 0 or not any(ch.isdigit() for ch in result.raw):
+        return None  # the product never calibrates these
     return field_features(float(fused), result.readings, [ch.p for ch in result.chars], result.raw)
 
 
@@ -86,8 +86,10 @@ def load_calibration(path: str | Path) -> FieldCalibration:
     p = Path(path)
     try:
         data = json.loads(p.read_text("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object")
         if list(data["features"]) != list(FEATURES):
-            raise ValueError(f"features {data['features']} are not this version's {list(FEATURES)}")
+            raise ValueError(f"its features are not this version's {list(FEATURES)}")
         n = len(FEATURES)
         cal = FieldCalibration(tuple(float(w) for w in data["weights"]), float(data["bias"]),
                                tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["scale"]),
@@ -99,8 +101,12 @@ def load_calibration(path: str | Path) -> FieldCalibration:
             raise ValueError("weights must be finite and scales positive")
     except OSError as e:
         raise ModelError(f"cannot read the field calibration: {e.strerror or e}", str(p)) from None
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except KeyError as e:
+        raise ModelError(f"not a field calibration file: no {e}", str(p)) from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as e:
         raise ModelError(f"not a field calibration file: {e}", str(p)) from None
+    except RecursionError:
+        raise ModelError("not a field calibration file: nested too deeply", str(p)) from None
     return cal
 
 

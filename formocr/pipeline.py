@@ -74,16 +74,19 @@ class Pipeline:
         """The field calibration fitted to the models in use: the one named in the options (an error if it was
         fitted to others), else the shipped one where it fits; ``"none"``: fusion's own confidence stands, as it does
         where no calibration fits."""
+        named = self.options.calibration not in (None, "none")
+        cal = load_calibration(str(self.options.calibration)) if named else None  # checked even where unused
         if self.strings is None or self.options.reader != "fused" or self.options.calibration == "none":
             return None
         digits, strings = self.classifier.loaded.sha256, self.strings.loaded.sha256
-        if self.options.calibration is not None:
-            cal = load_calibration(self.options.calibration)
+        if cal is not None:
             if not cal.fits(digits, strings):
                 raise ModelError("this field calibration was fitted to other models than those in use",
-                                 self.options.calibration)
+                                 str(self.options.calibration))
             return cal
         if not SHIPPED_CALIBRATION.exists():
+            log.warning("no field calibration beside the shipped models (%s): confidences are fusion's own, "
+                        "uncalibrated", SHIPPED_CALIBRATION)
             return None
         cal = load_calibration(SHIPPED_CALIBRATION)
         if cal.fits(digits, strings):

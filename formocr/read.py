@@ -237,10 +237,12 @@ class FieldReader:
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
         confidence = chosen.confidence if any(ch.isdigit() for ch in raw) else 0.0
         if fused is not None and math.isfinite(confidence):
-            readings["fused_confidence"] = round(float(confidence), 6)
-        if fused is not None and confidence > 0 and self.calibration is not None and math.isfinite(confidence):
-            confidence = self.calibration.probability(
-                field_features(confidence, readings, [ch.p for ch in chosen.chars], raw))
+            kept = round(float(confidence), 6)
+            readings["fused_confidence"] = kept
+            if kept > 0 and self.calibration is not None:  # from the figures the results keep, as fitted
+                confidence = self.calibration.probability(
+                    field_features(kept, readings, [ch.p for ch in chosen.chars], raw))
+                readings["calibrated"] = True
         why = [verdict] if verdict else list(interp.problems)
         if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
             confidence = 0.0

@@ -56,8 +56,13 @@ def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(ModelError, match="not a field calibration"):
         load_calibration(tmp_path / "junk.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="expected a JSON object"):
+        load_calibration(tmp_path / "list.json")
     with pytest.raises(ModelError, match="cannot read"):
         load_calibration(tmp_path / "missing.json")
+    with pytest.raises(ModelError, match="cannot read"):
+        load_calibration(tmp_path)  # a folder
 
 
 def test_the_shipped_calibration_fits_the_shipped_models() -> None:
@@ -75,6 +80,8 @@ def test_a_calibration_for_other_models_is_refused_or_left_aside(tmp_path: Path,
         Pipeline(Options(calibration=str(other)))
     assert Pipeline(Options(reader="segmentation")).reader.calibration is None  # one reader: nothing to calibrate
     assert Pipeline(Options(calibration="none")).reader.calibration is None
+    with pytest.raises(ModelError, match="cannot read"):  # a file named is checked even where no reader uses it
+        Pipeline(Options(reader="segmentation", calibration=str(tmp_path / "missing.json")))
     member = tmp_path / "member.safetensors"
     extract_member(DEFAULT_MODEL, 0, member)
     with caplog.at_level(logging.WARNING, logger="formocr"):
@@ -89,7 +96,7 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
 
     pipe = Pipeline(Options())
     models = {"digits": pipe.classifier.loaded.sha256, "strings": pipe.strings.loaded.sha256}  # type: ignore[union-attr]
-    cal_path = _write(tmp_path / "cal.json", models)
+    cal_path = _write(tmp_path / "cal.json", models, weights=[0.05] * len(FEATURES), bias=-2.0)
     f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
     sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "40729"}, np.random.default_rng(11),
                      writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
@@ -97,7 +104,15 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
     crop = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m]
     r = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits")
     x = features_of(r)
-    assert r.value == "40729" and x is not None
+    assert r.value == "40729" and x is not None and r.readings["calibrated"] is True
+
+    def logit(p: float) -> float:
+        q = min(max(p, 1e-6), 1 - 1e-6)
+        return float(np.log(q / (1 - q)))
+
+    assert x[0] == pytest.approx(logit(r.readings["fused_confidence"])) and x[3] == float(r.readings["agree"])
+    assert x[6] == pytest.approx(0.5) and x[5] == pytest.approx(logit(min(c.p for c in r.chars)))
+    assert 0.02 < r.confidence < 0.98  # weights that make each feature count
     assert r.confidence == pytest.approx(load_calibration(cal_path).probability(x))
     plain = FieldReaderAPI(Options()).read_field(crop, "digits")
     assert plain.readings["fused_confidence"] == r.readings["fused_confidence"]

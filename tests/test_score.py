@@ -212,3 +212,17 @@ def test_cli_one_line_errors_and_json(tmp_path: Path) -> None:
         r = CliRunner().invoke(main, ["eval", "results", *args])
         assert r.exit_code == code and text in r.stderr and r.stdout == "" and len(r.stderr.splitlines()) == 1, (
             args, r.exit_code, r.stderr)
+
+
+def test_a_calibrated_fields_unsure_character_is_no_rule_of_its_own() -> None:
+    """The pipeline weighs a calibrated field's least sure character in its confidence, so the scorer's sweep must
+    not send it to review for that character as it does an uncalibrated field."""
+    plain = _field("plain", "12", 0.999, chars_p=0.5)
+    calibrated = _field("calibrated", "12", 0.999, chars_p=0.5)
+    calibrated["readings"]["calibrated"] = True
+    calibrated["needs_review"] = False
+    results = {"x.pdf": load_results_doc(_doc("x.pdf", [plain, calibrated]))}
+    truth = [TruthField("x.pdf", 1, name, "12") for name in ("plain", "calibrated")]
+    rep = score(truth, results, review_threshold=0.995).to_dict()
+    at = {row["threshold"]: row for row in rep["sweep"]}
+    assert at[0.995]["accepted"] == rep["all"]["accepted"] == 1
