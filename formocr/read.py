@@ -259,7 +259,7 @@ class FieldReader:
             shown = math.floor(confidence * 1000) / 1000  # never rounded up to the threshold it is below
             why.append(f"confidence {shown:.3f} below {self.options.review_threshold}")
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
-        if low and (why or self.calibration is None or fused is None):  # calibrated, it explains, never causes
+        if low and (why or not readings.get("calibrated")):  # calibrated, it explains a review, never causes one
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)

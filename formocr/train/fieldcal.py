@@ -34,7 +34,6 @@ from formocr.calibration import FEATURES, FieldCalibration, features_of, fit_log
 from formocr.data.real import CVL_TERMS, REGISTER_TERMS, line_crop, load_cvl, load_register_cells, text_lines
 from formocr.objects import FieldResult
 from formocr.recognize.modelfile import code_version
-from formocr.score import wilson_low
 from formocr.train.calibrate import ece
 
 log = logging.getLogger("formocr.train")
@@ -162,17 +161,6 @@ def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0) 
     w, b, mean, scale = fit_logistic(x, y, l2)
     return FieldCalibration(tuple(map(float, w)), b, tuple(map(float, mean)), tuple(map(float, scale)),
                             models), len(xs)
-
-
-def precision_at(fields: list[DevField], cal: FieldCalibration, threshold: float) -> tuple[float, float, float]:
-    """(accepted share, right among accepted, its Wilson low bound) when a field is accepted at ``threshold`` of
-    the calibrated confidence and needs no review for any other reason."""
-    acc = right = 0
-    for f in fields:
-        if f.result is not None and confidence(f, cal) >= threshold and not other_reasons(f.result):
-            acc += 1
-            right += f.value == f.truth
-    return acc / max(len(fields), 1), right / acc if acc else float("nan"), wilson_low(right, acc) or 0.0
 
 
 def other_reasons(r: FieldResult) -> bool:

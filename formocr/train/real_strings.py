@@ -32,7 +32,7 @@ from torch import nn
 from formocr.data.mnist import load_split
 from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, line_crop, load_cvl, load_register_cells, text_lines
 from formocr.errors import ModelError
-from formocr.recognize.ctc import best_path
+from formocr.recognize.ctc import best_path, string_probabilities
 from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import ALPHABET, ARCH, CRNN, log_probs, pad_batch
 from formocr.synth.strings import DigitBank, StringGenerator
@@ -102,16 +102,6 @@ def road_strips(crops: list[np.ndarray], input_kind: str) -> list[np.ndarray | N
     return strips
 
 
-def _nll(lp: np.ndarray, text: str) -> float:
-    """The negative log-likelihood of ``text`` under one strip's CTC outputs (inf where it cannot fit)."""
-    if len(text) > lp.shape[0]:
-        return float("inf")
-    y, ylen = encode([text])
-    x = torch.from_numpy(lp).unsqueeze(1)
-    return float(nn.functional.ctc_loss(x, y.unsqueeze(0), torch.tensor([lp.shape[0]]), ylen, blank=0,
-                                        reduction="sum", zero_infinity=False))
-
-
 def labelled_lines(net: nn.Module, cells: list[Cell], input_kind: str) -> tuple[list[np.ndarray], list[str],
                                                                                  dict[str, int]]:
     """The year and the day of each cell on the lines that hold them, found with the label's help.
@@ -133,12 +123,13 @@ def labelled_lines(net: nn.Module, cells: list[Cell], input_kind: str) -> tuple[
     stats = {"cells": len(by_cell), "years": 0, "days": 0, "left_out": 0}
     for i, ss in by_cell.items():
         label = cells[i].label
-        lp = [next(lps) for _ in ss]
+        texts = (label[:4], str(int(label[6:8])))
+        probs = np.array([string_probabilities(next(lps), texts, ALPHABET) for _ in ss])  # lines × (year, day)
         taken: set[int] = set()
-        for kind, text in (("years", label[:4]), ("days", str(int(label[6:8])))):
-            costs = [_nll(p, text) if k not in taken else float("inf") for k, p in enumerate(lp)]
-            k = int(np.argmin(costs))
-            if costs[k] > MAX_NATS_PER_CHAR * len(text):
+        for j, (kind, text) in enumerate(zip(("years", "days"), texts)):
+            p = np.where([k in taken for k in range(len(ss))], 0.0, probs[:, j])
+            k = int(np.argmax(p))
+            if p[k] < np.exp(-MAX_NATS_PER_CHAR * len(text)):
                 stats["left_out"] += 1
                 continue
             taken.add(k)
