@@ -20,7 +20,8 @@ One table, one row per real development set:
   (both readers, fusion, the field calibration): the product's road for a single digit, where the rows above read
   the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones.
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper,
-  every other one touching; ``A`` holds the even writers, ``B`` the odd ones.
+  every other one touching; ``A`` holds the even writers, ``B`` the odd ones. ``cvl strings, length given``:
+  as many others, each read as a field of its own count of digits (a postal code, an account number).
 - ``row numbers``: whole row-number cells (scanner margin, rules and print of the next column inside) read by
   ``read_field`` as digits; labels with letters are dropped.
 
@@ -199,6 +200,7 @@ def main() -> int:
     if "strings" in chosen:
         cases += field_cases(cvl_digit_fields(api, args.digits))
         cases += field_cases(cvl_string_fields(api, args.strings))
+        cases += field_cases(cvl_string_fields(api, args.strings, length_given=True))
     if args.cases:
         args.cases.write_text("".join(json.dumps(asdict(c)) + "\n" for c in cases))
     if args.png:

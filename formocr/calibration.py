@@ -4,8 +4,11 @@ Fusion's confidence is made of rules chosen on synthetic strings; on real writer
 of birth-register cells, read right nine times in ten, were accepted one time in ten). A small logistic model turns
 what the readers said about a field (their confidences, whether they agree, which won, the least sure character,
 the count of characters, marks left out, a printed line across it) into the probability that the reading is
-right. It is fitted on real development fields (``formocr-train calibrate-fields``) for one pair of models and
-names their sha256, so it is used only with the models it was fitted to.
+right. The same evidence means different things for a field of one digit, of a fixed count of digits and of a
+free count (a lone digit has no neighbour to be confused with, a free count can drop one), so each of these
+:data:`KINDS` has a model of its own. They are fitted on real development fields (``formocr-train
+calibrate-fields``) for one pair of models and name their sha256, so they are used only with the models they were
+fitted to.
 """
 
 from __future__ import annotations
@@ -24,7 +27,17 @@ from formocr.objects import FieldResult
 
 FEATURES = ("confidence", "segmentation", "string_reader", "agree", "string_reader_won", "least_char",
             "characters", "left_out", "crossed")
+KINDS = ("one digit", "fixed length", "free length")
 SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
+
+
+def kind_of(min_digits: int, max_digits: int | None) -> str:
+    """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits."""
+    if max_digits == 1:
+        return "one digit"
+    if max_digits is not None and max_digits == min_digits:
+        return "fixed length"
+    return "free length"
 
 
 def _logit(p: float) -> float:
@@ -58,27 +71,53 @@ def features_of(result: FieldResult) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class FieldCalibration:
-    """Logistic weights over standardised :data:`FEATURES`, and the models they were fitted for."""
+class KindModel:
+    """Logistic weights over standardised :data:`FEATURES` for one kind of field."""
 
     weights: tuple[float, ...]
     bias: float
     mean: tuple[float, ...]
     scale: tuple[float, ...]
-    models: Mapping[str, str]  # "digits" / "strings" → the sha256 of the weights fitted with
-    path: Path | None = None
 
     def probability(self, x: np.ndarray) -> float:
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         s = float(np.dot(z, np.asarray(self.weights)) + self.bias)
         return 1.0 / (1.0 + math.exp(-min(max(s, -50.0), 50.0)))
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": list(self.weights), "bias": self.bias, "mean": list(self.mean), "scale": list(self.scale)}
+
+
+@dataclass(frozen=True)
+class FieldCalibration:
+    """One :class:`KindModel` per field kind, and the models they were fitted for."""
+
+    kinds: Mapping[str, KindModel]
+    models: Mapping[str, str]  # "digits" / "strings" → the sha256 of the weights fitted with
+    path: Path | None = None
+
+    def probability(self, x: np.ndarray, kind: str) -> float:
+        return self.kinds[kind].probability(x)
+
     def fits(self, digits_sha256: str, strings_sha256: str) -> bool:
         return self.models.get("digits") == digits_sha256 and self.models.get("strings") == strings_sha256
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias,
-                "mean": list(self.mean), "scale": list(self.scale), "models": dict(self.models)}
+        return {"features": list(FEATURES), "kinds": {k: m.to_dict() for k, m in self.kinds.items()},
+                "models": dict(self.models)}
+
+
+def _kind_model(data: Any, name: str) -> KindModel:
+    if not isinstance(data, dict):
+        raise ValueError(f"kind {name!r}: expected a JSON object")
+    m = KindModel(tuple(float(w) for w in data["weights"]), float(data["bias"]),
+                  tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["scale"]))
+    n = len(FEATURES)
+    if not (len(m.weights) == len(m.mean) == len(m.scale) == n):
+        raise ValueError(f"kind {name!r}: expected {n} weights, means and scales")
+    if not all(math.isfinite(v) for v in (*m.weights, m.bias, *m.mean, *m.scale)) or min(m.scale) <= 0:
+        raise ValueError(f"kind {name!r}: weights must be finite and scales positive")
+    return m
 
 
 def load_calibration(path: str | Path) -> FieldCalibration:
@@ -90,15 +129,11 @@ def load_calibration(path: str | Path) -> FieldCalibration:
             raise ValueError("expected a JSON object")
         if list(data["features"]) != list(FEATURES):
             raise ValueError(f"its features are not this version's {list(FEATURES)}")
-        n = len(FEATURES)
-        cal = FieldCalibration(tuple(float(w) for w in data["weights"]), float(data["bias"]),
-                               tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["scale"]),
+        kinds = data["kinds"]
+        if not isinstance(kinds, dict) or sorted(kinds) != sorted(KINDS):
+            raise ValueError(f"expected one model for each kind of field {list(KINDS)}")
+        cal = FieldCalibration({k: _kind_model(kinds[k], k) for k in KINDS},
                                {str(k): str(v) for k, v in dict(data["models"]).items()}, p)
-        if not (len(cal.weights) == len(cal.mean) == len(cal.scale) == n):
-            raise ValueError(f"expected {n} weights, means and scales")
-        if not all(math.isfinite(v) for v in (*cal.weights, cal.bias, *cal.mean, *cal.scale)) or \
-                min(cal.scale) <= 0:
-            raise ValueError("weights must be finite and scales positive")
     except OSError as e:
         raise ModelError(f"cannot read the field calibration: {e.strerror or e}", str(p)) from None
     except KeyError as e:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from formocr.calibration import FieldCalibration, field_features
+from formocr.calibration import FieldCalibration, field_features, kind_of
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import grey_ink, grey_tile
@@ -28,6 +28,15 @@ from formocr.timing import StageTimer
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
 LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
 LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
+# How the reasons a field needs review begin, where the confidence decides them: the confidence below the
+# threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
+CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line")
+
+
+def review_is_confidences(result: FieldResult) -> bool:
+    """Whether a field's review, if any, is the confidence's alone (a higher or lower threshold would change it),
+    not a verdict, a broken rule of the field or the want of digits."""
+    return bool(result.raw) and all(w.startswith(CONFIDENCE_REASONS) for w in result.why)
 
 
 @dataclass(frozen=True)
@@ -228,10 +237,11 @@ class FieldReader:
             readings["not_digits"] = left_out
         if notes.crossed:
             readings["crossed"] = True
-        return self._field_result(region, chosen, fused, readings, notes)
+        return self._field_result(region, chosen, fused, readings, notes,
+                                  kind_of(constraint.min_digits, constraint.max_digits))
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
-                      notes: _Notes = _Notes()) -> FieldResult:
+                      notes: _Notes = _Notes(), kind: str = "free length") -> FieldResult:
         left_out, verdict, dropped_at = notes.left_out, notes.verdict, notes.dropped_at
         raw = chosen.raw
         interp = interpret(region.type, raw, region.constraints, comb=region.style == "comb")
@@ -241,8 +251,8 @@ class FieldReader:
             readings["fused_confidence"] = kept
             if kept > 0 and self.calibration is not None:  # from the figures the results keep, as fitted
                 confidence = self.calibration.probability(
-                    field_features(kept, readings, [ch.p for ch in chosen.chars], raw))
-                readings["calibrated"] = True
+                    field_features(kept, readings, [ch.p for ch in chosen.chars], raw), kind)
+                readings["calibrated"] = kind
         why = [verdict] if verdict else list(interp.problems)
         if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
             confidence = 0.0

@@ -172,7 +172,7 @@ class ResultDocument:
                     normalized=None if f.get("normalized") is None else str(f["normalized"]),
                     confidence=float(f.get("confidence") or 0.0), needs_review=bool(f.get("needs_review")),
                     # a calibrated field's least sure character is weighed in its confidence, never a rule of its own
-                    min_char_p=1.0 if (f.get("readings") or {}).get("calibrated") is True else
+                    min_char_p=1.0 if (f.get("readings") or {}).get("calibrated") else
                     min((float(c.get("p", 0.0)) for c in f.get("chars") or []), default=1.0),
                     readings={str(k): str(v["raw"]) for k, v in (f.get("readings") or {}).items()
                               if isinstance(v, dict) and "raw" in v}))

@@ -10,7 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from formocr.calibration import FEATURES, FieldCalibration, features_of, fit_logistic, load_calibration
+from formocr.calibration import (
+    FEATURES,
+    KINDS,
+    FieldCalibration,
+    KindModel,
+    features_of,
+    fit_logistic,
+    kind_of,
+    load_calibration,
+)
 from formocr.errors import ModelError
 from formocr.options import Options
 from formocr.pipeline import Pipeline
@@ -29,27 +38,47 @@ def test_fit_finds_the_signs_and_is_deterministic() -> None:
     assert w[0] > 1.0 and w[2] < -0.5 and max(abs(w[1]), abs(w[3])) < 0.5
     w2, b2, _, _ = fit_logistic(x, y)
     assert np.array_equal(w, w2) and b == b2
-    cal = FieldCalibration(tuple(w), b, tuple(mean), tuple(scale), {})
+    model = KindModel(tuple(w), b, tuple(mean), tuple(scale))
+    cal = FieldCalibration({k: model for k in KINDS}, {})
     sure, unsure = np.array([3.0] + [0.0] * 8), np.array([-3.0] + [0.0] * 8)
-    assert cal.probability(sure) > 0.95 > 0.05 > cal.probability(unsure)
+    assert cal.probability(sure, "one digit") > 0.95 > 0.05 > cal.probability(unsure, "free length")
 
 
-def _write(path: Path, models: dict[str, str], **override: object) -> Path:
+def test_each_kind_of_field_has_its_own_model() -> None:
+    """A lone digit, a fixed count and a free count of digits: the same evidence means different things."""
+    assert kind_of(1, 1) == kind_of(0, 1) == "one digit"
+    assert kind_of(4, 4) == kind_of(6, 6) == "fixed length"
+    assert kind_of(1, 2) == kind_of(0, None) == kind_of(3, None) == "free length"
+    one = KindModel((1.0,) + (0.0,) * 8, 2.0, (0.0,) * 9, (1.0,) * 9)
+    free = KindModel((1.0,) + (0.0,) * 8, -2.0, (0.0,) * 9, (1.0,) * 9)
+    cal = FieldCalibration({"one digit": one, "fixed length": one, "free length": free}, {})
+    x = np.zeros(len(FEATURES))
+    assert cal.probability(x, "one digit") > 0.85 > 0.15 > cal.probability(x, "free length")
+
+
+def _kind(**override: object) -> dict[str, object]:
     n = len(FEATURES)
-    data = {"features": list(FEATURES), "weights": [0.5] * n, "bias": 1.0, "mean": [0.0] * n, "scale": [1.0] * n,
-            "models": models, **override}
+    return {"weights": [0.5] * n, "bias": 1.0, "mean": [0.0] * n, "scale": [1.0] * n, **override}
+
+
+def _write(path: Path, models: dict[str, str], kind: dict[str, object] | None = None, **override: object) -> Path:
+    data = {"features": list(FEATURES), "kinds": {k: kind or _kind() for k in KINDS}, "models": models, **override}
     path.write_text(json.dumps(data))
     return path
 
 
-@pytest.mark.parametrize("override, words", [
-    ({"features": ["confidence"]}, "not this version's"),
-    ({"weights": [float("nan")] * len(FEATURES)}, "finite"),
-    ({"scale": [0.0] * len(FEATURES)}, "positive"),
-    ({"weights": [1.0]}, "expected"),
+@pytest.mark.parametrize("override, kind, words", [
+    ({"features": ["confidence"]}, {}, "not this version's"),
+    ({}, {"weights": [float("nan")] * len(FEATURES)}, "finite"),
+    ({}, {"scale": [0.0] * len(FEATURES)}, "positive"),
+    ({}, {"weights": [1.0]}, "expected"),
+    ({"kinds": {"one digit": _kind()}}, {}, "one model for each kind"),
+    ({"kinds": [1]}, {}, "one model for each kind"),
+    ({"kinds": {k: [1] for k in KINDS}}, {}, "expected a JSON object"),
 ])
-def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict[str, object], words: str) -> None:
-    p = _write(tmp_path / "cal.json", {}, **override)
+def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict[str, object],
+                                                  kind: dict[str, object], words: str) -> None:
+    p = _write(tmp_path / "cal.json", {}, _kind(**kind), **override)
     with pytest.raises(ModelError, match=words) as e:
         load_calibration(p)
     assert str(p) in str(e.value) and "\n" not in str(e.value)
@@ -96,7 +125,7 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
 
     pipe = Pipeline(Options())
     models = {"digits": pipe.classifier.loaded.sha256, "strings": pipe.strings.loaded.sha256}  # type: ignore[union-attr]
-    cal_path = _write(tmp_path / "cal.json", models, weights=[0.05] * len(FEATURES), bias=-2.0)
+    cal_path = _write(tmp_path / "cal.json", models, _kind(weights=[0.05] * len(FEATURES), bias=-2.0))
     f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
     sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "40729"}, np.random.default_rng(11),
                      writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
@@ -104,7 +133,7 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
     crop = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m]
     r = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits")
     x = features_of(r)
-    assert r.value == "40729" and x is not None and r.readings["calibrated"] is True
+    assert r.value == "40729" and x is not None and r.readings["calibrated"] == "free length"
 
     def logit(p: float) -> float:
         q = min(max(p, 1e-6), 1 - 1e-6)
@@ -113,6 +142,26 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
     assert x[0] == pytest.approx(logit(r.readings["fused_confidence"])) and x[3] == float(r.readings["agree"])
     assert x[6] == pytest.approx(0.5) and x[5] == pytest.approx(logit(min(c.p for c in r.chars)))
     assert 0.02 < r.confidence < 0.98  # weights that make each feature count
-    assert r.confidence == pytest.approx(load_calibration(cal_path).probability(x))
+    assert r.confidence == pytest.approx(load_calibration(cal_path).probability(x, "free length"))
+    fixed = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits", min_length=5, max_length=5)
+    assert fixed.readings["calibrated"] == "fixed length"
     plain = FieldReaderAPI(Options()).read_field(crop, "digits")
     assert plain.readings["fused_confidence"] == r.readings["fused_confidence"]
+
+
+def test_a_review_the_confidence_decides_is_told_from_one_it_does_not() -> None:
+    """The threshold sweeps of the benchmark and the calibration move only the reviews the confidence decides."""
+    from formocr.objects import Box, FieldResult
+    from formocr.read import review_is_confidences
+
+    def result(raw: str, *why: str) -> FieldResult:
+        return FieldResult(name="f", type="digits", value=raw or None, raw=raw, confidence=0.5,
+                           needs_review=bool(why), why=why, box=Box(0, 0, 1, 1), chars=(), normalized=None,
+                           readings={})
+
+    assert review_is_confidences(result("12"))
+    assert review_is_confidences(result("12", "confidence 0.500 below 0.995", "readers disagree: x",
+                                        "not a digit at position 2 (left out)", "a printed line crosses the field"))
+    assert not review_is_confidences(result("12", "letters or words, not digits: 5 of 6 marks are not digits"))
+    assert not review_is_confidences(result("123", "expected at most 2 digits", "confidence 0.400 below 0.995"))
+    assert not review_is_confidences(result("", "no digits found: 2 mark(s) that are not digits"))

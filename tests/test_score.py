@@ -219,7 +219,7 @@ def test_a_calibrated_fields_unsure_character_is_no_rule_of_its_own() -> None:
     not send it to review for that character as it does an uncalibrated field."""
     plain = _field("plain", "12", 0.999, chars_p=0.5)
     calibrated = _field("calibrated", "12", 0.999, chars_p=0.5)
-    calibrated["readings"]["calibrated"] = True
+    calibrated["readings"]["calibrated"] = "fixed length"
     calibrated["needs_review"] = False
     results = {"x.pdf": load_results_doc(_doc("x.pdf", [plain, calibrated]))}
     truth = [TruthField("x.pdf", 1, name, "12") for name in ("plain", "calibrated")]

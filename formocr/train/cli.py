@@ -228,7 +228,7 @@ def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, ba
 @click.option("--strings-model", type=click.Path(dir_okay=False), default=None, help="[default: the shipped one]")
 @click.option("--limit", type=click.IntRange(10, 10**6), default=None, help="At most N register cells of each part.")
 @click.option("--strings", "n_strings", type=click.IntRange(0, 10**5), default=1000, show_default=True,
-              help="CVL strings composed for each half.")
+              help="CVL strings composed for each half (as many again read with their length given).")
 @click.option("--digits", "n_digits", type=click.IntRange(0, 3500), default=1500, show_default=True,
               help="CVL digits read as one-digit fields, for each half.")
 @click.option("--l2", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Ridge on the weights.")
@@ -253,6 +253,7 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
         raise click.UsageError("the field calibration needs a string model")
     fields = [*fieldcal.register_fields(api, limit, registers), *fieldcal.row_fields(api, limit, registers),
               *fieldcal.cvl_string_fields(api, n_strings, folder=cvl),
+              *fieldcal.cvl_string_fields(api, n_strings, folder=cvl, length_given=True),
               *fieldcal.cvl_digit_fields(api, n_digits, folder=cvl)]
     models = {"digits": api.pipeline.classifier.loaded.sha256, "strings": strings.loaded.sha256}
     cal, n_fit = fieldcal.fit_fields(fields, models, l2)

@@ -9,7 +9,12 @@ The fields:
   and the reading is measured against a label that is not in its crop;
 - ``row numbers``: whole row-number cells (scanner margin, rules, the next column's print) as 1-4 digits;
 - ``cvl digits``: CVL's validation digits (writers none of the models learnt from) one by one, as one-digit fields;
-- ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper.
+- ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper;
+  ``cvl strings, length given`` others alike, read as fields of their own count of digits.
+
+Each field is of a calibration kind (:data:`formocr.calibration.KINDS`) by its count of digits: CVL digits are
+the one-digit fields, years and the strings of a given length the fixed-length ones, days, row numbers and the
+other strings the free-length ones.
 
 Each field falls in half ``A`` or ``B``: register cells by their scanned page (one clerk's hand stays on one
 side), CVL digits and strings by their writer's id (even: ``A``). The calibration is fitted on ``A`` only, so ``B`` can
@@ -23,16 +28,17 @@ import logging
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from formocr.api import FieldReaderAPI
-from formocr.calibration import FEATURES, FieldCalibration, features_of, fit_logistic
+from formocr.calibration import FEATURES, KINDS, FieldCalibration, KindModel, features_of, fit_logistic, kind_of
 from formocr.data.real import CVL_TERMS, REGISTER_TERMS, line_crop, load_cvl, load_register_cells, text_lines
 from formocr.objects import FieldResult
+from formocr.read import review_is_confidences
 from formocr.recognize.modelfile import code_version
 from formocr.train.calibrate import ece
 
@@ -48,6 +54,7 @@ class DevField:
     result: FieldResult | None  # None: the locator found no such line (a miss)
     seconds: float
     standard: bool = True  # a register cell of the documented layout (see the module's notes)
+    kind: str = "free length"  # the calibration kind of the field (its count of digits)
 
     @property
     def value(self) -> str:
@@ -77,7 +84,7 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
         for name, k, truth, lo, hi in (("years", 0, c.label[:4], 4, 4), ("days", 1, str(int(c.label[6:8])), 1, 2)):
             crop = line_crop(c.gray, lines, k)
             f, sec = _timed(api, crop, min_length=lo, max_length=hi) if crop is not None else (None, 0.0)
-            yield DevField(name, c.name, page_half(c.name), truth, f, sec, standard)
+            yield DevField(name, c.name, page_half(c.name), truth, f, sec, standard, kind_of(lo, hi))
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
@@ -102,27 +109,32 @@ def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | N
             tile = cv2.resize(255 - s.images[i], (84, 84), interpolation=cv2.INTER_CUBIC)
             crop = cv2.copyMakeBorder(tile, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
             f, sec = _timed(api, crop, min_length=1, max_length=1)
-            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec)
+            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec, kind="one digit")
 
 
-def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None
-                      ) -> Iterator[DevField]:
+def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
+                      length_given: bool = False) -> Iterator[DevField]:
     """``n`` strings of each half's CVL validation writers, 3-8 plain digits on generated paper, every other one
-    asked to touch, read as ``digits`` fields with no length constraint."""
+    asked to touch, read as ``digits`` fields with no length constraint (``length_given``: another ``n``, each
+    read as a field of its own count of digits)."""
     from formocr.synth.strings import DigitBank, StringGenerator, clean_page
 
     s = load_cvl("valid", folder)
+    name = "cvl strings, length given" if length_given else "cvl strings"
     for half, parity in (("A", 0), ("B", 1)):
         keep = s.writers % 2 == parity
         gen = StringGenerator(DigitBank(s.images[keep], s.labels[keep]), synth_share=0.0, min_len=3, max_len=8,
                               separators=False)
         for i in range(n):
-            rng = np.random.default_rng([seed, parity, i])
+            rng = np.random.default_rng([seed, parity, i, 1] if length_given else [seed, parity, i])
             sample = gen.sample(rng, touching=bool(i % 2))
+            count = len(sample.text)
+            region = replace(sample.region, constraints={"min_length": count, "max_length": count}) \
+                if length_given else sample.region
             t0 = time.perf_counter()
-            work = api.pipeline.reader.read(clean_page(sample), [sample.region])
-            yield DevField("cvl strings", f"{half}{i}", half, sample.text, work[0].result,
-                           time.perf_counter() - t0)
+            work = api.pipeline.reader.read(clean_page(sample), [region])
+            yield DevField(name, f"{half}{i}", half, sample.text, work[0].result, time.perf_counter() - t0,
+                           kind=kind_of(count, count) if length_given else "free length")
 
 
 def calibration_curve(fields: list[DevField], cal: FieldCalibration | None) -> dict[str, Any]:
@@ -147,27 +159,32 @@ def confidence(f: DevField, cal: FieldCalibration | None) -> float:
     x = features_of(f.result)
     if cal is None or x is None:
         return float(f.result.confidence)
-    return cal.probability(x)
+    return cal.probability(x, f.kind)
 
 
-def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0) -> tuple[FieldCalibration, int]:
-    """Fit on the half-``A`` fields read by both readers, for ``models`` (their sha256); (calibration, fields
-    fitted on)."""
-    rows = [(features_of(f.result), f.value == f.truth) for f in fields
-            if f.half == "A" and f.standard and f.result is not None]
-    xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
-    x = np.stack([x for x, _ in xs])
-    y = np.array([float(r) for _, r in xs])
-    w, b, mean, scale = fit_logistic(x, y, l2)
-    return FieldCalibration(tuple(map(float, w)), b, tuple(map(float, mean)), tuple(map(float, scale)),
-                            models), len(xs)
+def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0
+               ) -> tuple[FieldCalibration, dict[str, int]]:
+    """Fit one model per kind on the half-``A`` fields read by both readers, for ``models`` (their sha256);
+    (calibration, fields fitted on per kind)."""
+    kinds: dict[str, KindModel] = {}
+    counts: dict[str, int] = {}
+    for kind in KINDS:
+        rows = [(features_of(f.result), f.value == f.truth) for f in fields
+                if f.half == "A" and f.standard and f.result is not None and f.kind == kind]
+        xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
+        if len({r for _, r in xs}) < 2:
+            raise ValueError(f"too few {kind} fields to fit (both right and wrong readings are needed)")
+        x = np.stack([x for x, _ in xs])
+        y = np.array([float(r) for _, r in xs])
+        w, b, mean, scale = fit_logistic(x, y, l2)
+        kinds[kind] = KindModel(tuple(map(float, w)), b, tuple(map(float, mean)), tuple(map(float, scale)))
+        counts[kind] = len(xs)
+    return FieldCalibration(kinds, models), counts
 
 
 def other_reasons(r: FieldResult) -> bool:
     """Needs review for a reason the confidence does not decide: a verdict, the field's rules, no digits."""
-    return any(not (w.startswith("confidence ") or w.startswith("readers disagree") or w.startswith("unsure of")
-                    or w.startswith("not a digit at position") or w.startswith("a printed line"))
-               for w in r.why) or not r.raw
+    return not review_is_confidences(r)
 
 
 def write_calibration(path: str | Path, cal: FieldCalibration, card: dict[str, Any]) -> None:
@@ -178,11 +195,11 @@ def write_calibration(path: str | Path, cal: FieldCalibration, card: dict[str, A
     write_atomic(path, lambda fh: fh.write(text), what="calibration file")
 
 
-def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit: int, seconds: float,
+def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit: dict[str, int], seconds: float,
              registers_sha: str, cvl_sha: object) -> dict[str, Any]:
     return {
         "name": "fields-calibration", "task": "a fused field reading's evidence → the chance it is right",
-        "command": command, "features": list(FEATURES), "fitted_on": n_fit,
+        "command": command, "features": list(FEATURES), "kinds": list(KINDS), "fitted_on": n_fit,
         "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
                                "sha256": registers_sha, "terms": REGISTER_TERMS},
                  "cvl": {"file": "cvl-digits/valid.npz", "sha256": cvl_sha, "terms": CVL_TERMS},
