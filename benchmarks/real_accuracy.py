@@ -21,7 +21,8 @@ One table, one row per real development set:
   the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones.
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper,
   every other one touching; ``A`` holds the even writers, ``B`` the odd ones. ``cvl strings, length given``:
-  as many others, each read as a field of its own count of digits (a postal code, an account number).
+  as many others, each read as a field of its own count of digits (an account number, a box of a given
+  length).
 - ``row numbers``: whole row-number cells (scanner margin, rules and print of the next column inside) read by
   ``read_field`` as digits; labels with letters are dropped.
 

@@ -32,7 +32,8 @@ SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
 
 
 def kind_of(min_digits: int, max_digits: int | None) -> str:
-    """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits."""
+    """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits. A
+    field whose count only a pattern fixes (a postal code's) gives no such bounds and is free length."""
     if max_digits == 1:
         return "one digit"
     if max_digits is not None and max_digits == min_digits:
@@ -129,6 +130,9 @@ def load_calibration(path: str | Path) -> FieldCalibration:
             raise ValueError("expected a JSON object")
         if list(data["features"]) != list(FEATURES):
             raise ValueError(f"its features are not this version's {list(FEATURES)}")
+        if "kinds" not in data and "weights" in data:
+            raise ValueError("a single-model calibration of an earlier version; refit it with formocr-train "
+                             "calibrate-fields")
         kinds = data["kinds"]
         if not isinstance(kinds, dict) or sorted(kinds) != sorted(KINDS):
             raise ValueError(f"expected one model for each kind of field {list(KINDS)}")

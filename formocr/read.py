@@ -35,8 +35,11 @@ CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a dig
 
 def review_is_confidences(result: FieldResult) -> bool:
     """Whether a field's review, if any, is the confidence's alone (a higher or lower threshold would change it),
-    not a verdict, a broken rule of the field or the want of digits."""
-    return bool(result.raw) and all(w.startswith(CONFIDENCE_REASONS) for w in result.why)
+    not a verdict, a broken rule of the field or the want of digits. Without a field calibration an unsure
+    character is a cause of its own (the per-character rule), not the confidence's."""
+    reasons = CONFIDENCE_REASONS if result.readings.get("calibrated") else \
+        tuple(r for r in CONFIDENCE_REASONS if r != "unsure of")
+    return bool(result.raw) and all(w.startswith(reasons) for w in result.why)
 
 
 @dataclass(frozen=True)

@@ -154,10 +154,10 @@ def test_a_review_the_confidence_decides_is_told_from_one_it_does_not() -> None:
     from formocr.objects import Box, FieldResult
     from formocr.read import review_is_confidences
 
-    def result(raw: str, *why: str) -> FieldResult:
+    def result(raw: str, *why: str, calibrated: bool = True) -> FieldResult:
         return FieldResult(name="f", type="digits", value=raw or None, raw=raw, confidence=0.5,
                            needs_review=bool(why), why=why, box=Box(0, 0, 1, 1), chars=(), normalized=None,
-                           readings={})
+                           readings={"calibrated": "free length"} if calibrated else {})
 
     assert review_is_confidences(result("12"))
     assert review_is_confidences(result("12", "confidence 0.500 below 0.995", "readers disagree: x",
@@ -165,3 +165,44 @@ def test_a_review_the_confidence_decides_is_told_from_one_it_does_not() -> None:
     assert not review_is_confidences(result("12", "letters or words, not digits: 5 of 6 marks are not digits"))
     assert not review_is_confidences(result("123", "expected at most 2 digits", "confidence 0.400 below 0.995"))
     assert not review_is_confidences(result("", "no digits found: 2 mark(s) that are not digits"))
+    unsure = ("confidence 0.900 below 0.995", "unsure of character(s) at position 2")
+    assert review_is_confidences(result("12", *unsure))
+    assert not review_is_confidences(result("12", *unsure, calibrated=False))  # the per-character rule's own
+
+
+def test_an_earlier_single_model_calibration_says_so(tmp_path: Path) -> None:
+    n = len(FEATURES)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"features": list(FEATURES), "weights": [0.1] * n, "bias": 0.0, "mean": [0.0] * n,
+                               "scale": [1.0] * n, "models": {}}))
+    with pytest.raises(ModelError, match="earlier version; refit") as e:
+        load_calibration(old)
+    assert str(old) in str(e.value)
+
+
+def test_the_schema_names_each_kind() -> None:
+    schema = json.loads((Path(__file__).resolve().parents[1] / "formocr" / "schema" / "document.schema.json")
+                        .read_text("utf-8"))
+    found = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "calibrated" in node and isinstance(node["calibrated"], dict):
+                found.append(node["calibrated"].get("enum"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    assert found == [list(KINDS)]
+
+
+def test_too_few_fields_of_a_kind_is_a_config_error() -> None:
+    """`formocr-train calibrate-fields --digits 0` leaves the one-digit kind with nothing to fit: a one-line error."""
+    from formocr.errors import ConfigError
+    from formocr.train.fieldcal import fit_fields
+
+    with pytest.raises(ConfigError, match="too few one digit fields"):
+        fit_fields([], {})

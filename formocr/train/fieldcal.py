@@ -37,6 +37,7 @@ import numpy as np
 from formocr.api import FieldReaderAPI
 from formocr.calibration import FEATURES, KINDS, FieldCalibration, KindModel, features_of, fit_logistic, kind_of
 from formocr.data.real import CVL_TERMS, REGISTER_TERMS, line_crop, load_cvl, load_register_cells, text_lines
+from formocr.errors import ConfigError
 from formocr.objects import FieldResult
 from formocr.read import review_is_confidences
 from formocr.recognize.modelfile import code_version
@@ -173,7 +174,8 @@ def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0
                 if f.half == "A" and f.standard and f.result is not None and f.kind == kind]
         xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
         if len({r for _, r in xs}) < 2:
-            raise ValueError(f"too few {kind} fields to fit (both right and wrong readings are needed)")
+            raise ConfigError(f"too few {kind} fields to fit its calibration (both right and wrong readings are "
+                              "needed): read more fields (--digits, --strings, --limit)")
         x = np.stack([x for x, _ in xs])
         y = np.array([float(r) for _, r in xs])
         w, b, mean, scale = fit_logistic(x, y, l2)
