@@ -55,6 +55,7 @@ from formocr.api import FieldReaderAPI
 from formocr.data.real import load_cvl
 from formocr.normalize import normalize_digit
 from formocr.options import Options
+from formocr.read import review_is_confidences
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.modelfile import card_path
 from formocr.score import wilson_low
@@ -63,7 +64,6 @@ from formocr.train.fieldcal import (
     DevField,
     cvl_digit_fields,
     cvl_string_fields,
-    other_reasons,
     register_fields,
     row_fields,
 )
@@ -108,7 +108,7 @@ def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
     for f in fields:
         r = f.result
         case = Case(f.set, f.item, f.half, f.truth, f.value, float(r.confidence) if r else 0.0,
-                    r.needs_review if r else True, other_reasons(r) if r else True, f.seconds)
+                    r.needs_review if r else True, not review_is_confidences(r) if r else True, f.seconds)
         yield case
         if f.set in ("years", "days") and f.standard:
             yield replace(case, set=f"{f.set}, birth layout")

@@ -49,6 +49,11 @@ def test_each_kind_of_field_has_its_own_model() -> None:
     assert kind_of(1, 1) == kind_of(0, 1) == "one digit"
     assert kind_of(4, 4) == kind_of(6, 6) == "fixed length"
     assert kind_of(1, 2) == kind_of(0, None) == kind_of(3, None) == "free length"
+    from formocr.train.fieldcal import field_kind  # the development fields take the kind the reader gives them
+
+    assert field_kind("digits", {"min_length": 4, "max_length": 4}) == "fixed length"
+    assert field_kind("digits", {"min_length": 1, "max_length": 1}) == "one digit"
+    assert field_kind("digits", {}) == field_kind("postal_code", {}) == "free length"
     one = KindModel((1.0,) + (0.0,) * 8, 2.0, (0.0,) * 9, (1.0,) * 9)
     free = KindModel((1.0,) + (0.0,) * 8, -2.0, (0.0,) * 9, (1.0,) * 9)
     cal = FieldCalibration({"one digit": one, "fixed length": one, "free length": free}, {})

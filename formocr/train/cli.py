@@ -241,7 +241,6 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
     import time
 
     from formocr.api import FieldReaderAPI
-    from formocr.data.real import load_cvl, load_register_cells
     from formocr.options import Options
     from formocr.train import fieldcal
 
@@ -257,9 +256,7 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
               *fieldcal.cvl_digit_fields(api, n_digits, folder=cvl)]
     models = {"digits": api.pipeline.classifier.loaded.sha256, "strings": strings.loaded.sha256}
     cal, n_fit = fieldcal.fit_fields(fields, models, l2)
-    reg_sha = load_register_cells("birthdate-validation", registers, limit=1)[1]
-    card = fieldcal.card_for(command, fields, cal, n_fit, time.perf_counter() - t0, reg_sha,
-                             load_cvl("valid", cvl).sha256)
+    card = fieldcal.card_for(command, fields, cal, n_fit, time.perf_counter() - t0)
     fieldcal.write_calibration(out, cal, card)
     click.echo(json.dumps({"calibration": out, "fitted_on": n_fit, "uncalibrated_B": card["uncalibrated_B"],
                            "calibrated_B": card["calibrated_B"]}, indent=2))

@@ -36,10 +36,19 @@ import numpy as np
 
 from formocr.api import FieldReaderAPI
 from formocr.calibration import FEATURES, KINDS, FieldCalibration, KindModel, features_of, fit_logistic, kind_of
-from formocr.data.real import CVL_TERMS, REGISTER_TERMS, line_crop, load_cvl, load_register_cells, text_lines
+from formocr.data.real import (
+    CVL_SHA256,
+    CVL_TERMS,
+    REGISTER_SHA256,
+    REGISTER_TERMS,
+    line_crop,
+    load_cvl,
+    load_register_cells,
+    text_lines,
+)
 from formocr.errors import ConfigError
+from formocr.fields import constraint_for
 from formocr.objects import FieldResult
-from formocr.read import review_is_confidences
 from formocr.recognize.modelfile import code_version
 from formocr.train.calibrate import ece
 
@@ -54,8 +63,8 @@ class DevField:
     truth: str
     result: FieldResult | None  # None: the locator found no such line (a miss)
     seconds: float
+    kind: str  # the calibration kind the reader gives the field (:func:`field_kind`)
     standard: bool = True  # a register cell of the documented layout (see the module's notes)
-    kind: str = "free length"  # the calibration kind of the field (its count of digits)
 
     @property
     def value(self) -> str:
@@ -66,6 +75,13 @@ class DevField:
 def page_half(name: str) -> str:
     """The half of a register cell, by its scanned page."""
     return "A" if zlib.crc32(name.rsplit("_", 1)[0].encode()) % 2 == 0 else "B"
+
+
+def field_kind(field_type: str, constraints: dict[str, Any], comb: bool = False) -> str:
+    """The calibration kind the reader gives a field of this type and these constraints (its digit bounds, as
+    :mod:`formocr.read` takes them)."""
+    c = constraint_for(field_type, constraints, comb)
+    return kind_of(c.min_digits, c.max_digits)
 
 
 def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: int) -> tuple[FieldResult, float]:
@@ -85,16 +101,18 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
         for name, k, truth, lo, hi in (("years", 0, c.label[:4], 4, 4), ("days", 1, str(int(c.label[6:8])), 1, 2)):
             crop = line_crop(c.gray, lines, k)
             f, sec = _timed(api, crop, min_length=lo, max_length=hi) if crop is not None else (None, 0.0)
-            yield DevField(name, c.name, page_half(c.name), truth, f, sec, standard, kind_of(lo, hi))
+            kind = field_kind("digits", {"min_length": lo, "max_length": hi})
+            yield DevField(name, c.name, page_half(c.name), truth, f, sec, kind, standard)
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
     """Whole row-number cells with an all-digit label."""
     cells, _ = load_register_cells("row_id-validation", folder, limit=limit)
+    kind = field_kind("digits", {"min_length": 1, "max_length": 4})
     for c in cells:
         if c.label.isdigit():
             f, sec = _timed(api, c.gray, min_length=1, max_length=4)
-            yield DevField("row numbers", c.name, page_half(c.name), c.label, f, sec)
+            yield DevField("row numbers", c.name, page_half(c.name), c.label, f, sec, kind)
 
 
 def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
@@ -103,6 +121,7 @@ def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | N
     import cv2
 
     s = load_cvl("valid", folder)
+    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
     for half, parity in (("A", 0), ("B", 1)):
         idx = np.flatnonzero(s.writers % 2 == parity)
         idx = np.random.default_rng([seed, parity]).permutation(idx)[:n]
@@ -110,7 +129,7 @@ def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | N
             tile = cv2.resize(255 - s.images[i], (84, 84), interpolation=cv2.INTER_CUBIC)
             crop = cv2.copyMakeBorder(tile, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
             f, sec = _timed(api, crop, min_length=1, max_length=1)
-            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec, kind="one digit")
+            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
 
 
 def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
@@ -135,7 +154,7 @@ def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | 
             t0 = time.perf_counter()
             work = api.pipeline.reader.read(clean_page(sample), [region])
             yield DevField(name, f"{half}{i}", half, sample.text, work[0].result, time.perf_counter() - t0,
-                           kind=kind_of(count, count) if length_given else "free length")
+                           field_kind(region.type, region.constraints, region.style == "comb"))
 
 
 def calibration_curve(fields: list[DevField], cal: FieldCalibration | None) -> dict[str, Any]:
@@ -184,11 +203,6 @@ def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0
     return FieldCalibration(kinds, models), counts
 
 
-def other_reasons(r: FieldResult) -> bool:
-    """Needs review for a reason the confidence does not decide: a verdict, the field's rules, no digits."""
-    return not review_is_confidences(r)
-
-
 def write_calibration(path: str | Path, cal: FieldCalibration, card: dict[str, Any]) -> None:
     """The calibration and its card in one JSON file, written whole or not at all."""
     from formocr.outputs import write_atomic
@@ -197,14 +211,17 @@ def write_calibration(path: str | Path, cal: FieldCalibration, card: dict[str, A
     write_atomic(path, lambda fh: fh.write(text), what="calibration file")
 
 
-def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit: dict[str, int], seconds: float,
-             registers_sha: str, cvl_sha: object) -> dict[str, Any]:
+def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit: dict[str, int], seconds: float
+             ) -> dict[str, Any]:
+    """The calibration's card. The data's sums are the published ones, which every loader checked."""
     return {
         "name": "fields-calibration", "task": "a fused field reading's evidence → the chance it is right",
         "command": command, "features": list(FEATURES), "kinds": list(KINDS), "fitted_on": n_fit,
         "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
-                               "sha256": registers_sha, "terms": REGISTER_TERMS},
-                 "cvl": {"file": "cvl-digits/valid.npz", "sha256": cvl_sha, "terms": CVL_TERMS},
+                               "sha256": {k: REGISTER_SHA256[k] for k in ("birthdate-validation.zip",
+                                                                          "row_id-validation.zip")},
+                               "terms": REGISTER_TERMS},
+                 "cvl": {"file": "cvl-digits/valid.npz", "sha256": CVL_SHA256["valid.npz"], "terms": CVL_TERMS},
                  "halves": "fitted on half A: register cells of the documented layout on pages with an even "
                            "crc32 of their page name, CVL even writers; half B confirms"},
         "models": dict(cal.models), "seconds": round(seconds, 1), "code": code_version(),
