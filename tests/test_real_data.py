@@ -126,3 +126,22 @@ def test_each_label_is_taught_on_the_line_that_holds_it() -> None:
     where = cell_lines(cells)
     strips = road_strips([crop for _, crop in where], kind)
     assert np.array_equal(xs[0], strips[2]) and np.array_equal(xs[1], strips[1])  # the died cell's last, middle line
+
+
+def test_faint_first_line_beside_a_black_margin_is_found() -> None:
+    """A black scanner margin must not set the bar for ink: faint pencil beside it is still writing."""
+    cell = np.full((180, 90), 230, np.uint8)
+    cell[:, 82:] = 10  # the scanner's margin down the right edge
+    for k, text in enumerate(["1933", "16", "Okt"]):
+        cv2.putText(cell, text, (8, 40 + 45 * k), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 160, 2)
+    lines = text_lines(cell)
+    assert len(lines) == 3 and 15 <= lines[0][0] < lines[0][1] <= 50
+
+
+def test_two_touching_lines_are_cut_at_their_valley() -> None:
+    cell = np.full((120, 90), 235, np.uint8)
+    cv2.putText(cell, "1933", (8, 40), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    cv2.putText(cell, "16", (8, 66), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    cv2.line(cell, (40, 38), (41, 52), 30, 2)  # a descender reaching the next line
+    lines = text_lines(cell)
+    assert len(lines) == 2 and lines[0][1] <= lines[1][0]

@@ -149,24 +149,48 @@ def load_register_cells(part: str, folder: str | Path | None = None, verify: boo
     return cells, digest
 
 
+def _cell_ink(gray: np.ndarray, low: float = 0.08, share: float = 0.35) -> np.ndarray:
+    """The writing in a cell: pixels darker than their paper, without long straight strokes.
+
+    Rules across the cell and column lines or scanner margins down it are found first, as straight runs of at least
+    two thirds of the width or half of the height, and left out; only then is the cell's own ink strength taken
+    (its 99.5th percentile), so a black margin does not set the bar above faint pencil."""
+    g = gray.astype(np.float32)
+    h, w = g.shape
+    paper = cv2.dilate(gray, np.ones((15, 15), np.uint8)).astype(np.float32)  # the paper under the strokes
+    darkness = np.clip(1.0 - g / np.maximum(paper, 1.0), 0.0, 1.0)
+    loose = ((darkness > low) | (g < 60)).astype(np.uint8)
+    down = cv2.morphologyEx(loose, cv2.MORPH_OPEN, np.ones((max(3, h // 2), 1), np.uint8))
+    across = cv2.morphologyEx(loose, cv2.MORPH_OPEN, np.ones((1, max(3, 2 * w // 3)), np.uint8))
+    straight = cv2.dilate(down | across, np.ones((3, 3), np.uint8)) > 0
+    rest = darkness[~straight]
+    strong = float(np.percentile(rest, 99.5)) if rest.size else 0.0
+    return (darkness > max(low, share * strong)) & ~straight
+
+
+def _split_line(profile: np.ndarray, y0: int, y1: int, min_height: int, out: list[tuple[int, int]]) -> None:
+    """Append rows y0..y1 to ``out``, cut where the ink profile falls to a deep valley between two lines that
+    touch (a descender meeting the next line's top); each part keeps at least ``min_height`` rows."""
+    seg = np.convolve(profile[y0:y1], np.ones(5) / 5, mode="same")
+    if len(seg) >= 2 * min_height + 4:
+        k = min_height + int(np.argmin(seg[min_height : len(seg) - min_height]))
+        if seg[k] < 0.35 * min(seg[:k].max(), seg[k:].max()):
+            _split_line(profile, y0, y0 + k, min_height, out)
+            _split_line(profile, y0 + k, y1, min_height, out)
+            return
+    out.append((y0, y1))
+
+
 def text_lines(gray: np.ndarray, min_height: int = 8) -> list[tuple[int, int]]:
     """The rows (y0, y1) of a cell's lines of writing, top to bottom, from its ink's row profile.
 
-    Ruled lines and the scanner's margins are left out first: a row whose ink runs across most of the cell is a
-    rule, a column that is dark from top to bottom is a margin or a printed column line. Rows with ink are then
-    grouped; gaps of a few rows inside a line (a loop's top, a dot) do not split it."""
-    g = gray.astype(np.float32)
-    h, w = g.shape
+    Ruled lines, column lines and the scanner's margins are left out first (:func:`_cell_ink`). Rows with ink are
+    then grouped; gaps of a few rows inside a line (a loop's top, a dot) do not split it, a deep valley between
+    two touching lines does."""
+    h, w = gray.shape
     if h < 2 * min_height or w < 4:
         return []
-    paper = cv2.dilate(gray, np.ones((15, 15), np.uint8)).astype(np.float32)  # the paper under the strokes
-    darkness = np.clip(1.0 - g / np.maximum(paper, 1.0), 0.0, 1.0)
-    strong = float(np.percentile(darkness, 99.5))  # the cell's own ink, faint pencil or iron-gall black
-    ink = (darkness > max(0.08, 0.35 * strong)) | (g < 60)
-    cols = ink.mean(axis=0) > 0.6
-    ink[:, cols] = False
-    rows_full = ink.mean(axis=1) > 0.5
-    ink[rows_full, :] = False
+    ink = _cell_ink(gray)
     opened = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     profile = opened.sum(axis=1).astype(np.float32)
     if profile.max() <= 0:
@@ -185,7 +209,7 @@ def text_lines(gray: np.ndarray, min_height: int = 8) -> list[tuple[int, int]]:
             y += 1
         y1 = y - gap
         if y1 - y0 >= min_height:
-            lines.append((y0, y1))
+            _split_line(profile, y0, y1, min_height, lines)
     return lines
 
 
