@@ -162,7 +162,7 @@ def _cell_ink(gray: np.ndarray, low: float = 0.08, share: float = 0.35) -> np.nd
     loose = ((darkness > low) | (g < 60)).astype(np.uint8)
     down = cv2.morphologyEx(loose, cv2.MORPH_OPEN, np.ones((max(3, h // 2), 1), np.uint8))
     across = cv2.morphologyEx(loose, cv2.MORPH_OPEN, np.ones((1, max(3, 2 * w // 3)), np.uint8))
-    straight = cv2.dilate(down | across, np.ones((3, 3), np.uint8)) > 0
+    straight = cv2.dilate(np.maximum(down, across), np.ones((3, 3), np.uint8)) > 0
     rest = darkness[~straight]
     strong = float(np.percentile(rest, 99.5)) if rest.size else 0.0
     return (darkness > max(low, share * strong)) & ~straight
