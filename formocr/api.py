@@ -348,7 +348,16 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     through = np.zeros(n, bool)
     top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
     through[1:] = (top <= 1) & (top + tall >= h - 1)
-    return out | through[labels]
+    out |= through[labels]
+    # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
+    # (nearly) from edge to edge, thin for its length
+    rest = (ink & ~out).astype(np.uint8)
+    bridged = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((max(3, h // 8), 1), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bridged, connectivity=8)
+    top, tall, area = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
+    rule = np.zeros(n, bool)
+    rule[1:] = (top <= 0.05 * h) & (top + tall >= 0.95 * h) & (area <= 0.03 * w * tall)
+    return out | (rule[labels] & (rest > 0))
 
 
 def looks_like_envelope(width: int, height: int) -> bool:

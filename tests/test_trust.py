@@ -92,6 +92,19 @@ def test_print_along_a_crop_is_not_writing() -> None:
     assert not printed[15:40, 70:74].any()
 
 
+def test_a_column_rule_broken_by_a_light_scan_is_print() -> None:
+    """A thin rule in pieces (gaps a light scan left) still runs down the whole crop: print, not a "1"; a digit's
+    stroke as tall as half the crop stays writing."""
+    ink = np.zeros((200, 140), bool)
+    for y in range(0, 200, 25):
+        ink[y : y + 18, 50:53] = True  # dashed rule, 3 px wide, gaps of 7 px, top to bottom
+    ink[60:160, 90:94] = True  # a tall pen stroke
+    ink[60:64, 80:94] = True
+    printed = crop_print(ink)
+    assert printed[:, 50:53][ink[:, 50:53]].all()
+    assert not printed[:, 80:94].any()
+
+
 def test_a_mark_left_out_is_named_when_the_field_needs_review(reader: FieldReaderAPI) -> None:
     """Digits written, then a letter: the letter is left out of the reading, and when the field needs review
     (here: too few digits for it), ``why`` says where the mark that is not a digit was."""

@@ -169,8 +169,9 @@ def _cell_ink(gray: np.ndarray, low: float = 0.08, share: float = 0.35) -> np.nd
 
 
 def _split_line(profile: np.ndarray, y0: int, y1: int, min_height: int, out: list[tuple[int, int]]) -> None:
-    """Append rows y0..y1 to ``out``, cut where the ink profile falls to a deep valley between two lines that
-    touch (a descender meeting the next line's top); each part keeps at least ``min_height`` rows."""
+    """Append rows y0..y1 to ``out``, cut where the ink profile (smoothed over 5 rows) falls under 35% of the
+    lower of its highest points on either side: two lines that touch (a descender meeting the next line's top).
+    Each part keeps at least ``min_height`` rows."""
     seg = np.convolve(profile[y0:y1], np.ones(5) / 5, mode="same")
     if len(seg) >= 2 * min_height + 4:
         k = min_height + int(np.argmin(seg[min_height : len(seg) - min_height]))
@@ -182,11 +183,14 @@ def _split_line(profile: np.ndarray, y0: int, y1: int, min_height: int, out: lis
 
 
 def text_lines(gray: np.ndarray, min_height: int = 8) -> list[tuple[int, int]]:
-    """The rows (y0, y1) of a cell's lines of writing, top to bottom, from its ink's row profile.
+    """The rows (y0, y1) of a cell's lines of writing, top to bottom, from its ink's row profile; ``gray`` is a
+    uint8 cell several lines tall (a column line is a straight run of half its height).
 
     Ruled lines, column lines and the scanner's margins are left out first (:func:`_cell_ink`). Rows with ink are
     then grouped; gaps of a few rows inside a line (a loop's top, a dot) do not split it, a deep valley between
     two touching lines does."""
+    if min_height < 1:
+        raise ValueError(f"min_height must be at least 1, not {min_height}")
     h, w = gray.shape
     if h < 2 * min_height or w < 4:
         return []
