@@ -154,7 +154,8 @@ def _cell_ink(gray: np.ndarray, low: float = 0.08, share: float = 0.35) -> np.nd
 
     Rules across the cell and column lines or scanner margins down it are found first, as straight runs of at least
     two thirds of the width or half of the height, and left out; only then is the cell's own ink strength taken
-    (its 99.5th percentile), so a black margin does not set the bar above faint pencil."""
+    (its 99.5th percentile), so a black margin does not set the bar above faint pencil. Near-black pixels help
+    find the straight strokes, but count as writing only where they are darker than their own paper."""
     g = gray.astype(np.float32)
     h, w = g.shape
     paper = cv2.dilate(gray, np.ones((15, 15), np.uint8)).astype(np.float32)  # the paper under the strokes
