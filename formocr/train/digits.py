@@ -63,6 +63,10 @@ class TrainConfig:
     # Share of training tiles that are not digits (formocr.train.nondigits), learnt as an eleventh class,
     # "reject"; 0: ten classes, as before.
     reject_share: float = 0.12
+    # Digits cut from the register training cells (``formocr-train register-digits``, an .npz), each seen once an
+    # epoch; at most ``register_per_class`` of each digit (the years' 1s and 9s would swamp the rest).
+    register_digits: str | None = None
+    register_per_class: int = 3000
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -107,6 +111,27 @@ class _EpochBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return (self.n + self.bs - 1) // self.bs
+
+
+def load_register_digits(path: str, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The digits ``formocr-train register-digits`` cut, at most ``per_class`` of each (drawn with ``seed``), and
+    the record of how they were cut, with the file's sha256."""
+    import json
+
+    from formocr.data.real import sha256_of
+    from formocr.errors import DatasetError
+
+    p = Path(path)
+    try:
+        with np.load(p) as z:
+            x, y, record = z["images"], z["labels"].astype(np.int64), json.loads(str(z["record"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise DatasetError(f"not a register-digits file ({e})", p) from None
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or (len(y) and not 0 <= y.min() <= y.max() <= 9):
+        raise DatasetError("not 28×28 digit tiles with labels 0-9", p)
+    rng = np.random.default_rng([seed, 30_000_001])
+    keep = np.sort(np.concatenate([rng.permutation(np.nonzero(y == d)[0])[:per_class] for d in range(10)]))
+    return x[keep].astype(np.uint8), y[keep], {**record, "file_sha256": sha256_of(p)}
 
 
 def _tiles(images: np.ndarray) -> np.ndarray:
@@ -163,6 +188,16 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
                                                                   {**cvl_tr.sha256, **cvl_va.sha256}.items()}},
                      "held_out": held_out, "cvl_train": {"images": n_cvl, "repeat": cfg.cvl_repeat},
                      "chosen_on": "MNIST held-out images and CVL valid writers with even ids"}
+    if cfg.register_digits:
+        from formocr.data.real import REGISTER_TERMS
+
+        reg_x, reg_y, reg_record = load_register_digits(cfg.register_digits, cfg.register_per_class, cfg.seed)
+        if cfg.limit:
+            reg_x, reg_y = reg_x[: max(50, cfg.limit // 8)], reg_y[: max(50, cfg.limit // 8)]
+        tr_x, tr_y = np.concatenate([tr_x, reg_x]), np.concatenate([tr_y, reg_y])
+        data_card.setdefault("datasets", ["MNIST"]).append("danish-registers (digits cut from the training cells)")
+        data_card.setdefault("terms", {})["danish-registers"] = REGISTER_TERMS
+        data_card["register_digits"] = {**reg_record, "images": len(reg_x), "per_class": cfg.register_per_class}
     val_reject = (np.stack([non_digit(np.random.default_rng([cfg.seed, 20_000_003, i]), tr_x[tr_y != 1][:5000])
                             for i in range(1000)]) if cfg.reject_share > 0 else None)
     val_clean = _tiles(train.images[val_idx])
