@@ -65,39 +65,21 @@ def _report(out: str, card: dict[str, Any]) -> None:
               help="How many times each CVL training digit is seen per epoch.")
 @click.option("--reject-share", type=click.FloatRange(0.0, 0.9), default=0.12, show_default=True,
               help="Share of training tiles that are not digits (an eleventh class, 'reject'); 0: ten classes.")
-@click.option("--register-digits", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Also learn from the digits `formocr-train register-digits` cut from the register training cells.")
-@click.option("--register-per-class", type=click.IntRange(1, 10**6), default=3000, show_default=True,
-              help="At most this many register digits of each class.")
+@click.option("--deslant/--no-deslant", default=False, show_default=True,
+              help="Shear each tile upright by its own moments before the network reads it (stored in the model).")
 @errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
                      split_seed: int | None, cvl: str | None, use_cvl: bool, cvl_repeat: int,
-                     reject_share: float, register_digits: str | None, register_per_class: int) -> None:
+                     reject_share: float, deslant: bool) -> None:
     """Train the digit CNN on MNIST and CVL's real writers (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
                                     split_seed=split_seed, cvl=cvl, use_cvl=use_cvl, cvl_repeat=cvl_repeat,
-                                    reject_share=reject_share, register_digits=register_digits,
-                                    register_per_class=register_per_class),
+                                    reject_share=reject_share, deslant=deslant),
                         command=command)
     _report(out, card)
-
-
-@main.command("register-digits")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The .npz to write (never overwritten).")
-@click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
-@click.option("--limit", type=click.IntRange(1, 10**6), default=None, help="Only the first N training cells.")
-@errors_to_exit_codes
-def register_digits_cmd(out: str, registers: str | None, limit: int | None) -> None:
-    """Cut single digits from the register training cells' years and days, for `digits --register-digits`."""
-    from formocr.train.register_digits import cut_register_digits, save_cut
-
-    _training_started("register-digits")
-    cut, record = cut_register_digits(registers, limit)
-    save_cut(out, cut, record)
-    click.echo(json.dumps({"out": out, **record}, indent=2))
 
 
 _STRING_WIDTHS = (16, 32, 64, 64, 96)  # = formocr.recognize.strings.DEFAULT_WIDTHS (not imported: torch)
