@@ -22,13 +22,9 @@ class NormSpec:
     box: int = 20
     mean: float = 0.1307
     std: float = 0.3081
-    deslant: bool = False  # each tile sheared upright by its own moments before the network reads it
 
-    def to_dict(self) -> dict[str, float | int | bool]:
-        d: dict[str, float | int | bool] = {"size": self.size, "box": self.box, "mean": self.mean, "std": self.std}
-        if self.deslant:
-            d["deslant"] = True
-        return d
+    def to_dict(self) -> dict[str, float | int]:
+        return {"size": self.size, "box": self.box, "mean": self.mean, "std": self.std}
 
 
 DEFAULT_SPEC = NormSpec()
@@ -77,34 +73,9 @@ def normalize_digit(ink: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarra
     return np.clip(out, 0.0, 1.0)
 
 
-MAX_SLANT = 1.0  # |shear| beyond this is a stroke's shape (a long flag, a bar), not the writer's slant
-
-
-def deslant(tile: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarray:
-    """A normalized tile sheared so its ink's principal axis stands upright, then normalized again.
-
-    Writers slant their digits by their own habit (CVL's Austrian students lean right, MNIST's writers less);
-    the network then needs to learn each digit at every slant, which is learnt from the writers it saw."""
-    m = cv2.moments(tile)
-    if m["mu02"] < 1e-3:
-        return tile
-    skew = float(np.clip(m["mu11"] / m["mu02"], -MAX_SLANT, MAX_SLANT))
-    cy = m["m01"] / max(m["m00"], 1e-6)
-    size = spec.size
-    pad = int(np.ceil(abs(skew) * size / 2)) + 1
-    big = np.zeros((size, size + 2 * pad), np.float32)
-    big[:, pad : pad + size] = tile
-    shear = np.array([[1.0, -skew, skew * cy], [0.0, 1.0, 0.0]], np.float32)
-    out = cv2.warpAffine(big, shear, (size + 2 * pad, size), flags=cv2.INTER_LINEAR, borderValue=0)
-    return normalize_digit(out, spec)
-
-
 def to_model_input(tiles: np.ndarray, spec: NormSpec = DEFAULT_SPEC) -> np.ndarray:
-    """Stack of tiles (N×28×28 in [0, 1]) → standardised N×1×28×28 float32, as the network expects (each
-    tile set upright first where the model was trained so)."""
+    """Stack of tiles (N×28×28 in [0, 1]) → standardised N×1×28×28 float32, as the network expects."""
     t = np.asarray(tiles, np.float32)
-    if spec.deslant and len(t):
-        t = np.stack([deslant(x, spec) for x in t])
     return ((t - spec.mean) / spec.std)[:, None, :, :]
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from formocr.data.mnist import load_split
-from formocr.normalize import DEFAULT_SPEC, NormSpec, normalize_digit, to_model_input
+from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, save_model
@@ -63,15 +63,14 @@ class TrainConfig:
     # Share of training tiles that are not digits (formocr.train.nondigits), learnt as an eleventh class,
     # "reject"; 0: ten classes, as before.
     reject_share: float = 0.12
-    deslant: bool = False  # each tile sheared upright by its moments, in training and (from the file) in reading
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item i of the sampler is a whole batch; ids encode (epoch, index) so each epoch differs but repeats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float,
-                 reject_share: float = 0.0, spec: NormSpec = DEFAULT_SPEC) -> None:
-        self.images, self.labels, self.seed, self.scan_share, self.spec = images, labels, seed, scan_share, spec
+                 reject_share: float = 0.0) -> None:
+        self.images, self.labels, self.seed, self.scan_share = images, labels, seed, scan_share
         self.reject_share = reject_share
         self.part_bank = images[labels != 1][:20000]
 
@@ -94,7 +93,7 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             else:
                 tiles[j] = clean_road(self.images[i], rng)
             labels[j] = self.labels[i]
-        return torch.from_numpy(to_model_input(tiles, self.spec)), torch.from_numpy(labels)
+        return torch.from_numpy(to_model_input(tiles)), torch.from_numpy(labels)
 
 
 class _EpochBatches(Sampler[list[int]]):
@@ -119,9 +118,9 @@ def _scan_tiles(images: np.ndarray, seed: int) -> np.ndarray:
                      for i, im in enumerate(images)])
 
 
-def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512, spec: NormSpec = DEFAULT_SPEC) -> np.ndarray:
+def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512) -> np.ndarray:
     net.eval()
-    x = torch.from_numpy(to_model_input(tiles, spec))
+    x = torch.from_numpy(to_model_input(tiles))
     with torch.inference_mode():
         parts = [net(x[i : i + batch].contiguous(memory_format=torch.channels_last)) for i in range(0, len(x), batch)]
         return torch.cat(parts).numpy()
@@ -171,12 +170,11 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     val_y = train.labels[val_idx]
     # channels-last: ~4x faster convolutions on x86 CPUs
     n_classes = 11 if cfg.reject_share > 0 else 10
-    spec = NormSpec(deslant=cfg.deslant)
     net = DigitNet(cfg.widths, classes=n_classes).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
-    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, cfg.reject_share, spec)
+    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, cfg.reject_share)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(cfg.epochs):
@@ -197,13 +195,13 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             if k % 20 == 0:
                 prog.update(k + 1, f"loss {total_loss / seen:.4f}")
         prog.close()
-        acc_clean = float((predict_logits(net, val_clean, spec=spec).argmax(1) == val_y).mean())
-        acc_scan = float((predict_logits(net, val_scan, spec=spec).argmax(1) == val_y).mean())
+        acc_clean = float((predict_logits(net, val_clean).argmax(1) == val_y).mean())
+        acc_scan = float((predict_logits(net, val_scan).argmax(1) == val_y).mean())
         row = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_clean": acc_clean, "val_scan": acc_scan}
         if val_real is not None:
-            row["val_cvl"] = float((predict_logits(net, val_real, spec=spec).argmax(1) == val_real_y).mean())
+            row["val_cvl"] = float((predict_logits(net, val_real).argmax(1) == val_real_y).mean())
         if val_reject is not None:
-            row["val_reject"] = float((predict_logits(net, val_reject, spec=spec).argmax(1) == REJECT).mean())
+            row["val_reject"] = float((predict_logits(net, val_reject).argmax(1) == REJECT).mean())
         score = float(np.mean([v for k, v in row.items() if k.startswith("val_")]))
         row["seconds"] = round(time.perf_counter() - t0, 1)
         history.append(row)
@@ -223,15 +221,15 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     val_labels = np.concatenate([val_y, val_y]
                                 + ([val_real_y] if val_real_y is not None else [])
                                 + ([np.full(len(val_reject), REJECT)] if val_reject is not None else []))
-    val_logits = predict_logits(net, val_tiles, spec=spec)
+    val_logits = predict_logits(net, val_tiles)
     temperature = fit_temperature(val_logits, val_labels)
     test_tiles = _tiles(test.images)
-    test_logits = predict_logits(net, test_tiles, spec=spec)
+    test_logits = predict_logits(net, test_tiles)
     p1, pt = softmax(test_logits, 1.0), softmax(test_logits, temperature)
     err95, cut95 = error_at_coverage(pt, test.labels, 0.95)
     err99, cut99 = error_at_coverage(pt, test.labels, 0.99)
     train_seconds = time.perf_counter() - t_start
-    meta = {"arch": ARCH, "widths": list(cfg.widths), "norm": spec.to_dict(),
+    meta = {"arch": ARCH, "widths": list(cfg.widths), "norm": DEFAULT_SPEC.to_dict(),
             "classes": [str(i) for i in range(10)] + (["reject"] if n_classes == 11 else []),
             "temperature": round(temperature, 6)}
     card: dict[str, Any] = {
