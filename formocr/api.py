@@ -268,6 +268,14 @@ def without_margins(page: Page) -> Page:
             if prev and not margin[i] and dark[i] >= 0.2:
                 margin[i] = True
             prev = bool(margin[i])
+    # a margin lies along a side; a dark column inside is a rule (crop_print's) or, in a tight crop, a "1"
+    n_left = int(np.argmin(margin)) if not margin.all() else w
+    n_right = int(np.argmin(margin[::-1])) if not margin.all() else w
+    margin[:] = False
+    margin[:n_left] = True
+    margin[w - n_right :] = True
+    if not margin.any():
+        return page
     edge = np.nonzero(margin)[0]
     image = page.image.copy()
     fill = np.median(page.image[:, ~margin].reshape(-1, *page.image.shape[2:]), axis=0) if (~margin).any() else 255
@@ -285,24 +293,34 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
         return None
     st = stats[1:]
     x, y, cw, ch, area = (st[:, k] for k in range(5))
-    # a stroke running on past the crop's top and bottom, or nearly as tall or as wide as the crop, is print
-    ok = ~(((y == 0) & (y + ch >= h)) | (ch >= 0.8 * h) | (cw >= 0.9 * w)) & (area >= 6) & (ch >= 3)
+    # a stroke running on past the crop's top and bottom, one nearly as wide as the crop, or a thin one nearly as
+    # tall as it (a rule's piece) is print; a wide mark that tall is writing a tight crop holds (touching digits)
+    through, wide = (y == 0) & (y + ch >= h), cw >= 0.9 * w
+    tall = (ch >= 0.8 * h) & (cw <= 0.3 * ch)
+    flat = (cw >= 6 * ch) & (ch <= 0.1 * h)  # a piece of a ruled line
+    ok = ~(through | tall | wide | flat) & (area >= 6) & (ch >= 3)
     if not ok.any():
         return None
-    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it
-    main = int(np.argmax(np.where(ok, area, -1)))
+    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it; in a
+    # tall crop, a mark wholly inside its top or bottom eighth is the form's imprint or the next row's writing
+    cy = y + ch / 2
+    rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8))
+    pick = ok & ~rim if (ok & ~rim).any() else ok
+    main = int(np.argmax(np.where(pick, area, -1)))
     my0, my1 = y[main], y[main] + ch[main]
     mh = max(int(ch[main]), 1)
-    cy = y + ch / 2
-    near = ok & (cy >= my0 - 0.6 * mh) & (cy <= my1 + 0.6 * mh) & (ch >= 0.2 * mh)
+    on_line = (cy >= my0 - 0.6 * mh) & (cy <= my1 + 0.6 * mh) & (ch >= 0.2 * mh)
+    # a thin stroke as tall as a tight crop but no taller than the writing is its "1"; a rule outgrows the writing
+    digit_high = tall & ~through & ~wide & (area >= 6) & (ch <= 1.3 * mh)
+    reach = np.where(ok | digit_high, 1.5 * mh, -np.inf)
     kept = {main}
     grew = True
     while grew:  # join neighbours along the line, a few digit heights apart at most
         grew = False
         lo = min(x[k] for k in kept)
         hi = max(x[k] + cw[k] for k in kept)
-        for k in np.nonzero(near)[0]:
-            if int(k) not in kept and x[k] <= hi + 1.5 * mh and x[k] + cw[k] >= lo - 1.5 * mh:
+        for k in np.nonzero(on_line & np.isfinite(reach))[0]:
+            if int(k) not in kept and x[k] <= hi + reach[k] and x[k] + cw[k] >= lo - reach[k]:
                 kept.add(int(k))
                 grew = True
     ks = sorted(kept)
@@ -326,7 +344,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     if gray is not None:  # a black margin the binarizer took for background is still print
         paper = float(np.percentile(gray, 90))
         ink = ink | (gray < 0.45 * paper)
-    for axis, n in ((0, w), (1, h)):
+    for axis, n in ((1, h), (0, w)):  # ruled lines first: they are not the writing's height
         cover = ink.mean(axis=axis)
         hit = cover >= full
         if not hit.any():
@@ -339,6 +357,9 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                     grown[j] = True
                     j += step
         if axis == 0:
+            for a, b in _runs(grown):  # a stroke inside a crop cut tight round the writing is writing
+                if a > 0 and b < w and _tall_writing_beside(np.where(_cols(w, a, b), ink & ~out, False)):
+                    grown[a:b] = False
             out[:, grown] = True
         else:
             out[grown, :] = True
@@ -347,7 +368,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     n, labels, stats, _ = cv2.connectedComponentsWithStats((ink & ~out).astype(np.uint8), connectivity=8)
     through = np.zeros(n, bool)
     top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
-    through[1:] = (top <= 1) & (top + tall >= h - 1)
+    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~_tight(stats, w, h)
     out |= through[labels]
     # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
     # (nearly) from edge to edge, thin for its length
@@ -356,8 +377,47 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bridged, connectivity=8)
     top, tall, area = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
     rule = np.zeros(n, bool)
-    rule[1:] = (top <= 0.05 * h) & (top + tall >= 0.95 * h) & (area <= 0.03 * w * tall)
+    rule[1:] = (top <= 0.05 * h) & (top + tall >= 0.95 * h) & (area <= 0.03 * w * tall) & ~_tight(stats, w, h)
+    if rule.any():  # ... in pieces: one whole stroke that tall is the "1" of a crop cut tight round the writing
+        _, pieces = cv2.connectedComponents(rest, connectivity=8)
+        for k in np.nonzero(rule)[0]:
+            rule[k] = len(np.unique(pieces[labels == k])) >= 2
     return out | (rule[labels] & (rest > 0))
+
+
+def _cols(w: int, a: int, b: int) -> np.ndarray:
+    """A row mask of the columns outside [a, b)."""
+    m = np.ones(w, bool)
+    m[a:b] = False
+    return m[None, :]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    d = np.diff(np.r_[0, flags.astype(np.int8), 0])
+    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
+
+
+def _tall_marks(stats: np.ndarray, w: int, h: int, share: float = 0.8) -> np.ndarray:
+    """Per component (connected-components ``stats`` without the background row): a mark of the writing as tall
+    as the crop (``share`` of its height, at least a third as wide as tall, clear of the crop's sides), as a "7"
+    or a "4" is in a crop cut tight round it; print is thin (a rule) or short (a ruled line, a word)."""
+    x, cw = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
+    ch, area = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
+    return (ch >= share * h) & (cw >= 0.3 * ch) & (area >= 6) & (x > 0) & (x + cw < w)
+
+
+def _tight(stats: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Per component: whether *another* is a mark as tall as the crop (:func:`_tall_marks`), so a stroke from
+    edge to edge is as tall as the writing beside it, not a rule running past it."""
+    tall = _tall_marks(stats, w, h)
+    return (tall.sum() - tall) > 0
+
+
+def _tall_writing_beside(ink: np.ndarray) -> bool:
+    """Whether ``ink`` (a crop's ink with a column run taken out) holds a mark as tall as the crop."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    return bool(_tall_marks(stats, ink.shape[1], ink.shape[0]).any())
 
 
 def looks_like_envelope(width: int, height: int) -> bool:

@@ -3,12 +3,14 @@ string is still accepted. Every crop is drawn here (OpenCV shapes, the project's
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
 import formocr
-from formocr.api import FieldReaderAPI, crop_print
+from formocr.api import FieldReaderAPI, crop_print, writing_box
 from formocr.layout.template import Template, TemplateField
 from formocr.synth import Writer, render_form
 
@@ -103,6 +105,59 @@ def test_a_column_rule_broken_by_a_light_scan_is_print() -> None:
     printed = crop_print(ink)
     assert printed[:, 50:53][ink[:, 50:53]].all()
     assert not printed[:, 80:94].any()
+
+
+def _box_of(ink: np.ndarray) -> tuple[int, int]:
+    b = writing_box(SimpleNamespace(ink=ink), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None
+    return b.x, b.x2
+
+
+def test_a_crop_cut_tight_round_the_writing_keeps_all_of_it() -> None:
+    """In a crop cut tight round "14", the "4" is nearly as tall as the crop and the "1" taller than it: both are
+    writing, not print. A rule in a whole cell, many times the writing's height, stays out."""
+    ink = np.zeros((19, 88), bool)
+    ink[0:17, 33:45] = False
+    ink[0:17, 40:42] = True  # the "4": its stem, arm and bar, 17 of the crop's 19 rows
+    ink[3:12, 33:35] = True
+    ink[10:12, 33:45] = True
+    ink[1:18, 26:28] = True  # the "1": thin, taller still
+    x0, x1 = _box_of(ink)
+    assert x0 <= 26 and x1 >= 45
+    cell = np.zeros((180, 90), bool)
+    cell[10:165, 10:12] = True  # a column rule's piece, short of both edges
+    cell[80:100, 40:42] = True  # "1"
+    cell[80:100, 50:60] = True  # a wide digit beside it
+    x0, x1 = _box_of(cell)
+    assert x0 > 12 and x1 >= 60
+
+
+def test_the_writing_not_the_imprint_nor_a_rule_is_what_a_cell_holds() -> None:
+    """A whole register cell: a piece of a ruled line along its top and the form's imprint along its bottom are
+    each heavier than the row number written in the middle; the box is round the row number."""
+    cell = np.zeros((230, 140), bool)
+    cell[4:7, 70:130] = True  # a ruled line's piece, 60 × 3
+    cell[210:228, 60:100] = True  # "Trykt for ..." printed along the bottom, heavier than the writing
+    cell[64:84, 80:83] = True  # "1"
+    cell[64:84, 88:100] = True  # "3"
+    cell[64:84, 89:99] = False
+    b = writing_box(SimpleNamespace(ink=cell), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.y < 64 and b.y2 > 84 and b.y2 < 210 and b.y > 7
+
+
+def test_a_tight_crop_of_a_number_reads_all_its_digits(reader: FieldReaderAPI) -> None:
+    """A caller who cuts the crop right at the ink's top and bottom: the "1" of "71" is as tall as the crop and
+    was taken for a rule, so the field read "1" or "7"."""
+    f = TemplateField("f", "digits", (20.0, 20.0, 30.0, 12.0), "free", None, {})
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "71"}, np.random.default_rng(1),
+                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
+    b = sp.field_boxes["f"]
+    g = sp.image[b.y - 20 : b.y2 + 20, b.x - 40 : b.x2 + 40]
+    g = g if g.ndim == 2 else cv2.cvtColor(g, cv2.COLOR_BGR2GRAY)
+    ys, xs = np.nonzero(g < 128)
+    tight = g[max(0, ys.min() - 1) : ys.max() + 2, max(0, xs.min() - 60) : xs.max() + 60]
+    r = reader.read_field(tight, "digits", max_length=2)
+    assert r.value == "71", (r.value, r.why)
 
 
 def test_a_mark_left_out_is_named_when_the_field_needs_review(reader: FieldReaderAPI) -> None:
