@@ -18,20 +18,20 @@ when it is known. Models are loaded once per process (per options) and shared by
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from formocr.crop import Frame, crop_print, find_frame, without_margins, writing_box
 from formocr.errors import ConfigError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS
 from formocr.io import load_pages
 from formocr.layout.template import FIELD_TYPES, STYLES, check_constraints
 from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, PostalCode
 from formocr.options import Options
-from formocr.preprocess import preprocess, to_gray
+from formocr.preprocess import preprocess
 
 __all__ = ["FieldReaderAPI", "read_field", "read_postal_code"]
 
@@ -47,59 +47,6 @@ def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in c.items() if v is not None}
     check_constraints(field_type, given)
     return given
-
-
-@dataclass(frozen=True)
-class Frame:
-    """A printed frame found in a crop: its box (borders inside, as in templates) and comb cells (0 = none)."""
-
-    box: Box
-    cells: int
-
-
-def find_frame(layout_ink: np.ndarray) -> Frame | None:
-    """The printed rectangle (and comb walls) of a crop, from its long straight strokes; None without one.
-
-    A frame needs a top and a bottom line running most of the crop's width; its sides are the outermost
-    vertical strokes spanning the frame's height (else the ends of the lines). Three or more evenly spaced
-    walls make a comb.
-    """
-    ink8 = np.asarray(layout_ink).astype(np.uint8)
-    h, w = ink8.shape
-    if h < 8 or w < 8:
-        return None
-    horiz = cv2.morphologyEx(ink8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (max(8, w // 3), 1)))
-    rows = np.flatnonzero(horiz.sum(axis=1) >= 0.4 * w)
-    if len(rows) < 2:
-        return None
-    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
-    top, bottom = runs[0], runs[-1]
-    y0, y1 = int(top[0]), int(bottom[-1]) + 1
-    if len(runs) < 2 or y1 - y0 < 0.2 * h or y1 - y0 < 8:
-        return None
-    fh = y1 - y0
-    tall = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(4, round(0.7 * fh))))
-    vert = cv2.morphologyEx(ink8[y0:y1], cv2.MORPH_OPEN, tall)
-    cols = np.flatnonzero(vert.sum(axis=0) >= 0.7 * fh)
-    xs = np.flatnonzero(horiz[y0:y1].any(axis=0))
-    x0, x1 = int(xs[0]), int(xs[-1]) + 1
-    cells = 0
-    if len(cols):
-        walls = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
-        if len(walls) >= 2:
-            x0, x1 = int(walls[0][0]), int(walls[-1][-1]) + 1
-        # A comb: walls at every 1/n of the frame (a tall "1" may stand anywhere, but not at all of them).
-        is_wall = np.zeros(w + 1, bool)
-        is_wall[cols] = True
-        tol = max(2, round(0.01 * (x1 - x0)))
-        for n in range(min(40, (x1 - x0) // 8), 2, -1):
-            at = [x0 + round(i * (x1 - x0) / n) for i in range(1, n)]
-            if all(is_wall[max(0, a - tol) : a + tol + 1].any() for a in at):
-                cells = n
-                break
-    if x1 - x0 < 8:
-        return None
-    return Frame(Box(x0, y0, x1 - x0, fh), cells)
 
 
 def _load(image: str | Path | np.ndarray, options: Options) -> Page:
@@ -246,178 +193,6 @@ class FieldReaderAPI:
         cells = frame.cells if frame is not None and frame.cells >= 3 else None
         result, _ = self._read_crop(page, "postal_code", style, cells, dpi, "postal_code", {"country": country})
         return _postal(result, country, "crop")
-
-
-def without_margins(page: Page) -> Page:
-    """The crop with a scanner's black margin along its left or right side painted paper-white: columns dark over
-    nearly the whole height, and the ragged edge beside them. A margin is no writing, and its edge would
-    otherwise pass for a frame or a "1"."""
-    gray = to_gray(page.image)
-    h, w = gray.shape[:2]
-    if h < 8 or w < 8:
-        return page
-    paper = float(np.percentile(gray, 90))
-    dark = (gray < 0.45 * paper).mean(axis=0)
-    margin = dark >= 0.9
-    if not margin.any():
-        return page
-    for side in (1, -1):  # grow each margin run over its ragged edge
-        idx = range(w) if side == 1 else range(w - 1, -1, -1)
-        prev = False
-        for i in idx:
-            if prev and not margin[i] and dark[i] >= 0.2:
-                margin[i] = True
-            prev = bool(margin[i])
-    # a margin lies along a side; a dark column inside is a rule (crop_print's) or, in a tight crop, a "1"
-    n_left = int(np.argmin(margin)) if not margin.all() else w
-    n_right = int(np.argmin(margin[::-1])) if not margin.all() else w
-    margin[:] = False
-    margin[:n_left] = True
-    margin[w - n_right :] = True
-    if not margin.any():
-        return page
-    edge = np.nonzero(margin)[0]
-    image = page.image.copy()
-    fill = np.median(page.image[:, ~margin].reshape(-1, *page.image.shape[2:]), axis=0) if (~margin).any() else 255
-    image[:, edge] = np.asarray(fill, image.dtype)
-    return replace(page, image=image)
-
-
-def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
-    """The box around a bare crop's writing, print and specks left out, padded by a third of its height above
-    and below and half of it at the sides (the margins a field's frame would leave); None when there is none."""
-    ink = clean.ink if print_removed else clean.ink & ~crop_print(clean.ink, clean.gray)
-    h, w = ink.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return None
-    st = stats[1:]
-    x, y, cw, ch, area = (st[:, k] for k in range(5))
-    # a stroke running on past the crop's top and bottom, one nearly as wide as the crop, or a thin one nearly as
-    # tall as it (a rule's piece) is print; a wide mark that tall is writing a tight crop holds (touching digits)
-    through, wide = (y == 0) & (y + ch >= h), cw >= 0.9 * w
-    tall = (ch >= 0.8 * h) & (cw <= 0.3 * ch)
-    flat = (cw >= 6 * ch) & (ch <= 0.1 * h)  # a piece of a ruled line
-    ok = ~(through | tall | wide | flat) & (area >= 6) & (ch >= 3)
-    if not ok.any():
-        return None
-    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it; in a
-    # tall crop, a mark wholly inside its top or bottom eighth is the form's imprint or the next row's writing
-    cy = y + ch / 2
-    rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8))
-    pick = ok & ~rim if (ok & ~rim).any() else ok
-    main = int(np.argmax(np.where(pick, area, -1)))
-    my0, my1 = y[main], y[main] + ch[main]
-    mh = max(int(ch[main]), 1)
-    on_line = (cy >= my0 - 0.6 * mh) & (cy <= my1 + 0.6 * mh) & (ch >= 0.2 * mh)
-    # a thin stroke as tall as a tight crop but no taller than the writing is its "1"; a rule outgrows the writing
-    digit_high = tall & ~through & ~wide & (area >= 6) & (ch <= 1.3 * mh)
-    reach = np.where(ok | digit_high, 1.5 * mh, -np.inf)
-    kept = {main}
-    grew = True
-    while grew:  # join neighbours along the line, a few digit heights apart at most
-        grew = False
-        lo = min(x[k] for k in kept)
-        hi = max(x[k] + cw[k] for k in kept)
-        for k in np.nonzero(on_line & np.isfinite(reach))[0]:
-            if int(k) not in kept and x[k] <= hi + reach[k] and x[k] + cw[k] >= lo - reach[k]:
-                kept.add(int(k))
-                grew = True
-    ks = sorted(kept)
-    x0, y0 = int(x[ks].min()), int(y[ks].min())
-    x1, y1 = int((x[ks] + cw[ks]).max()), int((y[ks] + ch[ks]).max())
-    ph, pw = max(2, (y1 - y0) // 3), max(2, (y1 - y0) // 2)
-    x0, y0, x1, y1 = max(0, x0 - pw), max(0, y0 - ph), min(w, x1 + pw), min(h, y1 + ph)
-    return Box(x0, y0, x1 - x0, y1 - y0)
-
-
-def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.9, ragged: float = 0.4
-               ) -> np.ndarray:
-    """What in a caller's crop is print around the writing, not writing: columns inked over nearly the crop's whole
-    height (a scanner's black margin, a printed column rule; a margin's ragged edge with it) and rows inked over
-    nearly its whole width (a ruled line). Pen strokes never cover a column or row of a crop that holds more than
-    them, so what is left is the writing; a crop of nothing but print comes back empty, to be reviewed."""
-    h, w = ink.shape
-    out = np.zeros(ink.shape, bool)
-    if h < 4 or w < 4:
-        return out
-    if gray is not None:  # a black margin the binarizer took for background is still print
-        paper = float(np.percentile(gray, 90))
-        ink = ink | (gray < 0.45 * paper)
-    for axis, n in ((1, h), (0, w)):  # ruled lines first: they are not the writing's height
-        cover = ink.mean(axis=axis)
-        hit = cover >= full
-        if not hit.any():
-            continue
-        grown = hit.copy()
-        for i in np.nonzero(hit)[0]:  # a margin's ragged edge and a rule's soft sides go with it
-            for step in (-1, 1):
-                j = i + step
-                while 0 <= j < n and not grown[j] and (cover[j] >= ragged or abs(j - i) <= 1):
-                    grown[j] = True
-                    j += step
-        if axis == 0:
-            for a, b in _runs(grown):  # a stroke inside a crop cut tight round the writing is writing
-                if a > 0 and b < w and _tall_writing_beside(np.where(_cols(w, a, b), ink & ~out, False)):
-                    grown[a:b] = False
-            out[:, grown] = True
-        else:
-            out[grown, :] = True
-    out &= ink
-    # a stroke running through the crop from its top edge to its bottom edge goes on beyond it: print
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((ink & ~out).astype(np.uint8), connectivity=8)
-    through = np.zeros(n, bool)
-    top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
-    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~_tight(stats, w, h)
-    out |= through[labels]
-    # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
-    # (nearly) from edge to edge, thin for its length
-    rest = (ink & ~out).astype(np.uint8)
-    bridged = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((max(3, h // 8), 1), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(bridged, connectivity=8)
-    top, tall, area = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
-    rule = np.zeros(n, bool)
-    rule[1:] = (top <= 0.05 * h) & (top + tall >= 0.95 * h) & (area <= 0.03 * w * tall) & ~_tight(stats, w, h)
-    if rule.any():  # ... in pieces: one whole stroke that tall is the "1" of a crop cut tight round the writing
-        _, pieces = cv2.connectedComponents(rest, connectivity=8)
-        for k in np.nonzero(rule)[0]:
-            rule[k] = len(np.unique(pieces[labels == k])) >= 2
-    return out | (rule[labels] & (rest > 0))
-
-
-def _cols(w: int, a: int, b: int) -> np.ndarray:
-    """A row mask of the columns outside [a, b)."""
-    m = np.ones(w, bool)
-    m[a:b] = False
-    return m[None, :]
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    d = np.diff(np.r_[0, flags.astype(np.int8), 0])
-    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
-
-
-def _tall_marks(stats: np.ndarray, w: int, h: int, share: float = 0.8) -> np.ndarray:
-    """Per component (connected-components ``stats`` without the background row): a mark of the writing as tall
-    as the crop (``share`` of its height, at least a third as wide as tall, clear of the crop's sides), as a "7"
-    or a "4" is in a crop cut tight round it; print is thin (a rule) or short (a ruled line, a word)."""
-    x, cw = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
-    ch, area = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA]
-    return (ch >= share * h) & (cw >= 0.3 * ch) & (area >= 6) & (x > 0) & (x + cw < w)
-
-
-def _tight(stats: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Per component: whether *another* is a mark as tall as the crop (:func:`_tall_marks`), so a stroke from
-    edge to edge is as tall as the writing beside it, not a rule running past it."""
-    tall = _tall_marks(stats, w, h)
-    return (tall.sum() - tall) > 0
-
-
-def _tall_writing_beside(ink: np.ndarray) -> bool:
-    """Whether ``ink`` (a crop's ink with a column run taken out) holds a mark as tall as the crop."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    return bool(_tall_marks(stats, ink.shape[1], ink.shape[0]).any())
 
 
 def looks_like_envelope(width: int, height: int) -> bool:

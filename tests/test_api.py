@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import formocr
-from formocr.api import FieldReaderAPI, find_frame, looks_like_envelope
+from formocr.api import FieldReaderAPI, looks_like_envelope
+from formocr.crop import find_frame
 from formocr.errors import ConfigError, EmptyInputError, FormOcrError, UnreadableInputError, UnsupportedInputError
 from formocr.layout.template import Template, TemplateField, load_template
 from formocr.objects import Box, PostalCode

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import formocr
-from formocr.api import FieldReaderAPI, crop_print, writing_box
+from formocr.api import FieldReaderAPI
+from formocr.crop import crop_print, writing_box
 from formocr.layout.template import Template, TemplateField
 from formocr.synth import Writer, render_form
 
