@@ -116,10 +116,11 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
         return None
     st = stats[1:]
     x, y, cw, ch, area = (st[:, k] for k in range(5))
-    # a stroke running on past the crop's top and bottom, one nearly as wide as the crop, or a thin one nearly as
-    # tall as it (a rule's piece) is print; a wide mark that tall is writing a tight crop holds (touching digits)
+    # a stroke running on past the crop's top and bottom, or one nearly as wide as the crop, is print; a thin one
+    # two fifths as tall as the crop is a rule's piece or a margin's edge unless it is a "1" as tall as the writing
+    # beside it (joined below); a wide mark that tall is writing a tight crop holds (touching digits)
     through, wide = (y == 0) & (y + ch >= h), cw >= 0.9 * w
-    tall = (ch >= 0.8 * h) & (cw <= 0.3 * ch)
+    tall = (ch >= 0.4 * h) & (cw <= 0.3 * ch)
     flat = (cw >= 6 * ch) & (ch <= 0.1 * h)  # a piece of a ruled line
     ok = ~(through | tall | wide | flat) & (area >= 6) & (ch >= 3)
     if not ok.any():
@@ -133,7 +134,7 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     my0, my1 = y[main], y[main] + ch[main]
     mh = max(int(ch[main]), 1)
     on_line = (cy >= my0 - 0.6 * mh) & (cy <= my1 + 0.6 * mh) & (ch >= 0.2 * mh)
-    # a thin stroke as tall as a tight crop but no taller than the writing is its "1"; a rule outgrows the writing
+    # a thin stroke that tall but no taller than the writing is its "1"; a rule or a margin's edge outgrows it
     digit_high = tall & ~through & ~wide & (area >= 6) & (ch <= 1.3 * mh)
     reach = np.where(ok | digit_high, 1.5 * mh, -np.inf)
     kept = {main}

@@ -146,6 +146,18 @@ def test_the_writing_not_the_imprint_nor_a_rule_is_what_a_cell_holds() -> None:
     assert b is not None and b.y < 64 and b.y2 > 84 and b.y2 < 210 and b.y > 7
 
 
+def test_a_margins_edge_left_in_a_cell_is_no_writing() -> None:
+    """A thin line down most of a row-number cell (the edge a scanner's margin leaves, short of both ends) is
+    heavier than the number, and far taller: the box is round the number, and the line stays outside it."""
+    cell = np.zeros((230, 140), bool)
+    cell[15:175, 30:32] = True
+    cell[64:84, 80:83] = True  # "1"
+    cell[64:84, 88:100] = True  # "3"
+    cell[64:84, 89:99] = False
+    b = writing_box(SimpleNamespace(ink=cell), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.x > 32 and b.y < 64 and b.y2 > 84 and b.y2 < 175
+
+
 def test_a_tight_crop_of_a_number_reads_all_its_digits(reader: FieldReaderAPI) -> None:
     """A caller who cuts the crop right at the ink's top and bottom: the "1" of "71" is as tall as the crop and
     was taken for a rule, so the field read "1" or "7"."""
