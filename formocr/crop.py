@@ -110,6 +110,8 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     """The box around a bare crop's writing, print and specks left out, padded by a third of its height above
     and below and half of it at the sides (the margins a field's frame would leave); None when there is none."""
     ink = clean.ink if print_removed else clean.ink & ~crop_print(clean.ink, clean.gray)
+    if ink.size == 0:
+        return None
     h, w = ink.shape
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     if n <= 1:
@@ -125,8 +127,9 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     ok = ~(through | tall | wide | flat) & (area >= 6) & (ch >= 3)
     if not ok.any():
         return None
-    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it; in a
-    # tall crop, a mark wholly inside its top or bottom eighth is the form's imprint or the next row's writing
+    # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it; a mark
+    # under a third of the crop's height wholly inside its top or bottom eighth is the form's imprint or the next
+    # row's writing (only a tall crop has room for one)
     cy = y + ch / 2
     rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8))
     pick = ok & ~rim if (ok & ~rim).any() else ok
@@ -159,8 +162,10 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                ) -> np.ndarray:
     """What in a caller's crop is print around the writing, not writing: columns inked over nearly the crop's whole
     height (a scanner's black margin, a printed column rule; a margin's ragged edge with it) and rows inked over
-    nearly its whole width (a ruled line). Pen strokes never cover a column or row of a crop that holds more than
-    them, so what is left is the writing; a crop of nothing but print comes back empty, to be reviewed."""
+    nearly its whole width (a ruled line), strokes running on past its top and bottom, and a thin rule in pieces.
+    Pen strokes cover no such column or row unless the crop is cut tight round them: then a mark as tall as the
+    crop and as wide as a digit stands beside them, and they stay writing. What is left is the writing; a crop of
+    nothing but print comes back empty, to be reviewed."""
     h, w = ink.shape
     out = np.zeros(ink.shape, bool)
     if h < 4 or w < 4:
@@ -192,7 +197,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     n, labels, stats, _ = cv2.connectedComponentsWithStats((ink & ~out).astype(np.uint8), connectivity=8)
     through = np.zeros(n, bool)
     top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
-    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~_tight(stats, w, h)
+    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~(_tight(stats, w, h) | _tall_marks(stats, w, h))
     out |= through[labels]
     # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
     # (nearly) from edge to edge, thin for its length
@@ -205,7 +210,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     if rule.any():  # ... in pieces: one whole stroke that tall is the "1" of a crop cut tight round the writing
         _, pieces = cv2.connectedComponents(rest, connectivity=8)
         for k in np.nonzero(rule)[0]:
-            rule[k] = len(np.unique(pieces[labels == k])) >= 2
+            rule[k] = len(np.unique(pieces[(labels == k) & (rest > 0)])) >= 2
     return out | (rule[labels] & (rest > 0))
 
 
@@ -223,7 +228,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _tall_marks(stats: np.ndarray, w: int, h: int, share: float = 0.8) -> np.ndarray:
-    """Per component (connected-components ``stats`` without the background row): a mark of the writing as tall
+    """Per component (connected-components ``stats``, the background's first row dropped): a mark of the writing as tall
     as the crop (``share`` of its height, at least a third as wide as tall, clear of the crop's sides), as a "7"
     or a "4" is in a crop cut tight round it; print is thin (a rule) or short (a ruled line, a word)."""
     x, cw = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
