@@ -92,8 +92,7 @@ def without_margins(page: Page) -> Page:
                 margin[i] = True
             prev = bool(margin[i])
     # a margin lies along a side; a dark column inside is a rule (crop_print's) or, in a tight crop, a "1"
-    n_left = int(np.argmin(margin)) if not margin.all() else w
-    n_right = int(np.argmin(margin[::-1])) if not margin.all() else w
+    n_left, n_right = (w, w) if margin.all() else (int(np.argmin(margin)), int(np.argmin(margin[::-1])))
     margin[:] = False
     margin[:n_left] = True
     margin[w - n_right :] = True
@@ -186,8 +185,11 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                     grown[j] = True
                     j += step
         if axis == 0:
+            left = ink & ~out  # the ruled lines already out
             for a, b in _runs(grown):  # a stroke inside a crop cut tight round the writing is writing
-                if a > 0 and b < w and _tall_writing_beside(np.where(_cols(w, a, b), ink & ~out, False)):
+                beside = left.copy()
+                beside[:, a:b] = False
+                if a > 0 and b < w and _tall_writing_beside(beside):
                     grown[a:b] = False
             out[:, grown] = True
         else:
@@ -197,7 +199,8 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     n, labels, stats, _ = cv2.connectedComponentsWithStats((ink & ~out).astype(np.uint8), connectivity=8)
     through = np.zeros(n, bool)
     top, tall = stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
-    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~(_tight(stats, w, h) | _tall_marks(stats, w, h))
+    # (unless the crop is cut tight round writing as tall as it: then the mark is that writing or stands beside it)
+    through[1:] = (top <= 1) & (top + tall >= h - 1) & ~_tall_marks(stats, w, h).any()
     out |= through[labels]
     # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
     # (nearly) from edge to edge, thin for its length
@@ -212,13 +215,6 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
         for k in np.nonzero(rule)[0]:
             rule[k] = len(np.unique(pieces[(labels == k) & (rest > 0)])) >= 2
     return out | (rule[labels] & (rest > 0))
-
-
-def _cols(w: int, a: int, b: int) -> np.ndarray:
-    """A row mask of the columns outside [a, b)."""
-    m = np.ones(w, bool)
-    m[a:b] = False
-    return m[None, :]
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
