@@ -1,4 +1,4 @@
-"""Accuracy and trust on real handwriting: CVL digits and Danish parish-register cells.
+r"""Accuracy and trust on real handwriting: CVL digits and Danish parish-register cells.
 
     python benchmarks/real_accuracy.py                       # every set, the shipped models (about 5 minutes)
     python benchmarks/real_accuracy.py --limit 300 --cases out.jsonl --png plots/
@@ -10,8 +10,10 @@ One table, one row per real development set:
   are already cut); accepted = the shipped field rule for a one-digit field (confidence ≥ the review threshold,
   not "not a digit").
 - ``years`` / ``days``: the first and second line of each register birth-date cell, located by
-  :func:`formocr.data.real.text_lines` and read by :func:`formocr.read_field` as a 4-digit and a 1-2 digit field.
-  Exact match against the label. A cell whose line the locator misses counts as a miss.
+  :func:`formocr.data.real.text_lines` and read by :func:`formocr.read_field` as a year field of a 19th-20th
+  century register (4 digits, ``pattern=r"1[89]\d\d"``, as a template gives it) and a 1-2 digit field. Exact
+  match against the label. A cell whose line the locator misses counts as a miss. ``years, no pattern``: the same
+  lines read as 4 bare digits.
 - ``years, birth layout`` / ``days, birth layout``: the same, on the cells of a birth register where the locator
   finds three lines, the layout the data set describes (year, day, month). In a death register's cell the first
   line is often the age and the year comes last, and a split or missed line moves the others: there the first
@@ -23,6 +25,9 @@ One table, one row per real development set:
   every other one touching; ``A`` holds the even writers, ``B`` the odd ones. ``cvl strings, length given``:
   as many others, each read as a field of its own count of digits (an account number, a box of a given
   length).
+- ``cvl amounts``: cheque amounts composed alike of CVL's validation digits (``15.000.-``, ``1,250.00``; half
+  after a ``$``; the marks drawn by the project's stroke renderer), read as ``amount`` fields with the amount's own
+  decimals; exact value. ``$ amounts``: those of them with the ``$``.
 - ``row numbers``: whole row-number cells (scanner margin, rules and print of the next column inside) read by
   ``read_field`` as digits; labels with letters are dropped.
 
@@ -62,6 +67,7 @@ from formocr.score import wilson_low
 from formocr.train.calibrate import ece
 from formocr.train.fieldcal import (
     DevField,
+    cvl_amount_fields,
     cvl_digit_fields,
     cvl_string_fields,
     register_fields,
@@ -112,6 +118,8 @@ def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
         yield case
         if f.set in ("years", "days") and f.standard:
             yield replace(case, set=f"{f.set}, birth layout")
+        if f.set == "cvl amounts" and f.written.startswith("$"):
+            yield replace(case, set="$ amounts")
 
 
 def reliability_png(path: Path, title: str, conf: np.ndarray, right: np.ndarray, bins: int = 10) -> None:
@@ -180,6 +188,7 @@ def main() -> int:
     ap.add_argument("--sets", default="cvl,registers,rows,strings",
                     help="comma-separated: cvl, registers, rows, strings")
     ap.add_argument("--strings", type=int, default=500, help="CVL strings composed for each half of the writers")
+    ap.add_argument("--amounts", type=int, default=500, help="CVL cheque amounts composed for each half of the writers")
     ap.add_argument("--digits", type=int, default=1000, help="CVL digits read as fields, for each half of the writers")
     ap.add_argument("--cases", type=Path, default=None, help="write every item's reading here (JSON Lines)")
     ap.add_argument("--png", type=Path, default=None, help="write a reliability diagram per set into this folder")
@@ -195,13 +204,14 @@ def main() -> int:
     if "cvl" in chosen:
         cases += cvl_cases(api.pipeline.classifier, opts.review_threshold, args.limit)
     if "registers" in chosen:
-        cases += field_cases(register_fields(api, args.limit))
+        cases += field_cases(register_fields(api, args.limit, plain_years=True))
     if "rows" in chosen:
         cases += field_cases(row_fields(api, args.limit))
     if "strings" in chosen:
         cases += field_cases(cvl_digit_fields(api, args.digits))
         cases += field_cases(cvl_string_fields(api, args.strings))
         cases += field_cases(cvl_string_fields(api, args.strings, length_given=True))
+        cases += field_cases(cvl_amount_fields(api, args.amounts))
     if args.cases:
         args.cases.write_text("".join(json.dumps(asdict(c)) + "\n" for c in cases))
     if args.png:

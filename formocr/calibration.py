@@ -4,9 +4,10 @@ Fusion's confidence is made of rules chosen on synthetic strings; on real writer
 of birth-register cells, read right nine times in ten, were accepted one time in ten). A small logistic model turns
 what the readers said about a field (their confidences, whether they agree, which won, the least sure character,
 the count of characters, marks left out, a printed line across it) into the probability that the reading is
-right. The same evidence means different things for a field of one digit, of a fixed count of digits and of a
-free count (a lone digit has no neighbour to be confused with, a free count can drop one), so each of these
-:data:`KINDS` has a model of its own. They are fitted on real development fields (``formocr-train
+right. The same evidence means different things for a field of one digit, of a fixed count of digits, of a
+free count and of digits a pattern holds (a lone digit has no neighbour to be confused with, a free count can drop
+one, a year's pattern has already ruled out most misreadings), so each of these :data:`KINDS` has a model of its
+own. They are fitted on real development fields (``formocr-train
 calibrate-fields``) for one pair of models and name their sha256, so they are used only with the models they were
 fitted to.
 """
@@ -27,13 +28,16 @@ from formocr.objects import FieldResult
 
 FEATURES = ("confidence", "segmentation", "string_reader", "agree", "string_reader_won", "least_char",
             "characters", "left_out", "crossed")
-KINDS = ("one digit", "fixed length", "free length")
+KINDS = ("one digit", "fixed length", "free length", "pattern")
 SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
 
 
-def kind_of(min_digits: int, max_digits: int | None) -> str:
-    """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits. A
-    field whose count only a pattern fixes (a postal code's) gives no such bounds and is free length."""
+def kind_of(min_digits: int, max_digits: int | None, patterned: bool = False) -> str:
+    """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits;
+    ``patterned``: a digits field its template gives a pattern (a year's ``(19|20)\\d\\d``). A field whose count
+    only its type's own pattern fixes (a postal code's) gives no such bounds and is free length."""
+    if patterned and max_digits != 1:
+        return "pattern"
     if max_digits == 1:
         return "one digit"
     if max_digits is not None and max_digits == min_digits:

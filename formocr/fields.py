@@ -55,6 +55,8 @@ def _digits(raw: str, c: dict[str, Any]) -> Interpretation:
     problems = _length_problems(len(digits), c)
     if digits != raw.replace(" ", ""):
         problems.append("separators in a digits-only field")
+    if c.get("pattern") and not re.fullmatch(c["pattern"], digits):
+        problems.append(f"does not match the field's pattern {c['pattern']}")
     return Interpretation(digits, digits, tuple(problems))
 
 
@@ -177,8 +179,8 @@ def constraint_for(field_type: str, constraints: dict[str, Any], comb: bool = Fa
     dash (``22.000.-``).
     """
     lo, hi = constraints.get("min_length"), constraints.get("max_length")
-    if field_type == "digits":
-        return Constraint(chars=DIGITS, min_digits=lo or 1, max_digits=hi)
+    if field_type == "digits":  # a pattern narrows it further: a year's "(19|20)\d\d", an account's format
+        return Constraint(chars=DIGITS, min_digits=lo or 1, max_digits=hi, pattern=constraints.get("pattern"))
     if field_type == "postal_code":
         country = constraints.get("country", "CN")
         pattern = constraints.get("pattern") or POSTAL_PATTERNS[country]

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from formocr.calibration import FieldCalibration, field_features, kind_of
@@ -30,7 +31,44 @@ LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
 LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
 # How the reasons a field needs review begin, where the confidence decides them: the confidence below the
 # threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
+# A mark left out of the field is also painted out of the string reader's input where "not a digit" is at least
+# this probable: more than all ten digits together. Marks the digit CNN only leans against stay for the string
+# reader, which may still read a digit the CNN doubted.
+SURE_NOT_DIGIT = 0.9
 CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line")
+
+
+def _patterned(region: FieldRegion) -> bool:
+    """A digits field its template gives a pattern: calibrated as one (see :func:`formocr.calibration.kind_of`)."""
+    return region.type == "digits" and bool(region.constraints.get("pattern"))
+
+
+def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, marks: list[Component]
+                   ) -> tuple[tuple[np.ndarray, Box, np.ndarray], np.ndarray]:
+    """The field's ink and grey with the marks the digit CNN called "not a digit" taken out: they leave the field
+    before the string reader too, which would otherwise read a "$" before an amount as the 8 it resembles. In
+    the grey each mark (grown by two pixels, its soft edge) becomes the paper around it."""
+    ink, box, lines = cut
+    ink, gray = ink.copy(), np.array(gray, copy=True)
+    gone = np.zeros(ink.shape, bool)
+    for c in marks:
+        x, y = c.box.x - box.x, c.box.y - box.y
+        part = gone[max(0, y) : y + c.box.h, max(0, x) : x + c.box.w]
+        part |= c.mask[max(0, -y) : max(0, -y) + part.shape[0], max(0, -x) : max(0, -x) + part.shape[1]]
+    ink[gone] = 0
+    paper = ~cv2.dilate(np.asarray(cut[0] > 0, np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    grown = cv2.dilate(gone.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~(ink > 0)
+    if paper.any() and grown.any():
+        gray[grown] = np.median(gray[paper])
+    return (ink, box, lines), gray
+
+
+def _end_mark(b: Box, digits: list[Box]) -> bool:
+    """A mark before the first digit or after the last one (a "$", a rule along the crop's side), no wider than
+    it is tall: not two touching digits the CNN took for one blot, which the string reader may still read."""
+    before = all(b.x2 <= d.x + d.w // 2 for d in digits)
+    after = all(b.x >= d.x + d.w // 2 for d in digits)
+    return b.w <= b.h and (before or after)
 
 
 def review_is_confidences(result: FieldResult) -> bool:
@@ -112,6 +150,11 @@ class FieldReader:
                 digit_ids = [j for j, c in enumerate(cs) if c.kind == "digit"]
                 drop = {digit_ids[j] for j in np.nonzero(~keep)[0]}
                 dropped_at[i] = tuple(sorted(j + 1 for j in drop))
+                kept = [c.box for j, c in enumerate(cs) if j not in drop and c.kind == "digit"]
+                sure = [digit_ids[j] for j in np.nonzero(~keep)[0]
+                        if probs[k - n + j, 10] >= SURE_NOT_DIGIT and _end_mark(cs[digit_ids[j]].box, kept)]
+                if sure:
+                    cuts[i], grays[i] = _without_marks(cuts[i], grays[i], [cs[j] for j in sure])
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
                 tiles[i] = tiles[i][keep]
             probs = probs[digit]
@@ -241,7 +284,7 @@ class FieldReader:
         if notes.crossed:
             readings["crossed"] = True
         return self._field_result(region, chosen, fused, readings, notes,
-                                  kind_of(constraint.min_digits, constraint.max_digits))
+                                  kind_of(constraint.min_digits, constraint.max_digits, _patterned(region)))
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
                       notes: _Notes = _Notes(), kind: str = "free length") -> FieldResult:

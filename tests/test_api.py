@@ -104,9 +104,21 @@ def test_cn_postal_crop_never_yields_5_or_7_digits() -> None:
             assert r.needs_review
 
 
+def test_a_digits_fields_pattern_steers_the_reading_and_is_checked() -> None:
+    """A year field: "1748" written where the template allows only 19xx and 20xx is never accepted, and a bad
+    pattern is the template's own error."""
+    img, _ = _one_field("digits", "box", "1748", seed=18)
+    r = formocr.read_field(img, "digits", pattern=r"(19|20)\d\d")
+    assert r.needs_review, r.to_dict()
+    assert r.value != "1748" or any("pattern" in w for w in r.why), r.why
+    with pytest.raises(ConfigError, match=r"constraints\.pattern: not a valid regular expression"):
+        formocr.read_field(img, "digits", pattern="((")
+
+
 def test_unknown_constraint_key_is_named() -> None:
     img, _ = _one_field("digits", "box", "12", seed=17)
-    with pytest.raises(ConfigError, match=r"constraints\.decimals: unknown key \(allowed: max_length, min_length\)"):
+    with pytest.raises(ConfigError,
+                       match=r"constraints\.decimals: unknown key \(allowed: max_length, min_length, pattern\)"):
         formocr.read_field(img, "digits", decimals=2)
     with pytest.raises(ConfigError, match=r"constraints\.pattern: .* cannot follow"):  # the template's own check
         formocr.read_field(img, "postal_code", pattern=r"\d{5}(?!0)")

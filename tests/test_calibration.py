@@ -49,14 +49,18 @@ def test_each_kind_of_field_has_its_own_model() -> None:
     assert kind_of(1, 1) == kind_of(0, 1) == "one digit"
     assert kind_of(4, 4) == kind_of(6, 6) == "fixed length"
     assert kind_of(1, 2) == kind_of(0, None) == kind_of(3, None) == "free length"
+    assert kind_of(4, 4, patterned=True) == kind_of(1, None, patterned=True) == "pattern"
+    assert kind_of(1, 1, patterned=True) == "one digit"
     from formocr.train.fieldcal import field_kind  # the development fields take the kind the reader gives them
 
     assert field_kind("digits", {"min_length": 4, "max_length": 4}) == "fixed length"
     assert field_kind("digits", {"min_length": 1, "max_length": 1}) == "one digit"
     assert field_kind("digits", {}) == field_kind("postal_code", {}) == "free length"
+    assert field_kind("digits", {"min_length": 4, "max_length": 4, "pattern": r"1[89]\d\d"}) == "pattern"
+    assert field_kind("postal_code", {"pattern": r"\d{4}"}) == "free length"  # its type's pattern, no template's
     one = KindModel((1.0,) + (0.0,) * 8, 2.0, (0.0,) * 9, (1.0,) * 9)
     free = KindModel((1.0,) + (0.0,) * 8, -2.0, (0.0,) * 9, (1.0,) * 9)
-    cal = FieldCalibration({"one digit": one, "fixed length": one, "free length": free}, {})
+    cal = FieldCalibration({"one digit": one, "fixed length": one, "free length": free, "pattern": one}, {})
     x = np.zeros(len(FEATURES))
     assert cal.probability(x, "one digit") > 0.85 > 0.15 > cal.probability(x, "free length")
 
@@ -150,6 +154,8 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
     assert r.confidence == pytest.approx(load_calibration(cal_path).probability(x, "free length"))
     fixed = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits", min_length=5, max_length=5)
     assert fixed.readings["calibrated"] == "fixed length"
+    patterned = FieldReaderAPI(Options(calibration=str(cal_path))).read_field(crop, "digits", pattern=r"4\d{4}")
+    assert patterned.readings["calibrated"] == "pattern"
     plain = FieldReaderAPI(Options()).read_field(crop, "digits")
     assert plain.readings["fused_confidence"] == r.readings["fused_confidence"]
 

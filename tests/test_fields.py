@@ -50,6 +50,9 @@ def test_empty_field_needs_review() -> None:
         ("digits", "123456", {"max_length": 5}, "123456", "123456", False),
         ("digits", "12345", {"min_length": 5}, "12345", "12345", True),
         ("digits", "12-34", {}, "1234", "1234", False),
+        # a digits field's own pattern: a year of this century or the last
+        ("digits", "1948", {"pattern": r"(19|20)\d\d"}, "1948", "1948", True),
+        ("digits", "1748", {"pattern": r"(19|20)\d\d"}, "1748", "1748", False),
         # postal codes: CN six digits, first 0-8 (Hohhot is 010010); US ZIP / ZIP+4; the template's own pattern
         ("postal_code", "100086", {"country": "CN"}, "100086", "100086", True),
         ("postal_code", "010010", {"country": "CN"}, "010010", "010010", True),
@@ -105,6 +108,7 @@ def test_comb_amounts_put_the_printed_point_before_the_last_cells() -> None:
     ("ftype", "constraints", "comb", "good", "bad"),
     [
         ("digits", {"min_length": 3, "max_length": 4}, False, ["123", "1234"], ["12", "12345", "12.3"]),
+        ("digits", {"pattern": r"(19|20)\d\d"}, False, ["1948", "2026"], ["1748", "194", "19480"]),
         ("postal_code", {"country": "CN"}, True, ["518057", "100086", "010010"], ["51805", "5180571", "918057"]),
         ("postal_code", {"country": "US"}, False, ["02139", "021391234", "02139-1234"], ["0213", "021391"]),
         ("postal_code", {"pattern": r"\d{4}"}, False, ["2000"], ["200", "20001"]),

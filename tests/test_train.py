@@ -92,3 +92,30 @@ def test_real_writers_and_a_reject_class_reach_the_card(tmp_path: Path) -> None:
                                         "out": str(tmp_path / "p.safetensors")}))
     assert plain["training"]["data"]["dataset"] == "MNIST"
     assert load_model(tmp_path / "p.safetensors").meta["classes"] == [str(d) for d in range(10)]
+
+
+@needs_shared
+@needs_cvl
+def test_training_on_from_a_network_starts_from_its_weights_and_refuses_a_misfit(tmp_path: Path) -> None:
+    """``--init``: a shipped member taught a new kind of "not a digit" starts from its own weights (so one step at
+    a tiny rate stays near it), records its parent, and refuses a parent of another shape or held-out split."""
+    import torch
+
+    from formocr.errors import ModelError
+
+    small = dict(limit=300, val_size=200, widths=(4, 8, 8, 8, 8), workers=0)
+    parent = TrainConfig(epochs=1, seed=2, out=str(tmp_path / "p.safetensors"), **small)  # type: ignore[arg-type]
+    train_digits(parent)
+    child = TrainConfig(epochs=1, seed=2, lr=1e-6, init=parent.out, out=str(tmp_path / "c.safetensors"),
+                        **small)  # type: ignore[arg-type]
+    card = train_digits(child)
+    assert card["training"]["init"]["sha256"] == load_model(parent.out).sha256
+    p, c = load_model(parent.out).state, load_model(child.out).state
+    w = "body.0.weight" if "body.0.weight" in p else next(k for k in p if k.endswith("weight"))
+    assert torch.allclose(p[w], c[w], atol=1e-3)
+    again = train_digits(TrainConfig(**{**child.__dict__, "out": str(tmp_path / "d.safetensors")}))
+    assert again["figures"] == card["figures"]
+    with pytest.raises(ModelError, match="held out other MNIST images"):
+        train_digits(TrainConfig(**{**child.__dict__, "seed": 3}))
+    with pytest.raises(ModelError, match="widths"):
+        train_digits(TrainConfig(**{**child.__dict__, "widths": (4, 8, 8, 8, 16)}))

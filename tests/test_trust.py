@@ -185,6 +185,36 @@ def test_a_margins_edge_left_in_a_cell_is_no_writing() -> None:
     assert b is not None and b.x > 32 and b.y < 64 and b.y2 > 84 and b.y2 < 175
 
 
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI, seed: int) -> None:
+    """A cheque's "$48.440": the "$" (an S crossed by a bar) was read as a 5 or an 8, so the amount read 548440
+    or 848440. It is no digit: the amount is 48440, and the mark is left out."""
+    f = TemplateField("f", "amount", (20.0, 20.0, 60.0, 12.0), "box", None, {"decimals": 0})
+    rng = np.random.default_rng(seed)
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "$48.440"}, rng,
+                     writer=Writer.random(rng).with_(spacing=0.3), touch_border_prob=0.0)
+    b, m = sp.field_boxes["f"], 35
+    r = reader.read_field(sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m], "amount", decimals=0)
+    assert r.value == "48440", (r.raw, r.why)
+
+
+def test_a_mark_left_out_leaves_the_string_readers_input_too() -> None:
+    """The string reader reads the field's grey: a mark the digit CNN is sure is no digit is painted to paper
+    there as well, and the ink beside it stays."""
+    from formocr.objects import Box, Component
+    from formocr.read import _without_marks
+
+    gray = np.full((40, 120), 230, np.uint8)
+    ink = np.zeros((40, 120), bool)
+    gray[10:30, 10:20], ink[10:30, 10:20] = 20, True  # the mark
+    gray[10:30, 60:66], ink[10:30, 60:66] = 20, True  # a digit's stroke
+    mark = Component(Box(105, 208, 10, 20), np.ones((20, 10), bool))  # page pixels: the cut lies at (95, 198)
+    (ink2, box, _), gray2 = _without_marks((ink, Box(95, 198, 120, 40), np.zeros_like(ink)), gray, [mark])
+    assert not ink2[10:30, 10:20].any() and (gray2[8:32, 8:22] == 230).all()
+    assert ink2[10:30, 60:66].all() and (gray2[10:30, 60:66] == 20).all() and box == Box(95, 198, 120, 40)
+    assert ink[10:30, 10:20].all() and gray[15, 15] == 20  # the caller's arrays are untouched
+
+
 def test_a_tight_crop_of_a_number_reads_all_its_digits(reader: FieldReaderAPI) -> None:
     """A caller who cuts the crop right at the ink's top and bottom: the "1" of "71" is as tall as the crop and
     was taken for a rule, so the field read "1" or "7"."""

@@ -17,10 +17,11 @@ Field keys: ``name`` (unique), ``type`` (digits | amount | date | postal_code), 
 page's top-left corner, ``style`` (box: a printed rectangle, the default; comb: a row of ``cells`` boxes, one digit
 each; free: no printed border; line: an underlined blank, one printed baseline along the bottom of ``box_mm``,
 which is the writing area above it, the line included), ``cells`` (comb only), ``constraints`` (per type:
-``min_length``/``max_length`` for digits, ``country`` or ``pattern`` for postal codes, ``order`` for dates,
-``decimals`` and ``require_decimals`` for amounts: with ``true`` a reading with neither a decimal part nor a
-closing dash is doubtful, since on such a form a point lost on the digit it touches is likelier than a whole
-amount; amounts in comb cells are digits only, the point printed before the last ``decimals`` cells), and
+``min_length``/``max_length`` and ``pattern`` for digits (a year: ``(19|20)\\d\\d``; the reader picks the likeliest
+reading the pattern allows, and a reading outside it goes to review), ``country`` or ``pattern`` for postal codes,
+``order`` for dates, ``decimals`` and ``require_decimals`` for amounts: with ``true`` a reading with neither a
+decimal part nor a closing dash is doubtful, since on such a form a point lost on the digit it touches is likelier
+than a whole amount; amounts in comb cells are digits only, the point printed before the last ``decimals`` cells), and
 ``label`` (printed caption, used by the sample renderer only).
 
 Optional ``marks``: printed lines and boxes that are not fields (a stamp box, address rules, a border), given so
@@ -35,7 +36,7 @@ its centre line, at least 5 mm long)::
 
 Every mistake is a :class:`~formocr.errors.TemplateError` naming the key, e.g. ``fields[1].box_mm: expected 4
 numbers``. Limits that keep a hostile template from hanging or crashing a run: numbers must be finite, a page at
-most :data:`MAX_PAGE_MM` on a side, at most :data:`MAX_FIELDS` fields and as many marks, and a postal-code
+most :data:`MAX_PAGE_MM` on a side, at most :data:`MAX_FIELDS` fields and as many marks, and a
 ``pattern`` must be in the subset the constrained reader understands (literals, ``\\d``, classes, groups,
 ``|``, ``? * + {m,n}``; no look-arounds or backreferences) with counts of at most :data:`MAX_PATTERN_REPEAT`.
 """
@@ -66,7 +67,7 @@ MAX_PATTERN_STATES = 20_000
 _PAGE_KEYS = {"width_mm", "height_mm"}
 _FIELD_KEYS = {"name", "type", "box_mm", "style", "cells", "constraints", "label"}
 _CONSTRAINT_KEYS = {
-    "digits": {"min_length", "max_length"},
+    "digits": {"min_length", "max_length", "pattern"},
     "amount": {"decimals", "require_decimals", "min_length", "max_length"},
     "date": {"order"},
     "postal_code": {"country", "pattern"},
@@ -326,7 +327,8 @@ def _check_constraints(c: dict[str, Any], where: str, src: str | None) -> None:
 
 
 def _check_pattern(pattern: Any, where: str, src: str | None) -> None:
-    """A postal-code pattern both Python's ``re`` (the check of the reading) and the reader's automaton accept.
+    """A field's pattern (a postal code's, a digits field's) both Python's ``re`` (the check of the reading) and
+    the reader's automaton accept.
 
     Checked here, at load, so that a bad pattern is a TemplateError naming the key rather than a failure in
     the middle of reading a page; the size limits keep a pattern like ``(\\d{64}){64}`` from exhausting memory.

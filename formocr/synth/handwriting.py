@@ -181,7 +181,8 @@ def _real_digit(ch: str, digits: DigitSource, rng: np.random.Generator, height_p
 
 def _glyph_strokes(ch: str, writer: Writer) -> Glyph:
     variants = GLYPHS[ch]
-    idx = writer.allographs[int(ch)] if ch in _DIGITS and len(writer.allographs) == 10 else 0
+    # a digit's shape is the writer's choice; another character's follows the writer's style too
+    idx = writer.allographs[int(ch)] if ch in _DIGITS and len(writer.allographs) == 10 else writer.style_seed
     return variants[idx % len(variants)][1]
 
 
@@ -279,7 +280,7 @@ def _tight(img: np.ndarray, margin: int = 1) -> np.ndarray:
 # --- public -------------------------------------------------------------------------------------------------
 
 def render_char(ch: str, writer: Writer, rng: np.random.Generator, height_px: int) -> np.ndarray:
-    """One handwritten character (a digit or one of ``. , - /``) as float32 ink in [0, 1], tightly cropped.
+    """One handwritten character (a digit or one of ``. , - / $``) as float32 ink in [0, 1], tightly cropped.
 
     ``height_px`` is the height of a digit; separators keep their size relative to it, so a '.' is a small
     dot, not a blob filling the image.

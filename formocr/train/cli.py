@@ -65,17 +65,20 @@ def _report(out: str, card: dict[str, Any]) -> None:
               help="How many times each CVL training digit is seen per epoch.")
 @click.option("--reject-share", type=click.FloatRange(0.0, 0.9), default=0.12, show_default=True,
               help="Share of training tiles that are not digits (an eleventh class, 'reject'); 0: ten classes.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Train on from this single digit network (same shape, classes and --seed); give a lower --lr.")
+@click.option("--lr", type=click.FloatRange(1e-6, 1.0), default=3e-3, show_default=True, help="Peak learning rate.")
 @errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
                      split_seed: int | None, cvl: str | None, use_cvl: bool, cvl_repeat: int,
-                     reject_share: float) -> None:
+                     reject_share: float, init: str | None, lr: float) -> None:
     """Train the digit CNN on MNIST and CVL's real writers (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
                                     split_seed=split_seed, cvl=cvl, use_cvl=use_cvl, cvl_repeat=cvl_repeat,
-                                    reject_share=reject_share),
+                                    reject_share=reject_share, init=init, lr=lr),
                         command=command)
     _report(out, card)
 

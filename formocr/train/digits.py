@@ -23,10 +23,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from formocr.data.mnist import load_split
+from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
-from formocr.recognize.modelfile import code_version, save_model
+from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.nondigits import non_digit
@@ -63,6 +64,10 @@ class TrainConfig:
     # Share of training tiles that are not digits (formocr.train.nondigits), learnt as an eleventh class,
     # "reject"; 0: ten classes, as before.
     reject_share: float = 0.12
+    # Train on from this single network's weights (a shipped member, to teach it a new kind of "not a digit"
+    # without drawing a new network); it must have this run's shape, classes, tile normalization and held-out
+    # MNIST images. Give a lower ``lr``: the one-cycle schedule then only adjusts it.
+    init: str | None = None
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -126,10 +131,30 @@ def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512) -> np.nd
         return torch.cat(parts).numpy()
 
 
+def _parent(cfg: TrainConfig, n_classes: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The weights of ``cfg.init`` and what the card records of it, or None; checked before any data loads."""
+    if not cfg.init:
+        return None
+    parent = load_model(cfg.init)
+    meta, ptrain = parent.meta, parent.card.get("training", {})
+    if meta.get("arch") != ARCH or "members" in meta:
+        raise ModelError(f"not a single {ARCH} digit model, cannot train on from it", cfg.init)
+    if tuple(meta.get("widths", ())) != tuple(cfg.widths) or len(meta.get("classes", ())) != n_classes:
+        raise ModelError(f"widths {meta.get('widths')} and {len(meta.get('classes', ()))} classes differ from this "
+                         f"run's {list(cfg.widths)} and {n_classes}", cfg.init)
+    if meta.get("norm") != DEFAULT_SPEC.to_dict():
+        raise ModelError("its tile normalization differs from this version's", cfg.init)
+    return parent.state, {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
+                          "seed": ptrain.get("seed"), "epochs": ptrain.get("epochs"),
+                          "held_out": ptrain.get("data", {}).get("held_out", {}).get("indices_sha256_16")}
+
+
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
                  ) -> dict[str, Any]:
     """Train, select on validation, calibrate, measure on test, save weights + card; return the card."""
     t_start = time.perf_counter()
+    n_classes = 11 if cfg.reject_share > 0 else 10
+    parent = _parent(cfg, n_classes)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
@@ -138,6 +163,9 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     test = load_split("test", cfg.data)
     val_idx, tr_idx = digit_cnn_split(len(train.images), cfg.seed, cfg.val_size, cfg.split_seed)
     held_out = {"split_seed": cfg.split_seed, "images": len(val_idx), "indices_sha256_16": split_digest(val_idx)}
+    if parent is not None and parent[1]["held_out"] != held_out["indices_sha256_16"]:
+        raise ModelError("it held out other MNIST images than this run (another --seed or --split-seed): its "
+                         "training images would include this run's held-out ones", cfg.init)
     if cfg.split_seed is None:
         held_out["drawn_from_seed"] = cfg.seed
     if cfg.limit:
@@ -169,8 +197,10 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     val_scan = _scan_tiles(train.images[val_idx], cfg.seed)
     val_y = train.labels[val_idx]
     # channels-last: ~4x faster convolutions on x86 CPUs
-    n_classes = 11 if cfg.reject_share > 0 else 10
-    net = DigitNet(cfg.widths, classes=n_classes).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    net = DigitNet(cfg.widths, classes=n_classes)
+    if parent is not None:
+        net.load_state_dict(parent[0])
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
@@ -240,7 +270,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "command": command or f"formocr-train digits --epochs {cfg.epochs} --seed {cfg.seed} --out {cfg.out}",
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
-            "scan_share": cfg.scan_share, "limit": cfg.limit,
+            "scan_share": cfg.scan_share, "limit": cfg.limit, **({"init": parent[1]} if parent else {}),
             "data": data_card, "reject_share": cfg.reject_share,
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),

@@ -2,7 +2,8 @@
 
 The fields:
 - ``years`` / ``days``: the first and second located line of each Danish register birth-date cell (validation
-  part), read by :meth:`formocr.api.FieldReaderAPI.read_field` as a 4-digit and a 1-2 digit field. Only a cell
+  part), read by :meth:`formocr.api.FieldReaderAPI.read_field` as a year field (4 digits, :data:`YEAR_PATTERN`)
+  and a 1-2 digit field. Only a cell
   of a birth register in which the locator finds three lines has the layout the data set describes (year, day,
   month): a death register's cell often starts with the age and ends with the year, and a split or missed line
   moves the others. Those are ``standard``; on the others the first line is often not the year the label holds,
@@ -10,7 +11,9 @@ The fields:
 - ``row numbers``: whole row-number cells (scanner margin, rules, the next column's print) as 1-4 digits;
 - ``cvl digits``: CVL's validation digits (writers none of the models learnt from) one by one, as one-digit fields;
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper;
-  ``cvl strings, length given`` others alike, read as fields of their own count of digits.
+  ``cvl strings, length given`` others alike, read as fields of their own count of digits;
+- ``cvl amounts``: cheque amounts composed alike (thousands marks, cents or a closing dash, half after a ``$``),
+  read as ``amount`` fields (benchmark only, not fitted on).
 
 Each field is of a calibration kind (:data:`formocr.calibration.KINDS`) by its count of digits: CVL digits are
 the one-digit fields, years and the strings of a given length the fixed-length ones, days, row numbers and the
@@ -65,6 +68,7 @@ class DevField:
     seconds: float
     kind: str  # the calibration kind the reader gives the field (:func:`field_kind`)
     standard: bool = True  # a register cell of the documented layout (see the module's notes)
+    written: str = ""  # what was written, where it is not the truth itself (an amount's "$15.000.-")
 
     @property
     def value(self) -> str:
@@ -81,28 +85,38 @@ def field_kind(field_type: str, constraints: dict[str, Any], comb: bool = False)
     """The calibration kind the reader gives a field of this type and these constraints (its digit bounds, as
     :mod:`formocr.read` takes them)."""
     c = constraint_for(field_type, constraints, comb)
-    return kind_of(c.min_digits, c.max_digits)
+    return kind_of(c.min_digits, c.max_digits, field_type == "digits" and bool(constraints.get("pattern")))
 
 
-def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: int) -> tuple[FieldResult, float]:
+# A year field of a 19th-20th century register, as its template would give it (the data set's own description)
+YEAR_PATTERN = r"1[89]\d\d"
+
+
+def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: Any) -> tuple[FieldResult, float]:
     t0 = time.perf_counter()
-    f = api.read_field(crop, "digits", **constraints)  # type: ignore[arg-type]
+    f = api.read_field(crop, "digits", **constraints)
     return f, time.perf_counter() - t0
 
 
-def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
-    """Years and days of the birth-date validation cells."""
+def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None,
+                    plain_years: bool = False) -> Iterator[DevField]:
+    """Years and days of the birth-date validation cells. A year is read as a year field (4 digits,
+    :data:`YEAR_PATTERN`); with ``plain_years`` also as 4 bare digits (set ``years, no pattern``)."""
     cells, _ = load_register_cells("birthdate-validation", folder, limit=limit)
     for c in cells:
         if len(c.label) != 8 or not c.label.isdigit():
             continue
         lines = text_lines(c.gray)
         standard = c.name.startswith("born") and len(lines) == 3
-        for name, k, truth, lo, hi in (("years", 0, c.label[:4], 4, 4), ("days", 1, str(int(c.label[6:8])), 1, 2)):
+        reads: list[tuple[str, int, str, dict[str, Any]]] = [
+            ("years", 0, c.label[:4], {"min_length": 4, "max_length": 4, "pattern": YEAR_PATTERN}),
+            ("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2})]
+        if plain_years:
+            reads.append(("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4}))
+        for name, k, truth, cons in reads:
             crop = line_crop(c.gray, lines, k)
-            f, sec = _timed(api, crop, min_length=lo, max_length=hi) if crop is not None else (None, 0.0)
-            kind = field_kind("digits", {"min_length": lo, "max_length": hi})
-            yield DevField(name, c.name, page_half(c.name), truth, f, sec, kind, standard)
+            f, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
+            yield DevField(name, c.name, page_half(c.name), truth, f, sec, field_kind("digits", cons), standard)
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
@@ -155,6 +169,41 @@ def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | 
             work = api.pipeline.reader.read(clean_page(sample), [region])
             yield DevField(name, f"{half}{i}", half, sample.text, work[0].result, time.perf_counter() - t0,
                            field_kind(region.type, region.constraints, region.style == "comb"))
+
+
+def _amount_text(rng: np.random.Generator) -> tuple[str, str]:
+    """A cheque's courtesy amount as written, and its value: whole (``15.000.-``, ``1.250``) or with cents
+    (``1,250.00``), every other one after a ``$``."""
+    whole = str(int(rng.integers(1, 10))) + "".join(str(int(d)) for d in rng.integers(0, 10, int(rng.integers(0, 7))))
+    groups = [whole[max(0, i - 3) : i] for i in range(len(whole), 0, -3)][::-1]
+    if rng.random() < 0.5:
+        text, value = ".".join(groups) + str(rng.choice(["", "", ".-", "-"])), whole
+    else:
+        cents = "".join(str(int(d)) for d in rng.integers(0, 10, 2))
+        text, value = ",".join(groups) + "." + cents, f"{whole}.{cents}"
+    return ("$" + text if rng.random() < 0.5 else text), value
+
+
+def cvl_amount_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None
+                      ) -> Iterator[DevField]:
+    """``n`` cheque amounts of each half's CVL validation writers (:func:`_amount_text`; the separators and the
+    ``$`` drawn by the stroke renderer), read as ``amount`` fields of the amount's own decimals."""
+    from formocr.synth.strings import DigitBank, StringGenerator, clean_page
+
+    s = load_cvl("valid", folder)
+    for half, parity in (("A", 0), ("B", 1)):
+        keep = s.writers % 2 == parity
+        gen = StringGenerator(DigitBank(s.images[keep], s.labels[keep]), synth_share=0.0)
+        for i in range(n):
+            rng = np.random.default_rng([seed, parity, i, 2])
+            text, value = _amount_text(rng)
+            sample = gen.sample(rng, text=text, touching=bool(i % 2))
+            cons = {"decimals": 2 if "." in value else 0}
+            region = replace(sample.region, type="amount", constraints=cons)
+            t0 = time.perf_counter()
+            work = api.pipeline.reader.read(clean_page(sample), [region])
+            yield DevField("cvl amounts", f"{half}{i}", half, value, work[0].result, time.perf_counter() - t0,
+                           field_kind("amount", cons), written=text)
 
 
 def calibration_curve(fields: list[DevField], cal: FieldCalibration | None) -> dict[str, Any]:

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from formocr.normalize import normalize_digit
+from formocr.synth.handwriting import Writer, render_char
 
-REJECT_KINDS = ("rule", "corner", "margin", "blot", "specks", "part", "letter", "word", "stamp")
+REJECT_KINDS = ("rule", "corner", "margin", "blot", "specks", "part", "letter", "word", "stamp", "currency")
 # letters unlike any digit when handwritten or printed (no O/o/D, I/l/i/j, S/s, Z/z, B, g/q, G, b, T/t, A?)
 _LETTERS = "ACEFHKLMNPRUVWXYacehkmnrpuvwxy"
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
@@ -154,9 +155,18 @@ def _stamp(rng: np.random.Generator, bank: np.ndarray) -> np.ndarray:
     return c
 
 
+def _currency(rng: np.random.Generator, bank: np.ndarray) -> np.ndarray:
+    """The "$" written or printed before an amount: an S crossed by a bar, a 5 or an 8 to a reader that has
+    never seen one (it read "$48.440" as 548440)."""
+    if rng.random() < 0.35:
+        return _text(rng, "$")
+    ink = render_char("$", Writer.random(rng), rng, int(rng.integers(24, 48)))
+    return (ink > 0.35).astype(np.uint8)
+
+
 _DRAW: dict[str, Callable[[np.random.Generator, np.ndarray], np.ndarray]] = {
     "rule": _rule, "corner": _corner, "margin": _margin, "blot": _blot, "specks": _specks, "part": _part,
-    "letter": _letter, "word": _word, "stamp": _stamp,
+    "letter": _letter, "word": _word, "stamp": _stamp, "currency": _currency,
 }
 
 
