@@ -26,15 +26,17 @@ from formocr.recognize.strings import Evidence, StringReader, StripGeometry
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
+# A mark left out of the field at either end of it is also painted out of the string reader's input where the
+# digit CNN gives "not a digit" at least this chance (a mark is left out where it is likelier than any one digit).
+# Marks the CNN only leans against stay for the string reader, which may still read a digit the CNN doubted. Such
+# a field then goes to review: the CNN alone has decided a mark away, and two touching digits it took for a blot
+# would be lost to both readers.
+SURE_NOT_DIGIT = 0.9
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
 LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
 LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
 # How the reasons a field needs review begin, where the confidence decides them: the confidence below the
 # threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
-# A mark left out of the field is also painted out of the string reader's input where "not a digit" is at least
-# this probable: more than all ten digits together. Marks the digit CNN only leans against stay for the string
-# reader, which may still read a digit the CNN doubted.
-SURE_NOT_DIGIT = 0.9
 CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line")
 
 
@@ -53,7 +55,7 @@ def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, ma
     gone = np.zeros(ink.shape, bool)
     for c in marks:
         x, y = c.box.x - box.x, c.box.y - box.y
-        part = gone[max(0, y) : y + c.box.h, max(0, x) : x + c.box.w]
+        part = gone[max(0, y) : max(0, y + c.box.h), max(0, x) : max(0, x + c.box.w)]
         part |= c.mask[max(0, -y) : max(0, -y) + part.shape[0], max(0, -x) : max(0, -x) + part.shape[1]]
     ink[gone] = 0
     paper = ~cv2.dilate(np.asarray(cut[0] > 0, np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -64,11 +66,15 @@ def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, ma
 
 
 def _end_mark(b: Box, digits: list[Box]) -> bool:
-    """A mark before the first digit or after the last one (a "$", a rule along the crop's side), no wider than
-    it is tall: not two touching digits the CNN took for one blot, which the string reader may still read."""
+    """A mark before the first digit or after the last one, no wider than it is tall and taller than the digits
+    (a "$" whose bar runs past them, a rule along the crop's side): not two touching digits the CNN took for one
+    blot ("14", "81"), which the string reader may still read. With no digit left there is no end: the string
+    reader keeps all it may read."""
+    if not digits:
+        return False
     before = all(b.x2 <= d.x + d.w // 2 for d in digits)
     after = all(b.x >= d.x + d.w // 2 for d in digits)
-    return b.w <= b.h and (before or after)
+    return b.w <= b.h and b.h >= 1.1 * float(np.median([d.h for d in digits])) and (before or after)
 
 
 def review_is_confidences(result: FieldResult) -> bool:
@@ -86,6 +92,7 @@ class _Notes:
 
     left_out: int = 0  # marks the digit CNN called "not a digit", left out
     dropped_at: tuple[int, ...] = ()  # their positions (from 1) among the field's marks
+    painted_at: tuple[int, ...] = ()  # those also painted out of the string reader's input (see SURE_NOT_DIGIT)
     verdict: str | None = None  # the field is no digit field (decided before reading), and why
     crossed: bool = False  # a printed line runs through the writing area
 
@@ -137,6 +144,7 @@ class FieldReader:
         probs = self.digits.probabilities(allt) if len(allt) else np.zeros((0, len(self.digits.classes)), np.float32)
         left_out = [0] * len(regions)
         dropped_at: list[tuple[int, ...]] = [()] * len(regions)  # positions (from 1) of the marks left out
+        painted_at: list[tuple[int, ...]] = [()] * len(regions)  # of those, the ones the string reader lost too
         if self.digits.rejects:  # marks the digit CNN calls "not a digit" leave the field before either reader
             digit = self.digits.is_digit(probs)
             k = 0
@@ -155,6 +163,7 @@ class FieldReader:
                         if probs[k - n + j, 10] >= SURE_NOT_DIGIT and _end_mark(cs[digit_ids[j]].box, kept)]
                 if sure:
                     cuts[i], grays[i] = _without_marks(cuts[i], grays[i], [cs[j] for j in sure])
+                    painted_at[i] = tuple(j + 1 for j in sure)
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
                 tiles[i] = tiles[i][keep]
             probs = probs[digit]
@@ -176,7 +185,8 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            notes = _Notes(left_out[i], dropped_at[i], verdicts[i], _crossed(cuts[i][2], cuts[i][1], r))
+            notes = _Notes(left_out[i], dropped_at[i], painted_at[i], verdicts[i],
+                           _crossed(cuts[i][2], cuts[i][1], r))
             result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], notes)
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
@@ -317,6 +327,10 @@ class FieldReader:
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low and (why or not readings.get("calibrated")):  # calibrated, it explains a review, never causes one
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
+        if notes.painted_at and any(ch.isdigit() for ch in raw):  # a cause: the CNN alone decided a mark away
+            where = ", ".join(str(k) for k in notes.painted_at)
+            why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
+                       "currency sign?): check that no digit was lost")
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)
             why.append(f"not a digit at position {where} (left out)")

@@ -113,6 +113,8 @@ def test_a_digits_fields_pattern_steers_the_reading_and_is_checked() -> None:
     assert r.value != "1748" or any("pattern" in w for w in r.why), r.why
     with pytest.raises(ConfigError, match=r"constraints\.pattern: not a valid regular expression"):
         formocr.read_field(img, "digits", pattern="((")
+    with pytest.raises(ConfigError, match=r"constraints\.pattern: a digits field reads digits only"):
+        formocr.read_field(img, "digits", pattern=r"\d{3}-\d{2}")
 
 
 def test_unknown_constraint_key_is_named() -> None:

@@ -188,7 +188,7 @@ def test_a_margins_edge_left_in_a_cell_is_no_writing() -> None:
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI, seed: int) -> None:
     """A cheque's "$48.440": the "$" (an S crossed by a bar) was read as a 5 or an 8, so the amount read 548440
-    or 848440. It is no digit: the amount is 48440, and the mark is left out."""
+    or 848440. It is no digit: the amount is 48440, the mark is left out, and the field says so for review."""
     f = TemplateField("f", "amount", (20.0, 20.0, 60.0, 12.0), "box", None, {"decimals": 0})
     rng = np.random.default_rng(seed)
     sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "$48.440"}, rng,
@@ -196,13 +196,14 @@ def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI,
     b, m = sp.field_boxes["f"], 35
     r = reader.read_field(sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m], "amount", decimals=0)
     assert r.value == "48440", (r.raw, r.why)
+    assert r.needs_review and any("currency sign" in w for w in r.why), r.why
 
 
 def test_a_mark_left_out_leaves_the_string_readers_input_too() -> None:
     """The string reader reads the field's grey: a mark the digit CNN is sure is no digit is painted to paper
     there as well, and the ink beside it stays."""
     from formocr.objects import Box, Component
-    from formocr.read import _without_marks
+    from formocr.read import _end_mark, _without_marks
 
     gray = np.full((40, 120), 230, np.uint8)
     ink = np.zeros((40, 120), bool)
@@ -213,6 +214,11 @@ def test_a_mark_left_out_leaves_the_string_readers_input_too() -> None:
     assert not ink2[10:30, 10:20].any() and (gray2[8:32, 8:22] == 230).all()
     assert ink2[10:30, 60:66].all() and (gray2[10:30, 60:66] == 20).all() and box == Box(95, 198, 120, 40)
     assert ink[10:30, 10:20].all() and gray[15, 15] == 20  # the caller's arrays are untouched
+    digit = Box(155, 212, 6, 16)  # the "$" is taller than the digits: its bar runs past them
+    assert _end_mark(mark.box, [digit]) and not _end_mark(Box(150, 208, 10, 20), [Box(140, 212, 6, 16), digit])
+    assert not _end_mark(mark.box, [])  # with no digit left, nothing is an end: the string reader keeps it all
+    assert not _end_mark(Box(105, 208, 30, 20), [digit])  # wider than tall: two touching digits, maybe
+    assert not _end_mark(Box(105, 212, 12, 16), [digit])  # no taller than the digits: "11" run together, maybe
 
 
 def test_a_tight_crop_of_a_number_reads_all_its_digits(reader: FieldReaderAPI) -> None:

@@ -308,6 +308,8 @@ def check_constraints(field_type: str, c: dict[str, Any], where: str = "constrai
     and bad values are a :class:`TemplateError` (a ConfigError) naming the key."""
     _unknown(c, _CONSTRAINT_KEYS[field_type], where, src)
     _check_constraints(c, where, src)
+    if field_type == "digits" and "pattern" in c:
+        _check_digits_only(c["pattern"], f"{where}.pattern", src)
 
 
 def _check_constraints(c: dict[str, Any], where: str, src: str | None) -> None:
@@ -354,6 +356,22 @@ def _check_pattern(pattern: Any, where: str, src: str | None) -> None:
         raise TemplateError(f"{where}: {pattern!r} is too large for the reader (about {states} automaton states, "
                             f"at most {MAX_PATTERN_STATES})", src)
     Pattern(pattern, universe)  # parsed and small: builds
+
+
+def _check_digits_only(pattern: str, where: str, src: str | None) -> None:
+    """A digits field's reading holds digits only, so a pattern that asks for a separator could never match."""
+    from formocr.constraints import DIGITS, Constraint, PatternParser
+
+    def chars(node: tuple[Any, ...]) -> set[str]:
+        if node[0] == "set":
+            return set(node[1])
+        subs = node[1] if node[0] in ("cat", "alt") else [node[1]]
+        return set().union(*(chars(n) for n in subs)) if subs else set()
+
+    extra = chars(PatternParser(pattern, Constraint().universe).parse()) - set(DIGITS)
+    if extra:
+        raise TemplateError(f"{where}: a digits field reads digits only, so {pattern!r} (with "
+                            f"{''.join(sorted(extra))!r}) could never match", src)
 
 
 def _pattern_states(node: tuple[Any, ...], where: str, src: str | None) -> int:

@@ -66,7 +66,8 @@ def _report(out: str, card: dict[str, Any]) -> None:
 @click.option("--reject-share", type=click.FloatRange(0.0, 0.9), default=0.12, show_default=True,
               help="Share of training tiles that are not digits (an eleventh class, 'reject'); 0: ten classes.")
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
-              help="Train on from this single digit network (same shape, classes and --seed); give a lower --lr.")
+              help="Train on from this single digit network (same shape, classes and held-out images: the "
+                   "same --seed or --split-seed); give a lower --lr.")
 @click.option("--lr", type=click.FloatRange(1e-6, 1.0), default=3e-3, show_default=True, help="Peak learning rate.")
 @errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,

@@ -132,7 +132,8 @@ def predict_logits(net: nn.Module, tiles: np.ndarray, batch: int = 512) -> np.nd
 
 
 def _parent(cfg: TrainConfig, n_classes: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The weights of ``cfg.init`` and what the card records of it, or None; checked before any data loads."""
+    """The weights of ``cfg.init`` and what the card records of it, or None; its shape is checked before any data
+    loads, its held-out images once the split is drawn."""
     if not cfg.init:
         return None
     parent = load_model(cfg.init)
@@ -164,7 +165,8 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     val_idx, tr_idx = digit_cnn_split(len(train.images), cfg.seed, cfg.val_size, cfg.split_seed)
     held_out = {"split_seed": cfg.split_seed, "images": len(val_idx), "indices_sha256_16": split_digest(val_idx)}
     if parent is not None and parent[1]["held_out"] != held_out["indices_sha256_16"]:
-        raise ModelError("it held out other MNIST images than this run (another --seed or --split-seed): its "
+        raise ModelError("its card does not record its held-out MNIST images" if not parent[1]["held_out"] else
+                         "it held out other MNIST images than this run (another --seed or --split-seed): its "
                          "training images would include this run's held-out ones", cfg.init)
     if cfg.split_seed is None:
         held_out["drawn_from_seed"] = cfg.seed

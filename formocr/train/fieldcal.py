@@ -15,9 +15,9 @@ The fields:
 - ``cvl amounts``: cheque amounts composed alike (thousands marks, cents or a closing dash, half after a ``$``),
   read as ``amount`` fields (benchmark only, not fitted on).
 
-Each field is of a calibration kind (:data:`formocr.calibration.KINDS`) by its count of digits: CVL digits are
-the one-digit fields, years and the strings of a given length the fixed-length ones, days, row numbers and the
-other strings the free-length ones.
+Each field is of a calibration kind (:data:`formocr.calibration.KINDS`) by its count of digits and pattern: CVL
+digits are the one-digit fields, the strings of a given length the fixed-length ones, days, row numbers and the
+other strings the free-length ones, years (a year field's pattern) the pattern ones.
 
 Each field falls in half ``A`` or ``B``: register cells by their scanned page (one clerk's hand stays on one
 side), CVL digits and strings by their writer's id (even: ``A``). The calibration is fitted on ``A`` only, so ``B`` can
