@@ -32,6 +32,12 @@ KINDS = ("one digit", "fixed length", "free length", "pattern")
 SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
 
 
+def is_patterned(field_type: str, constraints: Mapping[str, Any]) -> bool:
+    """A digits field its template gives a pattern (a year's), calibrated as the ``pattern`` kind: a postal
+    code's pattern is its type's own, not a template's narrowing of it."""
+    return field_type == "digits" and bool(constraints.get("pattern"))
+
+
 def kind_of(min_digits: int, max_digits: int | None, patterned: bool = False) -> str:
     """The calibration kind of a field that holds ``min_digits`` to ``max_digits`` (None: any count) digits;
     ``patterned``: a digits field its template gives a pattern (a year's ``(19|20)\\d\\d``). A field whose count

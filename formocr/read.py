@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from formocr.calibration import FieldCalibration, field_features, kind_of
+from formocr.calibration import FieldCalibration, field_features, is_patterned, kind_of
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.normalize import grey_ink, grey_tile
@@ -38,11 +38,6 @@ LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or w
 # How the reasons a field needs review begin, where the confidence decides them: the confidence below the
 # threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
 CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line")
-
-
-def _patterned(region: FieldRegion) -> bool:
-    """A digits field its template gives a pattern: calibrated as one (see :func:`formocr.calibration.kind_of`)."""
-    return region.type == "digits" and bool(region.constraints.get("pattern"))
 
 
 def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, marks: list[Component]
@@ -156,10 +151,11 @@ class FieldReader:
                     continue
                 left_out[i] = int((~keep).sum())
                 digit_ids = [j for j, c in enumerate(cs) if c.kind == "digit"]
-                drop = {digit_ids[j] for j in np.nonzero(~keep)[0]}
+                out_tiles = np.nonzero(~keep)[0]
+                drop = {digit_ids[j] for j in out_tiles}
                 dropped_at[i] = tuple(sorted(j + 1 for j in drop))
-                kept = [c.box for j, c in enumerate(cs) if j not in drop and c.kind == "digit"]
-                sure = [digit_ids[j] for j in np.nonzero(~keep)[0]
+                kept = [cs[j].box for j, ok in zip(digit_ids, keep) if ok]
+                sure = [digit_ids[j] for j in out_tiles
                         if probs[k - n + j, 10] >= SURE_NOT_DIGIT and _end_mark(cs[digit_ids[j]].box, kept)]
                 if sure:
                     cuts[i], grays[i] = _without_marks(cuts[i], grays[i], [cs[j] for j in sure])
@@ -294,7 +290,8 @@ class FieldReader:
         if notes.crossed:
             readings["crossed"] = True
         return self._field_result(region, chosen, fused, readings, notes,
-                                  kind_of(constraint.min_digits, constraint.max_digits, _patterned(region)))
+                                  kind_of(constraint.min_digits, constraint.max_digits,
+                                          is_patterned(region.type, region.constraints)))
 
     def _field_result(self, region: FieldRegion, chosen: Reading, fused: Fused | None, readings: dict[str, object],
                       notes: _Notes = _Notes(), kind: str = "free length") -> FieldResult:

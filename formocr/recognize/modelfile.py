@@ -140,6 +140,15 @@ MAX_WIDTH = 1024  # channels of a layer; the shipped networks use at most 128
 MAX_HIDDEN = 4096
 
 
+def load_parent(path: str | Path, arch: str, what: str) -> tuple[LoadedModel, dict[str, Any]]:
+    """A single network of ``arch`` to train on from (``--init``), and its card's training record; an ensemble or
+    another architecture is a :class:`ModelError`. The caller checks what its own kind of model must share."""
+    parent = load_model(path)
+    if parent.meta.get("arch") != arch or "members" in parent.meta:
+        raise ModelError(f"not a single {arch} {what} model, cannot train on from it", path)
+    return parent, parent.card.get("training", {})
+
+
 def check_meta(meta: Any, path: Path) -> None:
     """The settings in a model file's header, checked before any network is built from them: a header that asks
     for layers thousands of channels wide would take gigabytes before its weights are found not to fit."""

@@ -27,7 +27,7 @@ from formocr.errors import ModelError
 from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
-from formocr.recognize.modelfile import code_version, load_model, save_model
+from formocr.recognize.modelfile import code_version, load_parent, save_model
 from formocr.train.augment import clean_road, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.nondigits import non_digit
@@ -136,10 +136,8 @@ def _parent(cfg: TrainConfig, n_classes: int) -> tuple[dict[str, torch.Tensor], 
     loads, its held-out images once the split is drawn."""
     if not cfg.init:
         return None
-    parent = load_model(cfg.init)
-    meta, ptrain = parent.meta, parent.card.get("training", {})
-    if meta.get("arch") != ARCH or "members" in meta:
-        raise ModelError(f"not a single {ARCH} digit model, cannot train on from it", cfg.init)
+    parent, ptrain = load_parent(cfg.init, ARCH, "digit")
+    meta = parent.meta
     if tuple(meta.get("widths", ())) != tuple(cfg.widths) or len(meta.get("classes", ())) != n_classes:
         raise ModelError(f"widths {meta.get('widths')} and {len(meta.get('classes', ()))} classes differ from this "
                          f"run's {list(cfg.widths)} and {n_classes}", cfg.init)

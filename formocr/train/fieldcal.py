@@ -38,7 +38,16 @@ from typing import Any
 import numpy as np
 
 from formocr.api import FieldReaderAPI
-from formocr.calibration import FEATURES, KINDS, FieldCalibration, KindModel, features_of, fit_logistic, kind_of
+from formocr.calibration import (
+    FEATURES,
+    KINDS,
+    FieldCalibration,
+    KindModel,
+    features_of,
+    fit_logistic,
+    is_patterned,
+    kind_of,
+)
 from formocr.data.real import (
     CVL_SHA256,
     CVL_TERMS,
@@ -85,7 +94,7 @@ def field_kind(field_type: str, constraints: dict[str, Any], comb: bool = False)
     """The calibration kind the reader gives a field of this type and these constraints (its digit bounds, as
     :mod:`formocr.read` takes them)."""
     c = constraint_for(field_type, constraints, comb)
-    return kind_of(c.min_digits, c.max_digits, field_type == "digits" and bool(constraints.get("pattern")))
+    return kind_of(c.min_digits, c.max_digits, is_patterned(field_type, constraints))
 
 
 # A year field of a 19th-20th century register, as its template would give it (the data set's own description)

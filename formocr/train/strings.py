@@ -28,7 +28,7 @@ from formocr.errors import ConfigError, ModelError
 from formocr.normalize import DEFAULT_LINE_SPEC
 from formocr.progress import Bar
 from formocr.recognize.ctc import best_path
-from formocr.recognize.modelfile import code_version, load_model, save_model
+from formocr.recognize.modelfile import code_version, load_parent, save_model
 from formocr.recognize.strings import (
     ALPHABET,
     ARCH,
@@ -114,10 +114,8 @@ def _parent(cfg: StringTrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, 
     """
     if not cfg.init:
         return None
-    parent = load_model(cfg.init)
-    meta, ptrain = parent.meta, parent.card.get("training", {})
-    if meta.get("arch") != ARCH or "members" in meta:
-        raise ModelError(f"not a single {ARCH} string model, cannot train on from it", cfg.init)
+    parent, ptrain = load_parent(cfg.init, ARCH, "string")
+    meta = parent.meta
     if (tuple(meta.get("widths", ())), int(meta.get("hidden", -1))) != (tuple(cfg.widths), cfg.hidden):
         raise ModelError(f"widths {meta.get('widths')} hidden {meta.get('hidden')} differ from "
                          f"--widths {','.join(map(str, cfg.widths))} --hidden {cfg.hidden}", cfg.init)
