@@ -301,11 +301,15 @@ def test_shipped_model_loads_and_reads_generated_strings() -> None:
     assert card["sha256"] == sha256_file(DEFAULT_MODEL)
     members = card["training"].get("members", [card])
     assert len(members) == len(reader.nets)
-    real = [m for m in members if "real-strings --init" in m["training"]["command"]]
-    assert real, "at least one member learnt real handwriting"
-    for m in real:  # real register lines, recorded with what it trained on from
-        assert m["training"]["data"]["real_lines"]["sha256"] == REGISTER_SHA256["birthdate-train.zip"]
+    trained_on = [m for m in members if "real-strings --init" in m["training"]["command"]]
+    for m in trained_on:  # recorded with what it trained on from
         assert m["training"]["init"]["sha256"] and m["training"]["init"]["command"]
+    real = [m for m in trained_on if m["training"]["real_share"] > 0]
+    assert real, "at least one member learnt real handwriting"
+    for m in real:  # real register lines, recorded with their checksum
+        assert m["training"]["data"]["real_lines"]["sha256"] == REGISTER_SHA256["birthdate-train.zip"]
+    for m in trained_on:  # a member taught no real lines says so
+        assert (m["training"]["data"]["real_lines"] is None) == (m["training"]["real_share"] == 0)
     right = 0
     for i in range(30):
         s = GEN.sample(np.random.default_rng([4, i]), clean=True)
@@ -762,3 +766,44 @@ def test_asking_for_bf16_on_a_cpu_without_it_warns(tmp_path: Path, monkeypatch: 
         with caplog.at_level("WARNING", logger="formocr.train"):
             train_strings(cfg)
         assert any("no bfloat16 instructions" in r.getMessage() for r in caplog.records) is not native
+
+
+def test_a_currency_sign_is_drawn_and_left_out_of_the_label() -> None:
+    """A share of the real-strings trainer's composed strings is written after a "$" (sometimes touching the first
+    digit), labelled without it: the reader learns to pass over the sign instead of reading an 8."""
+    from formocr.train.real_strings import RealStringConfig, _composed
+
+    def drawn(share: float) -> list[tuple[str, str]]:
+        asked: list[tuple[str, str]] = []
+        gen = StringGenerator(None, min_len=3, max_len=6)
+        draw = gen.sample
+
+        def spy(rng: np.random.Generator, **kw: Any) -> Any:
+            s = draw(rng, **kw)
+            asked.append((s.text, "".join(c for c, _ in s.char_boxes)))
+            return s
+
+        gen.sample = spy  # type: ignore[method-assign]
+        cfg = RealStringConfig(init="-", out="-", currency_share=share)
+        labels = [_composed(gen, cfg, 1, i, "ink")[1] for i in range(30)]
+        assert all(set(t) <= set(ALPHABET) for t in labels)
+        return [(a[0], a[1], t) for a, t in zip(asked, labels)]
+
+    none = drawn(0.0)
+    assert all("$" not in written and label == written for written, _, label in none)
+    some = drawn(0.5)
+    signed = [(w, d, t) for w, d, t in some if w.startswith("$")]
+    assert 8 <= len(signed) <= 22
+    assert all(d.startswith("$") and w.lstrip("$ ") == t for w, d, t in signed)
+    # the strings without the sign are the very ones the recipe draws without the option
+    assert [s for s in some if not s[0].startswith("$")] == [s for s, t in zip(none, some) if not t[0].startswith("$")]
+
+
+def test_a_currency_sign_can_touch_the_first_digit() -> None:
+    gen = StringGenerator(None)
+    met = 0
+    for k in range(20):
+        s = gen.sample(np.random.default_rng([5, k]), text="$4", touching=True, clean=True)
+        assert s.touching and s.char_boxes[0][0] == "$"
+        met += _spans_two(_components(s.image), [s.char_boxes[0][1], s.char_boxes[1][1]])
+    assert met >= 16

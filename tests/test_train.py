@@ -119,3 +119,29 @@ def test_training_on_from_a_network_starts_from_its_weights_and_refuses_a_misfit
         train_digits(TrainConfig(**{**child.__dict__, "seed": 3}))
     with pytest.raises(ModelError, match="widths"):
         train_digits(TrainConfig(**{**child.__dict__, "widths": (4, 8, 8, 8, 16)}))
+
+
+needs_registers = pytest.mark.skipif(
+    not (dataset_dir("danish-registers", "FORMOCR_REGISTERS") / "birthdate-validation.zip").is_file(),
+    reason="no shared register cells")
+
+
+@needs_shared
+@needs_cvl
+@needs_registers
+def test_tiny_real_strings_run_is_deterministic_and_says_what_it_learnt_from(tmp_path: Path) -> None:
+    from formocr.recognize.strings import DEFAULT_MODEL, extract_member
+    from formocr.train.real_strings import RealStringConfig, train_real_strings
+
+    extract_member(DEFAULT_MODEL, 0, tmp_path / "m.safetensors")
+    cfg = RealStringConfig(init=str(tmp_path / "m.safetensors"), out=str(tmp_path / "a.safetensors"), steps=2,
+                           batch_size=6, val_every=2, val_strings=4, limit=40, real_share=0.0, currency_share=0.5,
+                           threads=1)
+    card = train_real_strings(cfg)
+    train_real_strings(RealStringConfig(**{**cfg.__dict__, "out": str(tmp_path / "b.safetensors")}))
+    a, b = load_model(tmp_path / "a.safetensors"), load_model(tmp_path / "b.safetensors")
+    assert a.sha256 == b.sha256, "same seed must give the same weights"
+    t = card["training"]
+    assert t["currency_share"] == 0.5 and t["init"]["sha256"] == load_model(tmp_path / "m.safetensors").sha256
+    assert t["data"]["real_lines"] is None  # no register line in any batch: the card claims none
+    assert "birthdate-validation.zip" in t["data"]["chosen_on"]["real"]

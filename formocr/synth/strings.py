@@ -5,7 +5,8 @@ sample here is a strip of paper with one field on it, drawn from
 
 * digit images: MNIST crops (training strings from training images only, evaluation strings from test images
   only) or the project's own stroke renderer (:mod:`formocr.synth.handwriting`);
-* separators ``. , - /`` and spaces, drawn by the stroke renderer where the text format allows them;
+* separators ``. , - /`` and spaces, drawn by the stroke renderer where the text format allows them, and a
+  ``$`` where the text asks for one;
 * a spacing per neighbour pair from clear gaps to heavy overlap, a per-string size, slant and pen width,
   baseline wobble, broken strokes;
 * a background: paper tone and lighting, guilloche or hatched security patterns like cheques carry, a printed
@@ -259,7 +260,8 @@ class StringGenerator:
                     ch, (h - a.shape[0]) / 2)
                 y += rng.normal(0.0, 0.03) * h
             if glyphs:
-                if pair - 1 in touch_pairs and ch.isdigit() and glyphs[-1].char.isdigit():
+                # digits touch their neighbours, and a currency sign may run into the first digit
+                if pair - 1 in touch_pairs and ch.isdigit() and glyphs[-1].char in "0123456789$":
                     gap = rng.uniform(-0.28, -0.02) * min(a.shape[1], glyphs[-1].ink.shape[1], h)
                 else:
                     gap = rng.uniform(0.06, 0.45) * h * (0.5 if not ch.isdigit() or not glyphs[-1].char.isdigit()

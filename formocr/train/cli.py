@@ -203,6 +203,8 @@ def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
               help="Share of the composed strings' digits drawn by the stroke renderer.")
 @click.option("--cvl-repeat", type=click.IntRange(1, 20), default=1, show_default=True,
               help="How many times each CVL training digit stands in the composed strings' bank (MNIST: 55,000).")
+@click.option("--currency-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of the composed strings written after a \"$\", labelled without it.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=2, show_default=True)
@@ -212,16 +214,17 @@ def combine_digits_cmd(models: tuple[str, ...], out: str) -> None:
 @click.option("--registers", type=click.Path(file_okay=False), default=None, help="Danish registers folder.")
 @errors_to_exit_codes
 def train_real_strings_cmd(data: str | None, init: str, out: str, steps: int, batch_size: int, real_share: float,
-                           synth_share: float, cvl_repeat: int, lr: float, seed: int, threads: int, val_every: int,
-                           limit: int | None, cvl: str | None, registers: str | None) -> None:
+                           synth_share: float, cvl_repeat: int, currency_share: float, lr: float, seed: int,
+                           threads: int, val_every: int, limit: int | None, cvl: str | None,
+                           registers: str | None) -> None:
     """Train a string model on from INIT on real register lines and strings of real digits."""
     from formocr.train.real_strings import RealStringConfig, train_real_strings
 
     command = _training_started("real-strings")
     card = train_real_strings(RealStringConfig(
         init=init, out=out, steps=steps, batch_size=batch_size, real_share=real_share, synth_share=synth_share,
-        cvl_repeat=cvl_repeat, lr=lr, seed=seed, threads=threads, val_every=val_every, limit=limit, data=data, cvl=cvl,
-        registers=registers), command=command)
+        cvl_repeat=cvl_repeat, currency_share=currency_share, lr=lr, seed=seed, threads=threads, val_every=val_every,
+        limit=limit, data=data, cvl=cvl, registers=registers), command=command)
     _report(out, card)
 
 

@@ -35,7 +35,7 @@ from formocr.errors import ModelError
 from formocr.recognize.ctc import best_path, string_probabilities
 from formocr.recognize.modelfile import code_version, load_model, save_model
 from formocr.recognize.strings import ALPHABET, ARCH, CRNN, log_probs, pad_batch
-from formocr.synth.strings import DigitBank, StringGenerator
+from formocr.synth.strings import DigitBank, StringGenerator, random_text
 from formocr.train.splits import held_out_split
 from formocr.train.strings import encode, sample_strip
 
@@ -51,6 +51,7 @@ class RealStringConfig:
     real_share: float = 0.5  # share of each batch from real register lines; the rest composed strings
     synth_share: float = 0.15  # share of composed strings' digits drawn by the stroke renderer
     cvl_repeat: int = 1  # each CVL training digit stands this many times in the bank beside MNIST's 55,000
+    currency_share: float = 0.0  # share of composed strings written after a "$" (labelled without it)
     lr: float = 5e-4
     weight_decay: float = 1e-4
     seed: int = 0
@@ -145,6 +146,20 @@ def _accuracy(net: nn.Module, strips: list[np.ndarray], texts: list[str]) -> flo
     return float(np.mean([best_path(lp, ALPHABET).text == t for lp, t in zip(lps, texts)])) if texts else 0.0
 
 
+def _composed(gen: StringGenerator, cfg: RealStringConfig, step: int, i: int, input_kind: str
+              ) -> tuple[np.ndarray, str]:
+    """Composed string ``i`` of a step and its label. A share of them are written after a currency sign, as a
+    cheque's amount is, the sign sometimes touching the first digit: the label leaves it out, so the reader
+    learns to pass over it rather than read it as an 8 or a 5."""
+    rng = np.random.default_rng([cfg.seed, step, i])
+    if np.random.default_rng([cfg.seed, step, i, 7]).random() >= cfg.currency_share:
+        strip, s = sample_strip(gen, rng, input_kind)
+        return strip, s.text
+    text = random_text(rng, gen.min_len, gen.max_len, gen.separators)
+    strip, _ = sample_strip(gen, rng, input_kind, text="$" + (" " if rng.random() < 0.2 else "") + text)
+    return strip, text
+
+
 def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dict[str, Any]:
     """Train on from ``cfg.init``, choose the checkpoint on real validation lines, save weights + card."""
     t_start = time.perf_counter()
@@ -160,9 +175,12 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
     net.load_state_dict(parent.state)
 
     t0 = time.perf_counter()
-    tr_cells, tr_sum = load_register_cells("birthdate-train", cfg.registers, limit=cfg.limit)
+    # with no real lines in the batches (--real-share 0) the training cells are not read: the validation lines
+    # still choose the checkpoint
+    tr_cells, tr_sum = (load_register_cells("birthdate-train", cfg.registers, limit=cfg.limit) if cfg.real_share
+                        else ([], None))
     va_cells, va_sum = load_register_cells("birthdate-validation", cfg.registers, limit=cfg.limit)
-    real_x, real_y, tr_stats = labelled_lines(net, tr_cells, input_kind)
+    real_x, real_y, tr_stats = labelled_lines(net, tr_cells, input_kind) if tr_cells else ([], [], {})
     val_x, val_y, va_stats = labelled_lines(net, va_cells, input_kind)
     del tr_cells, va_cells
     log.info("cut %d real training lines (%s), %d validation lines (%s) (%.0fs)", len(real_x), tr_stats,
@@ -172,8 +190,10 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
     val_idx, tr_idx = held_out_split(len(mnist.images), 0)
     cvl = load_cvl("train", cfg.cvl)
     n = cfg.limit or len(tr_idx)
-    bank = DigitBank(np.concatenate([mnist.images[tr_idx[:n]], *[cvl.images[:n]] * cfg.cvl_repeat]),
-                     np.concatenate([mnist.labels[tr_idx[:n]], *[cvl.labels[:n]] * cfg.cvl_repeat]))
+    # CVL's file is sorted by digit: a limited run takes every k-th image, so each digit is there
+    few = np.linspace(0, len(cvl.labels) - 1, min(n, len(cvl.labels))).astype(int) if cfg.limit else slice(None)
+    bank = DigitBank(np.concatenate([mnist.images[tr_idx[:n]], *[cvl.images[few]] * cfg.cvl_repeat]),
+                     np.concatenate([mnist.labels[tr_idx[:n]], *[cvl.labels[few]] * cfg.cvl_repeat]))
     gen = StringGenerator(bank, synth_share=cfg.synth_share)
     cvl_val = load_cvl("valid", cfg.cvl)
     even = cvl_val.writers % 2 == 0
@@ -198,9 +218,9 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
         strips = [real_x[int(i)].astype(np.float32) for i in picks]
         texts = [real_y[int(i)] for i in picks]
         for i in range(cfg.batch_size - n_real):
-            strip, s = sample_strip(gen, np.random.default_rng([cfg.seed, step, i]), input_kind)
+            strip, text = _composed(gen, cfg, step, i, input_kind)
             strips.append(strip)
-            texts.append(s.text)
+            texts.append(text)
         x, widths = pad_batch(strips)
         y, ylen = encode(texts)
         net.train()
@@ -235,6 +255,7 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
                      "command": parent.card.get("training", {}).get("command")},
             "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
             "real_share": cfg.real_share, "synth_share": cfg.synth_share, "cvl_repeat": cfg.cvl_repeat,
+            "currency_share": cfg.currency_share,
             "input": input_kind,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle, grad clip 5",
             "data": {
@@ -242,7 +263,7 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
                                          "the located lines under which the parent network finds them likeliest "
                                          f"(left out above {MAX_NATS_PER_CHAR} nats a character)",
                                "counts": tr_stats, "sha256": tr_sum, "lines": len(real_x),
-                               "terms": REGISTER_TERMS},
+                               "terms": REGISTER_TERMS} if real_x else None,
                 "composed": {"bank": "MNIST training images (less the 5000 held out, split seed 0) and CVL train "
                                      f"(67 writers), each CVL digit {cfg.cvl_repeat} time(s)",
                              "mnist_sha256": mnist.sha256, "cvl_sha256": cvl.sha256,
