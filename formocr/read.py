@@ -29,8 +29,9 @@ from formocr.timing import StageTimer
 # A mark left out of the field at either end of it is also painted out of the string reader's input where the
 # digit CNN gives "not a digit" at least this chance (a mark is left out where it is likelier than any one digit).
 # Marks the CNN only leans against stay for the string reader, which may still read a digit the CNN doubted. Such
-# a field then goes to review: the CNN alone has decided a mark away, and two touching digits it took for a blot
-# would be lost to both readers.
+# a field then goes to review (two touching digits the CNN took for a blot would be lost to both readers) unless
+# the string reader, reading the field once more with the mark in it, finds the very digits chosen: then two
+# readers, not the CNN alone, have decided the mark away.
 SURE_NOT_DIGIT = 0.9
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
 LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
@@ -58,6 +59,10 @@ def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, ma
     if paper.any() and grown.any():
         gray[grown] = np.median(gray[paper])
     return (ink, box, lines), gray
+
+
+def _digits_of(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
 
 
 def _end_mark(b: Box, digits: list[Box]) -> bool:
@@ -88,6 +93,10 @@ class _Notes:
     left_out: int = 0  # marks the digit CNN called "not a digit", left out
     dropped_at: tuple[int, ...] = ()  # their positions (from 1) among the field's marks
     painted_at: tuple[int, ...] = ()  # those also painted out of the string reader's input (see SURE_NOT_DIGIT)
+    # the string reader's own evidence on the field with those marks in it: where it too reads no digit in them,
+    # two readers, not the CNN alone, have decided them away
+    unpainted: tuple[Evidence, StripGeometry] | None = None
+    confirmed: bool = False  # the string reader, seeing the marks, read the very digits chosen
     verdict: str | None = None  # the field is no digit field (decided before reading), and why
     crossed: bool = False  # a printed line runs through the writing area
 
@@ -140,6 +149,7 @@ class FieldReader:
         left_out = [0] * len(regions)
         dropped_at: list[tuple[int, ...]] = [()] * len(regions)  # positions (from 1) of the marks left out
         painted_at: list[tuple[int, ...]] = [()] * len(regions)  # of those, the ones the string reader lost too
+        unpainted: dict[int, tuple[np.ndarray, Box, np.ndarray, np.ndarray]] = {}  # their cut and grey as found
         if self.digits.rejects:  # marks the digit CNN calls "not a digit" leave the field before either reader
             digit = self.digits.is_digit(probs)
             k = 0
@@ -158,6 +168,7 @@ class FieldReader:
                 sure = [digit_ids[j] for j in out_tiles
                         if probs[k - n + j, 10] >= SURE_NOT_DIGIT and _end_mark(cs[digit_ids[j]].box, kept)]
                 if sure:
+                    unpainted[i] = (*cuts[i], grays[i])
                     cuts[i], grays[i] = _without_marks(cuts[i], grays[i], [cs[j] for j in sure])
                     painted_at[i] = tuple(j + 1 for j in sure)
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
@@ -166,6 +177,7 @@ class FieldReader:
         probs = probs[:, :10]
         sw.lap("classify")
         evs: list[Evidence | None] = [None] * len(regions)
+        unread: dict[int, tuple[Evidence, StripGeometry]] = {}
         geoms: list[StripGeometry | None] = [None] * len(regions)
         verdicts = [_not_digits(cs, n, None, None) for cs, n in zip(comps, left_out)]
         todo = [i for i, v in enumerate(verdicts) if v is None]  # the string reader costs most per mark
@@ -174,6 +186,11 @@ class FieldReader:
                                               comb=regions[i].style == "comb", lines=cuts[i][2]) for i in todo]
             for i, (_, g), ev in zip(todo, made, self.strings.evidence([s for s, _ in made])):
                 geoms[i], evs[i] = g, ev
+            again = [i for i in todo if i in unpainted]  # fields that lost a mark: read once more with it
+            seen = [self.strings.field_strips(unpainted[i][0], regions[i].box.h, dpi, unpainted[i][3],
+                                              comb=regions[i].style == "comb", lines=unpainted[i][2]) for i in again]
+            if again:
+                unread = dict(zip(again, zip(self.strings.evidence([s for s, _ in seen]), [g for _, g in seen])))
             sw.lap("strings")
         out = []
         k = 0
@@ -181,8 +198,8 @@ class FieldReader:
             n = len(tiles[i])
             p = probs[k : k + n]
             k += n
-            notes = _Notes(left_out[i], dropped_at[i], painted_at[i], verdicts[i],
-                           _crossed(cuts[i][2], cuts[i][1], r))
+            notes = _Notes(left_out[i], dropped_at[i], painted_at[i], verdict=verdicts[i],
+                           crossed=_crossed(cuts[i][2], cuts[i][1], r), unpainted=unread.get(i))
             result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], notes)
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
@@ -285,6 +302,10 @@ class FieldReader:
             assert only is not None
             chosen = only
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
+        if notes.painted_at and notes.unpainted is not None and self.strings is not None:
+            ev0, geom0 = notes.unpainted
+            seen = "" if geom0.blank else self.strings.decode(ev0, None).text
+            notes = replace(notes, confirmed=_digits_of(seen) == _digits_of(chosen.raw))
         if left_out:
             readings["not_digits"] = left_out
         if notes.crossed:
@@ -324,7 +345,9 @@ class FieldReader:
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low and (why or not readings.get("calibrated")):  # calibrated, it explains a review, never causes one
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
-        if notes.painted_at and any(ch.isdigit() for ch in raw):  # a cause: the CNN alone decided a mark away
+        if notes.painted_at and any(ch.isdigit() for ch in raw) and (why or not notes.confirmed):
+            # a cause where the CNN alone decided a mark away; where the string reader, shown the mark, read no
+            # digit in it either, it explains a review, never causes one
             where = ", ".join(str(k) for k in notes.painted_at)
             why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
                        "currency sign?): check that no digit was lost")

@@ -188,15 +188,38 @@ def test_a_margins_edge_left_in_a_cell_is_no_writing() -> None:
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI, seed: int) -> None:
     """A cheque's "$48.440": the "$" (an S crossed by a bar) was read as a 5 or an 8, so the amount read 548440
-    or 848440. It is no digit: the amount is 48440, the mark is left out, and the field says so for review."""
+    or 848440. It is no digit: the amount is 48440, the mark is left out of both readers' view, and the string
+    reader, shown the field with the mark in it, reads no digit in it either: two readers, not the CNN alone, have
+    decided it away, so the amount is posted."""
     f = TemplateField("f", "amount", (20.0, 20.0, 60.0, 12.0), "box", None, {"decimals": 0})
     rng = np.random.default_rng(seed)
     sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "$48.440"}, rng,
                      writer=Writer.random(rng).with_(spacing=0.3), touch_border_prob=0.0)
     b, m = sp.field_boxes["f"], 35
     r = reader.read_field(sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m], "amount", decimals=0)
-    assert r.value == "48440", (r.raw, r.why)
-    assert r.needs_review and any("currency sign" in w for w in r.why), r.why
+    assert (r.value, r.raw) == ("48440", "48.440"), (r.raw, r.why)
+    assert r.readings["not_digits"] == 1 and r.readings["agree"]
+    assert not r.needs_review, r.why
+
+
+def test_a_mark_painted_out_sends_the_field_to_review_unless_the_string_reader_confirms(
+        reader: FieldReaderAPI) -> None:
+    """Painted out, a mark is gone from both readers: if it held a digit (two touching digits the CNN took for a
+    blot), both lose it. Only where the string reader, reading the field with the mark in it, found the very digits
+    chosen may the field be posted; otherwise it goes to review, saying which mark was left out."""
+    from formocr.fusion import Reading
+    from formocr.objects import Box, CharResult, FieldRegion
+    from formocr.read import _Notes
+
+    fr = reader.pipeline.reader
+    region = FieldRegion("f", "amount", Box(0, 0, 100, 30), constraints={"decimals": 0})
+    chars = tuple(CharResult(c, 0.9999, ((c, 0.9999),), Box(10 * i, 0, 8, 20)) for i, c in enumerate("3685"))
+    chosen = Reading("both", "3685", 0.9999, chars, True)
+    alone = fr._field_result(region, chosen, None, {}, _Notes(left_out=1, dropped_at=(1,), painted_at=(1,)))
+    assert alone.needs_review and any("position 1, before or after the digits" in w for w in alone.why), alone.why
+    confirmed = fr._field_result(region, chosen, None, {}, _Notes(left_out=1, dropped_at=(1,), painted_at=(1,),
+                                                                  confirmed=True))
+    assert not confirmed.needs_review and confirmed.value == "3685"
 
 
 def test_a_mark_left_out_leaves_the_string_readers_input_too() -> None:
