@@ -33,12 +33,16 @@ from formocr.timing import StageTimer
 # the string reader, reading the field once more with the mark in it, finds the very digits chosen: then two
 # readers, not the CNN alone, have decided the mark away.
 SURE_NOT_DIGIT = 0.9
+# ... and the string reader, reading the field with the mark in it, confirms the reading only at least this sure
+# of the very digits chosen (a split between "3685" and "83685" confirms nothing)
+SURE_WITH_MARK = 0.9
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
 LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
 LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
 # How the reasons a field needs review begin, where the confidence decides them: the confidence below the
 # threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
-CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line")
+CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line",
+                      "no digit in the mark")
 
 
 def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, marks: list[Component]
@@ -304,8 +308,11 @@ class FieldReader:
             readings = {only.reader: only.to_dict(), "chosen": only.reader}
         if notes.painted_at and notes.unpainted is not None and self.strings is not None:
             ev0, geom0 = notes.unpainted
-            seen = "" if geom0.blank else self.strings.decode(ev0, None).text
-            notes = replace(notes, confirmed=_digits_of(seen) == _digits_of(chosen.raw))
+            seen = self.strings.decode(ev0, None) if not geom0.blank else None
+            text, sure = (seen.text, float(seen.confidence)) if seen is not None else ("", 0.0)
+            confirmed = _digits_of(text) == _digits_of(chosen.raw) and sure >= SURE_WITH_MARK
+            notes = replace(notes, confirmed=confirmed)
+            readings["with_marks"] = {"raw": text, "confidence": round(sure, 6), "confirms": confirmed}
         if left_out:
             readings["not_digits"] = left_out
         if notes.crossed:
@@ -345,12 +352,14 @@ class FieldReader:
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low and (why or not readings.get("calibrated")):  # calibrated, it explains a review, never causes one
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
-        if notes.painted_at and any(ch.isdigit() for ch in raw) and (why or not notes.confirmed):
-            # a cause where the CNN alone decided a mark away; where the string reader, shown the mark, read no
-            # digit in it either, it explains a review, never causes one
+        if notes.painted_at and any(ch.isdigit() for ch in raw):
             where = ", ".join(str(k) for k in notes.painted_at)
-            why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
-                       "currency sign?): check that no digit was lost")
+            if not notes.confirmed:  # a cause: the CNN alone decided a mark away
+                why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
+                           "currency sign?): check that no digit was lost")
+            elif why:  # both readers decided it away: it explains a review, never causes one
+                why.append(f"no digit in the mark at position {where} (left out; the string reader read none there "
+                           "either)")
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)
             why.append(f"not a digit at position {where} (left out)")

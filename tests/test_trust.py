@@ -198,7 +198,7 @@ def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI,
     b, m = sp.field_boxes["f"], 35
     r = reader.read_field(sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m], "amount", decimals=0)
     assert (r.value, r.raw) == ("48440", "48.440"), (r.raw, r.why)
-    assert r.readings["not_digits"] == 1 and r.readings["agree"]
+    assert r.readings["not_digits"] == 1 and r.readings["agree"] and r.readings["with_marks"]["confirms"]
     assert not r.needs_review, r.why
 
 
@@ -289,3 +289,26 @@ def test_a_printed_line_through_the_writing_is_named(tmp_path) -> None:  # type:
     (tmp_path / "one.json").write_text(json.dumps(t.to_dict()))
     r = formocr.scan(page, template=str(tmp_path / "one.json")).field("f")
     assert r.needs_review and "a printed line crosses the field" in r.why, r.why
+
+
+def test_each_field_of_a_page_is_confirmed_on_its_own_reading(reader: FieldReaderAPI) -> None:
+    """On a page of several fields, only those that lost a painted-out mark are read once more, each on its own
+    field: a plain number between two amounts after a "$" keeps no such reading, and the amounts keep theirs."""
+    from formocr.objects import FieldRegion, Page
+    from formocr.preprocess import PreprocessOptions, preprocess
+
+    fs = (TemplateField("a", "amount", (20.0, 10.0, 60.0, 12.0), "box", None, {"decimals": 0}),
+          TemplateField("b", "digits", (20.0, 40.0, 60.0, 12.0), "box", None, {}),
+          TemplateField("c", "amount", (20.0, 70.0, 60.0, 12.0), "box", None, {"decimals": 0}))
+    rng = np.random.default_rng(11)
+    sp = render_form(Template("three", 100.0, 95.0, fs), {"a": "$48.440", "b": "407", "c": "$48.440"}, rng,
+                     writer=Writer.random(rng).with_(spacing=0.3), touch_border_prob=0.0)
+    gray = sp.image if sp.image.ndim == 2 else cv2.cvtColor(sp.image, cv2.COLOR_BGR2GRAY)
+    clean = preprocess(Page(0, gray, 300.0, "<page>"), PreprocessOptions(deskew=False))
+    regions = [FieldRegion(f.name, f.type, sp.field_boxes[f.name], constraints=f.constraints) for f in fs]
+    got = {w.region.name: w.result for w in reader.pipeline.reader.read(clean, regions)}
+    assert got["b"].value == "407" and "with_marks" not in got["b"].readings
+    for name in ("a", "c"):
+        marks = got[name].readings["with_marks"]
+        assert got[name].value == "48440" and "".join(ch for ch in marks["raw"] if ch.isdigit()) == "48440"
+        assert marks["confirms"] == (not got[name].needs_review), got[name].why
