@@ -191,9 +191,10 @@ class FieldReader:
             for i, (_, g), ev in zip(todo, made, self.strings.evidence([s for s, _ in made])):
                 geoms[i], evs[i] = g, ev
             again = [i for i in todo if i in unpainted]  # fields that lost a mark: read once more with it
-            seen = [self.strings.field_strips(unpainted[i][0], regions[i].box.h, dpi, unpainted[i][3],
-                                              comb=regions[i].style == "comb", lines=unpainted[i][2]) for i in again]
             if again:
+                seen = [self.strings.field_strips(unpainted[i][0], regions[i].box.h, dpi, unpainted[i][3],
+                                                  comb=regions[i].style == "comb", lines=unpainted[i][2])
+                        for i in again]
                 unread = dict(zip(again, zip(self.strings.evidence([s for s, _ in seen]), [g for _, g in seen])))
             sw.lap("strings")
         out = []

@@ -10,6 +10,7 @@ import pytest
 
 from formocr.data import mnist
 from formocr.data.real import CVL_SHA256, dataset_dir
+from formocr.errors import ModelError
 from formocr.recognize.modelfile import card_path, load_model
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.digits import TrainConfig, train_digits
@@ -101,7 +102,6 @@ def test_training_on_from_a_network_starts_from_its_weights_and_refuses_a_misfit
     a tiny rate stays near it), records its parent, and refuses a parent of another shape or held-out split."""
     import torch
 
-    from formocr.errors import ModelError
 
     small = dict(limit=300, val_size=200, widths=(4, 8, 8, 8, 8), workers=0)
     parent = TrainConfig(epochs=1, seed=2, out=str(tmp_path / "p.safetensors"), **small)  # type: ignore[arg-type]
@@ -145,3 +145,5 @@ def test_tiny_real_strings_run_is_deterministic_and_says_what_it_learnt_from(tmp
     assert t["currency_share"] == 0.5 and t["init"]["sha256"] == load_model(tmp_path / "m.safetensors").sha256
     assert t["data"]["real_lines"] is None  # no register line in any batch: the card claims none
     assert "birthdate-validation.zip" in t["data"]["chosen_on"]["real"]
+    with pytest.raises(ModelError, match="extract-member"):  # an ensemble: one member is trained on, not all
+        train_real_strings(RealStringConfig(**{**cfg.__dict__, "init": str(DEFAULT_MODEL)}))

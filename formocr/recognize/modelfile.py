@@ -144,7 +144,10 @@ def load_parent(path: str | Path, arch: str, what: str) -> tuple[LoadedModel, di
     """A single network of ``arch`` to train on from (``--init``), and its card's training record; an ensemble or
     another architecture is a :class:`ModelError`. The caller checks what its own kind of model must share."""
     parent = load_model(path)
-    if parent.meta.get("arch") != arch or "members" in parent.meta:
+    if "members" in parent.meta:
+        raise ModelError(f"not a single {arch} {what} model but an ensemble, cannot train on from it (take one "
+                         "member out with `formocr-train extract-member`)", path)
+    if parent.meta.get("arch") != arch:
         raise ModelError(f"not a single {arch} {what} model, cannot train on from it", path)
     return parent, parent.card.get("training", {})
 

@@ -31,9 +31,8 @@ from torch import nn
 
 from formocr.data.mnist import load_split
 from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, line_crop, load_cvl, load_register_cells, text_lines
-from formocr.errors import ModelError
 from formocr.recognize.ctc import best_path, string_probabilities
-from formocr.recognize.modelfile import code_version, load_model, save_model
+from formocr.recognize.modelfile import code_version, load_parent, save_model
 from formocr.recognize.strings import ALPHABET, ARCH, CRNN, log_probs, pad_batch
 from formocr.synth.strings import DigitBank, StringGenerator, random_text
 from formocr.train.splits import held_out_split
@@ -167,9 +166,7 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     torch.set_flush_denormal(True)
-    parent = load_model(cfg.init)
-    if parent.meta.get("arch") != ARCH or "members" in parent.meta:
-        raise ModelError(f"not a single {ARCH} string model (extract one member first)", cfg.init)
+    parent, ptrain = load_parent(cfg.init, ARCH, "string")
     input_kind = str(parent.meta.get("input", "ink"))
     net = CRNN(tuple(parent.meta["widths"]), int(parent.meta["hidden"]), len(ALPHABET) + 1)
     net.load_state_dict(parent.state)
@@ -252,7 +249,7 @@ def train_real_strings(cfg: RealStringConfig, command: str | None = None) -> dic
         "training": {
             "command": command or f"formocr-train real-strings --init {cfg.init} --out {cfg.out}",
             "init": {"path": cfg.init, "sha256": parent.sha256,
-                     "command": parent.card.get("training", {}).get("command")},
+                     "command": ptrain.get("command")},
             "seed": cfg.seed, "steps": cfg.steps, "selected_step": best[1], "batch_size": cfg.batch_size,
             "real_share": cfg.real_share, "synth_share": cfg.synth_share, "cvl_repeat": cfg.cvl_repeat,
             "currency_share": cfg.currency_share,
