@@ -61,8 +61,8 @@ class Reading:
 
 @dataclass(frozen=True)
 class FusionRules:
-    """The constants of fusion, each chosen on held-out strings with benchmarks/fusion_tune.py (docs/decisions.md
-    records the figures)."""
+    """The constants of fusion, each chosen on held-out strings with benchmarks/fusion_tune.py and checked on the
+    real development fields with benchmarks/fusion_real.py (docs/decisions.md records the figures)."""
 
     # Segmentation's probability floor for a text it has no opinion of (another count of digits than it cut).
     no_opinion: float = 0.1
