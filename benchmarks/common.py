@@ -6,12 +6,14 @@ import platform
 import resource
 import runpy
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from formocr.data.mnist import load_split
+from formocr.fusion import FusionRules, Reading, fuse
 from formocr.objects import CleanPage
 from formocr.synth.handwriting import DigitSource
 from formocr.synth.strings import DigitBank, StringGenerator, StringSample, clean_page, writer_digits
@@ -112,3 +114,20 @@ def hands_source(hands: str, seed: int) -> DigitSource | None:
             raise ValueError(f"hands must be one of {', '.join(HANDS)}, not {hands!r}")
     images, labels, writers = _HAND_SETS[hands]
     return writer_digits(images, labels, writers, np.random.default_rng([seed, 31]))
+
+
+def record_fusion(seen: list[dict[str, Any]]) -> Callable[..., Any]:
+    """Put a spy in place of the reader's ``fuse`` that appends to ``seen`` what fusion is given for each field
+    (both readings, the alternatives, and each reader's probability of every candidate text), so rule sets can be
+    replayed offline; it fuses as before."""
+    import formocr.read as read_mod
+
+    def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
+            cells: bool = False, alternatives: Any = ()) -> Any:
+        texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
+        seen.append({"seg": seg, "crnn": crnn, "alts": tuple(alternatives), "cells": cells,
+                     "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts}})
+        return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
+
+    read_mod.fuse = spy
+    return spy

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table
+from common import machine, record_fusion, table
 
-import formocr.read as read_mod
 from formocr.api import FieldReaderAPI
 from formocr.fields import interpret
-from formocr.fusion import FusionRules, Reading, fuse
+from formocr.fusion import FusionRules, fuse
 from formocr.options import Options
 from formocr.train import fieldcal
 
@@ -51,14 +50,7 @@ def _record(limit: int | None, n_strings: int, n_digits: int, n_amounts: int, di
     api = FieldReaderAPI(Options(digits_model=digits_model, strings_model=strings_model, calibration="none"))
     seen: list[dict[str, Any]] = []
 
-    def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
-            cells: bool = False, alternatives: Any = ()) -> Any:
-        texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
-        seen.append({"seg": seg, "crnn": crnn, "alts": tuple(alternatives), "cells": cells,
-                     "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts}})
-        return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
-
-    read_mod.fuse = spy
+    record_fusion(seen)
     sources = [fieldcal.register_fields(api, limit), fieldcal.row_fields(api, limit),
                fieldcal.cvl_digit_fields(api, n_digits), fieldcal.cvl_string_fields(api, n_strings),
                fieldcal.cvl_string_fields(api, n_strings, length_given=True),

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bank_generator, machine, strings_page, table
+from common import bank_generator, machine, record_fusion, strings_page, table
 
-import formocr.read as read_mod
 from formocr.data.mnist import load_split
 from formocr.fusion import FusionRules, Reading, fuse
 from formocr.options import Options
@@ -98,14 +97,7 @@ def _record(n: int, seed: int, both: bool = False, strings_model: str | None = N
     pipe = Pipeline(Options(strings_model=strings_model, digits_model=digits_model))
     seen: list[dict[str, Any]] = []
 
-    def spy(seg: Reading, crnn: Reading, seg_prob: Any, crnn_prob: Any, rules: FusionRules | None = None,
-            cells: bool = False, alternatives: Any = ()) -> Any:
-        texts = {seg.raw, crnn.raw, *(a.raw for a in alternatives)}
-        seen.append({"seg": seg, "crnn": crnn, "alts": tuple(alternatives), "cells": cells,
-                     "seg_p": {t: seg_prob(t) for t in texts}, "crnn_p": {t: crnn_prob(t) for t in texts}})
-        return fuse(seg, crnn, seg_prob, crnn_prob, rules or FusionRules(), cells, alternatives)
-
-    read_mod.fuse = spy
+    record_fusion(seen)
     cases = []
     for i in range(n):
         sample, clean = strings_page(gen, seed, i)
