@@ -51,7 +51,7 @@ def _record(limit: int | None, n_strings: int, n_digits: int, n_amounts: int, di
     seen: list[dict[str, Any]] = []
 
     record_fusion(seen)
-    sources = [fieldcal.register_fields(api, limit), fieldcal.row_fields(api, limit),
+    sources = [fieldcal.register_fields(api, limit, whole_cells=False), fieldcal.row_fields(api, limit),
                fieldcal.cvl_digit_fields(api, n_digits), fieldcal.cvl_string_fields(api, n_strings),
                fieldcal.cvl_string_fields(api, n_strings, length_given=True),
                fieldcal.cvl_amount_fields(api, n_amounts)]

@@ -9,15 +9,16 @@ One table, one row per real development set:
   nothing but this benchmark, so they confirm what the even ones suggest. Read by the digit CNN alone (the tiles
   are already cut); accepted = the shipped field rule for a one-digit field (confidence ≥ the review threshold,
   not "not a digit").
-- ``years`` / ``days``: the first and second line of each register birth-date cell, located by
-  :func:`formocr.data.real.text_lines` and read by :func:`formocr.read_field` as a year field of a 19th-20th
-  century register (4 digits, ``pattern=r"1[89]\d\d"``, as a template gives it) and a 1-2 digit field. Exact
-  match against the label. A cell whose line the locator misses counts as a miss. ``years, no pattern``: the same
-  lines read as 4 bare digits.
+- ``years``: each register birth-date cell handed whole to :func:`formocr.read_field` as a year field of a
+  19th-20th century register (4 digits, ``pattern=r"1[89]\d\d"``, as a template gives it): the reader reads the
+  cell's lines (:func:`formocr.textlines.text_lines`) and keeps the one the pattern fits, wherever the clerk wrote
+  the year. ``days``: the second located line, read as a 1-2 digit field. Exact match against the label; a cell
+  whose line the locator misses counts as a miss, as does a cell whose year was not written in it. ``years, no
+  pattern``: the first located line read as 4 bare digits.
 - ``years, birth layout`` / ``days, birth layout``: the same, on the cells of a birth register where the locator
   finds three lines, the layout the data set describes (year, day, month). In a death register's cell the first
-  line is often the age and the year comes last, and a split or missed line moves the others: there the first
-  line is often not what the label holds, and the row measures the locator, not the reader.
+  line is often the age and the year comes last, and a split or missed line moves the others: there the second
+  line is often not the day, and the days row measures the locator, not the reader.
 - ``cvl digits``: CVL's validation digits again, each drawn as a scanned one-digit box and read by ``read_field``
   (both readers, fusion, the field calibration): the product's road for a single digit, where the rows above read
   the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones.
@@ -116,7 +117,7 @@ def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
         case = Case(f.set, f.item, f.half, f.truth, f.value, float(r.confidence) if r else 0.0,
                     r.needs_review if r else True, not review_is_confidences(r) if r else True, f.seconds)
         yield case
-        if f.set in ("years", "days") and f.standard:
+        if f.set in ("years", "days") and f.layout:
             yield replace(case, set=f"{f.set}, birth layout")
         if f.set == "cvl amounts" and f.written.startswith("$"):
             yield replace(case, set="$ amounts")

@@ -8,7 +8,9 @@ field, so a crop reads exactly as the same field on a whole page would.
 
 Where the field lies in the crop: when the crop holds a printed frame (a box, a comb, drop-out colour included)
 the frame is found from the crop's long straight strokes and becomes the field's box (so comb cells line up
-whatever margin the caller left); otherwise the whole crop is the field.
+whatever margin the caller left); otherwise the whole crop is the field. A field with a ``pattern`` handed over in
+a crop of several lines of writing (a register's date cell: the year, the day, the month) is read line by line when
+its whole reading is not accepted, and the line the pattern fits is the field (``readings["line"]`` says which).
 
 Resolution: ``dpi=None`` assumes the field (the printed frame when there is one, else the crop) is 10 mm tall,
 the usual height of a handwriting box (postal-code boxes 8-12 mm, cheque amount boxes 9-13 mm); pass ``dpi``
@@ -24,14 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from formocr.calibration import is_patterned
 from formocr.crop import Frame, crop_print, find_frame, without_margins, writing_box
-from formocr.errors import ConfigError, RegistrationError, TemplateError
+from formocr.errors import ConfigError, PageTooSmallError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS
 from formocr.io import load_pages
 from formocr.layout.template import FIELD_TYPES, STYLES, check_constraints
 from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, PostalCode
 from formocr.options import Options
-from formocr.preprocess import preprocess
+from formocr.preprocess import preprocess, to_gray
+from formocr.textlines import line_rows, text_lines
 
 __all__ = ["FieldReaderAPI", "read_field", "read_postal_code"]
 
@@ -89,7 +93,37 @@ class FieldReaderAPI:
             raise ConfigError("cells: only comb fields have cells")
         cons = _check_constraints(field_type, constraints)
         page = _load(image, self.options)
+        if is_patterned(field_type, cons) and style != "comb":
+            return self._read_lines(page, field_type, style, dpi, name, cons)
         return self._read_crop(page, field_type, style, cells, dpi, name, cons)[0]
+
+    def _read_lines(self, page: Page, field_type: str, style: str, dpi: float | None, name: str,
+                    cons: dict[str, Any]) -> FieldResult:
+        """A patterned field, perhaps in a crop of several lines of writing (a register's date cell: year, day,
+        month). The crop is read whole first, as any field; when that reading is not accepted and the crop holds
+        several lines, each is read as the field, top to bottom: the first reading accepted is the field, else the
+        most confident of all (the whole crop's included, in case the locator split one line). The pattern tells
+        which line is the field's. Each line is deskewed on its own, so its boxes, moved down to the line's place,
+        are the crop's to within that line's skew."""
+        whole = self._read_crop(page, field_type, style, None, dpi, name, cons)[0]
+        if not whole.needs_review:
+            return whole
+        lines = text_lines(to_gray(page.image))
+        best = whole
+        for k in range(len(lines) if len(lines) >= 2 else 0):
+            y0, y1 = line_rows(page.height, lines, k)
+            try:
+                f = self._read_crop(replace(page, image=page.image[y0:y1]), field_type, style, None, dpi, name,
+                                    cons)[0]
+            except PageTooSmallError:  # a speck's or a tick's "line", under a millimetre at the caller's dpi
+                continue
+            f = replace(f, box=f.box.shifted(0, y0), chars=tuple(replace(c, box=c.box.shifted(0, y0)) for c in f.chars),
+                        readings={**f.readings, "line": {"read": k + 1, "of": len(lines)}})
+            if not f.needs_review:
+                return f
+            if f.confidence > best.confidence:
+                best = f
+        return best
 
     def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,
                    name: str, cons: dict[str, Any]) -> tuple[FieldResult, Frame | None]:
@@ -243,8 +277,10 @@ def read_field(image: str | Path | np.ndarray, field_type: str, *, style: str = 
     (digits/amount: ``min_length``, ``max_length``; amount: ``decimals``; date: ``order``; postal_code:
     ``country`` CN|US or ``pattern``); an unknown key is a :class:`ConfigError` naming it. ``style``: box (a
     printed rectangle, or just a crop of writing), comb (``cells`` boxes; counted from the print when omitted)
-    or free. ``dpi``: see the module doc (None = the field is taken to be 10 mm tall). Bad images raise the
-    loader's typed errors (:class:`~formocr.errors.EmptyInputError`, ``UnsupportedInputError``,
+    or free. With a ``pattern``, a crop of several lines of writing whose whole reading is not accepted is read
+    line by line: the first line whose reading is accepted, else the most confident reading, is the field.
+    ``dpi``: see the module doc (None = the field is taken to be 10 mm tall). Bad images raise the loader's typed
+    errors (:class:`~formocr.errors.EmptyInputError`, ``UnsupportedInputError``,
     ``UnreadableInputError``).
     """
     return reader_for(options).read_field(image, field_type, style=style, cells=cells, dpi=dpi, **constraints)

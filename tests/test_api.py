@@ -5,6 +5,7 @@ Everything is drawn by formocr.synth (stroke-rendered handwriting): no dataset i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from formocr.errors import ConfigError, EmptyInputError, FormOcrError, Unreadabl
 from formocr.layout.template import Template, TemplateField, load_template
 from formocr.objects import Box, PostalCode
 from formocr.synth import Degrade, Writer, render_form
+from formocr.synth.handwriting import render_string
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +204,46 @@ def test_scan_keeps_its_models_and_reads_alike_from_four_threads() -> None:
     values = [[(f.name, f.value, f.confidence) for p in d.pages for f in p.fields] for d in [first, *docs]]
     assert all(v == values[0] for v in values)
     assert dict(pipeline._PIPELINES) == loaded  # the same pipeline, models loaded once
+
+
+def _cell(lines: list[str], seed: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A register-like cell: lines of stroke-rendered writing one under another on paper, and each line's rows."""
+    rng = np.random.default_rng(seed)
+    writer = Writer(slant=-0.05, pen=0.11)
+    rows, strips, y = [], [], 12
+    for text in lines:
+        ink, _ = render_string(text, writer, rng, 40)
+        strips.append((y, ink))
+        rows.append((y, y + ink.shape[0]))
+        y += ink.shape[0] + 18
+    cell = np.full((y + 12, max(s.shape[1] for _, s in strips) + 24), 235.0, np.float32)
+    for y0, ink in strips:
+        cell[y0 : y0 + ink.shape[0], 12 : 12 + ink.shape[1]] -= 215.0 * np.clip(ink, 0.0, 1.0)
+    return cell.astype(np.uint8), rows
+
+
+def test_a_patterned_field_finds_its_line_in_a_cell_of_several() -> None:
+    """A date cell handed over whole (an age, the year, the day): a year field reads the line its pattern fits and
+    says which, its box on that line; a field without a pattern reads the crop as one field."""
+    cell, rows = _cell(["38", "1933", "16"], seed=5)
+    r = formocr.read_field(cell, "digits", min_length=4, max_length=4, pattern=r"1[89]\d\d")
+    assert r.value == "1933", r.to_dict()
+    assert r.readings["line"] == {"read": 2, "of": 3}
+    assert rows[1][0] - 12 <= r.box.y and r.box.y2 <= rows[1][1] + 12
+    assert all(rows[1][0] - 12 <= c.box.y and c.box.y2 <= rows[1][1] + 12 for c in r.chars)
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(formocr.__file__).parent / "schema" / "document.schema.json").read_text())
+    jsonschema.validate(r.to_dict(), {"$defs": schema["$defs"], "$ref": "#/$defs/field"})
+    plain = formocr.read_field(cell, "digits", min_length=4, max_length=4)
+    assert "line" not in plain.readings
+
+
+def test_a_speck_of_a_line_under_a_millimetre_is_passed_over() -> None:
+    """A tick above the writing makes a "line" 15 px tall, under a millimetre at the caller's 600 dpi: too small to
+    be a page of its own, it is skipped, not an error, and the year is still found."""
+    cell, _ = _cell(["38", "1933", "16"], seed=5)
+    tick = np.full((24, cell.shape[1]), 235, np.uint8)
+    cv2.line(tick, (20, 6), (22, 16), 30, 4)
+    r = formocr.read_field(np.vstack([tick, cell]), "digits", min_length=4, max_length=4, pattern=r"1[89]\d\d",
+                           dpi=600)
+    assert r.value == "1933" and r.readings["line"] == {"read": 3, "of": 4}, r.to_dict()

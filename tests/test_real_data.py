@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from formocr.data.real import load_cvl, load_register_cells, mnist_polarity, text_lines
+from formocr.data.real import load_cvl, load_register_cells, mnist_polarity
 from formocr.errors import DatasetError
+from formocr.textlines import text_lines
 
 
 def _digit_tiles(n: int) -> np.ndarray:

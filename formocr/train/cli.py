@@ -257,7 +257,8 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
     strings = api.pipeline.strings
     if strings is None:
         raise click.UsageError("the field calibration needs a string model")
-    fields = [*fieldcal.register_fields(api, limit, registers), *fieldcal.row_fields(api, limit, registers),
+    fields = [*fieldcal.register_fields(api, limit, registers, whole_cells=False),
+              *fieldcal.row_fields(api, limit, registers),
               *fieldcal.cvl_string_fields(api, n_strings, folder=cvl),
               *fieldcal.cvl_string_fields(api, n_strings, folder=cvl, length_given=True),
               *fieldcal.cvl_digit_fields(api, n_digits, folder=cvl)]

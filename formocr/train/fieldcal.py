@@ -1,13 +1,14 @@
 """Real development fields, read as the product reads them, and the field calibration fitted on them.
 
 The fields:
-- ``years`` / ``days``: the first and second located line of each Danish register birth-date cell (validation
-  part), read by :meth:`formocr.api.FieldReaderAPI.read_field` as a year field (4 digits, :data:`YEAR_PATTERN`)
-  and a 1-2 digit field. Only a cell
-  of a birth register in which the locator finds three lines has the layout the data set describes (year, day,
-  month): a death register's cell often starts with the age and ends with the year, and a split or missed line
-  moves the others. Those are ``standard``; on the others the first line is often not the year the label holds,
-  and the reading is measured against a label that is not in its crop;
+- ``years``: each Danish register birth-date cell (validation part) handed whole to
+  :meth:`formocr.api.FieldReaderAPI.read_field` as a year field (4 digits, :data:`YEAR_PATTERN`): the reader finds
+  the line the pattern fits, the year wherever the clerk wrote it. ``days``: the second located line of the cell,
+  a 1-2 digit field. Only a cell of a birth register in which the locator finds three lines has the layout the
+  data set describes (year, day, month; ``layout``): a death register's cell often starts with the age and ends
+  with the year, and a split or missed line moves the others. There the second line is often not the day the
+  label holds, so a day counts as ``standard`` (its label is in its crop) only in that layout; a whole cell's year
+  always does. The calibration learns years from the first line of cells of that layout (``whole_cells=False``);
 - ``row numbers``: whole row-number cells (scanner margin, rules, the next column's print) as 1-4 digits;
 - ``cvl digits``: CVL's validation digits (writers none of the models learnt from) one by one, as one-digit fields;
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper;
@@ -53,15 +54,14 @@ from formocr.data.real import (
     CVL_TERMS,
     REGISTER_SHA256,
     REGISTER_TERMS,
-    line_crop,
     load_cvl,
     load_register_cells,
-    text_lines,
 )
 from formocr.errors import ConfigError
 from formocr.fields import constraint_for
 from formocr.objects import FieldResult
 from formocr.recognize.modelfile import code_version
+from formocr.textlines import line_crop, text_lines
 from formocr.train.calibrate import ece
 
 log = logging.getLogger("formocr.train")
@@ -76,7 +76,8 @@ class DevField:
     result: FieldResult | None  # None: the locator found no such line (a miss)
     seconds: float
     kind: str  # the calibration kind the reader gives the field (:func:`field_kind`)
-    standard: bool = True  # a register cell of the documented layout (see the module's notes)
+    standard: bool = True  # the label is what the crop was cut to hold (see the module's notes)
+    layout: bool = False  # a register cell of the documented layout, found as three lines
     written: str = ""  # what was written, where it is not the truth itself (an amount's "$15.000.-")
 
     @property
@@ -108,24 +109,41 @@ def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: Any) -> tuple[F
 
 
 def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None,
-                    plain_years: bool = False) -> Iterator[DevField]:
+                    plain_years: bool = False, whole_cells: bool = True) -> Iterator[DevField]:
     """Years and days of the birth-date validation cells. A year is read as a year field (4 digits,
-    :data:`YEAR_PATTERN`); with ``plain_years`` also as 4 bare digits (set ``years, no pattern``)."""
+    :data:`YEAR_PATTERN`) from the whole cell, as a user would hand it over: the reader finds the line the pattern
+    fits. A day is read from the second located line, a 1-2 digit field; with ``plain_years`` the first located
+    line is also read as 4 bare digits (set ``years, no pattern``).
+
+    ``whole_cells=False``: the year is read from the first located line instead, ``standard`` only in the
+    documented layout, where that line is the year. The calibration is fitted on these: the reader chooses a
+    cell's line by the calibrated chance that its reading is right, so the pattern kind learns from the year's
+    own line, not from the lines it is chosen over."""
     cells, _ = load_register_cells("birthdate-validation", folder, limit=limit)
     for c in cells:
         if len(c.label) != 8 or not c.label.isdigit():
             continue
         lines = text_lines(c.gray)
-        standard = c.name.startswith("born") and len(lines) == 3
+        layout = c.name.startswith("born") and len(lines) == 3
+        year = {"min_length": 4, "max_length": 4, "pattern": YEAR_PATTERN}
+        if whole_cells:
+            whole, sec = _timed(api, c.gray, **year)
+            yield DevField("years", c.name, page_half(c.name), c.label[:4], whole, sec, field_kind("digits", year),
+                           layout=layout)
+        else:
+            crop = line_crop(c.gray, lines, 0)
+            first, sec = _timed(api, crop, **year) if crop is not None else (None, 0.0)
+            yield DevField("years", c.name, page_half(c.name), c.label[:4], first, sec, field_kind("digits", year),
+                           layout, layout=layout)
         reads: list[tuple[str, int, str, dict[str, Any]]] = [
-            ("years", 0, c.label[:4], {"min_length": 4, "max_length": 4, "pattern": YEAR_PATTERN}),
             ("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2})]
         if plain_years:
             reads.append(("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4}))
         for name, k, truth, cons in reads:
             crop = line_crop(c.gray, lines, k)
-            f, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
-            yield DevField(name, c.name, page_half(c.name), truth, f, sec, field_kind("digits", cons), standard)
+            line, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
+            yield DevField(name, c.name, page_half(c.name), truth, line, sec, field_kind("digits", cons), layout,
+                           layout=layout)
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:

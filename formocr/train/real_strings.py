@@ -2,7 +2,7 @@
 
 Each batch mixes two sources:
 - real lines: the year and the day ("d 16'" with its word and tick, labelled "16") of the Danish register
-  birth-date cells, on the lines located by :func:`formocr.data.real.text_lines` that hold them (found with the
+  birth-date cells, on the lines located by :func:`formocr.textlines.text_lines` that hold them (found with the
   label's help: :func:`labelled_lines`), sent down the very road :func:`formocr.read_field` takes
   (:meth:`formocr.api.FieldReaderAPI.prepare_crop`, ``field_cut``, the reader's own strips), cut once before
   training;
@@ -30,11 +30,12 @@ import torch
 from torch import nn
 
 from formocr.data.mnist import load_split
-from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, line_crop, load_cvl, load_register_cells, text_lines
+from formocr.data.real import CVL_TERMS, REGISTER_TERMS, Cell, load_cvl, load_register_cells
 from formocr.recognize.ctc import best_path, string_probabilities
 from formocr.recognize.modelfile import code_version, load_parent, save_model
 from formocr.recognize.strings import ALPHABET, ARCH, CRNN, log_probs, pad_batch
 from formocr.synth.strings import DigitBank, StringGenerator, random_text
+from formocr.textlines import line_crop, text_lines
 from formocr.train.splits import held_out_split
 from formocr.train.strings import encode, sample_strip
 
