@@ -13,8 +13,9 @@ One table, one row per real development set:
   19th-20th century register (4 digits, ``pattern=r"1[89]\d\d"``, as a template gives it): the reader reads the
   cell's lines (:func:`formocr.textlines.text_lines`) and keeps the one the pattern fits, wherever the clerk wrote
   the year. ``days``: the second located line, read as a 1-2 digit field. Exact match against the label; a cell
-  whose line the locator misses counts as a miss, as does a cell whose year was not written in it. ``years, no
-  pattern``: the first located line read as 4 bare digits.
+  whose line the locator misses counts as a miss, as does a cell whose year was not written in it. ``years, first
+  line``: the cell's first located line read as the year field (the year's line in the layout the data set
+  describes); ``years, no pattern``: the same line read as 4 bare digits.
 - ``years, birth layout`` / ``days, birth layout``: the same, on the cells of a birth register where the locator
   finds three lines, the layout the data set describes (year, day, month). In a death register's cell the first
   line is often the age and the year comes last, and a split or missed line moves the others: there the second
@@ -205,7 +206,7 @@ def main() -> int:
     if "cvl" in chosen:
         cases += cvl_cases(api.pipeline.classifier, opts.review_threshold, args.limit)
     if "registers" in chosen:
-        cases += field_cases(register_fields(api, args.limit, plain_years=True))
+        cases += field_cases(register_fields(api, args.limit, first_lines=True))
     if "rows" in chosen:
         cases += field_cases(row_fields(api, args.limit))
     if "strings" in chosen:

@@ -109,11 +109,11 @@ def _timed(api: FieldReaderAPI, crop: np.ndarray, **constraints: Any) -> tuple[F
 
 
 def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None,
-                    plain_years: bool = False, whole_cells: bool = True) -> Iterator[DevField]:
+                    first_lines: bool = False, whole_cells: bool = True) -> Iterator[DevField]:
     """Years and days of the birth-date validation cells. A year is read as a year field (4 digits,
     :data:`YEAR_PATTERN`) from the whole cell, as a user would hand it over: the reader finds the line the pattern
-    fits. A day is read from the second located line, a 1-2 digit field; with ``plain_years`` the first located
-    line is also read as 4 bare digits (set ``years, no pattern``).
+    fits. A day is read from the second located line, a 1-2 digit field. With ``first_lines`` the first located
+    line is also read as the year field (set ``years, first line``) and as 4 bare digits (``years, no pattern``).
 
     ``whole_cells=False``: the year is read from the first located line instead, ``standard`` only in the
     documented layout, where that line is the year. The calibration is fitted on these: the reader chooses a
@@ -137,8 +137,9 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
                            layout, layout=layout)
         reads: list[tuple[str, int, str, dict[str, Any]]] = [
             ("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2})]
-        if plain_years:
-            reads.append(("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4}))
+        if first_lines:
+            reads += [("years, first line", 0, c.label[:4], year),
+                      ("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4})]
         for name, k, truth, cons in reads:
             crop = line_crop(c.gray, lines, k)
             line, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
