@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,17 @@ class FieldReaderAPI:
         if not whole.needs_review:
             return whole
         lines = text_lines(to_gray(page.image))
+        if len(lines) < 2:
+            return whole
         best = whole
-        for k in range(len(lines) if len(lines) >= 2 else 0):
+        for k in range(len(lines)):
             y0, y1 = line_rows(page.height, lines, k)
             try:
                 f = self._read_crop(replace(page, image=page.image[y0:y1]), field_type, style, None, dpi, name,
                                     cons)[0]
             except PageTooSmallError:  # a speck's or a tick's "line", under a millimetre at the caller's dpi
                 continue
-            f = replace(f, box=f.box.shifted(0, y0), chars=tuple(replace(c, box=c.box.shifted(0, y0)) for c in f.chars),
+            f = replace(f.mapped(partial(Box.shifted, dx=0, dy=y0)),
                         readings={**f.readings, "line": {"read": k + 1, "of": len(lines)}})
             if not f.needs_review:
                 return f

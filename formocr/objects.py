@@ -6,7 +6,8 @@ JSON have ``to_dict()``; intermediate objects carry numpy arrays and are never s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -163,6 +164,10 @@ class FieldResult:
     chars: tuple[CharResult, ...]
     normalized: Any = None  # e.g. the numeric amount or the ISO date
     readings: dict[str, Any] = field(default_factory=dict)  # each reader's text and confidence, and the choice
+
+    def mapped(self, move: Callable[[Box], Box]) -> FieldResult:
+        """The same result with the field's and each character's box moved into another frame (a page, a crop)."""
+        return replace(self, box=move(self.box), chars=tuple(replace(c, box=move(c.box)) for c in self.chars))
 
     def to_dict(self) -> dict[str, Any]:
         return {

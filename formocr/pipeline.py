@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from formocr.layout.register import register
 from formocr.layout.registration import Registration, warp_fields
 from formocr.layout.template import Template, load_template
 from formocr.limits import LoadLimits
-from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, FieldResult, Page, PageResult
+from formocr.objects import Box, CleanPage, Component, Document, FieldRegion, Page, PageResult
 from formocr.options import Options
 from formocr.preprocess import preprocess, reading_preprocess
 from formocr.read import FieldReader
@@ -156,7 +156,7 @@ class Pipeline:
 
         result = PageResult(
             number=page.number, width=page.width, height=page.height, dpi=page.dpi,
-            skew_deg=clean.skew_deg, template=reg.template, fields=tuple(_field_to_page(x.result, back) for x in works),
+            skew_deg=clean.skew_deg, template=reg.template, fields=tuple(x.result.mapped(back) for x in works),
             alignment=reg.to_dict(),
         )  # fmt: skip
         regions = tuple(replace(r, box=back(r.box)) for r in nominal)
@@ -201,10 +201,6 @@ class Pipeline:
             source=src, pages=tuple(pages), models=self.models,
             timings_ms=dict(timer.totals), version=__version__,
         )  # fmt: skip
-
-
-def _field_to_page(f: FieldResult, back: Callable[[Box], Box]) -> FieldResult:
-    return replace(f, box=back(f.box), chars=tuple(replace(c, box=back(c.box)) for c in f.chars))
 
 
 def scan(source: str | Path | np.ndarray, template: str | None = None, options: Options | None = None,

@@ -130,13 +130,8 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
             whole, sec = _timed(api, c.gray, **year)
             yield DevField("years", c.name, page_half(c.name), c.label[:4], whole, sec, field_kind("digits", year),
                            layout=layout)
-        else:
-            crop = line_crop(c.gray, lines, 0)
-            first, sec = _timed(api, crop, **year) if crop is not None else (None, 0.0)
-            yield DevField("years", c.name, page_half(c.name), c.label[:4], first, sec, field_kind("digits", year),
-                           layout, layout=layout)
-        reads: list[tuple[str, int, str, dict[str, Any]]] = [
-            ("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2})]
+        reads: list[tuple[str, int, str, dict[str, Any]]] = [] if whole_cells else [("years", 0, c.label[:4], year)]
+        reads.append(("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2}))
         if first_lines:
             reads += [("years, first line", 0, c.label[:4], year),
                       ("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4})]
