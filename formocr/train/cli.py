@@ -69,17 +69,20 @@ def _report(out: str, card: dict[str, Any]) -> None:
               help="Train on from this single digit network (same shape, classes and held-out images: the "
                    "same --seed or --split-seed); give a lower --lr.")
 @click.option("--lr", type=click.FloatRange(1e-6, 1.0), default=3e-3, show_default=True, help="Peak learning rate.")
+@click.option("--continental", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+              help="Share of MNIST's 7s drawn barred (and half as many of its 0s slashed and 3s flat-topped), as "
+                   "continental writers write them.")
 @errors_to_exit_codes
 def train_digits_cmd(data: str | None, epochs: int, seed: int, out: str, limit: int | None, threads: int,
                      split_seed: int | None, cvl: str | None, use_cvl: bool, cvl_repeat: int,
-                     reject_share: float, init: str | None, lr: float) -> None:
+                     reject_share: float, init: str | None, lr: float, continental: float) -> None:
     """Train the digit CNN on MNIST and CVL's real writers (deterministic for a seed) and write weights + card."""
     from formocr.train.digits import TrainConfig, train_digits
 
     command = _training_started("digits")
     card = train_digits(TrainConfig(data=data, epochs=epochs, seed=seed, out=out, limit=limit, threads=threads,
                                     split_seed=split_seed, cvl=cvl, use_cvl=use_cvl, cvl_repeat=cvl_repeat,
-                                    reject_share=reject_share, init=init, lr=lr),
+                                    reject_share=reject_share, init=init, lr=lr, continental=continental),
                         command=command)
     _report(out, card)
 

@@ -28,7 +28,7 @@ from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, load_parent, save_model
-from formocr.train.augment import clean_road, scan_road
+from formocr.train.augment import clean_road, continental, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.nondigits import non_digit
 from formocr.train.splits import digit_cnn_split, split_digest
@@ -68,15 +68,20 @@ class TrainConfig:
     # without drawing a new network); it must have this run's shape, classes, tile normalization and held-out
     # MNIST images. Give a lower ``lr``: the one-cycle schedule then only adjusts it.
     init: str | None = None
+    # Share of MNIST's 7s drawn barred, and half that share of its 0s slashed and its 3s flat-topped
+    # (augment.continental): CVL's training writers write them so too seldom for the network to read every
+    # continental writer's.
+    continental: float = 0.3
 
 
 class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Item i of the sampler is a whole batch; ids encode (epoch, index) so each epoch differs but repeats."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int, scan_share: float,
-                 reject_share: float = 0.0) -> None:
+                 reject_share: float = 0.0, continental: float = 0.0, n_mnist: int = 0) -> None:
         self.images, self.labels, self.seed, self.scan_share = images, labels, seed, scan_share
         self.reject_share = reject_share
+        self.continental, self.n_mnist = continental, n_mnist
         self.part_bank = images[labels != 1][:20000]
 
     def __len__(self) -> int:
@@ -93,10 +98,15 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 tiles[j] = non_digit(rng, self.part_bank)
                 labels[j] = REJECT
                 continue
+            image = self.images[i]
+            if i < self.n_mnist and self.labels[i] in (0, 3, 7):  # its own stream: other tiles draw as before
+                style = np.random.default_rng([self.seed, epoch, i, 31])
+                if style.random() < self.continental * (1.0 if self.labels[i] == 7 else 0.5):
+                    image = continental(image, int(self.labels[i]), style)
             if rng.random() < self.scan_share:
-                tiles[j] = scan_road(self.images[i], rng)
+                tiles[j] = scan_road(image, rng)
             else:
-                tiles[j] = clean_road(self.images[i], rng)
+                tiles[j] = clean_road(image, rng)
             labels[j] = self.labels[i]
         return torch.from_numpy(to_model_input(tiles)), torch.from_numpy(labels)
 
@@ -145,7 +155,8 @@ def _parent(cfg: TrainConfig, n_classes: int) -> tuple[dict[str, torch.Tensor], 
         raise ModelError("its tile normalization differs from this version's", cfg.init)
     return parent.state, {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
                           "seed": ptrain.get("seed"), "epochs": ptrain.get("epochs"),
-                          "held_out": ptrain.get("data", {}).get("held_out", {}).get("indices_sha256_16")}
+                          "held_out": ptrain.get("data", {}).get("held_out", {}).get("indices_sha256_16"),
+                          **({"init": ptrain["init"]} if "init" in ptrain else {})}  # the whole chain, to rebuild it
 
 
 def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None
@@ -172,6 +183,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
         tr_idx = tr_idx[: cfg.limit]
         val_idx = val_idx[: max(200, cfg.limit // 10)]
     tr_x, tr_y = train.images[tr_idx], train.labels[tr_idx]
+    n_mnist = len(tr_x)
     data_card: dict[str, Any] = {"dataset": "MNIST", "sha256": {**train.sha256, **test.sha256}, "held_out": held_out}
     val_real: np.ndarray | None = None
     val_real_y: np.ndarray | None = None
@@ -204,7 +216,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(tr_x) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.2)
-    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, cfg.reject_share)
+    ds = _AugmentedBatches(tr_x, tr_y, cfg.seed, cfg.scan_share, cfg.reject_share, cfg.continental, n_mnist)
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(cfg.epochs):
@@ -271,7 +283,7 @@ def train_digits(cfg: TrainConfig, command: str | None = None, on_epoch: Callabl
             "seed": cfg.seed, "epochs": cfg.epochs, "selected_epoch": best[1], "batch_size": cfg.batch_size,
             "optimizer": f"AdamW lr={cfg.lr} wd={cfg.weight_decay}, one-cycle", "val_size": cfg.val_size,
             "scan_share": cfg.scan_share, "limit": cfg.limit, **({"init": parent[1]} if parent else {}),
-            "data": data_card, "reject_share": cfg.reject_share,
+            "data": data_card, "reject_share": cfg.reject_share, "continental": cfg.continental,
             "seconds": round(train_seconds, 1), "threads": cfg.threads, "workers": cfg.workers,
             "code": code_version(), "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(),
