@@ -49,7 +49,7 @@ from formocr.objects import CharResult
 class Reading:
     """One reader's reading of a field."""
 
-    reader: str  # "segmentation" | "crnn" | "resplit" (segmentation cut to the CRNN's count)
+    reader: str  # "segmentation" | "crnn" | "resplit" (segmentation cut to the CRNN's count) | "with_marks"
     raw: str
     confidence: float
     chars: tuple[CharResult, ...]

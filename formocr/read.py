@@ -11,12 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from formocr.calibration import FieldCalibration, field_features, is_patterned, kind_of
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
+from formocr.marks import SURE_NOT_DIGIT, SURE_WITH_MARK, digits_of, end_mark, one_digit_before, without_marks
 from formocr.normalize import grey_ink, grey_tile
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
 from formocr.options import Options
@@ -26,16 +26,6 @@ from formocr.recognize.strings import Evidence, StringReader, StripGeometry
 from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
 from formocr.timing import StageTimer
 
-# A mark left out of the field at either end of it is also painted out of the string reader's input where the
-# digit CNN gives "not a digit" at least this chance (a mark is left out where it is likelier than any one digit).
-# Marks the CNN only leans against stay for the string reader, which may still read a digit the CNN doubted. Such
-# a field then goes to review (two touching digits the CNN took for a blot would be lost to both readers) unless
-# the string reader, reading the field once more with the mark in it, finds the very digits chosen: then two
-# readers, not the CNN alone, have decided the mark away.
-SURE_NOT_DIGIT = 0.9
-# ... and the string reader, reading the field with the mark in it, confirms the reading only at least this sure
-# of the very digits chosen (a split between "3685" and "83685" confirms nothing)
-SURE_WITH_MARK = 0.9
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
 LETTER_MARKS = 5  # at least this many marks that are not digits, and ...
 LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or words, not digits
@@ -43,42 +33,6 @@ LETTER_SHARE = 0.3  # ... at least this share of the field's marks: letters or w
 # threshold, and what explains it (added only beside a cause). Any other reason is a cause of its own.
 CONFIDENCE_REASONS = ("confidence ", "readers disagree", "unsure of", "not a digit at position", "a printed line",
                       "no digit in the mark")
-
-
-def _without_marks(cut: tuple[np.ndarray, Box, np.ndarray], gray: np.ndarray, marks: list[Component]
-                   ) -> tuple[tuple[np.ndarray, Box, np.ndarray], np.ndarray]:
-    """The field's ink and grey with the marks the digit CNN called "not a digit" taken out: they leave the field
-    before the string reader too, which would otherwise read a "$" before an amount as the 8 it resembles. In
-    the grey each mark (grown by two pixels, its soft edge) becomes the paper around it."""
-    ink, box, lines = cut
-    ink, gray = ink.copy(), np.array(gray, copy=True)
-    gone = np.zeros(ink.shape, bool)
-    for c in marks:
-        x, y = c.box.x - box.x, c.box.y - box.y
-        part = gone[max(0, y) : max(0, y + c.box.h), max(0, x) : max(0, x + c.box.w)]
-        part |= c.mask[max(0, -y) : max(0, -y) + part.shape[0], max(0, -x) : max(0, -x) + part.shape[1]]
-    ink[gone] = 0
-    paper = ~cv2.dilate(np.asarray(cut[0] > 0, np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    grown = cv2.dilate(gone.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~(ink > 0)
-    if paper.any() and grown.any():
-        gray[grown] = np.median(gray[paper])
-    return (ink, box, lines), gray
-
-
-def _digits_of(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
-
-
-def _end_mark(b: Box, digits: list[Box]) -> bool:
-    """A mark before the first digit or after the last one, no wider than it is tall and taller than the digits
-    (a "$" whose bar runs past them, a rule along the crop's side): not two touching digits the CNN took for one
-    blot ("14", "81"), which the string reader may still read. With no digit left there is no end: the string
-    reader keeps all it may read."""
-    if not digits:
-        return False
-    before = all(b.x2 <= d.x + d.w // 2 for d in digits)
-    after = all(b.x >= d.x + d.w // 2 for d in digits)
-    return b.w <= b.h and b.h >= 1.1 * float(np.median([d.h for d in digits])) and (before or after)
 
 
 def review_is_confidences(result: FieldResult) -> bool:
@@ -101,6 +55,7 @@ class _Notes:
     # two readers, not the CNN alone, have decided them away
     unpainted: tuple[Evidence, StripGeometry] | None = None
     confirmed: bool = False  # the string reader, seeing the marks, read the very digits chosen
+    restored: bool = False  # ... or one digit more, before them: the first mark held a digit, now read
     verdict: str | None = None  # the field is no digit field (decided before reading), and why
     crossed: bool = False  # a printed line runs through the writing area
 
@@ -170,10 +125,10 @@ class FieldReader:
                 dropped_at[i] = tuple(sorted(j + 1 for j in drop))
                 kept = [cs[j].box for j, ok in zip(digit_ids, keep) if ok]
                 sure = [digit_ids[j] for j in out_tiles
-                        if probs[k - n + j, 10] >= SURE_NOT_DIGIT and _end_mark(cs[digit_ids[j]].box, kept)]
+                        if probs[k - n + j, 10] >= SURE_NOT_DIGIT and end_mark(cs[digit_ids[j]].box, kept)]
                 if sure:
                     unpainted[i] = (*cuts[i], grays[i])
-                    cuts[i], grays[i] = _without_marks(cuts[i], grays[i], [cs[j] for j in sure])
+                    cuts[i], grays[i] = without_marks(cuts[i], grays[i], [cs[j] for j in sure])
                     painted_at[i] = tuple(j + 1 for j in sure)
                 comps[i] = [c for j, c in enumerate(cs) if j not in drop]
                 tiles[i] = tiles[i][keep]
@@ -311,9 +266,20 @@ class FieldReader:
             ev0, geom0 = notes.unpainted
             seen = self.strings.decode(ev0, None) if not geom0.blank else None
             text, sure = (seen.text, float(seen.confidence)) if seen is not None else ("", 0.0)
-            confirmed = _digits_of(text) == _digits_of(chosen.raw) and sure >= SURE_WITH_MARK
+            confirmed = digits_of(text) == digits_of(chosen.raw) and sure >= SURE_WITH_MARK
             notes = replace(notes, confirmed=confirmed)
-            readings["with_marks"] = {"raw": text, "confidence": round(sure, 6), "confirms": confirmed}
+            marks: dict[str, object] = {"raw": text, "confidence": round(sure, 6), "confirms": confirmed}
+            readings["with_marks"] = marks
+            if not confirmed and notes.painted_at[0] == 1 and one_digit_before(text, chosen.raw):
+                # a "$" touching the amount's first digit is one mark: painted out, it took the digit with it.
+                # The string reader, seeing it, reads that digit before the very digits chosen: the field is its
+                # reading of the field as found (still reviewed: one reader alone has read the digit back)
+                restored = self._crnn_reading(region, constraint, ev0, geom0, crop_box)
+                if digits_of(restored.raw) == digits_of(text):
+                    chosen = replace(restored, reader="with_marks")
+                    readings["chosen"] = "with_marks"
+                    marks["restores"] = True
+                    notes = replace(notes, restored=True)
         if left_out:
             readings["not_digits"] = left_out
         if notes.crossed:
@@ -355,12 +321,17 @@ class FieldReader:
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))
         if notes.painted_at and any(ch.isdigit() for ch in raw):
             where = ", ".join(str(k) for k in notes.painted_at)
-            if not notes.confirmed:  # a cause: the CNN alone decided a mark away
+            if notes.restored:
+                why.append(f"the mark at position 1, left out as no digit (a currency sign?), holds a digit the "
+                           f"string reader reads before the others ({raw!r}): check the first digit")
+            elif not notes.confirmed:  # a cause: the CNN alone decided a mark away
                 why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
                            "currency sign?): check that no digit was lost")
             elif why:  # both readers decided it away: it explains a review, never causes one
                 why.append(f"no digit in the mark at position {where} (left out; the string reader read none there "
                            "either)")
+        if notes.restored:  # the first mark's digit is read back: it is no longer "not a digit"
+            dropped_at = tuple(k for k in dropped_at if k != 1)
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one
             where = ", ".join(str(k) for k in dropped_at)
             why.append(f"not a digit at position {where} (left out)")

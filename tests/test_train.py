@@ -99,7 +99,8 @@ def test_real_writers_and_a_reject_class_reach_the_card(tmp_path: Path) -> None:
 @needs_cvl
 def test_training_on_from_a_network_starts_from_its_weights_and_refuses_a_misfit(tmp_path: Path) -> None:
     """``--init``: a shipped member taught a new kind of "not a digit" starts from its own weights (so one step at
-    a tiny rate stays near it), records its parent, and refuses a parent of another shape or held-out split."""
+    a tiny rate stays near it), records its parent and the parent's own chain, and refuses a parent of another
+    shape or held-out split."""
     import torch
 
 
@@ -115,6 +116,11 @@ def test_training_on_from_a_network_starts_from_its_weights_and_refuses_a_misfit
     assert torch.allclose(p[w], c[w], atol=1e-3)
     again = train_digits(TrainConfig(**{**child.__dict__, "out": str(tmp_path / "d.safetensors")}))
     assert again["figures"] == card["figures"]
+    grandchild = train_digits(TrainConfig(**{**child.__dict__, "init": child.out,
+                                             "out": str(tmp_path / "g.safetensors")}))
+    chain = grandchild["training"]["init"]
+    assert chain["sha256"] == load_model(child.out).sha256  # the whole chain, to rebuild it from the first run
+    assert chain["init"]["sha256"] == load_model(parent.out).sha256 and "init" not in chain["init"]
     with pytest.raises(ModelError, match="held out other MNIST images"):
         train_digits(TrainConfig(**{**child.__dict__, "seed": 3}))
     with pytest.raises(ModelError, match="widths"):
