@@ -280,6 +280,7 @@ class FieldReader:
                     readings["chosen"] = "with_marks"
                     marks["restores"] = True
                     notes = replace(notes, restored=True)
+                    fused = None  # its confidence is this one reader's: fusion's evidence, and calibration, was not
         if left_out:
             readings["not_digits"] = left_out
         if notes.crossed:
@@ -324,10 +325,11 @@ class FieldReader:
             if notes.restored:
                 why.append(f"the mark at position 1, left out as no digit (a currency sign?), holds a digit the "
                            f"string reader reads before the others ({raw!r}): check the first digit")
-            elif not notes.confirmed:  # a cause: the CNN alone decided a mark away
+                where = ", ".join(str(k) for k in notes.painted_at[1:])  # another mark, at the other end
+            if where and not notes.confirmed:  # a cause: the CNN alone decided a mark away
                 why.append(f"the mark at position {where}, before or after the digits, was left out as no digit (a "
                            "currency sign?): check that no digit was lost")
-            elif why:  # both readers decided it away: it explains a review, never causes one
+            elif where and why:  # both readers decided it away: it explains a review, never causes one
                 why.append(f"no digit in the mark at position {where} (left out; the string reader read none there "
                            "either)")
         if notes.restored:  # the first mark's digit is read back: it is no longer "not a digit"

@@ -235,11 +235,23 @@ def test_a_digit_a_touching_currency_sign_took_with_it_is_read_back(reader: Fiel
     r = reader.pipeline.reader.read(clean_page(s), [region])[0].result
     assert (r.value, r.readings["chosen"]) == ("83.90", "with_marks"), (r.raw, r.readings)
     assert r.readings["with_marks"]["restores"] and not r.readings["with_marks"]["confirms"]
+    assert "calibrated" not in r.readings and "fused_confidence" not in r.readings  # one reader's own confidence
     assert r.needs_review and any("check the first digit" in w for w in r.why), r.why
     assert not any(w.startswith("not a digit at position 1") for w in r.why), r.why
     assert one_digit_before("$83.90", "3.90") and one_digit_before("977-", "77-")
     assert not one_digit_before("3.90", "3.90") and not one_digit_before("883.90", "3.90")
     assert not one_digit_before("8", "")
+    from formocr.fusion import Reading
+    from formocr.objects import Box, CharResult, FieldRegion
+    from formocr.read import _Notes
+
+    chars = tuple(CharResult(c, 0.99, ((c, 0.99),), Box(10 * i, 0, 8, 20)) for i, c in enumerate("8390"))
+    both_ends = reader.pipeline.reader._field_result(  # a mark at each end: the other one is still named
+        FieldRegion("f", "amount", Box(0, 0, 100, 30)), Reading("with_marks", "8390", 0.9, chars, True), None, {},
+        _Notes(left_out=2, dropped_at=(1, 6), painted_at=(1, 6), restored=True))
+    assert any("check the first digit" in w for w in both_ends.why), both_ends.why
+    assert any("position 6, before or after the digits" in w for w in both_ends.why), both_ends.why
+    assert not any("no digit in the mark" in w or "not a digit at position 1" in w for w in both_ends.why)
 
 
 def test_a_mark_left_out_leaves_the_string_readers_input_too() -> None:

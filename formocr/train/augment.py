@@ -139,3 +139,10 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
         p2 = (round(cx + dx), round(cy - dy))
     cv2.line(out, p1, p2, level, thickness=pen, lineType=cv2.LINE_AA)
     return np.maximum(out, digit)
+
+
+def continental_at(digit: np.ndarray, label: int, share: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`continental` for ``share`` of the 7s and half that share of the 0s and 3s; other digits as they are."""
+    if label not in (0, 3, 7) or rng.random() >= share * (1.0 if label == 7 else 0.5):
+        return digit
+    return continental(digit, label, rng)

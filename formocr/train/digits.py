@@ -28,7 +28,7 @@ from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, load_parent, save_model
-from formocr.train.augment import clean_road, continental, scan_road
+from formocr.train.augment import clean_road, continental_at, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.nondigits import non_digit
 from formocr.train.splits import digit_cnn_split, split_digest
@@ -101,8 +101,7 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             image = self.images[i]
             if i < self.n_mnist and self.labels[i] in (0, 3, 7):  # its own stream: other tiles draw as before
                 style = np.random.default_rng([self.seed, epoch, i, 31])
-                if style.random() < self.continental * (1.0 if self.labels[i] == 7 else 0.5):
-                    image = continental(image, int(self.labels[i]), style)
+                image = continental_at(image, int(self.labels[i]), self.continental, style)
             if rng.random() < self.scan_share:
                 tiles[j] = scan_road(image, rng)
             else:
@@ -156,6 +155,7 @@ def _parent(cfg: TrainConfig, n_classes: int) -> tuple[dict[str, torch.Tensor], 
     return parent.state, {"path": str(cfg.init), "sha256": parent.sha256, "command": ptrain.get("command"),
                           "seed": ptrain.get("seed"), "epochs": ptrain.get("epochs"),
                           "held_out": ptrain.get("data", {}).get("held_out", {}).get("indices_sha256_16"),
+                          "continental": ptrain.get("continental", 0.0),
                           **({"init": ptrain["init"]} if "init" in ptrain else {})}  # the whole chain, to rebuild it
 
 
