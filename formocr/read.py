@@ -280,7 +280,7 @@ class FieldReader:
                     readings["chosen"] = "with_marks"
                     marks["restores"] = True
                     notes = replace(notes, restored=True)
-                    fused = None  # its confidence is this one reader's: fusion's evidence, and calibration, was not
+                    fused = None  # the confidence is this one reader's own: neither fusion's nor the calibration's
         if left_out:
             readings["not_digits"] = left_out
         if notes.crossed:
