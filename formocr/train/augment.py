@@ -83,6 +83,9 @@ def clean_road(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return normalize_digit(img)
 
 
+CONTINENTAL_DIGITS = (0, 3, 7)  # the digits :func:`continental` redraws
+
+
 def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
     """The digit written as continental writers often write it: a 7 barred through its stem, a 0 slashed (Ø), a
     3 with a flat top (Ʒ).
@@ -94,7 +97,7 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
     """
     ink = digit > 100
     ys, xs = np.nonzero(ink)
-    if label not in (0, 3, 7) or len(ys) < 10:
+    if label not in CONTINENTAL_DIGITS or len(ys) < 10:
         return digit
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     h, w = y1 - y0 + 1, x1 - x0 + 1
@@ -143,6 +146,6 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
 
 def continental_at(digit: np.ndarray, label: int, share: float, rng: np.random.Generator) -> np.ndarray:
     """:func:`continental` for ``share`` of the 7s and half that share of the 0s and 3s; other digits as they are."""
-    if label not in (0, 3, 7) or rng.random() >= share * (1.0 if label == 7 else 0.5):
+    if label not in CONTINENTAL_DIGITS or rng.random() >= share * (1.0 if label == 7 else 0.5):
         return digit
     return continental(digit, label, rng)

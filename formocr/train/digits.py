@@ -28,7 +28,7 @@ from formocr.normalize import DEFAULT_SPEC, normalize_digit, to_model_input
 from formocr.progress import Bar
 from formocr.recognize.digits import ARCH, DEFAULT_WIDTHS, DigitNet
 from formocr.recognize.modelfile import code_version, load_parent, save_model
-from formocr.train.augment import clean_road, continental_at, scan_road
+from formocr.train.augment import CONTINENTAL_DIGITS, clean_road, continental_at, scan_road
 from formocr.train.calibrate import error_at_coverage, expected_calibration_error, fit_temperature, softmax
 from formocr.train.nondigits import non_digit
 from formocr.train.splits import digit_cnn_split, split_digest
@@ -99,7 +99,7 @@ class _AugmentedBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 labels[j] = REJECT
                 continue
             image = self.images[i]
-            if i < self.n_mnist and self.labels[i] in (0, 3, 7):  # its own stream: other tiles draw as before
+            if i < self.n_mnist and self.labels[i] in CONTINENTAL_DIGITS:  # its own stream: other tiles draw as before
                 style = np.random.default_rng([self.seed, epoch, i, 31])
                 image = continental_at(image, int(self.labels[i]), self.continental, style)
             if rng.random() < self.scan_share:
