@@ -164,7 +164,7 @@ def test_postal_code_whole_envelope(envelope: tuple[np.ndarray, str, Box]) -> No
     assert isinstance(r, PostalCode) and r.source == "envelope" and r.country == "CN"
     assert r.value == value and len(r.digits) == 6
     # accepted or not is the calibration's call on the reading's chance; nothing else may send it to review
-    assert all(w.startswith("confidence ") for w in r.why) and r.confidence > 0.95
+    assert all(w.startswith("confidence ") for w in r.why) and r.confidence > 0.85
     assert abs(r.box.x - box.x) < 60 and abs(r.box.y - box.y) < 60
     d = r.to_dict()
     assert d["value"] == value and d["source"] == "envelope" and len(d["digits"]) == 6
