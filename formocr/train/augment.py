@@ -95,9 +95,11 @@ def continental(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.n
     6, their flat-topped 3s as 5. The change is drawn on the 28×28 uint8 MNIST-polarity image, in the digit's own
     ink, before the image goes down either road.
     """
+    if label not in CONTINENTAL_DIGITS:
+        return digit
     ink = digit > 100
     ys, xs = np.nonzero(ink)
-    if label not in CONTINENTAL_DIGITS or len(ys) < 10:
+    if len(ys) < 10:
         return digit
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
     h, w = y1 - y0 + 1, x1 - x0 + 1
