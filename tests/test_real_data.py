@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from formocr.data.real import load_cvl, load_register_cells, mnist_polarity
+from formocr.data.real import load_cvl, load_register_cells, mnist_polarity, register_audit
 from formocr.errors import DatasetError
 from formocr.textlines import text_lines
 
@@ -92,6 +92,28 @@ def test_unreadable_crop_in_a_register_zip(tmp_path: Path) -> None:
         load_register_cells("birthdate-train", tmp_path, verify=False)
 
 
+def test_label_audit_maps_cells_to_what_is_written(tmp_path: Path) -> None:
+    audit = register_audit()  # the shipped one
+    assert audit and {field for _, field in audit} <= {"year", "day", "row"}
+    assert all(v == "" or v.isdigit() for v in audit.values())
+    p = tmp_path / "audit.csv"
+    head = "part,file,field,published,written,reason\n"
+    p.write_text(head + "birthdate-validation,c0.jpg,year,1931,,no year written\n"
+                 "row_id-validation,c1.jpg,row,5,3,the labels belong to other cells\n")
+    assert register_audit(p) == {("c0.jpg", "year"): "", ("c1.jpg", "row"): "3"}
+    for bad in ("birthdate-validation,c0.jpg,month,1931,,why\n",  # no such field
+                "birthdate-validation,c0.jpg,year,1931,1931,why\n",  # the label itself
+                "birthdate-validation,c0.jpg,year,1931,19x1,why\n",  # not digits
+                "birthdate-validation,c0.jpg,year,1931,,\n"):  # no reason
+        p.write_text(head + bad)
+        with pytest.raises(DatasetError, match="line 2: not an audit row") as e:
+            register_audit(p)
+        assert "audit.csv" in str(e.value) and "\n" not in str(e.value)
+    p.write_text("filename,label\n")
+    with pytest.raises(DatasetError, match="not a label audit"):
+        register_audit(p)
+
+
 def test_mnist_polarity_keeps_faint_ink() -> None:
     t = np.full((1, 28, 28), 200, np.uint8)
     t[0, 10:18, 13:15] = 150  # faint pencil on grey paper still becomes full-strength ink
@@ -146,3 +168,4 @@ def test_two_touching_lines_are_cut_at_their_valley() -> None:
     cv2.line(cell, (40, 38), (41, 52), 30, 2)  # a descender reaching the next line
     lines = text_lines(cell)
     assert len(lines) == 2 and 38 <= lines[0][1] <= 52 and lines[0][1] <= lines[1][0]  # cut between the lines
+

@@ -16,6 +16,10 @@ The fields:
 - ``cvl amounts``: cheque amounts composed alike (thousands marks, cents or a closing dash, half after a ``$``),
   read as ``amount`` fields (benchmark only, not fitted on).
 
+A register field's truth is its label, except where the label audit (:func:`formocr.data.real.register_audit`)
+records what a person read in the cell: some pages' labels belong to other cells, and some cells hold no year
+(the truth is then ``""``: any year read from such a cell is wrong).
+
 Each field is of a calibration kind (:data:`formocr.calibration.KINDS`) by its count of digits and pattern: CVL
 digits are the one-digit fields, the strings of a given length the fixed-length ones, days, row numbers and the
 other strings the free-length ones, years (a year field's pattern) the pattern ones.
@@ -50,12 +54,15 @@ from formocr.calibration import (
     kind_of,
 )
 from formocr.data.real import (
+    AUDIT_PATH,
     CVL_SHA256,
     CVL_TERMS,
     REGISTER_SHA256,
     REGISTER_TERMS,
     load_cvl,
     load_register_cells,
+    register_audit,
+    sha256_of,
 )
 from formocr.errors import ConfigError
 from formocr.fields import constraint_for
@@ -79,6 +86,7 @@ class DevField:
     standard: bool = True  # the label is what the crop was cut to hold (see the module's notes)
     layout: bool = False  # a register cell of the documented layout, found as three lines
     written: str = ""  # what was written, where it is not the truth itself (an amount's "$15.000.-")
+    published: str | None = None  # the data set's label, where the label audit replaced it as the truth
 
     @property
     def value(self) -> str:
@@ -120,36 +128,48 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
     cell's line by the calibrated chance that its reading is right, so the pattern kind learns from the year's
     own line, not from the lines it is chosen over."""
     cells, _ = load_register_cells("birthdate-validation", folder, limit=limit)
+    audit = register_audit()
     for c in cells:
         if len(c.label) != 8 or not c.label.isdigit():
             continue
         lines = text_lines(c.gray)
         layout = c.name.startswith("born") and len(lines) == 3
         year = {"min_length": 4, "max_length": 4, "pattern": YEAR_PATTERN}
+        y_truth, y_pub = _audited(audit, c.name, "year", c.label[:4])
         if whole_cells:
             whole, sec = _timed(api, c.gray, **year)
-            yield DevField("years", c.name, page_half(c.name), c.label[:4], whole, sec, field_kind("digits", year),
-                           layout=layout)
-        reads: list[tuple[str, int, str, dict[str, Any]]] = [] if whole_cells else [("years", 0, c.label[:4], year)]
-        reads.append(("days", 1, str(int(c.label[6:8])), {"min_length": 1, "max_length": 2}))
+            yield DevField("years", c.name, page_half(c.name), y_truth, whole, sec, field_kind("digits", year),
+                           layout=layout, published=y_pub)
+        reads: list[tuple[str, int, tuple[str, str | None], dict[str, Any]]] = (
+            [] if whole_cells else [("years", 0, (y_truth, y_pub), year)])
+        reads.append(("days", 1, _audited(audit, c.name, "day", str(int(c.label[6:8]))),
+                      {"min_length": 1, "max_length": 2}))
         if first_lines:
-            reads += [("years, first line", 0, c.label[:4], year),
-                      ("years, no pattern", 0, c.label[:4], {"min_length": 4, "max_length": 4})]
-        for name, k, truth, cons in reads:
+            reads += [("years, first line", 0, (y_truth, y_pub), year),
+                      ("years, no pattern", 0, (y_truth, y_pub), {"min_length": 4, "max_length": 4})]
+        for name, k, (truth, pub), cons in reads:
             crop = line_crop(c.gray, lines, k)
             line, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
             yield DevField(name, c.name, page_half(c.name), truth, line, sec, field_kind("digits", cons), layout,
-                           layout=layout)
+                           layout=layout, published=pub)
+
+
+def _audited(audit: dict[tuple[str, str], str], name: str, field: str, label: str) -> tuple[str, str | None]:
+    """The truth of a cell's field and, where the label audit replaced it, the published label."""
+    written = audit.get((name, field))
+    return (label, None) if written is None else (written, label)
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
     """Whole row-number cells with an all-digit label."""
     cells, _ = load_register_cells("row_id-validation", folder, limit=limit)
     kind = field_kind("digits", {"min_length": 1, "max_length": 4})
+    audit = register_audit()
     for c in cells:
         if c.label.isdigit():
             f, sec = _timed(api, c.gray, min_length=1, max_length=4)
-            yield DevField("row numbers", c.name, page_half(c.name), c.label, f, sec, kind)
+            truth, pub = _audited(audit, c.name, "row", c.label)
+            yield DevField("row numbers", c.name, page_half(c.name), truth, f, sec, kind, published=pub)
 
 
 def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
@@ -292,7 +312,9 @@ def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit:
         "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
                                "sha256": {k: REGISTER_SHA256[k] for k in ("birthdate-validation.zip",
                                                                           "row_id-validation.zip")},
-                               "terms": REGISTER_TERMS},
+                               "terms": REGISTER_TERMS,
+                               "label_audit": {"file": "formocr/data/register-audit.csv",
+                                               "sha256": sha256_of(AUDIT_PATH), "cells": len(register_audit())}},
                  "cvl": {"file": "cvl-digits/valid.npz", "sha256": CVL_SHA256["valid.npz"], "terms": CVL_TERMS},
                  "halves": "fitted on half A: register cells of the documented layout on pages with an even "
                            "crc32 of their page name, CVL even writers; half B confirms"},
