@@ -80,12 +80,12 @@ def _right(cases: list[Case], rules: FusionRules) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
     for c in cases:
         if c.seen is None:
-            ok = c.value == c.truth
+            ok = fieldcal.is_right(c.value, c.truth)
         else:
             s = c.seen
             f = fuse(s["seg"], s["crnn"], s["seg_p"].__getitem__, s["crnn_p"].__getitem__, rules, s["cells"],
                      s["alts"])
-            ok = _value(c, f.reading.raw) == c.truth
+            ok = fieldcal.is_right(_value(c, f.reading.raw), c.truth)
         out[(c.set, c.half)] = out.get((c.set, c.half), 0) + ok
     return out
 

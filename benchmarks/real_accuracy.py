@@ -14,7 +14,7 @@ One table, one row per real development set:
   cell's lines (:func:`formocr.textlines.text_lines`) and keeps the one the pattern fits, wherever the clerk wrote
   the year. ``days``: the second located line, read as a 1-2 digit field. Exact match against the label, or
   against what the label audit (:func:`formocr.data.real.register_audit`) found written where the label is not
-  (a page whose labels belong to other cells; a cell with no year, whose truth is then no year); a cell whose line
+  (a page whose labels belong to other cells; a cell with no year, a miss whatever is read from it); a cell whose line
   the locator misses counts as a miss. ``years, a year written``: the whole cells the audit did not find without a
   year. ``years, first line``: the cell's first located line read as the year field (the year's line in the
   layout the data set describes); ``years, no pattern``: the same line read as 4 bare digits.
@@ -75,6 +75,7 @@ from formocr.train.fieldcal import (
     cvl_amount_fields,
     cvl_digit_fields,
     cvl_string_fields,
+    is_right,
     register_fields,
     row_fields,
 )
@@ -94,6 +95,10 @@ class Case:
     other_reasons: bool  # needs review for a reason the confidence does not decide
     seconds: float
     published: str  # the data set's label (the truth unless the label audit replaced it)
+
+    @property
+    def right(self) -> bool:
+        return is_right(self.value, self.truth)
 
 
 def cvl_cases(clf: DigitClassifier, threshold: float, limit: int | None) -> Iterator[Case]:
@@ -157,7 +162,7 @@ def choose(cases: list[Case], target: float) -> float | None:
     """The lowest swept threshold whose accepted cases reach ``target`` at the low end of their Wilson interval."""
     for t in SWEEP:
         acc = [c for c in cases if c.confidence >= t and not c.other_reasons]
-        if acc and (wilson_low(sum(c.value == c.truth for c in acc), len(acc)) or 0.0) >= target:
+        if acc and (wilson_low(sum(c.right for c in acc), len(acc)) or 0.0) >= target:
             return t
     return None
 
@@ -181,7 +186,7 @@ def _halves(name: str, cases: list[Case], target: float) -> list[list[object]]:
             rows.append([name, tuned_name, "none reaches it", conf_name, "-", "-", "-"])
             continue
         acc = [c for c in conf if c.confidence >= t and not c.other_reasons]
-        r = sum(c.value == c.truth for c in acc)
+        r = sum(c.right for c in acc)
         rows.append([name, tuned_name, t, conf_name, _pct(len(acc) / max(len(conf), 1)),
                      _pct(r / len(acc) if acc else None), _pct(wilson_low(r, len(acc)))])
     return rows
@@ -231,7 +236,7 @@ def main() -> int:
     rows, sweep_rows = [], []
     for name in names:
         cs = [c for c in cases if c.set == name]
-        right = np.array([c.value == c.truth for c in cs])
+        right = np.array([c.right for c in cs])
         conf = np.array([c.confidence for c in cs])
         acc = np.array([not c.needs_review for c in cs])
         n_acc, n_acc_right = int(acc.sum()), int((acc & right).sum())

@@ -28,8 +28,8 @@ DROPOUT_MODES = ("auto", "none", "red", "green", "blue")  # see formocr.dropout.
 # confidence is the calibrated chance that its reading is right (formocr.calibration), so the threshold is the
 # least chance a reading posted without review may have. On the real development fields (register years, days and
 # row numbers, CVL digits and strings, scored against the audited labels) 0.995 accepts 47.4% of half A, 99.87%
-# right, and 48.6% of half B, 99.86% right (low end of the 95% interval 99.60%); 0.99 reaches only 99.68% on half
-# B (low end 99.38%).
+# right, and 48.6% of half B, 99.86% right (low end of the 95% interval 99.60%); 0.99 is 99.68% right on half B,
+# but the low end of its interval is 99.38%, under 99.5%.
 REVIEW_THRESHOLD = 0.995
 
 

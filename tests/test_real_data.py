@@ -95,23 +95,47 @@ def test_unreadable_crop_in_a_register_zip(tmp_path: Path) -> None:
 def test_label_audit_maps_cells_to_what_is_written(tmp_path: Path) -> None:
     audit = register_audit()  # the shipped one
     assert audit and {field for _, field in audit} <= {"year", "day", "row"}
-    assert all(v == "" or v.isdigit() for v in audit.values())
+    assert all(e.written == "" or e.written.isdigit() for e in audit.values())
     p = tmp_path / "audit.csv"
     head = "part,file,field,published,written,reason\n"
     p.write_text(head + "birthdate-validation,c0.jpg,year,1931,,no year written\n"
                  "row_id-validation,c1.jpg,row,5,3,the labels belong to other cells\n")
-    assert register_audit(p) == {("c0.jpg", "year"): "", ("c1.jpg", "row"): "3"}
+    assert {k: e.written for k, e in register_audit(p).items()} == {("c0.jpg", "year"): "", ("c1.jpg", "row"): "3"}
     for bad in ("birthdate-validation,c0.jpg,month,1931,,why\n",  # no such field
+                "row_id-validation,c0.jpg,year,1931,1921,why\n",  # a year in the row-number part
                 "birthdate-validation,c0.jpg,year,1931,1931,why\n",  # the label itself
                 "birthdate-validation,c0.jpg,year,1931,19x1,why\n",  # not digits
+                "birthdate-validation,c0.jpg,year,1931,921,why\n",  # not a year
+                "birthdate-validation,c0.jpg,day,7,07,why\n",  # a day as no reading gives it
+                "birthdate-validation,c0.jpg,day,7,,why\n",  # only a year can be missing
+                "birthdate-validation,c0.jpg,year,1931,\u0661\u0669\u0662\u0661,why\n",  # not ASCII digits
+                "birthdate-validation,,year,1931,1921,why\n",  # no file
                 "birthdate-validation,c0.jpg,year,1931,,\n"):  # no reason
-        p.write_text(head + bad)
+        p.write_text(head + bad, encoding="utf-8")
         with pytest.raises(DatasetError, match="line 2: not an audit row") as e:
             register_audit(p)
         assert "audit.csv" in str(e.value) and "\n" not in str(e.value)
+    p.write_text(head + "row_id-validation,c1.jpg,row,5,3,why\n" * 2)
+    with pytest.raises(DatasetError, match="line 3"):
+        register_audit(p)
     p.write_text("filename,label\n")
     with pytest.raises(DatasetError, match="not a label audit"):
         register_audit(p)
+
+
+def test_an_audited_field_is_scored_against_what_is_written() -> None:
+    """The audit replaces a label only where its label is the data set's; a cell with no year is never read right."""
+    from formocr.data.real import AuditEntry
+    from formocr.train.fieldcal import _audited, is_right
+
+    audit = {("c0.jpg", "year"): AuditEntry("1931", "", "no year"), ("c1.jpg", "day"): AuditEntry("16", "14", "why")}
+    assert _audited(audit, "c0.jpg", "year", "1931") == ("", "1931")
+    assert _audited(audit, "c1.jpg", "day", "16") == ("14", "16")
+    assert _audited(audit, "c2.jpg", "day", "5") == ("5", None)
+    with pytest.raises(DatasetError, match=r"the label audit has '16' as c1\.jpg's day, the data set '18'"):
+        _audited(audit, "c1.jpg", "day", "18")
+    assert is_right("14", "14") and not is_right("16", "14")
+    assert not is_right("", "")  # nothing read from a cell with no year is still a miss
 
 
 def test_mnist_polarity_keeps_faint_ink() -> None:

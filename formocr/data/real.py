@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,6 @@ REGISTER_SHA256 = {
 CVL_TERMS = ("CVL Single Digit dataset (ICDAR 2013 competition), Computer Vision Lab, TU Wien: research data set; "
              "cite Diem et al., ICDAR 2013 Competition on Handwritten Digit Recognition")
 AUDIT_PATH = Path(__file__).with_name("register-audit.csv")
-AUDIT_FIELDS = ("year", "day", "row")
 REGISTER_TERMS = ("Danish parish-register crops published for research by Cabello Piqueras et al., 'Date Recognition "
                   "in Historical Parish Records', ICFHR 2022")
 
@@ -151,16 +151,32 @@ def load_register_cells(part: str, folder: str | Path | None = None, verify: boo
     return cells, digest
 
 
-def register_audit(path: str | Path = AUDIT_PATH) -> dict[tuple[str, str], str]:
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audited register field: the label the data set publishes, what the cell holds (``""``: no year written)
+    and why they differ."""
+
+    published: str
+    written: str
+    reason: str
+
+
+# what each field may hold, in the part it belongs to: a year of four digits (or none), a day without a leading zero
+AUDIT_FIELDS = {"year": ("birthdate-validation", r"[0-9]{4}|"), "day": ("birthdate-validation", r"[1-9][0-9]?"),
+                "row": ("row_id-validation", r"[0-9]{1,4}")}
+
+
+def register_audit(path: str | Path = AUDIT_PATH) -> dict[tuple[str, str], AuditEntry]:
     """Register cells whose published label is not what the cell holds, as a person read them from the crops:
-    (file, field) → the digits written there, ``""`` where the cell holds no such field (a clerk's ditto: no year).
+    (file, field) → the label, the digits written there (``""`` where the cell holds no year: a clerk's ditto) and
+    why.
 
     Some pages' labels belong to other cells of the page (the day written in cell 1 is cell 0's label), and some
     cells hold no year. Read against those labels, a right reading counts as wrong, and the precision among
     accepted readings measures the labels. ``register-audit.csv`` records each one looked at and why (only cells
     the shipped readers disagreed with were looked at: see ``docs/decisions.md``)."""
     p = Path(path)
-    out: dict[tuple[str, str], str] = {}
+    out: dict[tuple[str, str], AuditEntry] = {}
     try:
         rows = list(csv.reader(p.read_text("utf-8").splitlines()))
     except (OSError, UnicodeDecodeError) as e:
@@ -168,9 +184,10 @@ def register_audit(path: str | Path = AUDIT_PATH) -> dict[tuple[str, str], str]:
     if not rows or rows[0] != ["part", "file", "field", "published", "written", "reason"]:
         raise DatasetError("not a label audit: the header must be part,file,field,published,written,reason", p)
     for k, row in enumerate(rows[1:], start=2):
-        ok = (len(row) == 6 and row[0] in ("birthdate-validation", "row_id-validation") and row[2] in AUDIT_FIELDS
-              and row[3].isdigit() and (row[4] == "" or row[4].isdigit()) and row[4] != row[3] and row[5] != "")
+        spec = AUDIT_FIELDS.get(row[2]) if len(row) == 6 else None
+        ok = (spec is not None and row[0] == spec[0] and row[1] != "" and re.fullmatch(r"[0-9]+", row[3]) is not None
+              and re.fullmatch(spec[1], row[4]) is not None and row[4] != row[3] and row[5] != "")
         if not ok or (row[1], row[2]) in out:
             raise DatasetError(f"line {k}: not an audit row (or a repeated cell): {row!r}", p)
-        out[(row[1], row[2])] = row[4]
+        out[(row[1], row[2])] = AuditEntry(row[3], row[4], row[5])
     return out

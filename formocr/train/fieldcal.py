@@ -59,12 +59,13 @@ from formocr.data.real import (
     CVL_TERMS,
     REGISTER_SHA256,
     REGISTER_TERMS,
+    AuditEntry,
     load_cvl,
     load_register_cells,
     register_audit,
     sha256_of,
 )
-from formocr.errors import ConfigError
+from formocr.errors import ConfigError, DatasetError
 from formocr.fields import constraint_for
 from formocr.objects import FieldResult
 from formocr.recognize.modelfile import code_version
@@ -89,9 +90,19 @@ class DevField:
     published: str | None = None  # the data set's label, where the label audit replaced it as the truth
 
     @property
+    def right(self) -> bool:
+        return is_right(self.value, self.truth)
+
+    @property
     def value(self) -> str:
         v = str(self.result.value or "") if self.result is not None else ""
         return str(int(v)) if self.set == "days" and v.isdigit() else v
+
+
+def is_right(value: str, truth: str) -> bool:
+    """A reading is right when it is the truth; a cell with nothing to read (no year written: truth ``""``) is never
+    read right, so it counts as a miss whatever is read from it."""
+    return truth != "" and value == truth
 
 
 def page_half(name: str) -> str:
@@ -154,10 +165,17 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
                            layout=layout, published=pub)
 
 
-def _audited(audit: dict[tuple[str, str], str], name: str, field: str, label: str) -> tuple[str, str | None]:
-    """The truth of a cell's field and, where the label audit replaced it, the published label."""
-    written = audit.get((name, field))
-    return (label, None) if written is None else (written, label)
+def _audited(audit: dict[tuple[str, str], AuditEntry], name: str, field: str, label: str
+             ) -> tuple[str, str | None]:
+    """The truth of a cell's field and, where the label audit replaced it, the published label. An audit entry
+    whose label is not the data set's is a :class:`DatasetError`: the audit was made on other labels."""
+    entry = audit.get((name, field))
+    if entry is None:
+        return label, None
+    if entry.published != label:
+        raise DatasetError(f"the label audit has {entry.published!r} as {name}'s {field}, the data set {label!r}",
+                           AUDIT_PATH)
+    return entry.written, label
 
 
 def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None = None) -> Iterator[DevField]:
@@ -254,7 +272,7 @@ def calibration_curve(fields: list[DevField], cal: FieldCalibration | None) -> d
     out: dict[str, Any] = {}
     for name in dict.fromkeys(_row(f) for f in fields):
         fs = [f for f in fields if _row(f) == name]
-        right = np.array([f.value == f.truth for f in fs])
+        right = np.array([f.right for f in fs])
         conf = np.array([confidence(f, cal) for f in fs])
         out[name] = {"fields": len(fs), "right": round(float(right.mean()), 4), "ece": round(ece(conf, right), 4)}
     return out
@@ -281,7 +299,7 @@ def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0
     kinds: dict[str, KindModel] = {}
     counts: dict[str, int] = {}
     for kind in KINDS:
-        rows = [(features_of(f.result), f.value == f.truth) for f in fields
+        rows = [(features_of(f.result), f.right) for f in fields
                 if f.half == "A" and f.standard and f.result is not None and f.kind == kind]
         xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
         if len({r for _, r in xs}) < 2:
