@@ -192,4 +192,3 @@ def test_two_touching_lines_are_cut_at_their_valley() -> None:
     cv2.line(cell, (40, 38), (41, 52), 30, 2)  # a descender reaching the next line
     lines = text_lines(cell)
     assert len(lines) == 2 and 38 <= lines[0][1] <= 52 and lines[0][1] <= lines[1][0]  # cut between the lines
-

@@ -33,7 +33,6 @@ REGISTER_SHA256 = {
 }
 CVL_TERMS = ("CVL Single Digit dataset (ICDAR 2013 competition), Computer Vision Lab, TU Wien: research data set; "
              "cite Diem et al., ICDAR 2013 Competition on Handwritten Digit Recognition")
-AUDIT_PATH = Path(__file__).with_name("register-audit.csv")
 REGISTER_TERMS = ("Danish parish-register crops published for research by Cabello Piqueras et al., 'Date Recognition "
                   "in Historical Parish Records', ICFHR 2022")
 
@@ -161,6 +160,7 @@ class AuditEntry:
     reason: str
 
 
+AUDIT_PATH = Path(__file__).with_name("register-audit.csv")
 # what each field may hold, in the part it belongs to: a year of four digits (or none), a day without a leading zero
 AUDIT_FIELDS = {"year": ("birthdate-validation", r"[0-9]{4}|"), "day": ("birthdate-validation", r"[1-9][0-9]?"),
                 "row": ("row_id-validation", r"[0-9]{1,4}")}
