@@ -192,3 +192,33 @@ def test_two_touching_lines_are_cut_at_their_valley() -> None:
     cv2.line(cell, (40, 38), (41, 52), 30, 2)  # a descender reaching the next line
     lines = text_lines(cell)
     assert len(lines) == 2 and 38 <= lines[0][1] <= 52 and lines[0][1] <= lines[1][0]  # cut between the lines
+
+
+def test_a_tail_hanging_below_a_line_is_not_a_line_of_its_own() -> None:
+    """A year's long tail (the 9's stroke run on far below) makes its own band in the row profile; the day under
+    it must still be the second line."""
+    cell = np.full((200, 90), 235, np.uint8)
+    cv2.putText(cell, "1953", (8, 45), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    cv2.line(cell, (31, 36), (24, 64), 30, 1)  # the 9's hairline tail, too thin for the row profile ...
+    cv2.ellipse(cell, (20, 67), (5, 4), 0, 0, 360, 30, 2)  # ... ending in a loop: a band of its own
+    cv2.putText(cell, "18", (8, 118), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    cv2.putText(cell, "Feb", (8, 160), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 0.8, 30, 2)
+    lines = text_lines(cell)
+    assert len(lines) == 3
+    assert lines[1][0] > 80 and lines[1][1] >= 115  # the day, not the tail
+
+
+def test_a_line_of_thin_strokes_grows_to_the_strokes_it_holds() -> None:
+    """Hairline strokes fall under the row profile's bar, so only a loop's rows were found: the line must grow
+    towards its own strokes, not cut the digits' tops and feet off."""
+    cell = np.full((170, 90), 235, np.uint8)
+    cv2.putText(cell, "1941", (8, 40), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.0, 30, 2)
+    cv2.circle(cell, (40, 88), 5, 30, -1)  # the 9's loop, a dense blob
+    cv2.line(cell, (45, 88), (43, 100), 30, 1)  # its hairline stem
+    cv2.line(cell, (25, 80), (22, 100), 30, 1)  # a hairline 1
+    cv2.putText(cell, "Dec", (8, 145), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.0, 30, 2)
+    lines = text_lines(cell)
+    assert len(lines) == 3
+    # the loop alone holds rows 83-93; the line grows towards the hairlines (80-100) by half its height each way
+    assert 78 <= lines[1][0] <= 81 and 97 <= lines[1][1] <= 100
+    assert lines[0][1] <= lines[1][0] and lines[1][1] <= lines[2][0]
