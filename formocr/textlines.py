@@ -78,7 +78,7 @@ def text_lines(gray: np.ndarray, min_height: int = 8) -> list[tuple[int, int]]:
         y1 = y - gap
         if y1 - y0 >= min_height:
             _split_line(profile, y0, y1, min_height, lines)
-    return _own_strokes(ink, lines) if lines else lines
+    return _own_strokes(ink, lines)
 
 
 def _own_strokes(ink: np.ndarray, lines: list[tuple[int, int]], thin: float = 0.6, tail: float = 0.6,
@@ -86,42 +86,43 @@ def _own_strokes(ink: np.ndarray, lines: list[tuple[int, int]], thin: float = 0.
     """The located lines checked against the strokes they hold. Each stroke (a connected piece of ink of at least
     ``min_px`` pixels) belongs to the line nearest its centre.
 
-    A line apart from the one above it (not cut from it at a valley) whose ink is mostly other lines' strokes is
-    the end of a stroke hanging below (a year's long tail) and is left out. A line below the first thinner than
-    ``thin`` of the tallest grows towards its own strokes (none taller than 1.5 times the tallest line), by at
-    most half its height each way and never into its neighbours: hairline strokes fall under the row profile's
-    bar, so only a loop's rows were found and the digits' tops were cut off. The first line stays as located, and
-    no line grows further: the readers learnt their lines from this locator, and growing every line to all its
+    A line apart from the one above it (not cut from it at a valley) whose ink is at least ``tail`` other lines'
+    strokes is no line of its own and is left out: the end of a stroke hanging down (a year's long tail), or the
+    top of a tall letter or of a line standing above the rows the profile found for it. A line below the first
+    thinner than ``thin`` of the tallest grows towards its own strokes (none taller than 1.5 times the tallest
+    line), by at most half its height each way and never into its neighbours: hairline strokes fall under the row
+    profile's bar, so only a loop's rows were found and the digits' tops were cut off. The first line and thicker
+    lines stay as located: the readers learnt their lines from this locator, and growing every line to all its
     strokes cost register years more than it gave."""
-    n, labels, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    owner = np.full(n, -1)
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] >= min_px:
-            cy = float(centres[i, 1])
-            owner[i] = int(np.argmin([0.0 if y0 <= cy < y1 else min(abs(cy - y0), abs(cy - y1)) for y0, y1 in lines]))
-    kept = []
+    if not lines:
+        return lines
+    _, labels, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    tops = np.array([y0 for y0, _ in lines], np.float64)
+    bottoms = np.array([y1 for _, y1 in lines], np.float64)
+    cy = centres[:, 1:2]  # each stroke's centre row against every line's rows: 0 inside, else the distance
+    gap = np.where((cy >= tops) & (cy < bottoms), 0.0, np.minimum(np.abs(cy - tops), np.abs(cy - bottoms)))
+    owner = np.where(stats[:, cv2.CC_STAT_AREA] >= min_px, np.argmin(gap, axis=1), -1)
+    owner[0] = -1  # the background
+    kept: list[int] = []
     for k, (y0, y1) in enumerate(lines):
         held = labels[y0:y1].ravel()
-        held = held[held > 0]
         held = held[owner[held] >= 0]
         apart = k > 0 and y0 > lines[k - 1][1]
         if not apart or held.size == 0 or np.mean(owner[held] != k) < tail:
-            kept.append(k)
-    if not kept:
-        return lines
+            kept.append(k)  # the first line is always kept
     tallest = max(lines[k][1] - lines[k][0] for k in kept)
+    heights = stats[:, cv2.CC_STAT_HEIGHT]
     out = [lines[k] for k in kept]
     for j in range(1, len(kept)):
         y0, y1 = out[j]
-        if y1 - y0 >= thin * tallest:
+        mine = (owner == kept[j]) & (heights <= 1.5 * tallest)
+        if y1 - y0 >= thin * tallest or not mine.any():
             continue
-        mine = [i for i in range(1, n) if owner[i] == kept[j] and stats[i, cv2.CC_STAT_HEIGHT] <= 1.5 * tallest]
-        if mine:
-            reach = (y1 - y0) // 2
-            top = max(y0 - reach, min(int(stats[i, cv2.CC_STAT_TOP]) for i in mine))
-            bottom = min(y1 + reach, max(int(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT]) for i in mine))
-            below = out[j + 1][0] if j + 1 < len(out) else ink.shape[0]
-            out[j] = (max(out[j - 1][1], min(y0, top)), min(below, max(y1, bottom)))
+        reach = (y1 - y0) // 2
+        top = max(y0 - reach, int(stats[mine, cv2.CC_STAT_TOP].min()))
+        bottom = min(y1 + reach, int((stats[mine, cv2.CC_STAT_TOP] + heights[mine]).max()))
+        below = out[j + 1][0] if j + 1 < len(out) else ink.shape[0]
+        out[j] = (int(max(out[j - 1][1], min(y0, top))), int(min(below, max(y1, bottom))))
     return out
 
 
