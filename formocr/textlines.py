@@ -90,10 +90,10 @@ def _own_strokes(ink: np.ndarray, lines: list[tuple[int, int]], thin: float = 0.
     strokes is no line of its own and is left out: the end of a stroke hanging down (a year's long tail), or the
     top of a tall letter or of a line standing above the rows the profile found for it. A line below the first
     thinner than ``thin`` of the tallest grows towards its own strokes (none taller than 1.5 times the tallest
-    line), by at most half its height each way and never into its neighbours: hairline strokes fall under the row
-    profile's bar, so only a loop's rows were found and the digits' tops were cut off. The first line and thicker
-    lines stay as located: the readers learnt their lines from this locator, and growing every line to all its
-    strokes cost register years more than it gave."""
+    line), by at most half the tallest line's height each way and never into its neighbours: hairline strokes fall
+    under the row profile's bar, so only a loop's rows were found and the digits' tops were cut off. The first line
+    and thicker lines stay as located: the readers learnt their lines from this locator, and growing every line to
+    all its strokes cost register years more than it gave."""
     if not lines:
         return lines
     _, labels, stats, centres = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
@@ -118,7 +118,7 @@ def _own_strokes(ink: np.ndarray, lines: list[tuple[int, int]], thin: float = 0.
         mine = (owner == kept[j]) & (heights <= 1.5 * tallest)
         if y1 - y0 >= thin * tallest or not mine.any():
             continue
-        reach = (y1 - y0) // 2
+        reach = tallest // 2
         top = max(y0 - reach, int(stats[mine, cv2.CC_STAT_TOP].min()))
         bottom = min(y1 + reach, int((stats[mine, cv2.CC_STAT_TOP] + heights[mine]).max()))
         below = out[j + 1][0] if j + 1 < len(out) else ink.shape[0]
