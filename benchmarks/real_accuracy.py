@@ -115,9 +115,9 @@ def cvl_cases(clf: DigitClassifier, threshold: float, limit: int | None) -> Iter
         conf = 0.0 if reject else float(p[d])
         even = s.writers[i] % 2 == 0
         review = bool(reject or conf < threshold)
-        yield Case("cvl even" if even else "cvl odd", f"{i}", "A" if even else "B", str(int(s.labels[i])),
-                   "" if reject else str(d), conf, review, bool(reject), per,
-                   str(int(s.labels[i])))
+        label = str(int(s.labels[i]))  # no audit applies to CVL: the label is the truth and the published label
+        yield Case("cvl even" if even else "cvl odd", f"{i}", "A" if even else "B", label,
+                   "" if reject else str(d), conf, review, bool(reject), per, label)
 
 
 def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
