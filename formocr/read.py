@@ -23,7 +23,7 @@ from formocr.options import Options
 from formocr.recognize.ctc import Constraint, best_path
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
-from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count
+from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count, thin_strokes
 from formocr.timing import StageTimer
 
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)
@@ -58,6 +58,7 @@ class _Notes:
     restored: bool = False  # ... or one digit more, before them: the first mark held a digit, now read
     verdict: str | None = None  # the field is no digit field (decided before reading), and why
     crossed: bool = False  # a printed line runs through the writing area
+    thin_at: tuple[int, ...] = ()  # where a digit-tall stroke stands that the speck rule left out (a fine "1"?)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ class FieldReader:
             p = probs[k : k + n]
             k += n
             notes = _Notes(left_out[i], dropped_at[i], painted_at[i], verdict=verdicts[i],
-                           crossed=_crossed(cuts[i][2], cuts[i][1], r), unpainted=unread.get(i))
+                           crossed=_crossed(cuts[i][2], cuts[i][1], r), unpainted=unread.get(i),
+                           thin_at=thin_strokes(*cut[i], r, dpi, comps[i]))
             result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], notes)
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")
@@ -332,6 +334,10 @@ class FieldReader:
             elif where and why:  # both readers decided it away: it explains a review, never causes one
                 why.append(f"no digit in the mark at position {where} (left out; the string reader read none there "
                            "either)")
+        if notes.thin_at and any(ch.isdigit() for ch in raw):  # a cause: both readers lost it as a speck
+            where = ", ".join(str(k) for k in notes.thin_at)
+            why.append(f"a thin stroke as tall as a digit at position {where} was left out as a speck (a fine "
+                       "pen's 1?): check that no digit was lost")
         if notes.restored:  # the first mark's digit is read back: it is no longer "not a digit"
             dropped_at = tuple(k for k in dropped_at if k != 1)
         if why and dropped_at and any(ch.isdigit() for ch in raw):  # these explain a review, never cause one

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from formocr.objects import Box, CleanPage, FieldRegion, Page
-from formocr.segment import field_ink, segment_field
+from formocr.segment import field_ink, segment_field, thin_strokes
 
 DPI = 300.0
 
@@ -169,3 +169,23 @@ def test_split_to_count_cuts_where_the_classifier_reads_both_pieces_best() -> No
     assert three[1].group == three[2].group >= 0
     assert split_to_count(comps, 2, zero_likeness) is None  # nothing to add
     assert split_to_count(comps, 9, zero_likeness) is None  # more than any cut could honestly make
+
+
+def test_a_thin_stroke_counts_only_as_tall_as_a_digit_and_on_its_line() -> None:
+    """The speck rule drops a stroke one pixel wide; :func:`thin_strokes` says where one as tall as the digits
+    stands beside them, and ignores a short scratch and a thin stroke of another line above."""
+    box = Box(40, 40, 600, 400)  # a frame much taller than the writing, as a register's cell is
+    img = _canvas(box)
+    cv2.ellipse(img, (300, 250), (26, 40), 0, 0, 360, 255, 8)  # a 0
+    cv2.ellipse(img, (400, 250), (26, 40), 0, 0, 360, 255, 8)  # a 0
+    img[212:290, 220] = 255  # a "1" before them, one pixel wide
+    img[240:250, 470] = 255  # a short scratch after them
+    img[80:160, 350] = 255  # a thin stroke of a line above
+    page = _page(img > 0)
+    region = FieldRegion("a", "digits", box)
+    ink, crop_box = field_ink(page, region)
+    comps = segment_field(page, region)
+    assert [c.kind for c in comps] == ["digit", "digit"]
+    assert thin_strokes(ink, crop_box, region, DPI, comps) == (1,)
+    img[212:290, 220] = 0
+    assert thin_strokes(*field_ink(_page(img > 0), region), region, DPI, comps) == ()

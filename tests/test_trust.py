@@ -344,3 +344,22 @@ def test_each_field_of_a_page_is_confirmed_on_its_own_reading(reader: FieldReade
         marks = got[name].readings["with_marks"]
         assert got[name].value == "48440" and "".join(ch for ch in marks["raw"] if ch.isdigit()) == "48440"
         assert marks["confirms"] == (not got[name].needs_review), got[name].why
+
+
+def test_a_digit_tall_stroke_lost_as_a_speck_sends_the_field_to_review(reader: FieldReaderAPI) -> None:
+    """A fine nib's "1" one pixel wide fails the speck rule's dot size, so both readers read "13" as "3", sure of
+    it: the stroke, as tall as the digits and on their line, sends the field to review and ``why`` says where."""
+    f = TemplateField("f", "digits", (20.0, 20.0, 30.0, 12.0), "free", None, {})
+    sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "3"}, np.random.default_rng(1),
+                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
+    b, m = sp.field_boxes["f"], 35
+    g = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m].copy()
+    g = g if g.ndim == 2 else cv2.cvtColor(g, cv2.COLOR_BGR2GRAY)
+    plain = reader.read_field(g, "digits")
+    assert (plain.value, plain.needs_review) == ("3", False), plain.why
+    ys, xs = np.nonzero(g < 128)
+    x = int(xs.min()) - (int(ys.max()) - int(ys.min())) // 2
+    g[ys.min() : ys.max() + 1, x] = 20  # the "1" of "13", one pixel wide
+    r = reader.read_field(g, "digits")
+    assert r.value == "3" and r.needs_review
+    assert any(w.startswith("a thin stroke as tall as a digit at position 1") for w in r.why), r.why
