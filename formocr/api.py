@@ -30,7 +30,7 @@ import numpy as np
 from formocr.calibration import is_patterned
 from formocr.crop import Frame, crop_print, find_frame, without_margins, writing_box
 from formocr.errors import ConfigError, PageTooSmallError, RegistrationError, TemplateError
-from formocr.fields import POSTAL_PATTERNS
+from formocr.fields import POSTAL_PATTERNS, interpret
 from formocr.io import load_pages
 from formocr.layout.template import FIELD_TYPES, STYLES, check_constraints
 from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, PostalCode
@@ -103,15 +103,19 @@ class FieldReaderAPI:
         """A patterned field, perhaps in a crop of several lines of writing (a register's date cell: year, day,
         month). The crop is read whole first, as any field; when that reading is not accepted and the crop holds
         several lines, each is read as the field, top to bottom: the first reading accepted is the field, else the
-        most confident of all (the whole crop's included, in case the locator split one line). The pattern tells
-        which line is the field's. Each line is deskewed on its own, so its boxes, moved down to the line's place,
-        are the crop's to within that line's skew."""
+        most confident of all that the pattern allows (the whole crop's included, in case the locator split one
+        line), else the most confident. The pattern tells which line is the field's. Each line is deskewed on its
+        own, so its boxes, moved down to the line's place, are the crop's to within that line's skew."""
         whole = self._read_crop(page, field_type, style, None, dpi, name, cons)[0]
         if not whole.needs_review:
             return whole
         lines = text_lines(to_gray(page.image))
         if len(lines) < 2:
             return whole
+
+        def rank(f: FieldResult) -> tuple[bool, float]:  # a reading the pattern allows before any that it does not
+            return not interpret(field_type, f.raw, cons).problems, f.confidence
+
         best = whole
         for k in range(len(lines)):
             y0, y1 = line_rows(page.height, lines, k)
@@ -124,7 +128,7 @@ class FieldReaderAPI:
                         readings={**f.readings, "line": {"read": k + 1, "of": len(lines)}})
             if not f.needs_review:
                 return f
-            if f.confidence > best.confidence:
+            if rank(f) > rank(best):
                 best = f
         return best
 

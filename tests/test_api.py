@@ -17,7 +17,7 @@ from formocr.api import FieldReaderAPI, looks_like_envelope
 from formocr.crop import find_frame
 from formocr.errors import ConfigError, EmptyInputError, FormOcrError, UnreadableInputError, UnsupportedInputError
 from formocr.layout.template import Template, TemplateField, load_template
-from formocr.objects import Box, PostalCode
+from formocr.objects import Box, FieldResult, PostalCode
 from formocr.synth import Degrade, Writer, render_form
 from formocr.synth.handwriting import render_string
 
@@ -247,3 +247,20 @@ def test_a_speck_of_a_line_under_a_millimetre_is_passed_over() -> None:
     r = formocr.read_field(np.vstack([tick, cell]), "digits", min_length=4, max_length=4, pattern=r"1[89]\d\d",
                            dpi=600)
     assert r.value == "1933" and r.readings["line"] == {"read": 3, "of": 4}, r.to_dict()
+
+
+def test_of_lines_none_accepted_a_reading_the_pattern_allows_wins(reader: FieldReaderAPI, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No reading of a cell is accepted: a line read "30" (confidence capped at 0.5 for breaking the pattern) must
+    not win over a year the pattern allows, however much less sure."""
+    said = iter([("30", 0.5), ("1937", 0.37), ("24", 0.5)])  # the whole cell, then each of its two lines
+
+    def read_crop(page, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raw, p = next(said)
+        box = Box(0, 0, page.width, page.height)
+        return FieldResult("f", "digits", raw, raw, p, True, (f"confidence {p}",), box, ()), None
+
+    monkeypatch.setattr(reader, "_read_crop", read_crop)
+    monkeypatch.setattr(formocr.api, "text_lines", lambda gray: [(4, 24), (34, 54)])
+    r = reader.read_field(np.full((60, 120), 235, np.uint8), "digits", min_length=4, max_length=4,
+                          pattern=r"1[89]\d\d")
+    assert (r.raw, r.needs_review, r.readings["line"]) == ("1937", True, {"read": 1, "of": 2})
