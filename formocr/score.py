@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from formocr.errors import ConfigError
+from formocr.marks import digits_of
 from formocr.options import REVIEW_THRESHOLD
 from formocr.scorefiles import ResultDocument, TruthField
 
@@ -64,7 +65,7 @@ class FieldOutcome:
 
     def _same(self, value: str | None, normalized: str | None) -> bool:
         if self.match == "digits":
-            return _digits(self.truth.value) == _digits(value or "")
+            return digits_of(self.truth.value) == digits_of(value or "")
         want = self.truth.value.strip()
         return want in {(value or "").strip(), (normalized or "").strip()}
 
@@ -74,7 +75,7 @@ class FieldOutcome:
     def reader_right(self, reader: str) -> bool | None:
         """Whether one reader alone had the truth's digits (None: that reader did not read the field)."""
         raw = self.readings.get(reader)
-        return None if raw is None else _digits(raw) == _digits(self.truth.value)
+        return None if raw is None else digits_of(raw) == digits_of(self.truth.value)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.truth.source, "page": self.truth.page, "field": self.truth.field,
@@ -82,10 +83,6 @@ class FieldOutcome:
                 "confidence": round(self.confidence, 6), "needs_review": self.needs_review,
                 **({"keyed": self.keyed} if self.keyed is not None else {}),
                 **({"detail": self.detail} if self.detail else {})}
-
-
-def _digits(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
 
 
 def wilson_low(right: int, n: int, z: float = Z95) -> float | None:
