@@ -285,7 +285,8 @@ def read_field(image: str | Path | np.ndarray, field_type: str, *, style: str = 
     ``country`` CN|US or ``pattern``); an unknown key is a :class:`ConfigError` naming it. ``style``: box (a
     printed rectangle, or just a crop of writing), comb (``cells`` boxes; counted from the print when omitted)
     or free. With a ``pattern``, a crop of several lines of writing whose whole reading is not accepted is read
-    line by line: the first line whose reading is accepted, else the most confident reading, is the field.
+    line by line: the first line whose reading is accepted, else the most confident reading the pattern allows
+    (else the most confident), is the field.
     ``dpi``: see the module doc (None = the field is taken to be 10 mm tall). Bad images raise the loader's typed
     errors (:class:`~formocr.errors.EmptyInputError`, ``UnsupportedInputError``,
     ``UnreadableInputError``).

@@ -12,11 +12,13 @@ import pytest
 
 from formocr.calibration import (
     FEATURES,
+    KIND_TERMS,
     KINDS,
     FieldCalibration,
     KindModel,
     features_of,
     fit_logistic,
+    kind_features,
     kind_of,
     load_calibration,
 )
@@ -63,21 +65,32 @@ def test_each_kind_of_field_has_its_own_model() -> None:
     cal = FieldCalibration({"one digit": one, "fixed length": one, "free length": free, "pattern": one}, {})
     x = np.zeros(len(FEATURES))
     assert cal.probability(x, "one digit") > 0.85 > 0.15 > cal.probability(x, "free length")
+    # a year's pattern also weighs how far the string reader's belief lies beyond a logit of 4, in a term of its own
+    n = len(kind_features("pattern"))
+    terms = KindModel((0.0,) * (n - 2) + (1.0, 0.0), -1.0, (0.0,) * n, (1.0,) * n)
+    cal = FieldCalibration({**cal.kinds, "pattern": terms}, {})
+    sure, surer = x.copy(), x.copy()
+    sure[FEATURES.index("string_reader")], surer[FEATURES.index("string_reader")] = 4.0, 7.0
+    assert cal.probability(sure, "pattern") == pytest.approx(1 / (1 + np.e))  # no term: the bias alone
+    assert cal.probability(surer, "pattern") == pytest.approx(1 / (1 + np.exp(-2.0)))
 
 
-def _kind(**override: object) -> dict[str, object]:
-    n = len(FEATURES)
-    return {"weights": [0.5] * n, "bias": 1.0, "mean": [0.0] * n, "scale": [1.0] * n, **override}
+def _kind(name: str = "one digit", w: float = 0.5, **override: object) -> dict[str, object]:
+    n = len(kind_features(name))
+    return {"weights": [w] * n, "bias": 1.0, "mean": [0.0] * n, "scale": [1.0] * n, **override}
 
 
 def _write(path: Path, models: dict[str, str], kind: dict[str, object] | None = None, **override: object) -> Path:
-    data = {"features": list(FEATURES), "kinds": {k: kind or _kind() for k in KINDS}, "models": models, **override}
+    """A calibration file: each kind's model :func:`_kind` with ``kind``'s keys in place of its own."""
+    data = {"features": list(FEATURES), "kind_terms": {k: list(v) for k, v in KIND_TERMS.items()},
+            "kinds": {k: _kind(k, **(kind or {})) for k in KINDS}, "models": models, **override}
     path.write_text(json.dumps(data))
     return path
 
 
 @pytest.mark.parametrize("override, kind, words", [
     ({"features": ["confidence"]}, {}, "not this version's"),
+    ({"kind_terms": {}}, {}, "own terms are not this version's"),
     ({}, {"weights": [float("nan")] * len(FEATURES)}, "finite"),
     ({}, {"scale": [0.0] * len(FEATURES)}, "positive"),
     ({}, {"weights": [1.0]}, "expected"),
@@ -87,7 +100,7 @@ def _write(path: Path, models: dict[str, str], kind: dict[str, object] | None = 
 ])
 def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict[str, object],
                                                   kind: dict[str, object], words: str) -> None:
-    p = _write(tmp_path / "cal.json", {}, _kind(**kind), **override)
+    p = _write(tmp_path / "cal.json", {}, kind, **override)
     with pytest.raises(ModelError, match=words) as e:
         load_calibration(p)
     assert str(p) in str(e.value) and "\n" not in str(e.value)
@@ -134,7 +147,7 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
 
     pipe = Pipeline(Options())
     models = {"digits": pipe.classifier.loaded.sha256, "strings": pipe.strings.loaded.sha256}  # type: ignore[union-attr]
-    cal_path = _write(tmp_path / "cal.json", models, _kind(weights=[0.05] * len(FEATURES), bias=-2.0))
+    cal_path = _write(tmp_path / "cal.json", models, {"w": 0.05, "bias": -2.0})
     f = TemplateField("f", "digits", (20.0, 20.0, 60.0, 12.0), "box", None, {})
     sp = render_form(Template("one", 100.0, 52.0, (f,)), {"f": "40729"}, np.random.default_rng(11),
                      writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)

@@ -45,6 +45,7 @@ import numpy as np
 from formocr.api import FieldReaderAPI
 from formocr.calibration import (
     FEATURES,
+    KIND_TERMS,
     KINDS,
     FieldCalibration,
     KindModel,
@@ -52,6 +53,7 @@ from formocr.calibration import (
     fit_logistic,
     is_patterned,
     kind_of,
+    with_terms,
 )
 from formocr.data.real import (
     AUDIT_PATH,
@@ -301,7 +303,7 @@ def fit_fields(fields: list[DevField], models: dict[str, str], l2: float = 1.0
     for kind in KINDS:
         rows = [(features_of(f.result), f.right) for f in fields
                 if f.half == "A" and f.standard and f.result is not None and f.kind == kind]
-        xs = [(x, r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
+        xs = [(with_terms(x, kind), r) for x, r in rows if x is not None and bool(np.isfinite(x).all())]
         if len({r for _, r in xs}) < 2:
             raise ConfigError(f"too few {kind} fields to fit its calibration (both right and wrong readings are "
                               "needed): read more fields (--digits, --strings, --limit)")
@@ -326,7 +328,8 @@ def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit:
     """The calibration's card. The data's sums are the published ones, which every loader checked."""
     return {
         "name": "fields-calibration", "task": "a fused field reading's evidence → the chance it is right",
-        "command": command, "features": list(FEATURES), "kinds": list(KINDS), "fitted_on": n_fit,
+        "command": command, "features": list(FEATURES),
+        "kind_terms": {k: list(v) for k, v in KIND_TERMS.items()}, "kinds": list(KINDS), "fitted_on": n_fit,
         "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
                                "sha256": {k: REGISTER_SHA256[k] for k in ("birthdate-validation.zip",
                                                                           "row_id-validation.zip")},
