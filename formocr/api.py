@@ -116,7 +116,7 @@ class FieldReaderAPI:
         def rank(f: FieldResult) -> tuple[bool, float]:  # a reading the pattern allows before any that it does not
             return not interpret(field_type, f.raw, cons).problems, f.confidence
 
-        best = whole
+        best, best_rank = whole, rank(whole)
         for k in range(len(lines)):
             y0, y1 = line_rows(page.height, lines, k)
             try:
@@ -128,8 +128,8 @@ class FieldReaderAPI:
                         readings={**f.readings, "line": {"read": k + 1, "of": len(lines)}})
             if not f.needs_review:
                 return f
-            if rank(f) > rank(best):
-                best = f
+            if rank(f) > best_rank:
+                best, best_rank = f, rank(f)
         return best
 
     def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,

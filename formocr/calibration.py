@@ -7,16 +7,16 @@ the count of characters, marks left out, a printed line across it) into the prob
 right. The same evidence means different things for a field of one digit, of a fixed count of digits, of a
 free count and of digits a pattern holds (a lone digit has no neighbour to be confused with, a free count can drop
 one, a year's pattern has already ruled out most misreadings), so each of these :data:`KINDS` has a model of its
-own. They are fitted on real development fields (``formocr-train
-calibrate-fields``) for one pair of models and name their sha256, so they are used only with the models they were
-fitted to.
+own, and a kind may weigh terms of its own beside them (:data:`KIND_TERMS`). They are fitted on real development
+fields (``formocr-train calibrate-fields``) for one pair of models and name their sha256, so they are used only
+with the models they were fitted to.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,14 @@ from formocr.objects import FieldResult
 FEATURES = ("confidence", "segmentation", "string_reader", "agree", "string_reader_won", "least_char",
             "characters", "left_out", "crossed")
 KINDS = ("one digit", "fixed length", "free length", "pattern")
-# A kind's own terms after FEATURES. A year's pattern leaves the string reader's own belief to say most: how far
-# beyond a logit of 4 (p 0.982) it and the least sure character lie is evidence a straight line in the logits
-# under-counts (5-fold log loss on half A's year lines 0.0743 → 0.0728). On the other kinds these terms cost.
-HINGE = 4.0
+SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
+# A kind's own terms, weighed after FEATURES. A year's pattern leaves the string reader's own belief to say most:
+# how far beyond a logit of 4 (p 0.982) it and the least sure character lie is evidence a straight line in the
+# logits under-counts (5-fold log loss on half A's year lines 0.0743 → 0.0728). On the other kinds they do not pay.
+TERMS: dict[str, Callable[[np.ndarray], float]] = {
+    "string_reader_above_4": lambda x: max(float(x[FEATURES.index("string_reader")]) - 4.0, 0.0),
+    "least_char_above_4": lambda x: max(float(x[FEATURES.index("least_char")]) - 4.0, 0.0),
+}
 KIND_TERMS = {"pattern": ("string_reader_above_4", "least_char_above_4")}
 
 
@@ -41,13 +45,15 @@ def kind_features(kind: str) -> tuple[str, ...]:
     return FEATURES + KIND_TERMS.get(kind, ())
 
 
+def kind_terms_json() -> dict[str, list[str]]:
+    """:data:`KIND_TERMS` as a calibration file records it."""
+    return {k: list(v) for k, v in KIND_TERMS.items()}
+
+
 def with_terms(x: np.ndarray, kind: str) -> np.ndarray:
-    """:func:`field_features`' vector with the kind's own terms appended."""
-    if kind not in KIND_TERMS:
-        return x
-    i, j = FEATURES.index("string_reader"), FEATURES.index("least_char")
-    return np.append(x, [max(x[i] - HINGE, 0.0), max(x[j] - HINGE, 0.0)])
-SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
+    """:func:`field_features`' vector with the kind's own :data:`TERMS` appended, in :func:`kind_features` order."""
+    names = KIND_TERMS.get(kind, ())
+    return np.append(x, [TERMS[n](x) for n in names]) if names else x
 
 
 def is_patterned(field_type: str, constraints: Mapping[str, Any]) -> bool:
@@ -101,7 +107,7 @@ def features_of(result: FieldResult) -> np.ndarray | None:
 
 @dataclass(frozen=True)
 class KindModel:
-    """Logistic weights over standardised :data:`FEATURES` for one kind of field."""
+    """Logistic weights over one kind of field's standardised features (:func:`kind_features`)."""
 
     weights: tuple[float, ...]
     bias: float
@@ -133,7 +139,7 @@ class FieldCalibration:
         return self.models.get("digits") == digits_sha256 and self.models.get("strings") == strings_sha256
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), "kind_terms": {k: list(v) for k, v in KIND_TERMS.items()},
+        return {"features": list(FEATURES), "kind_terms": kind_terms_json(),
                 "kinds": {k: m.to_dict() for k, m in self.kinds.items()}, "models": dict(self.models)}
 
 
@@ -162,9 +168,9 @@ def load_calibration(path: str | Path) -> FieldCalibration:
         if "kinds" not in data and "weights" in data:
             raise ValueError("a single-model calibration of an earlier version; refit it with formocr-train "
                              "calibrate-fields")
-        if data.get("kind_terms") != {k: list(v) for k, v in KIND_TERMS.items()}:
-            raise ValueError(f"its kinds' own terms are not this version's {dict(KIND_TERMS)}: refit it with "
-                             "formocr-train calibrate-fields")
+        if data.get("kind_terms") != kind_terms_json():
+            raise ValueError(f"its kinds' own terms are not this version's {json.dumps(kind_terms_json())}: refit "
+                             "it with formocr-train calibrate-fields")
         kinds = data["kinds"]
         if not isinstance(kinds, dict) or sorted(kinds) != sorted(KINDS):
             raise ValueError(f"expected one model for each kind of field {list(KINDS)}")

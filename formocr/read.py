@@ -161,7 +161,7 @@ class FieldReader:
             k += n
             notes = _Notes(left_out[i], dropped_at[i], painted_at[i], verdict=verdicts[i],
                            crossed=_crossed(cuts[i][2], cuts[i][1], r), unpainted=unread.get(i),
-                           thin_at=thin_strokes(*cut[i], r, dpi, comps[i]))
+                           thin_at=thin_strokes(*cut[i], r, dpi, comps[i]) if verdicts[i] is None else ())
             result = self._assemble(r, cons[i], comps[i], p, evs[i], geoms[i], cut[i], darks[i], notes)
             out.append(FieldWork(r, comps[i], tiles[i], result))
         sw.lap("assemble")

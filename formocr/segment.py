@@ -184,23 +184,26 @@ def thin_strokes(ink: np.ndarray, crop_box: Box, region: FieldRegion, dpi: float
     """Where, among the digits, a stroke as tall as a digit stands that the speck rule left out as too thin.
 
     A fine nib's "1" can be two pixels wide where a pen dot must be three: both readers lose it ("13." reads "3"),
-    and telling it from a scratch or a rule's end takes a person. Counted only beside the digits and on their line,
-    it sends the field to review. Positions count from 1 in reading order: where the stroke would stand.
+    and telling it from a scratch or a rule's end takes a person. Counted only beside the digits and within their
+    rows, it sends the field to review. Positions count digits and such strokes from 1, left to right (separators
+    not counted): where each stroke would stand.
     """
     digits = [c.box.shifted(-crop_box.x, -crop_box.y) for c in comps if c.kind == "digit"]
-    if not digits or (region.style == "comb" and region.cells):
+    if not digits or region.style == "comb":  # a comb's cells fix its digits; thin print ticks are no writing
         return ()
     digit_h = float(np.median([b.h for b in digits]))
     top, bottom = min(b.y for b in digits), max(b.y2 for b in digits)
     left, right = min(b.x for b in digits) - digit_h, max(b.x2 for b in digits) + digit_h
-    at = []
-    for b, m in _components(ink):
-        if is_mark(b.w, b.h, int(m.sum()), region.box.h, dpi / 25.4, opts) or not 0.6 <= b.h / digit_h <= 1.5:
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    thin = []
+    for x, y, w, h, area in stats[1:].tolist():
+        b = Box(x, y, w, h)
+        if is_mark(w, h, area, region.box.h, dpi / 25.4, opts) or not 0.6 <= h / digit_h <= 1.5:
             continue
-        on_line = min(b.y2, bottom) - max(b.y, top) >= 0.7 * b.h
-        if on_line and left <= b.x and b.x2 <= right and all(_x_overlap(b, d) <= 0.5 for d in digits):
-            at.append(1 + sum(d.x + d.w / 2 < b.x + b.w / 2 for d in digits))
-    return tuple(sorted(at))
+        within = min(b.y2, bottom) - max(b.y, top) >= 0.7 * h
+        if within and left <= b.x and b.x2 <= right and all(_x_overlap(b, d) <= 0.5 for d in digits):
+            thin.append(b.x + b.w / 2)
+    return tuple(1 + k + sum(d.x + d.w / 2 < cx for d in digits) for k, cx in enumerate(sorted(thin)))
 
 
 def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: SegmentOptions) -> list[Component]:

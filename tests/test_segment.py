@@ -189,3 +189,5 @@ def test_a_thin_stroke_counts_only_as_tall_as_a_digit_and_on_its_line() -> None:
     assert thin_strokes(ink, crop_box, region, DPI, comps) == (1,)
     img[212:290, 220] = 0
     assert thin_strokes(*field_ink(_page(img > 0), region), region, DPI, comps) == ()
+    img[212:290, 200] = img[212:290, 230] = 255  # "11" before the "00": each stroke at its own place
+    assert thin_strokes(*field_ink(_page(img > 0), region), region, DPI, comps) == (1, 2)

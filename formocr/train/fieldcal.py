@@ -45,7 +45,6 @@ import numpy as np
 from formocr.api import FieldReaderAPI
 from formocr.calibration import (
     FEATURES,
-    KIND_TERMS,
     KINDS,
     FieldCalibration,
     KindModel,
@@ -53,6 +52,7 @@ from formocr.calibration import (
     fit_logistic,
     is_patterned,
     kind_of,
+    kind_terms_json,
     with_terms,
 )
 from formocr.data.real import (
@@ -329,7 +329,7 @@ def card_for(command: str, fields: list[DevField], cal: FieldCalibration, n_fit:
     return {
         "name": "fields-calibration", "task": "a fused field reading's evidence → the chance it is right",
         "command": command, "features": list(FEATURES),
-        "kind_terms": {k: list(v) for k, v in KIND_TERMS.items()}, "kinds": list(KINDS), "fitted_on": n_fit,
+        "kind_terms": kind_terms_json(), "kinds": list(KINDS), "fitted_on": n_fit,
         "data": {"registers": {"files": "danish-registers birthdate-validation.zip, row_id-validation.zip",
                                "sha256": {k: REGISTER_SHA256[k] for k in ("birthdate-validation.zip",
                                                                           "row_id-validation.zip")},
