@@ -128,8 +128,8 @@ class FieldReaderAPI:
                         readings={**f.readings, "line": {"read": k + 1, "of": len(lines)}})
             if not f.needs_review:
                 return f
-            if rank(f) > best_rank:
-                best, best_rank = f, rank(f)
+            if (r := rank(f)) > best_rank:
+                best, best_rank = f, r
         return best
 
     def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,
