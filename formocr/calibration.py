@@ -33,10 +33,12 @@ SHIPPED = Path(__file__).resolve().parent / "models" / "fields-calibration.json"
 # A kind's own terms, weighed after FEATURES. A year's pattern leaves the string reader's own belief to say most:
 # how far beyond a logit of 4 (p 0.982) it and the least sure character lie is evidence a straight line in the
 # logits under-counts (5-fold log loss on half A's year lines 0.0743 → 0.0728). On the other kinds they do not pay.
-TERMS: dict[str, Callable[[np.ndarray], float]] = {
-    "string_reader_above_4": lambda x: max(float(x[FEATURES.index("string_reader")]) - 4.0, 0.0),
-    "least_char_above_4": lambda x: max(float(x[FEATURES.index("least_char")]) - 4.0, 0.0),
-}
+def _above(feature: str, at: float) -> Callable[[np.ndarray], float]:
+    i = FEATURES.index(feature)
+    return lambda x: max(float(x[i]) - at, 0.0)
+
+
+TERMS = {f"{f}_above_4": _above(f, 4.0) for f in ("string_reader", "least_char")}
 KIND_TERMS = {"pattern": ("string_reader_above_4", "least_char_above_4")}
 
 
