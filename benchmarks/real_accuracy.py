@@ -24,7 +24,9 @@ One table, one row per real development set:
   line is often not the day, and the days row measures the locator, not the reader.
 - ``cvl digits``: CVL's validation digits again, each drawn as a scanned one-digit box and read by ``read_field``
   (both readers, fusion, the field calibration): the product's road for a single digit, where the rows above read
-  the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones.
+  the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones. ``cvl digits, cut
+  tight``: others cut to their ink (16-64 px tall, at most a pixel of paper round them), as digit sets and sorting
+  machines hand single digits over.
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper,
   every other one touching; ``A`` holds the even writers, ``B`` the odd ones. ``cvl strings, length given``:
   as many others, each read as a field of its own count of digits (an account number, a box of a given
@@ -75,6 +77,7 @@ from formocr.train.fieldcal import (
     cvl_amount_fields,
     cvl_digit_fields,
     cvl_string_fields,
+    cvl_tight_fields,
     is_right,
     register_fields,
     row_fields,
@@ -225,6 +228,7 @@ def main() -> int:
         cases += field_cases(row_fields(api, args.limit))
     if "strings" in chosen:
         cases += field_cases(cvl_digit_fields(api, args.digits))
+        cases += field_cases(cvl_tight_fields(api, args.digits))
         cases += field_cases(cvl_string_fields(api, args.strings))
         cases += field_cases(cvl_string_fields(api, args.strings, length_given=True))
         cases += field_cases(cvl_amount_fields(api, args.amounts))

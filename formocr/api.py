@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from formocr.calibration import is_patterned
-from formocr.crop import Frame, crop_print, find_frame, without_margins, writing_box
+from formocr.crop import Frame, crop_print, find_frame, with_room, without_margins, writing_box
 from formocr.errors import ConfigError, PageTooSmallError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS, interpret
 from formocr.io import load_pages
@@ -144,7 +144,7 @@ class FieldReaderAPI:
         """A caller's crop as the field reader sees it: preprocessed at the resolution its frame or writing gives,
         print around the writing left out, and the field's region. Training cuts real crops through this very
         road, so what the string reader learns from is what it reads."""
-        page = without_margins(page)
+        page = with_room(without_margins(page))
         if dpi is not None:
             if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
                 raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")

@@ -66,9 +66,26 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
             if all(is_wall[max(0, a - tol) : a + tol + 1].any() for a in at):
                 cells = n
                 break
-    if x1 - x0 < 8:
+    if x1 - x0 < 8 or _own_strokes(ink8, horiz.astype(bool), Box(x0, y0, x1 - x0, fh)):
         return None
     return Frame(Box(x0, y0, x1 - x0, fh), cells)
+
+
+OWN_STROKES = 0.9  # share of a "frame's" inside ink joined to its lines above which the lines are the writing's
+
+
+def _own_strokes(ink8: np.ndarray, lines: np.ndarray, box: Box) -> bool:
+    """Whether the "lines" of a frame are strokes of the writing itself: a digit cut tight round its ink has a
+    straight top and a loop's flat bottom as long as the crop is wide. A printed frame's lines touch some of the
+    writing inside (a digit across the bottom line) but not all of it; a digit's strokes are all joined to them
+    (on register cells the share is at most 0.8, on tight single digits at least 0.93)."""
+    _, labels = cv2.connectedComponents(ink8, connectivity=8)
+    ids = np.unique(labels[lines])
+    inside = np.zeros(lines.shape, bool)
+    inside[box.y : box.y2, box.x : box.x2] = True
+    other = inside & (ink8 > 0) & ~lines
+    n = int(other.sum())
+    return n > 0 and int((other & np.isin(labels, ids[ids > 0])).sum()) >= OWN_STROKES * n
 
 
 def without_margins(page: Page) -> Page:
@@ -103,6 +120,44 @@ def without_margins(page: Page) -> Page:
     fill = np.median(page.image[:, ~margin].reshape(-1, *page.image.shape[2:]), axis=0) if (~margin).any() else 255
     image[:, edge] = np.asarray(fill, image.dtype)
     return replace(page, image=image)
+
+
+STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a scanner margin's dark mass more
+TIGHT_MARK = 0.9  # one mark holding this share of a crop's ink ...
+TIGHT_EDGE = 0.06  # ... and no further than this share of the crop's height from any of its sides: cut tight
+
+
+def with_room(page: Page) -> Page:
+    """A crop cut tight round one mark (a single digit cut to its ink, as digit sets and sorting machines hand
+    them over), given the paper round it that a field's box would leave: a third of its height on every side.
+
+    Cut to its ink, a digit runs from edge to edge, and what tells print from writing in a bare crop (strokes
+    from edge to edge are rules, rows inked across the whole width are ruled lines) would take it for print. A
+    printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or both
+    its sides."""
+    gray = to_gray(page.image)
+    h, w = gray.shape[:2]
+    if h < 8 or w < 4 or int(gray.max()) - int(gray.min()) < 32:
+        return page
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return page
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, cw, ch, area = (int(v) for v in stats[k])
+    near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
+    if area < TIGHT_MARK * int(ink.sum()) or area > STROKES_FILL * cw * ch \
+            or max(x, y, w - x - cw, h - y - ch) > near:
+        return page
+    mark = labels[y : y + ch, x : x + cw] == k
+    rows, cols = mark.mean(axis=1), mark.mean(axis=0)
+    if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):
+        return page  # a frame's outline
+    pad = max(2, round(h / 3))
+    image = page.image
+    paper = np.percentile(image.reshape(h * w, -1), 90, axis=0)
+    value = [float(v) for v in paper] if image.ndim == 3 else float(paper[0])
+    return replace(page, image=cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value))
 
 
 def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:

@@ -12,9 +12,11 @@ import pytest
 
 import formocr
 from formocr.api import FieldReaderAPI
-from formocr.crop import crop_print, writing_box
+from formocr.crop import crop_print, find_frame, with_room, writing_box
 from formocr.layout.template import Template, TemplateField
+from formocr.objects import Page
 from formocr.synth import Writer, render_form
+from formocr.synth.handwriting import render_digit
 
 W, H = 700, 150  # a 60 × 12 mm field at 300 dpi with paper around it
 
@@ -363,3 +365,54 @@ def test_a_digit_tall_stroke_lost_as_a_speck_sends_the_field_to_review(reader: F
     r = reader.read_field(g, "digits")
     assert r.value == "3" and r.needs_review
     assert any(w.startswith("a thin stroke as tall as a digit at position 1") for w in r.why), r.why
+
+
+def _tight_digit(d: int, seed: int, height: int) -> np.ndarray:
+    """The stroke renderer's digit cut to its ink (a pixel of paper round it), dark on white, as digit data sets
+    and sorting machines hand single digits over."""
+    ink = render_digit(d, Writer(slant=-0.05, pen=0.11), np.random.default_rng(seed), height)
+    return (255 * (1 - ink)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("d", "seed", "height"), [(6, 0, 40), (6, 1, 40), (9, 2, 40), (7, 0, 24), (9, 2, 24),
+                                                   (0, 0, 16), (7, 1, 16), (8, 1, 16), (9, 0, 16)])
+def test_a_single_digit_cut_tight_to_its_ink_reads_as_that_digit(reader: FieldReaderAPI, d: int, seed: int,
+                                                                  height: int) -> None:
+    """Cut to its ink, a 6's loop looked like a printed box (read "0"), and a 7's bar like a ruled line and its stem
+    like a rule running past the crop (read "1")."""
+    r = reader.read_field(_tight_digit(d, seed, height), "digits", min_length=1, max_length=1)
+    assert r.value == str(d), (r.value, r.why)
+
+
+def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
+    six = _tight_digit(6, 0, 40) < 128
+    assert find_frame(six) is None
+    boxed = np.zeros((60, 120), bool)
+    cv2.rectangle(boxed.view(np.uint8), (2, 2), (117, 57), 1, 2)
+    boxed[15:45, 30:33] = True  # a "1" inside, clear of the frame
+    boxed[15:45, 60:63] = True
+    boxed[44:58, 61:63] = True  # a digit's tail across the bottom line: some writing touches a frame
+    frame = find_frame(boxed)
+    assert frame is not None and frame.box.w >= 110
+
+
+def _page(image: np.ndarray, dpi: float = 300.0) -> Page:
+    return Page(index=0, image=image, dpi=dpi, source="test")
+
+
+def test_only_a_crop_cut_tight_round_one_mark_is_given_room() -> None:
+    digit = _tight_digit(4, 3, 40)
+    roomy = with_room(_page(digit)).image
+    pad = round(digit.shape[0] / 3)
+    assert roomy.shape == (digit.shape[0] + 2 * pad, digit.shape[1] + 2 * pad)
+    assert (roomy[:pad] >= 250).all() and (roomy[pad:-pad, pad:-pad] == digit).all()
+    outline = np.full((60, 120), 245, np.uint8)
+    cv2.rectangle(outline, (0, 0), (119, 59), 20, 2)  # a printed box cut at its lines, empty
+    margin = np.full((60, 40), 245, np.uint8)
+    margin[:, :30] = 10  # a scanner's dark margin: one mass, not strokes
+    roomy_cell = np.full((120, 80), 245, np.uint8)
+    roomy_cell[30:80, 20:60] = _tight_digit(4, 3, 50)[:, :40][:50]  # a digit with paper round it already
+    for image in (outline, margin, roomy_cell):
+        page = _page(image)
+        assert with_room(page) is page
+

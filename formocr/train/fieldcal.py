@@ -209,6 +209,29 @@ def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | N
             yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
 
 
+def cvl_tight_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
+    """``n`` CVL validation digits of each half's writers cut to their ink, as digit sets and sorting machines
+    hand single digits over: dark on white, 16-64 px tall, at most a pixel of paper round them, read as one-digit
+    fields (the crop's resolution guessed, as a caller who knows none leaves it)."""
+    import cv2
+
+    s = load_cvl("valid", folder)
+    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
+    for half, parity in (("A", 0), ("B", 1)):
+        idx = np.flatnonzero(s.writers % 2 == parity)
+        rng = np.random.default_rng([seed, parity, 7])
+        for i in rng.permutation(idx)[:n]:
+            ys, xs = np.nonzero(s.images[i] > 127)
+            ink = 255 - s.images[i][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            h = int(rng.integers(16, 65))
+            w = max(1, round(ink.shape[1] * h / ink.shape[0]))
+            m = int(rng.integers(0, 2))
+            crop = cv2.copyMakeBorder(cv2.resize(ink, (w, h), interpolation=cv2.INTER_CUBIC), m, m, m, m,
+                                      cv2.BORDER_CONSTANT, value=255)
+            f, sec = _timed(api, crop, min_length=1, max_length=1)
+            yield DevField("cvl digits, cut tight", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+
+
 def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
                       length_given: bool = False) -> Iterator[DevField]:
     """``n`` strings of each half's CVL validation writers, 3-8 plain digits on generated paper, every other one
