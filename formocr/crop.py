@@ -123,17 +123,18 @@ def without_margins(page: Page) -> Page:
 
 
 STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a scanner margin's dark mass more
-TIGHT_MARK = 0.9  # one mark holding this share of a crop's ink ...
-TIGHT_EDGE = 0.06  # ... and no further than this share of the crop's height from any of its sides: cut tight
+TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin stroke broke ...
+TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides
 
 
 def with_room(page: Page) -> Page:
-    """A crop cut tight round one mark (a single digit cut to its ink, as digit sets and sorting machines hand
-    them over), given the paper round it that a field's box would leave: a third of its height on every side.
+    """A crop cut tight round one digit (cut to its ink, as digit data sets and sorting machines hand them over),
+    given the paper round it that a field's box would leave: a third of its height on every side.
 
     Cut to its ink, a digit runs from edge to edge, and what tells print from writing in a bare crop (strokes
-    from edge to edge are rules, rows inked across the whole width are ruled lines) would take it for print. A
-    printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or both
+    from edge to edge are rules, rows inked across the whole width are ruled lines) would take it for print. The
+    digit is at most three pieces (a small one's thin strokes break), specks aside, and strokes, not a dark mass;
+    a printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or both
     its sides."""
     gray = to_gray(page.image)
     h, w = gray.shape[:2]
@@ -141,15 +142,16 @@ def with_room(page: Page) -> Page:
         return page
     _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    if n <= 1:
+    area = stats[1:, cv2.CC_STAT_AREA]
+    pieces = 1 + np.flatnonzero(area >= 0.02 * area.sum()) if n > 1 else np.zeros(0, int)
+    if not 1 <= len(pieces) <= TIGHT_PIECES:
         return page
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, cw, ch, area = (int(v) for v in stats[k])
+    x, y = int(stats[pieces, 0].min()), int(stats[pieces, 1].min())
+    cw, ch = int((stats[pieces, 0] + stats[pieces, 2]).max()) - x, int((stats[pieces, 1] + stats[pieces, 3]).max()) - y
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
-    if area < TIGHT_MARK * int(ink.sum()) or area > STROKES_FILL * cw * ch \
-            or max(x, y, w - x - cw, h - y - ch) > near:
+    if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
         return page
-    mark = labels[y : y + ch, x : x + cw] == k
+    mark = np.isin(labels[y : y + ch, x : x + cw], pieces)
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
     if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):
         return page  # a frame's outline

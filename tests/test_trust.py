@@ -400,19 +400,24 @@ def _page(image: np.ndarray, dpi: float = 300.0) -> Page:
     return Page(index=0, image=image, dpi=dpi, source="test")
 
 
-def test_only_a_crop_cut_tight_round_one_mark_is_given_room() -> None:
+def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
     digit = _tight_digit(4, 3, 40)
-    roomy = with_room(_page(digit)).image
-    pad = round(digit.shape[0] / 3)
-    assert roomy.shape == (digit.shape[0] + 2 * pad, digit.shape[1] + 2 * pad)
-    assert (roomy[:pad] >= 250).all() and (roomy[pad:-pad, pad:-pad] == digit).all()
+    broken = digit.copy()
+    broken[18:21] = 255  # a thin stroke broken: the digit in two pieces
+    for image in (digit, broken):
+        roomy = with_room(_page(image)).image
+        pad = round(image.shape[0] / 3)
+        assert roomy.shape == (image.shape[0] + 2 * pad, image.shape[1] + 2 * pad)
+        assert (roomy[:pad] >= 250).all() and (roomy[pad:-pad, pad:-pad] == image).all()
+    gap = np.full((40, 6), 255, np.uint8)
+    many = np.hstack([p for d in (2, 3, 5, 6) for p in (cv2.resize(_tight_digit(d, 0, 40), (20, 40)), gap)])[:, :-6]
     outline = np.full((60, 120), 245, np.uint8)
     cv2.rectangle(outline, (0, 0), (119, 59), 20, 2)  # a printed box cut at its lines, empty
     margin = np.full((60, 40), 245, np.uint8)
     margin[:, :30] = 10  # a scanner's dark margin: one mass, not strokes
     roomy_cell = np.full((120, 80), 245, np.uint8)
     roomy_cell[30:80, 20:60] = _tight_digit(4, 3, 50)[:, :40][:50]  # a digit with paper round it already
-    for image in (outline, margin, roomy_cell):
+    for image in (outline, margin, roomy_cell, many):
         page = _page(image)
         assert with_room(page) is page
 
