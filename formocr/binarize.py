@@ -11,7 +11,7 @@ import numpy as np
 
 from formocr.errors import ConfigError
 
-__all__ = ["BINARIZERS", "binarize", "mm_to_px", "odd_window", "remove_speckle", "to_gray"]
+__all__ = ["BINARIZERS", "binarize", "flattened", "mm_to_px", "odd_window", "remove_speckle", "to_gray"]
 
 
 BINARIZERS = ("auto", "sauvola", "otsu")
@@ -56,6 +56,26 @@ def _background(gray: np.ndarray, dpi: float) -> np.ndarray:
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 0.9 else gray
     k = odd_window(mm_to_px(4.0, dpi * scale))
     return cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+
+
+def flattened(gray: np.ndarray, dpi: float, uneven_background: int = 40) -> np.ndarray:
+    """The grey with uneven lighting divided out (a phone photo's shadow, a curled page), so that every reader
+    sees paper of one tone, as in the flatbed scans they learnt from; an even page passes unchanged.
+
+    The paper's brightness comes from :func:`_background`; where it spreads by more than ``uneven_background``
+    grey levels, each pixel is scaled by the paper's brightest tone over the paper's own brightness there. A
+    shadowed digit keeps its contrast to the paper round it instead of fading into a grey background."""
+    gray = to_gray(gray)
+    if gray.size == 0:
+        return gray
+    bg = _background(gray, dpi)
+    lo, hi = (float(v) for v in np.percentile(bg, (2, 98)))
+    if hi - lo <= uneven_background:
+        return gray
+    h, w = gray.shape
+    paper = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    out = gray.astype(np.float32) * (hi / np.maximum(paper, 1.0))
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def _sauvola(gray: np.ndarray, window: int, k: float, bg: np.ndarray, min_contrast: int) -> np.ndarray:

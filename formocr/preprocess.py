@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from formocr.binarize import BINARIZERS, binarize, mm_to_px, remove_speckle, to_gray
+from formocr.binarize import BINARIZERS, binarize, flattened, mm_to_px, remove_speckle, to_gray
 from formocr.dropout import drop_out, estimate_dropout, is_colour
 from formocr.errors import ConfigError, PageTooSmallError
 from formocr.objects import CleanPage, Page
@@ -212,7 +212,8 @@ def reading_preprocess(options: Options) -> PreprocessOptions:
 
 
 def preprocess(page: Page, options: PreprocessOptions = PreprocessOptions()) -> CleanPage:
-    """Grey → skew → deskewed grey → colour drop-out → ink mask → speckle removal, in the deskewed frame.
+    """Grey → skew → deskewed grey → colour drop-out → lighting flattened → ink mask → speckle removal, in the
+    deskewed frame.
 
     On a colour page whose form is printed in a drop-out colour (:func:`estimate_dropout`), that print is taken
     out of ``gray`` and ``ink`` (:func:`drop_out`) and returned as ``form_ink``; other pages pass unchanged.
@@ -236,6 +237,7 @@ def preprocess(page: Page, options: PreprocessOptions = PreprocessOptions()) -> 
     dropout = estimate_dropout(image, page.dpi, options.dropout) if colour else None
     if dropout is not None:
         gray, removed = drop_out(image, gray, dropout, page.dpi, options.min_contrast)
+    gray = flattened(gray, page.dpi, options.uneven_background)
     ink, method = binarize(
         gray,
         page.dpi,

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from formocr.binarize import binarize, remove_speckle, to_gray
+from formocr.binarize import binarize, flattened, remove_speckle, to_gray
 from formocr.errors import ConfigError
 from formocr.lines import remove_lines
 from formocr.objects import Page
@@ -125,6 +125,21 @@ def test_binarize_even_page_uses_otsu(synthetic_form: Any) -> None:
     assert (ink == truth).mean() > 0.999
     forced, used = binarize(synthetic_form.gray, 300, "sauvola")
     assert used == "sauvola" and (forced & truth).sum() / truth.sum() > 0.95
+
+
+def test_a_shadow_is_divided_out_and_an_even_page_passes_unchanged(shadowed_form: tuple[np.ndarray, np.ndarray],
+                                                                    synthetic_form: Any) -> None:
+    """Under a lamp's shadow the paper runs from 250 to 120 and the ink in the dark corner is nearly as dark as
+    its paper is light elsewhere; flattened, the paper is one tone and the ink stands out from it everywhere."""
+    truth, scan = shadowed_form
+    flat = flattened(scan, 300)
+    corner, lit = (slice(2900, 3300), slice(2200, 2550)), (slice(100, 500), slice(100, 450))
+    for part in (corner, lit):
+        paper = flat[part][~truth[part]]
+        assert abs(float(np.median(paper)) - 245) < 12
+        if truth[part].any():
+            assert float(np.median(flat[part][truth[part]])) < 0.5 * float(np.median(paper))
+    assert flattened(synthetic_form.gray, 300) is synthetic_form.gray
 
 
 def test_binarize_blank_page_finds_no_ink() -> None:
