@@ -177,7 +177,8 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     # a stroke running on past the crop's top and bottom, or one nearly as wide as the crop, is print; a thin one
     # two fifths as tall as the crop is a rule's piece or a margin's edge unless it is a "1" as tall as the writing
     # beside it (joined below); a wide mark that tall is writing a tight crop holds (touching digits)
-    through, wide = (y == 0) & (y + ch >= h), cw >= 0.9 * w
+    # (a wide mark that tall is a digit of a crop cut tight round the writing)
+    through, wide = (y == 0) & (y + ch >= h) & (cw < 0.3 * ch), cw >= 0.9 * w
     tall = (ch >= 0.4 * h) & (cw <= 0.3 * ch)
     flat = (cw >= 6 * ch) & (ch <= 0.1 * h)  # a piece of a ruled line
     ok = ~(through | tall | wide | flat) & (area >= 6) & (ch >= 3)
@@ -214,6 +215,9 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+RULE_WIDTH = 0.25  # a printed column rule, its soft sides included, is at most this share of the crop's height wide
+
+
 def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.9, ragged: float = 0.4
                ) -> np.ndarray:
     """What in a caller's crop is print around the writing, not writing: columns inked over nearly the crop's whole
@@ -244,9 +248,12 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
         if axis == 0:
             left = ink & ~out  # the ruled lines already out
             for a, b in _runs(grown):  # a stroke inside a crop cut tight round the writing is writing
+                if a == 0 or b == w:
+                    continue
                 beside = left.copy()
                 beside[:, a:b] = False
-                if a > 0 and b < w and _tall_writing_beside(beside):
+                # ... and so is one as wide as a digit with its soft sides (an "8" cut tight): a rule is thin
+                if b - a > RULE_WIDTH * h or _tall_writing_beside(beside):
                     grown[a:b] = False
             out[:, grown] = True
         else:

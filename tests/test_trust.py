@@ -167,6 +167,26 @@ def test_a_crop_cut_tight_round_the_writing_keeps_all_of_it() -> None:
     assert x0 > 12 and x1 >= 60
 
 
+def test_a_wide_digit_cut_tight_at_a_strings_end_is_writing() -> None:
+    """In a string cut to its ink, the first digit runs from the crop's top edge to its bottom edge, and a heavy
+    "8" inks its middle columns over the whole height: neither is a rule running past the crop (a rule is thin)."""
+    ink = np.zeros((36, 130), bool)
+    cv2.ellipse(ink.view(np.uint8), (14, 18), (12, 17), 0, 0, 360, 1, 3)  # a "0" from the top edge to the bottom
+    ink[6:30, 45:60] = True  # a digit in the middle, clear of both edges
+    x0, _ = _box_of(ink)
+    assert x0 == 0
+    heavy = np.zeros((36, 74), bool)
+    heavy[:, 33:37] = True  # the 8's heavy middle, inked all the way down ...
+    heavy[::2, 27:33] = True  # ... with its bowls to either side
+    heavy[::2, 37:43] = True
+    heavy[4:30, 5:15] = True  # a digit beside it
+    assert not crop_print(heavy)[:, 27:43].any()
+    rule = np.zeros((36, 74), bool)
+    rule[:, 33:36] = True  # a thin column rule inside the crop is still print
+    rule[10:26, 50:60] = True
+    assert crop_print(rule)[:, 33:36].all()
+
+
 def test_the_writing_not_the_imprint_nor_a_rule_is_what_a_cell_holds() -> None:
     """A whole register cell: a piece of a ruled line along its top and the form's imprint along its bottom are
     each heavier than the row number written in the middle; the box is round the row number."""
