@@ -134,17 +134,22 @@ class FieldReaderAPI:
 
     def _read_crop(self, page: Page, field_type: str, style: str, cells: int | None, dpi: float | None,
                    name: str, cons: dict[str, Any]) -> tuple[FieldResult, Frame | None]:
-        clean, region, frame = self.prepare_crop(page, field_type, style, cells, dpi, name, cons)
-        work = self.pipeline.reader.read(clean, [region])
-        return work[0].result, frame
+        clean, region, frame, pad = self.prepare_crop(page, field_type, style, cells, dpi, name, cons)
+        result = self.pipeline.reader.read(clean, [region])[0].result
+        if pad:  # boxes found in the paper added round a tight crop, back in the caller's crop
+            h, w = page.image.shape[:2]
+            result = result.mapped(lambda b: b.shifted(-pad, -pad).clip(w, h))
+        return result, frame
 
     def prepare_crop(self, page: Page, field_type: str = "digits", style: str = "box", cells: int | None = None,
                      dpi: float | None = None, name: str = "field", cons: dict[str, Any] | None = None
-                     ) -> tuple[CleanPage, FieldRegion, Frame | None]:
+                     ) -> tuple[CleanPage, FieldRegion, Frame | None, int]:
         """A caller's crop as the field reader sees it: preprocessed at the resolution its frame or writing gives,
-        print around the writing left out, and the field's region. Training cuts real crops through this very
-        road, so what the string reader learns from is what it reads."""
-        page = with_room(without_margins(page))
+        print around the writing left out, the field's region, and the paper added on each side of a crop cut
+        tight round its digit (:func:`formocr.crop.with_room`; 0 for any other), which the clean page's
+        coordinates are offset by. Training cuts real crops through this very road, so what the string reader
+        learns from is what it reads."""
+        page, pad = with_room(without_margins(page))
         if dpi is not None:
             if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
                 raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
@@ -174,7 +179,7 @@ class FieldReaderAPI:
                 box = writing_box(clean, print_removed=True) or box
         region = FieldRegion(name=name, type=field_type, box=box, style=style, cells=cells,  # type: ignore[arg-type]
                              constraints=cons or {})
-        return clean, region, frame
+        return clean, region, frame, pad
 
     # --- postal codes -------------------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ def flattened(gray: np.ndarray, dpi: float, uneven_background: int = 40) -> np.n
     grey levels, each pixel is scaled by the paper's brightest tone over the paper's own brightness there. A
     shadowed digit keeps its contrast to the paper round it instead of fading into a grey background."""
     gray = to_gray(gray)
-    if gray.size == 0:
+    if min(gray.shape[:2], default=0) < 2:
         return gray
     bg = _background(gray, dpi)
     lo, hi = (float(v) for v in np.percentile(bg, (2, 98)))
@@ -119,7 +119,9 @@ def binarize(
 
     "auto" looks at the paper: an even background (flatbed scan) gets Otsu's global threshold, which keeps
     faint strokes whole; shadows or uneven lighting (phone photos, curled pages) get Sauvola's local
-    threshold, where a global threshold would turn the dark part into black blobs.
+    threshold, where a global threshold would turn the dark part into black blobs. (:func:`formocr.preprocess.
+    preprocess` divides the lighting out first with :func:`flattened`, so there Otsu mostly suffices; Sauvola
+    stays for what flattening leaves, and for a caller's own grey.)
     """
     if method not in BINARIZERS:
         raise ConfigError(f"binarizer must be one of {', '.join(BINARIZERS)}, not {method!r}")

@@ -52,10 +52,11 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
     cols = np.flatnonzero(vert.sum(axis=0) >= 0.7 * fh)
     xs = np.flatnonzero(horiz[y0:y1].any(axis=0))
     x0, x1 = int(xs[0]), int(xs[-1]) + 1
-    cells = 0
+    cells, walled = 0, False
     if len(cols):
         walls = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
-        if len(walls) >= 2:
+        walled = len(walls) >= 2
+        if walled:
             x0, x1 = int(walls[0][0]), int(walls[-1][-1]) + 1
         # A comb: walls at every 1/n of the frame (a tall "1" may stand anywhere, but not at all of them).
         is_wall = np.zeros(w + 1, bool)
@@ -66,7 +67,9 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
             if all(is_wall[max(0, a - tol) : a + tol + 1].any() for a in at):
                 cells = n
                 break
-    if x1 - x0 < 8 or _own_strokes(ink8, horiz.astype(bool), Box(x0, y0, x1 - x0, fh)):
+    # a printed box's walls are joined by straight lines running from one to the other; a loop's sides are not
+    boxed = walled and all(horiz[r, x0:x1].any(axis=0).mean() >= 0.8 for r in (top, bottom))
+    if x1 - x0 < 8 or (not boxed and _own_strokes(ink8, horiz.astype(bool), Box(x0, y0, x1 - x0, fh))):
         return None
     return Frame(Box(x0, y0, x1 - x0, fh), cells)
 
@@ -75,10 +78,11 @@ OWN_STROKES = 0.9  # share of a "frame's" inside ink joined to its lines above w
 
 
 def _own_strokes(ink8: np.ndarray, lines: np.ndarray, box: Box) -> bool:
-    """Whether the "lines" of a frame are strokes of the writing itself: a digit cut tight round its ink has a
-    straight top and a loop's flat bottom as long as the crop is wide. A printed frame's lines touch some of the
-    writing inside (a digit across the bottom line) but not all of it; a digit's strokes are all joined to them
-    (on register cells the share is at most 0.8, on tight single digits at least 0.93)."""
+    """Whether the top and bottom "lines" of a frame without side walls are strokes of the writing itself: a digit
+    cut tight round its ink has a straight top and a loop's flat bottom as long as the crop is wide. A printed
+    frame's lines touch some of the writing inside (a digit across the bottom line) but not all of it; a digit's
+    strokes are all joined to them (on register cells the share is at most 0.8, on tight single digits at least
+    0.93). A box, walls joined by its lines, is print whatever touches it."""
     _, labels = cv2.connectedComponents(ink8, connectivity=8)
     ids = np.unique(labels[lines])
     inside = np.zeros(lines.shape, bool)
@@ -127,39 +131,41 @@ TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin 
 TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides
 
 
-def with_room(page: Page) -> Page:
-    """A crop cut tight round one digit (cut to its ink, as digit data sets and sorting machines hand them over),
-    given the paper round it that a field's box would leave: a third of its height on every side.
+def with_room(page: Page) -> tuple[Page, int]:
+    """A crop cut tight round a digit or two (cut to their ink, as digit data sets and sorting machines hand them
+    over), given the paper round it that a field's box would leave: a third of its height on every side; and how
+    many pixels were added on each side (0: the crop as it was), to map what is found back into the caller's crop.
 
     Cut to its ink, a digit runs from edge to edge, and what tells print from writing in a bare crop (strokes
     from edge to edge are rules, rows inked across the whole width are ruled lines) would take it for print. The
-    digit is at most three pieces (a small one's thin strokes break), specks aside, and strokes, not a dark mass;
-    a printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or both
-    its sides."""
+    writing is at most three pieces (a small digit's thin strokes break), specks aside, and strokes, not a dark
+    mass; a printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or
+    both its sides. (A digit on a ruled line, cut tight, keeps the line along one edge as a 7 keeps its bar; given
+    paper, the line is no longer as wide as the crop, and is read with the digit.)"""
     gray = to_gray(page.image)
     h, w = gray.shape[:2]
     if h < 8 or w < 4 or int(gray.max()) - int(gray.min()) < 32:
-        return page
+        return page, 0
     _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     area = stats[1:, cv2.CC_STAT_AREA]
     pieces = 1 + np.flatnonzero(area >= 0.02 * area.sum()) if n > 1 else np.zeros(0, int)
     if not 1 <= len(pieces) <= TIGHT_PIECES:
-        return page
+        return page, 0
     x, y = int(stats[pieces, 0].min()), int(stats[pieces, 1].min())
     cw, ch = int((stats[pieces, 0] + stats[pieces, 2]).max()) - x, int((stats[pieces, 1] + stats[pieces, 3]).max()) - y
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
     if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
-        return page
+        return page, 0
     mark = np.isin(labels[y : y + ch, x : x + cw], pieces)
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
     if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):
-        return page  # a frame's outline
+        return page, 0  # a frame's outline
     pad = max(2, round(h / 3))
     image = page.image
     paper = np.percentile(image.reshape(h * w, -1), 90, axis=0)
     value = [float(v) for v in paper] if image.ndim == 3 else float(paper[0])
-    return replace(page, image=cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value))
+    return replace(page, image=cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=value)), pad
 
 
 def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
@@ -174,10 +180,10 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
         return None
     st = stats[1:]
     x, y, cw, ch, area = (st[:, k] for k in range(5))
-    # a stroke running on past the crop's top and bottom, or one nearly as wide as the crop, is print; a thin one
-    # two fifths as tall as the crop is a rule's piece or a margin's edge unless it is a "1" as tall as the writing
-    # beside it (joined below); a wide mark that tall is writing a tight crop holds (touching digits)
-    # (a wide mark that tall is a digit of a crop cut tight round the writing)
+    # a thin stroke running on past the crop's top and bottom, or a mark nearly as wide as the crop, is print (a
+    # wider one from edge to edge is a digit of a crop cut tight round the writing); a thin one two fifths as tall as
+    # the crop is a rule's piece or a margin's edge unless it is a "1" as tall as the writing beside it (joined
+    # below); a wide mark that tall is writing a tight crop holds (touching digits)
     through, wide = (y == 0) & (y + ch >= h) & (cw < 0.3 * ch), cw >= 0.9 * w
     tall = (ch >= 0.4 * h) & (cw <= 0.3 * ch)
     flat = (cw >= 6 * ch) & (ch <= 0.1 * h)  # a piece of a ruled line
@@ -252,8 +258,10 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                     continue
                 beside = left.copy()
                 beside[:, a:b] = False
-                # ... and so is one as wide as a digit with its soft sides (an "8" cut tight): a rule is thin
-                if b - a > RULE_WIDTH * h or _tall_writing_beside(beside):
+                # ... and so is one as wide as a digit with its soft sides (an "8" cut tight): a rule is thin, and
+                # a dark band that wide (a scanner's margin short of the side) is no strokes
+                wide = b - a > RULE_WIDTH * h and ink[:, a:b].mean() < STROKES_FILL
+                if wide or _tall_writing_beside(beside):
                     grown[a:b] = False
             out[:, grown] = True
         else:

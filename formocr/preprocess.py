@@ -46,7 +46,8 @@ class PreprocessOptions:
     sauvola_k: float = 0.2
     speckle_mm: float = 0.25  # ink blobs smaller than this on both sides are scanner dust
     min_contrast: int = 30  # grey levels ink must lie below the paper for Otsu (blank pages stay blank)
-    uneven_background: int = 40  # background spread (grey levels) from which "auto" picks Sauvola
+    uneven_background: int = 40  # background spread (grey levels) from which lighting is divided out, and
+    # from which "auto" picks Sauvola on what is left
     dropout: str = "auto"  # "auto" | "none" | "red" | "green" | "blue": colour form print to remove
 
     def __post_init__(self) -> None:

@@ -177,8 +177,9 @@ def test_a_wide_digit_cut_tight_at_a_strings_end_is_writing() -> None:
     assert x0 == 0
     heavy = np.zeros((36, 74), bool)
     heavy[:, 33:37] = True  # the 8's heavy middle, inked all the way down ...
-    heavy[::2, 27:33] = True  # ... with its bowls to either side
-    heavy[::2, 37:43] = True
+    bowls = np.arange(36) % 5 < 2  # ... with its bowls to either side, two rows in five
+    heavy[bowls, 27:33] = True
+    heavy[bowls, 37:43] = True
     heavy[4:30, 5:15] = True  # a digit beside it
     assert not crop_print(heavy)[:, 27:43].any()
     rule = np.zeros((36, 74), bool)
@@ -400,13 +401,22 @@ def test_a_single_digit_cut_tight_to_its_ink_reads_as_that_digit(reader: FieldRe
                                                                   height: int) -> None:
     """Cut to its ink, a 6's loop looked like a printed box (read "0"), and a 7's bar like a ruled line and its stem
     like a rule running past the crop (read "1")."""
-    r = reader.read_field(_tight_digit(d, seed, height), "digits", min_length=1, max_length=1)
+    crop = _tight_digit(d, seed, height)
+    r = reader.read_field(crop, "digits", min_length=1, max_length=1)
     assert r.value == str(d), (r.value, r.why)
+    h, w = crop.shape  # the boxes are the caller's crop's, not those of the paper added round it
+    assert all(b.x >= 0 and b.x2 <= w and b.y >= 0 and b.y2 <= h for b in (r.box, *(c.box for c in r.chars)))
+    assert r.chars[0].box.w >= w // 2
 
 
 def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
-    six = _tight_digit(6, 0, 40) < 128
-    assert find_frame(six) is None
+    zed = np.zeros((40, 30), bool)  # a "2" cut tight: a flat top and a flat foot, joined by its stroke
+    zed[1:4, 3:27] = True
+    zed[36:39, 2:28] = True
+    for y in range(4, 36):
+        x = 26 - (y - 4) * 22 // 32
+        zed[y, x : x + 3] = True
+    assert find_frame(zed) is None
     boxed = np.zeros((60, 120), bool)
     cv2.rectangle(boxed.view(np.uint8), (2, 2), (117, 57), 1, 2)
     boxed[15:45, 30:33] = True  # a "1" inside, clear of the frame
@@ -414,6 +424,15 @@ def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
     boxed[44:58, 61:63] = True  # a digit's tail across the bottom line: some writing touches a frame
     frame = find_frame(boxed)
     assert frame is not None and frame.box.w >= 110
+    empty = np.zeros((60, 120), bool)
+    cv2.rectangle(empty.view(np.uint8), (2, 2), (117, 57), 1, 2)  # a blank box: its walls are no writing
+    assert find_frame(empty) is not None
+    comb = empty.copy()
+    for x in (20, 40, 60, 79, 99):  # six cells, a digit in one of them touching the bottom line
+        comb[2:58, x : x + 2] = True
+    comb[20:58, 28:31] = True
+    found = find_frame(comb)
+    assert found is not None and found.cells == 6
 
 
 def _page(image: np.ndarray, dpi: float = 300.0) -> Page:
@@ -425,8 +444,9 @@ def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
     broken = digit.copy()
     broken[18:21] = 255  # a thin stroke broken: the digit in two pieces
     for image in (digit, broken):
-        roomy = with_room(_page(image)).image
-        pad = round(image.shape[0] / 3)
+        page, pad = with_room(_page(image))
+        roomy = page.image
+        assert pad == round(image.shape[0] / 3)
         assert roomy.shape == (image.shape[0] + 2 * pad, image.shape[1] + 2 * pad)
         assert (roomy[:pad] >= 250).all() and (roomy[pad:-pad, pad:-pad] == image).all()
     gap = np.full((40, 6), 255, np.uint8)
@@ -439,5 +459,5 @@ def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
     roomy_cell[30:80, 20:60] = _tight_digit(4, 3, 50)[:, :40][:50]  # a digit with paper round it already
     for image in (outline, margin, roomy_cell, many):
         page = _page(image)
-        assert with_room(page) is page
+        assert with_room(page) == (page, 0)
 

@@ -92,7 +92,7 @@ def road_strips(crops: list[np.ndarray], input_kind: str) -> list[np.ndarray | N
     assert api.pipeline.strings is not None
     strips: list[np.ndarray | None] = []
     for crop in crops:
-        clean, region, _ = api.prepare_crop(_load(crop, api.options))
+        clean, region, _, _ = api.prepare_crop(_load(crop, api.options))
         ink, box, lines = field_cut(clean, region)
         if not ink.any():
             strips.append(None)
