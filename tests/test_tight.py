@@ -1,0 +1,125 @@
+"""Crops cut tight to their ink, as digit data sets and sorting machines hand them over: the digit's own strokes
+are no frame and no rule, and a crop cut round one digit is given paper round it. Every crop is drawn here (OpenCV
+shapes, the project's stroke renderer)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+import formocr
+from formocr.api import FieldReaderAPI
+from formocr.crop import crop_print, find_frame, with_room, writing_box
+from formocr.objects import Page
+from formocr.synth import Writer
+from formocr.synth.handwriting import render_digit
+
+
+@pytest.fixture(scope="module")
+def reader() -> FieldReaderAPI:
+    return formocr.api.reader_for()
+
+
+def _box_of(ink: np.ndarray) -> tuple[int, int]:
+    b = writing_box(SimpleNamespace(ink=ink), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None
+    return b.x, b.x2
+
+
+def test_a_wide_digit_cut_tight_at_a_strings_end_is_writing() -> None:
+    """In a string cut to its ink, the first digit runs from the crop's top edge to its bottom edge, and a heavy
+    "8" inks its middle columns over the whole height: neither is a rule running past the crop (a rule is thin)."""
+    ink = np.zeros((36, 130), bool)
+    cv2.ellipse(ink.view(np.uint8), (14, 18), (12, 17), 0, 0, 360, 1, 3)  # a "0" from the top edge to the bottom
+    ink[6:30, 45:60] = True  # a digit in the middle, clear of both edges
+    x0, _ = _box_of(ink)
+    assert x0 == 0
+    heavy = np.zeros((36, 74), bool)
+    heavy[:, 33:37] = True  # the 8's heavy middle, inked all the way down ...
+    bowls = np.arange(36) % 5 < 2  # ... with its bowls to either side, two rows in five
+    heavy[bowls, 27:33] = True
+    heavy[bowls, 37:43] = True
+    heavy[4:30, 5:15] = True  # a digit beside it
+    assert not crop_print(heavy)[:, 27:43].any()
+    rule = np.zeros((36, 74), bool)
+    rule[:, 33:36] = True  # a thin column rule inside the crop is still print
+    rule[10:26, 50:60] = True
+    assert crop_print(rule)[:, 33:36].all()
+
+
+def _tight_digit(d: int, seed: int, height: int) -> np.ndarray:
+    """The stroke renderer's digit cut to its ink (a pixel of paper round it), dark on white, as digit data sets
+    and sorting machines hand single digits over."""
+    ink = render_digit(d, Writer(slant=-0.05, pen=0.11), np.random.default_rng(seed), height)
+    return (255 * (1 - ink)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("d", "seed", "height"), [(6, 0, 40), (6, 1, 40), (9, 2, 40), (7, 0, 24), (9, 2, 24),
+                                                   (0, 0, 16), (7, 1, 16), (8, 1, 16), (9, 0, 16)])
+def test_a_single_digit_cut_tight_to_its_ink_reads_as_that_digit(reader: FieldReaderAPI, d: int, seed: int,
+                                                                  height: int) -> None:
+    """Cut to its ink, a 6's loop looked like a printed box (read "0"), and a 7's bar like a ruled line and its stem
+    like a rule running past the crop (read "1")."""
+    crop = _tight_digit(d, seed, height)
+    r = reader.read_field(crop, "digits", min_length=1, max_length=1)
+    assert r.value == str(d), (r.value, r.why)
+    h, w = crop.shape  # the boxes are the caller's crop's, not those of the paper added round it
+    assert all(b.x >= 0 and b.x2 <= w and b.y >= 0 and b.y2 <= h for b in (r.box, *(c.box for c in r.chars)))
+    assert r.chars[0].box.w >= w // 2
+
+
+def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
+    zed = np.zeros((40, 30), bool)  # a "2" cut tight: a flat top and a flat foot, joined by its stroke
+    zed[1:4, 3:27] = True
+    zed[36:39, 2:28] = True
+    for y in range(4, 36):
+        x = 26 - (y - 4) * 22 // 32
+        zed[y, x : x + 3] = True
+    assert find_frame(zed) is None
+    boxed = np.zeros((60, 120), bool)
+    cv2.rectangle(boxed.view(np.uint8), (2, 2), (117, 57), 1, 2)
+    boxed[15:45, 30:33] = True  # a "1" inside, clear of the frame
+    boxed[15:45, 60:63] = True
+    boxed[44:58, 61:63] = True  # a digit's tail across the bottom line: some writing touches a frame
+    frame = find_frame(boxed)
+    assert frame is not None and frame.box.w >= 110
+    empty = np.zeros((60, 120), bool)
+    cv2.rectangle(empty.view(np.uint8), (2, 2), (117, 57), 1, 2)  # a blank box: its walls are no writing
+    assert find_frame(empty) is not None
+    comb = empty.copy()
+    for x in (20, 40, 60, 79, 99):  # six cells, a digit in one of them touching the bottom line
+        comb[2:58, x : x + 2] = True
+    comb[20:58, 28:31] = True
+    found = find_frame(comb)
+    assert found is not None and found.cells == 6
+
+
+def _page(image: np.ndarray, dpi: float = 300.0) -> Page:
+    return Page(index=0, image=image, dpi=dpi, source="test")
+
+
+def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
+    digit = _tight_digit(4, 3, 40)
+    broken = digit.copy()
+    broken[18:21] = 255  # a thin stroke broken: the digit in two pieces
+    for image in (digit, broken):
+        page, pad = with_room(_page(image))
+        roomy = page.image
+        assert pad == round(image.shape[0] / 3)
+        assert roomy.shape == (image.shape[0] + 2 * pad, image.shape[1] + 2 * pad)
+        assert (roomy[:pad] >= 250).all() and (roomy[pad:-pad, pad:-pad] == image).all()
+    gap = np.full((40, 6), 255, np.uint8)
+    many = np.hstack([p for d in (2, 3, 5, 6) for p in (cv2.resize(_tight_digit(d, 0, 40), (20, 40)), gap)])[:, :-6]
+    outline = np.full((60, 120), 245, np.uint8)
+    cv2.rectangle(outline, (0, 0), (119, 59), 20, 2)  # a printed box cut at its lines, empty
+    margin = np.full((60, 40), 245, np.uint8)
+    margin[:, :30] = 10  # a scanner's dark margin: one mass, not strokes
+    roomy_cell = np.full((120, 80), 245, np.uint8)
+    roomy_cell[30:80, 20:60] = _tight_digit(4, 3, 50)[:, :40][:50]  # a digit with paper round it already
+    for image in (outline, margin, roomy_cell, many):
+        page = _page(image)
+        assert with_room(page) == (page, 0)
+
