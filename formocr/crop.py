@@ -152,12 +152,12 @@ def with_room(page: Page) -> tuple[Page, int]:
     pieces = 1 + np.flatnonzero(area >= 0.02 * area.sum()) if n > 1 else np.zeros(0, int)
     if not 1 <= len(pieces) <= TIGHT_PIECES:
         return page, 0
-    x, y = int(stats[pieces, 0].min()), int(stats[pieces, 1].min())
-    cw, ch = int((stats[pieces, 0] + stats[pieces, 2]).max()) - x, int((stats[pieces, 1] + stats[pieces, 3]).max()) - y
+    writing = np.isin(labels, pieces)
+    x, y, cw, ch = cv2.boundingRect(writing.astype(np.uint8))
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
     if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
         return page, 0
-    mark = np.isin(labels[y : y + ch, x : x + cw], pieces)
+    mark = writing[y : y + ch, x : x + cw]
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
     if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):
         return page, 0  # a frame's outline
