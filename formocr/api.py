@@ -44,6 +44,7 @@ FIELD_HEIGHT_MM = 10.0  # assumed height of a field when no dpi is given
 ENVELOPE_MAX_ASPECT = 2.5  # wider than this (w/h) is a cut-out field, not an envelope (DL 2.0, US #10 2.3)
 ENVELOPE_MIN_SIDE = 300  # px: smaller images are crops whatever their shape
 FRAME_SEEN = 0.35  # share of the postal field's frame registration must find before the envelope road is trusted
+ALL_PRINT = 0.1  # a bare crop whose writing left beside its print is under this share of its ink is "all print"
 
 
 def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +175,12 @@ class FieldReaderAPI:
                 raise ConfigError("cells: a comb field needs its number of cells (none could be counted)")
         box = frame.box if frame is not None else Box(0, 0, clean.gray.shape[1], clean.gray.shape[0])
         if frame is None:  # a bare crop: a scanner's margin or a printed rule along it is not writing
-            clean = replace(clean, ink=clean.ink & ~crop_print(clean.ink, clean.gray))
+            printed = crop_print(clean.ink, clean.gray)
+            kept = clean.ink & ~printed
+            # Print stays out of the field (the faint-stroke pass may not take it back) unless it was nearly all the
+            # ink: a digit cut so tight that it passes for a rule is then found again, as faint ink.
+            writing = int(kept.sum()) >= ALL_PRINT * int(clean.ink.sum())
+            clean = replace(clean, ink=kept, print_ink=printed if writing else None)
             if dpi is None:
                 box = writing_box(clean, print_removed=True) or box
         region = FieldRegion(name=name, type=field_type, box=box, style=style, cells=cells,  # type: ignore[arg-type]

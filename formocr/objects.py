@@ -80,6 +80,8 @@ class CleanPage:
     speckle removal. ``skew_deg`` is the angle that was measured and undone. ``form_ink`` is the printed form's
     drop-out colour ink (red, green, light blue) that colour drop-out took out of ``gray`` and ``ink``, or None
     for a page without it: readers must not see it, but registration and field finding need its lines.
+    ``print_ink`` is the print a bare crop's analysis took out of ``ink`` (a scanner's margin, rules, a baseline;
+    :func:`formocr.crop.crop_print`), or None: it is still in ``gray``, so no later pass may take it back as ink.
     """
 
     page: Page
@@ -88,6 +90,7 @@ class CleanPage:
     skew_deg: float
     binarizer: str
     form_ink: np.ndarray | None = None
+    print_ink: np.ndarray | None = None
 
     @property
     def layout_ink(self) -> np.ndarray:

@@ -103,7 +103,8 @@ def field_cut(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box, n
             crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v,
             walls=_wall_columns(region, box, dpi),
         )
-    cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, lines, dpi)
+    printed = lines if clean.print_ink is None else lines | clean.print_ink[box.y : box.y2, box.x : box.x2]
+    cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, printed, dpi)
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,
     # except strokes that start inside: keep components that have ink inside the box.
     inner = np.zeros(cleaned.shape, bool)
@@ -140,7 +141,8 @@ def _wall_columns(region: FieldRegion, crop: Box, dpi: float) -> np.ndarray | No
 
 
 def _faint_strokes(gray: np.ndarray, ink: np.ndarray, lines: np.ndarray, dpi: float) -> np.ndarray:
-    """Ink the page threshold missed: light pencil or ballpoint next to dark printed borders.
+    """Ink the page threshold missed: light pencil or ballpoint next to dark printed borders (``lines``: the
+    print found in the field, never taken back).
 
     A page-wide threshold is pulled towards the black print, so a faint digit can fall on the paper side of
     it. Inside one field, with the printed lines painted over by the paper's tone, Otsu separates the

@@ -5,8 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from formocr.api import FieldReaderAPI
 from formocr.objects import Box, CleanPage, FieldRegion, Page
-from formocr.segment import field_ink, segment_field, thin_strokes
+from formocr.options import Options
+from formocr.segment import field_cut, field_ink, segment_field, thin_strokes
+from formocr.synth import Writer
+from formocr.synth.handwriting import render_digit
 
 DPI = 300.0
 
@@ -191,3 +195,25 @@ def test_a_thin_stroke_counts_only_as_tall_as_a_digit_and_on_its_line() -> None:
     assert thin_strokes(*field_ink(_page(img > 0), region), region, DPI, comps) == ()
     img[212:290, 200] = img[212:290, 230] = 255  # "11" before the "00": each stroke at its own place
     assert thin_strokes(*field_ink(_page(img > 0), region), region, DPI, comps) == (1, 2)
+
+
+def test_a_baseline_the_crop_analysis_left_out_is_not_taken_back_as_faint_ink() -> None:
+    """Digits written on a ruled line, handed over as a bare crop: the crop analysis leaves the line out as print.
+    It is lighter than the pen, so the faint-stroke pass (Otsu inside the field) found it again and joined every
+    digit into one mark along it, which segmentation then left out as no digit."""
+    gray = np.full((70, 260), 235, np.uint8)
+    rng = np.random.default_rng(3)
+    for k, d in enumerate((3, 0, 5, 8, 2)):
+        ink = render_digit(d, Writer(slant=0.0, pen=0.11), rng, 34)
+        h, w = ink.shape
+        x, y = 20 + 46 * k, 51 - h  # each digit's foot on the line
+        tile = gray[y : y + h, x : x + w]
+        np.minimum(tile, (235 - 190 * ink).astype(np.uint8), out=tile)
+    gray[50:52, :] = np.minimum(gray[50:52, :], 110)  # the ruled line, lighter than the pen, touching every foot
+    api = FieldReaderAPI(Options(reader="segmentation"))
+    clean, region, frame, _ = api.prepare_crop(Page(0, gray, 0.0, "<test>"))
+    assert frame is None and clean.print_ink is not None and clean.print_ink[49:53].any(axis=1).sum() >= 2
+    ink, _, _ = field_cut(clean, region)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
+    assert stats[1:, cv2.CC_STAT_WIDTH].max() < 60  # no mark runs along the line from digit to digit
+    assert api.read_field(gray, "digits").value == "30582"
