@@ -196,6 +196,11 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     cy = y + ch / 2
     rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8))
     pick = ok & ~rim if (ok & ~rim).any() else ok
+    # the line is found from a digit's shape: an underline or a rule's piece may be heavier than the digits over it
+    # (not from a dot or a speck beside a "1")
+    heavy = area >= LINE_SHAPE_AREA * np.max(np.where(pick, area, 0))
+    shaped = pick & heavy & (cw < LINE_SHAPE * ch) & (ch < LINE_SHAPE * cw)
+    pick = shaped if shaped.any() else pick
     main = int(np.argmax(np.where(pick, area, -1)))
     my0, my1 = y[main], y[main] + ch[main]
     mh = max(int(ch[main]), 1)
@@ -221,6 +226,8 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
+LINE_SHAPE = 3.0  # a mark this many times wider than tall, or taller than wide, is no digit to find the line from
+LINE_SHAPE_AREA = 0.3  # ... nor is one lighter than this share of the heaviest mark
 RULE_WIDTH = 0.25  # a printed column rule, its soft sides included, is at most this share of the crop's height wide
 
 

@@ -123,3 +123,21 @@ def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
         page = _page(image)
         assert with_room(page) == (page, 0)
 
+
+
+def test_the_writing_line_is_found_from_the_digits_not_from_an_underline_or_a_dot() -> None:
+    """A clerk's underline (or a rule's piece) can hold more ink than the digits over it, and the writing box must
+    still be the digits' line; a dot beside a "1" is no digit to find the line from either."""
+    ink = np.zeros((200, 135), np.uint8)
+    cv2.ellipse(ink, (84, 72), (8, 12), 0, 0, 360, 1, 2)  # two digits ...
+    cv2.ellipse(ink, (106, 72), (8, 12), 0, 0, 360, 1, 2)
+    cv2.line(ink, (66, 92), (122, 101), 1, 6)  # ... over a clerk's heavy, sloping underline
+    ink[10:60, 20:22] = 1  # and a rule's piece above them
+    b = writing_box(SimpleNamespace(ink=ink.astype(bool)), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.y <= 60 and b.y2 >= 84 and b.x <= 76 and b.x2 >= 114 and b.x > 22
+    ones = np.zeros((200, 135), np.uint8)
+    ones[60:90, 70:73] = 1  # "11." ...
+    ones[60:90, 85:88] = 1
+    ones[86:90, 95:99] = 1  # ... its dot
+    b = writing_box(SimpleNamespace(ink=ones.astype(bool)), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.y <= 60 and b.y2 >= 90 and b.x <= 70 and b.x2 >= 99
