@@ -103,6 +103,8 @@ def field_cut(clean: CleanPage, region: FieldRegion) -> tuple[np.ndarray, Box, n
             crop, min_len_px=min_h, max_thickness_px=max(2, round(0.6 * dpi / 25.4)), min_len_v_px=min_v,
             walls=_wall_columns(region, box, dpi),
         )
+    # print a bare crop's analysis left out stays out of the ink; the string reader's grey still shows it, as the
+    # grey strips it learnt from did (only ``lines`` are painted out of them)
     printed = lines if clean.print_ink is None else lines | clean.print_ink[box.y : box.y2, box.x : box.x2]
     cleaned |= _faint_strokes(clean.gray[box.y : box.y2, box.x : box.x2], crop, printed, dpi)
     # Whatever lies outside the printed box (beyond the border) belongs to neighbouring print, not this field,

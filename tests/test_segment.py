@@ -199,8 +199,8 @@ def test_a_thin_stroke_counts_only_as_tall_as_a_digit_and_on_its_line() -> None:
 
 def test_a_baseline_the_crop_analysis_left_out_is_not_taken_back_as_faint_ink() -> None:
     """Digits written on a ruled line, handed over as a bare crop: the crop analysis leaves the line out as print.
-    It is lighter than the pen, so the faint-stroke pass (Otsu inside the field) found it again and joined every
-    digit into one mark along it, which segmentation then left out as no digit."""
+    It is lighter than the pen, and the faint-stroke pass (Otsu inside the field) must not find it again: it would
+    join every digit into one mark along it, which segmentation leaves out as no digit."""
     gray = np.full((70, 260), 235, np.uint8)
     rng = np.random.default_rng(3)
     for k, d in enumerate((3, 0, 5, 8, 2)):

@@ -127,7 +127,8 @@ def test_only_a_crop_cut_tight_round_a_digit_is_given_room() -> None:
 
 def test_the_writing_line_is_found_from_the_digits_not_from_an_underline_or_a_dot() -> None:
     """A clerk's underline (or a rule's piece) can hold more ink than the digits over it, and the writing box must
-    still be the digits' line; a dot beside a "1" is no digit to find the line from either."""
+    still be the digits' line; a small dot beside "11" is no mark to find the line from either (a dot a third as
+    heavy as a "1" or more is: that is the rule's limit)."""
     ink = np.zeros((200, 135), np.uint8)
     cv2.ellipse(ink, (84, 72), (8, 12), 0, 0, 360, 1, 2)  # two digits ...
     cv2.ellipse(ink, (106, 72), (8, 12), 0, 0, 360, 1, 2)

@@ -6,6 +6,7 @@ digits, boxes in millimetres, for a person to name and constrain afterwards.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ def template_from_image(
         clean = image_or_clean
         if dpi is not None and float(dpi) != clean.page.dpi:
             page = Page(clean.page.index, clean.page.image, float(dpi), clean.page.source)
-            clean = CleanPage(page, clean.gray, clean.ink, clean.skew_deg, clean.binarizer, clean.form_ink)
+            clean = replace(clean, page=page)
     else:
         img = np.asarray(image_or_clean)
         if img.ndim not in (2, 3) or img.size == 0:
