@@ -281,6 +281,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
     # (unless the crop is cut tight round writing as tall as it: then the mark is that writing or stands beside it)
     through[1:] = (top <= 1) & (top + tall >= h - 1) & ~_tall_marks(stats, w, h).any()
     out |= through[labels]
+    out |= _sloping_rules(ink & ~out)
     # ... and so does a thin column rule that a light scan broke into pieces: bridged down the crop, it runs
     # (nearly) from edge to edge, thin for its length
     rest = (ink & ~out).astype(np.uint8)
@@ -294,6 +295,30 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
         for k in np.nonzero(rule)[0]:
             rule[k] = len(np.unique(pieces[(labels == k) & (rest > 0)])) >= 2
     return out | (rule[labels] & (rest > 0))
+
+
+SLOPE = 0.2  # a rule of a skewed scan runs down the crop leaning by at most this share of its height (about 11°)
+
+
+def _sloping_rules(ink: np.ndarray) -> np.ndarray:
+    """Straight strokes from the crop's top edge to its bottom edge, leaning as a rule of a skewed scan does, in a crop
+    taller than its writing. Another stroke joined to one (an underline run into it) leaves it no thin mark of its
+    own, so it is found as a line."""
+    h = ink.shape[0]
+    out = np.zeros(ink.shape, bool)
+    segs = cv2.HoughLinesP(ink.astype(np.uint8), 1, np.pi / 360, threshold=max(8, int(0.6 * h)),
+                           minLineLength=int(0.9 * h), maxLineGap=max(2, h // 20))
+    if segs is None:
+        return out
+    mask = np.zeros(ink.shape, np.uint8)
+    for x0, y0, x1, y1 in segs.reshape(-1, 4):
+        lean = abs(int(x1) - int(x0))  # an upright one is a column the rules above judged, with their guards
+        if min(y0, y1) <= 0.05 * h and max(y0, y1) >= 0.95 * h and max(2, 0.03 * h) <= lean <= SLOPE * h:
+            cv2.line(mask, (int(x0), int(y0)), (int(x1), int(y1)), 1, 3)
+    found = (cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & ink
+    # in a crop cut round a line of writing as tall as it, such a stroke is a "1" beside the other digits
+    _, _, stats, _ = cv2.connectedComponentsWithStats((ink & ~found).astype(np.uint8), connectivity=8)
+    return out if _tall_marks(stats, ink.shape[1], h).any() else found
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:

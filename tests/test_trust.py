@@ -364,3 +364,17 @@ def test_a_digit_tall_stroke_lost_as_a_speck_sends_the_field_to_review(reader: F
     assert r.value == "3" and r.needs_review
     assert any(w.startswith("a thin stroke as tall as a digit at position 1") for w in r.why), r.why
 
+
+
+def test_a_rule_leaning_across_a_skewed_scan_is_print_with_the_underline_run_into_it() -> None:
+    """A register page scanned a few degrees askew: the column rule runs from the cell's top to its bottom leaning by
+    a tenth of its height, and the clerk's underline runs into it, so it is no thin mark of its own. It is print;
+    the number beside it stays writing."""
+    ink = np.zeros((200, 140), np.uint8)
+    cv2.line(ink, (30, 0), (50, 199), 1, 3)  # the leaning rule
+    cv2.line(ink, (42, 118), (110, 112), 1, 2)  # the underline, run into it
+    cv2.ellipse(ink, (72, 92), (9, 14), 0, 0, 360, 1, 2)  # the row number over it
+    cv2.line(ink, (95, 78), (95, 106), 1, 2)
+    out = crop_print(ink.astype(bool))
+    assert out[100, 40] and out[10, 31]  # along the rule
+    assert not out[92, 81] and not out[90, 95]  # the digits stay
