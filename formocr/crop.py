@@ -1,10 +1,10 @@
 """What a caller's crop holds besides the writing, and where the writing is.
 
 A crop cut by the caller may hold a printed frame (a box or a comb), and, when it has none, print along it: a
-scanner's black margin, printed column rules (whole, or in the pieces a light scan leaves), ruled lines, a form's
-imprint. None of it is writing, and each would otherwise pass for a "1" or set the field's scale. A crop cut tight
-round the writing is the other case: its digits run nearly from edge to edge, and a "1" there is writing, not a
-rule.
+scanner's black margin, printed column rules (whole, in the pieces a light scan leaves, or leaning across a skewed
+scan), ruled lines, a form's imprint. None of it is writing, and each would otherwise pass for a "1" or set the
+field's scale. A crop cut tight round the writing is the other case: its digits run nearly from edge to edge, and a
+"1" there is writing, not a rule.
 """
 
 from __future__ import annotations
@@ -315,6 +315,8 @@ def _sloping_rules(ink: np.ndarray) -> np.ndarray:
         lean = abs(int(x1) - int(x0))  # an upright one is a column the rules above judged, with their guards
         if min(y0, y1) <= 0.05 * h and max(y0, y1) >= 0.95 * h and max(2, 0.03 * h) <= lean <= SLOPE * h:
             cv2.line(mask, (int(x0), int(y0)), (int(x1), int(y1)), 1, 3)
+    if not mask.any():
+        return out
     found = (cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & ink
     # in a crop cut round a line of writing as tall as it, such a stroke is a "1" beside the other digits
     _, _, stats, _ = cv2.connectedComponentsWithStats((ink & ~found).astype(np.uint8), connectivity=8)
