@@ -151,6 +151,7 @@ class FieldReaderAPI:
         coordinates are offset by. Training cuts real crops through this very road, so what the string reader
         learns from is what it reads."""
         page, pad = with_room(without_margins(page))
+        printed: np.ndarray | None = None  # a bare crop's print, once found for the clean page it was found in
         if dpi is not None:
             if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
                 raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
@@ -163,10 +164,14 @@ class FieldReaderAPI:
             guess = replace(page, dpi=_dpi_for(page.height))
             clean = preprocess(guess, self.pipeline.pre)
             frame = find_frame(clean.layout_ink) if style != "free" else None
-            around = writing_box(clean) if frame is None else None
+            around = None
+            if frame is None:
+                printed = crop_print(clean.ink, clean.gray)
+                around = writing_box(replace(clean, ink=clean.ink & ~printed), print_removed=True)
             est = _dpi_for(frame.box.h if frame is not None else around.h if around is not None else page.height)
             if abs(est - guess.dpi) > 0.15 * guess.dpi:
                 clean = preprocess(replace(page, dpi=est), self.pipeline.pre)
+                printed = None
                 if frame is not None:  # a bare crop stays bare: its rules at another scale are still no frame
                     frame = find_frame(clean.layout_ink)
         if style == "comb":
@@ -175,7 +180,8 @@ class FieldReaderAPI:
                 raise ConfigError("cells: a comb field needs its number of cells (none could be counted)")
         box = frame.box if frame is not None else Box(0, 0, clean.gray.shape[1], clean.gray.shape[0])
         if frame is None:  # a bare crop: a scanner's margin or a printed rule along it is not writing
-            printed = crop_print(clean.ink, clean.gray)
+            if printed is None:
+                printed = crop_print(clean.ink, clean.gray)
             kept = clean.ink & ~printed
             # Print stays out of the field (the faint-stroke pass may not take it back) unless it was nearly all the
             # ink: a digit cut so tight that it passes for a rule is then found again, as faint ink.
