@@ -40,7 +40,7 @@ from common import bank_generator, machine, record_fusion, strings_page, table
 
 from formocr.data.mnist import load_split
 from formocr.fusion import FusionRules, Reading, fuse
-from formocr.options import REVIEW_THRESHOLD, Options
+from formocr.options import Options
 from formocr.pipeline import Pipeline
 from formocr.recognize.digits import DEFAULT_MODEL as DIGITS_MODEL
 from formocr.recognize.modelfile import load_model
@@ -132,7 +132,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threshold", type=float, default=REVIEW_THRESHOLD, help="the shipped default")
+    ap.add_argument("--threshold", type=float, default=Options().review_threshold, help="the shipped one")
     ap.add_argument("--held-out", choices=["strings", "both"], default="strings",
                     help="digits held out of string training only, or of both models' training (all 5000 with the "
                          "shipped digit ensemble)")

@@ -64,7 +64,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, peak_rss_mib, table
 
 from formocr.api import FieldReaderAPI
-from formocr.calibration import KINDS
 from formocr.data.real import load_cvl
 from formocr.normalize import normalize_digit
 from formocr.options import Options
@@ -99,8 +98,6 @@ class Case:
     other_reasons: bool  # needs review for a reason the confidence does not decide
     seconds: float
     published: str  # the data set's label (the truth unless the label audit replaced it)
-    kind: str  # the field's calibration kind (formocr.calibration.KINDS)
-    view: bool = False  # a row that regroups another set's items (each item is in exactly one set without it)
 
     @property
     def right(self) -> bool:
@@ -123,7 +120,7 @@ def cvl_cases(clf: DigitClassifier, threshold: float, limit: int | None) -> Iter
         review = bool(reject or conf < threshold)
         label = str(int(s.labels[i]))  # no audit applies to CVL: the label is the truth and the published label
         yield Case("cvl even" if even else "cvl odd", f"{i}", "A" if even else "B", label,
-                   "" if reject else str(d), conf, review, bool(reject), per, label, "one digit")
+                   "" if reject else str(d), conf, review, bool(reject), per, label)
 
 
 def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
@@ -134,14 +131,14 @@ def field_cases(fields: Iterator[DevField]) -> Iterator[Case]:
         r = f.result
         case = Case(f.set, f.item, f.half, f.truth, f.value, float(r.confidence) if r else 0.0,
                     r.needs_review if r else True, not review_is_confidences(r) if r else True, f.seconds,
-                    f.truth if f.published is None else f.published, f.kind)
+                    f.truth if f.published is None else f.published)
         yield case
         if f.set in ("years", "days") and f.layout:
-            yield replace(case, set=f"{f.set}, birth layout", view=True)
+            yield replace(case, set=f"{f.set}, birth layout")
         if f.set == "years" and f.truth:
-            yield replace(case, set="years, a year written", view=True)
+            yield replace(case, set="years, a year written")
         if f.set == "cvl amounts" and f.written.startswith("$"):
-            yield replace(case, set="$ amounts", view=True)
+            yield replace(case, set="$ amounts")
 
 
 def reliability_png(path: Path, title: str, conf: np.ndarray, right: np.ndarray, bins: int = 10) -> None:
@@ -224,7 +221,7 @@ def main() -> int:
     t_all = time.perf_counter()
     cases: list[Case] = []
     if "cvl" in chosen:
-        cases += cvl_cases(api.pipeline.classifier, api.pipeline.reader.review_threshold("one digit"), args.limit)
+        cases += cvl_cases(api.pipeline.classifier, opts.review_threshold, args.limit)
     if "registers" in chosen:
         cases += field_cases(register_fields(api, args.limit, first_lines=True))
     if "rows" in chosen:
@@ -275,8 +272,7 @@ def main() -> int:
                                                                               if a != "--write-card"),
                   "data": "CVL valid (60 writers, split by id parity), danish-registers birthdate-validation and "
                           "row_id-validation; never trained on",
-                  "review_thresholds": {k: api.pipeline.reader.review_threshold(k) for k in KINDS},
-                  "machine": machine(),
+                  "review_threshold": opts.review_threshold, "machine": machine(),
                   "truth": "the labels, with the label audit (formocr/data/register-audit.csv) in place of those "
                            "it found wrong; the last two columns against the labels as published",
                   "columns": columns, "rows": rows}

@@ -66,7 +66,6 @@ def main() -> int:
     views = {"string_views": args.string_views} if args.string_views is not None else {}
     pipe = Pipeline(Options(strings_model=args.strings_model, digits_model=args.digits_model,
                             **views))
-    threshold = pipe.reader.review_threshold("free length")  # the strings' fields have no length given
     # Every text fusion weighs (both readings and the alternatives), so the table can say how often the truth was
     # there to be chosen at all: the most any fusion rule could reach with these readers.
     weighed: list[str] = []
@@ -114,7 +113,7 @@ def main() -> int:
         if not res.needs_review:
             row["accepted"] += 1
             row["accepted_ok"] += res.raw == truth
-        if r["segmentation"]["confidence"] >= threshold:
+        if r["segmentation"]["confidence"] >= pipe.options.review_threshold:
             row["seg_accepted"] += 1
             row["seg_accepted_ok"] += r["segmentation"]["raw"] == truth
         if dump:
@@ -147,7 +146,7 @@ def main() -> int:
     paper = " on clean paper" if args.clean_paper else ""
     paper += f" without {', '.join(sorted(without))}" if without else ""
     print(f"# strings of MNIST {args.split} digits{paper}, n={args.n}, seed={args.seed}; {machine()}")
-    print(f"# models: {pipe.models}; review threshold {threshold}")
+    print(f"# models: {pipe.models}; review threshold {pipe.options.review_threshold}")
     print(table(header, rows))
     print("\n# how often the truth was there to choose: by either reader, or among all the texts fusion weighed")
     ceiling = []
@@ -172,7 +171,7 @@ def main() -> int:
         card["evaluation"] = {
             "command": "python benchmarks/strings_accuracy.py " + " ".join(sys.argv[1:]).replace(" --write-card", ""),
             "data": f"{args.n} strings of 3-8 MNIST {args.split} digits{paper}, half asked to touch; seed {args.seed}",
-            "review_threshold": threshold,
+            "review_threshold": pipe.options.review_threshold,
             "columns": header, "rows": rows, "ms_per_string": round(read_ms / max(args.n, 1), 2),
         }
         path.write_text(json.dumps(card, indent=2) + "\n", "utf-8")

@@ -10,10 +10,6 @@ one, a year's pattern has already ruled out most misreadings), so each of these 
 own, and a kind may weigh terms of its own beside them (:data:`KIND_TERMS`). They are fitted on real development
 fields (``formocr-train calibrate-fields``) for one pair of models and name their sha256, so they are used only
 with the models they were fitted to.
-
-A calibration may also carry a review threshold per kind (``formocr-train review-thresholds``), chosen on the real
-development sets read with it: a kind whose accepted readings stay right often enough at a lower chance accepts
-more of them. A kind without one is reviewed below :data:`formocr.options.REVIEW_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -21,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +132,6 @@ class FieldCalibration:
     kinds: Mapping[str, KindModel]
     models: Mapping[str, str]  # "digits" / "strings" → the sha256 of the weights fitted with
     path: Path | None = None
-    thresholds: Mapping[str, float] = field(default_factory=dict)  # kind → its review threshold, where chosen
 
     def probability(self, x: np.ndarray, kind: str) -> float:
         """The chance a reading of this kind is right, from its :func:`field_features`."""
@@ -147,21 +142,7 @@ class FieldCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "kind_terms": kind_terms_json(),
-                "kinds": {k: m.to_dict() for k, m in self.kinds.items()}, "models": dict(self.models),
-                **({"review_thresholds": dict(self.thresholds)} if self.thresholds else {})}
-
-
-def _thresholds(data: Any) -> dict[str, float]:
-    if not isinstance(data, dict):
-        raise ValueError("review_thresholds: expected a JSON object of kinds")
-    out = {}
-    for kind, t in data.items():
-        if kind not in KINDS:
-            raise ValueError(f"review_thresholds: {kind!r} is no kind of field ({', '.join(KINDS)})")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.5 < t <= 1:
-            raise ValueError(f"review_thresholds: {kind!r} must be a chance above 0.5 and at most 1, got {t!r}")
-        out[kind] = float(t)
-    return out
+                "kinds": {k: m.to_dict() for k, m in self.kinds.items()}, "models": dict(self.models)}
 
 
 def _kind_model(data: Any, name: str) -> KindModel:
@@ -196,8 +177,7 @@ def load_calibration(path: str | Path) -> FieldCalibration:
         if not isinstance(kinds, dict) or sorted(kinds) != sorted(KINDS):
             raise ValueError(f"expected one model for each kind of field {list(KINDS)}")
         cal = FieldCalibration({k: _kind_model(kinds[k], k) for k in KINDS},
-                               {str(k): str(v) for k, v in dict(data["models"]).items()}, p,
-                               _thresholds(data.get("review_thresholds", {})))
+                               {str(k): str(v) for k, v in dict(data["models"]).items()}, p)
     except OSError as e:
         raise ModelError(f"cannot read the field calibration: {e.strerror or e}", str(p)) from None
     except KeyError as e:

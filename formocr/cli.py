@@ -50,8 +50,7 @@ def _options(config: str | None, values: dict[str, Any]) -> Any:
 @click.option("--model", "digits_model", type=click.Path(dir_okay=False), default=None,
               help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
 @click.option("--review-threshold", type=float, default=None,
-              help="Fields below this confidence are marked needs_review [default: the threshold the field "
-                   "calibration gives the field's kind, else 0.995].")
+              help="Fields below this confidence are marked needs_review [default: 0.995].")
 @click.option("--compact", is_flag=True, help="One line of JSON per document (JSON Lines).")
 @errors_to_exit_codes
 def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dpi: int | None, config: str | None,
@@ -122,8 +121,7 @@ def eval_group() -> None:
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="The options file the results were read with (its review thresholds are used).")
 @click.option("--review-threshold", type=float, default=None,
-              help="The review threshold the results were read with [default: each field's own, as the results "
-                   "record it].")
+              help="The review threshold the results were read with [default: 0.995].")
 @click.option("--target", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=0.995,
               show_default=True, help="Accuracy the accepted fields must reach, for the recommended threshold.")
 @click.option("--match", type=click.Choice(["exact", "digits"]), default="exact", show_default=True,
@@ -190,8 +188,7 @@ def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
 @click.option("--model", "digits_model", type=click.Path(dir_okay=False), default=None,
               help="Digit model (.safetensors with its .card.json) [default: the shipped model].")
 @click.option("--review-threshold", type=float, default=None,
-              help="Fields below this confidence are marked needs_review [default: the threshold the field "
-                   "calibration gives the field's kind, else 0.995].")
+              help="Fields below this confidence are marked needs_review [default: 0.995].")
 @errors_to_exit_codes
 def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address: str | None, pattern: str | None,
           retry_failed: bool, csv_path: Path | None, summary_json: Path | None, timeout: float | None,

@@ -19,7 +19,7 @@ from formocr.fusion import Fused, FusionRules, Reading, fuse
 from formocr.marks import SURE_NOT_DIGIT, SURE_WITH_MARK, digits_of, end_mark, one_digit_before, without_marks
 from formocr.normalize import grey_ink, grey_tile
 from formocr.objects import Box, CharResult, CleanPage, Component, FieldRegion, FieldResult
-from formocr.options import REVIEW_THRESHOLD, Options
+from formocr.options import Options
 from formocr.recognize.ctc import Constraint, best_path
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
@@ -82,15 +82,6 @@ class FieldReader:
         self.rules = FusionRules()
         # turns a fused reading's evidence into its chance of being right (None: fusion's confidence stands)
         self.calibration = calibration
-
-    def review_threshold(self, kind: str | None) -> float:
-        """The least confidence a field of this calibration ``kind`` (None: its confidence is not calibrated) is
-        accepted at: the user's threshold, else the one the calibration carries for the kind, else the default."""
-        if self.options.review_threshold is not None:
-            return self.options.review_threshold
-        if kind is not None and self.calibration is not None and kind in self.calibration.thresholds:
-            return self.calibration.thresholds[kind]
-        return REVIEW_THRESHOLD
 
     def read(self, clean: CleanPage, regions: Sequence[FieldRegion], timer: StageTimer | None = None
              ) -> list[FieldWork]:
@@ -314,8 +305,6 @@ class FieldReader:
                     field_features(kept, readings, [ch.p for ch in chosen.chars], raw), kind)
                 readings["calibrated"] = kind
         why = [verdict] if verdict else list(interp.problems)
-        threshold = self.review_threshold(kind if readings.get("calibrated") else None)
-        readings["review_threshold"] = threshold
         if not math.isfinite(confidence):  # fail closed: a score that is not a number is no confidence
             confidence = 0.0
             why.append("the readers' confidence could not be computed")
@@ -324,12 +313,12 @@ class FieldReader:
                                                  for ch in chosen.chars))
         if left_out and not any(ch.isdigit() for ch in raw) and not verdict:
             why.append(f"no digits found: {left_out} mark(s) that are not digits (rules, margins, letters, smudges)")
-        if fused is not None and not fused.agree and confidence < threshold:
+        if fused is not None and not fused.agree and confidence < self.options.review_threshold:
             seg_raw, crnn_raw = fused.scores_texts
             why.append(f"readers disagree: segmentation {seg_raw!r}, string reader {crnn_raw!r}")
-        if raw and confidence < threshold:
+        if raw and confidence < self.options.review_threshold:
             shown = math.floor(confidence * 1000) / 1000  # never rounded up to the threshold it is below
-            why.append(f"confidence {shown:.3f} below {threshold}")
+            why.append(f"confidence {shown:.3f} below {self.options.review_threshold}")
         low = [i for i, ch in enumerate(chosen.chars) if ch.p < self.options.char_review_threshold]
         if low and (why or not readings.get("calibrated")):  # calibrated, it explains a review, never causes one
             why.append("unsure of character(s) at position " + ", ".join(str(i + 1) for i in low))

@@ -49,7 +49,6 @@ class FieldOutcome:
     document: str | None = None  # the results document it was found in (None: none, or one that failed)
     match: str = "exact"  # "exact": the value or its normalized form; "digits": the same digits, whatever else
     keyed: str | None = None  # what a clerk keyed in review ("" illegible); None: the reading stands
-    review_threshold: float | None = None  # the threshold the results record the field was judged at
 
     @property
     def right(self) -> bool:
@@ -172,8 +171,7 @@ def outcomes(truth: Sequence[TruthField], docs: dict[str, ResultDocument], match
         else:
             out.append(FieldOutcome(t, "read", value=f.value, normalized=f.normalized, confidence=f.confidence,
                                     needs_review=f.needs_review, min_char_p=f.min_char_p, readings=f.readings,
-                                    document=doc.source, match=match, keyed=f.keyed,
-                                    review_threshold=f.review_threshold))
+                                    document=doc.source, match=match, keyed=f.keyed))
     if truth and not matched:
         raise ConfigError(f"no document of the truth is in the results (truth names {truth[0].source!r}, the "
                           f"results e.g. {next(iter(docs))!r})")
@@ -260,7 +258,7 @@ def recommend(group: Sequence[FieldOutcome], target: float, char_threshold: floa
 @dataclass(frozen=True, slots=True)
 class ScoreReport:
     outcomes: tuple[FieldOutcome, ...]
-    review_threshold: float | None  # None: each field's own, as the results record it
+    review_threshold: float
     char_review_threshold: float
     target: float
     extra_fields: int  # fields in the results' matched pages that the truth does not key
@@ -270,7 +268,7 @@ class ScoreReport:
         by_name: dict[str, list[FieldOutcome]] = {}
         for o in self.outcomes:
             by_name.setdefault(o.truth.field, []).append(o)
-        thresholds = sorted({*SWEEP, *([self.review_threshold] if self.review_threshold is not None else [])})
+        thresholds = sorted({*SWEEP, self.review_threshold})
         return {
             "formocr_score": 1,
             "match": self.match,
@@ -285,10 +283,8 @@ class ScoreReport:
         }
 
 
-def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float | None = None,
+def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_threshold: float = REVIEW_THRESHOLD,
           char_review_threshold: float = 0.80, target: float = 0.995, match: str = "exact") -> ScoreReport:
-    """``review_threshold``: the one the results were read with; None: each field's own, as the results record it
-    (a field's kind may have a threshold of its own), else the default."""
     if not 0.5 < target < 1:
         raise ConfigError(f"target: an accuracy between 0.5 and 1 (exclusive), got {target}")
     outs = outcomes(truth, docs, match)
@@ -300,18 +296,11 @@ def score(truth: Sequence[TruthField], docs: dict[str, ResultDocument], review_t
     extra = sum((src, number, name) not in keyed for src in {o.document for o in outs if o.document is not None}
                 for number, page in (docs[src].pages or {}).items() for name in page.fields)
     read = [o for o in outs if o.status == "read"]
-    def used(o: FieldOutcome) -> float:
-        if review_threshold is not None:
-            return review_threshold
-        return REVIEW_THRESHOLD if o.review_threshold is None else o.review_threshold
-
-    differ = sum((not o.needs_review) != o.accepted_at(used(o), char_review_threshold) for o in read)
+    differ = sum((not o.needs_review) != o.accepted_at(review_threshold, char_review_threshold) for o in read)
     if differ:
-        said = "each field's own review threshold" if review_threshold is None else \
-            f"a review threshold of {review_threshold}"
-        log.warning("%d of %d fields were accepted or sent to review otherwise than %s and a character threshold "
-                    "of %s decide: were the results read with other thresholds (--config, --review-threshold)?",
-                    differ, len(read), said, char_review_threshold)
+        log.warning("%d of %d fields were accepted or sent to review otherwise than a review threshold of %s and a "
+                    "character threshold of %s decide: were the results read with other thresholds (--config, "
+                    "--review-threshold)?", differ, len(read), review_threshold, char_review_threshold)
     return ScoreReport(tuple(outs), review_threshold, char_review_threshold, target, extra, match)
 
 
@@ -321,8 +310,7 @@ def format_report(report: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
-    given = "each field's own" if report["review_threshold"] is None else report["review_threshold"]
-    lines = [f"review threshold {given}, character threshold {report['char_review_threshold']}, "
+    lines = [f"review threshold {report['review_threshold']}, character threshold {report['char_review_threshold']}, "
              f"values matched {'by their digits' if report['match'] == 'digits' else 'exactly'}",
              "| fields | n | right % | unread | accepted % | accepted right % | low end 95% | "
              + " | ".join(f"{r} alone %" for r in report["all"]["readers"])

@@ -141,7 +141,6 @@ class FieldRead:
     min_char_p: float
     readings: dict[str, str]  # reader → its raw text
     keyed: str | None = None  # what a clerk keyed in review ("" for illegible / not filled); None: not reviewed
-    review_threshold: float | None = None  # the threshold the field was judged at, where the results record it
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +175,9 @@ class ResultDocument:
                     min_char_p=1.0 if (f.get("readings") or {}).get("calibrated") else
                     min((float(c.get("p", 0.0)) for c in f.get("chars") or []), default=1.0),
                     readings={str(k): str(v["raw"]) for k, v in (f.get("readings") or {}).items()
-                              if isinstance(v, dict) and "raw" in v},
-                    review_threshold=_threshold((f.get("readings") or {}).get("review_threshold"))))
+                              if isinstance(v, dict) and "raw" in v}))
             pages[int(pg.get("page", 0))] = ResultPage(fields)
         return cls(str(document.get("source")), pages)
-
-
-def _threshold(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def load_results(paths: Sequence[str | Path]) -> dict[str, ResultDocument]:

@@ -97,11 +97,6 @@ def _write(path: Path, models: dict[str, str], kind: dict[str, object] | None = 
     ({"kinds": {"one digit": _kind()}}, {}, "one model for each kind"),
     ({"kinds": [1]}, {}, "one model for each kind"),
     ({"kinds": {k: [1] for k in KINDS}}, {}, "expected a JSON object"),
-    ({"review_thresholds": [0.98]}, {}, "review_thresholds: expected a JSON object of kinds"),
-    ({"review_thresholds": {"two digits": 0.98}}, {}, "'two digits' is no kind of field"),
-    ({"review_thresholds": {"one digit": 0.3}}, {}, "above 0.5 and at most 1"),
-    ({"review_thresholds": {"one digit": True}}, {}, "above 0.5 and at most 1"),
-    ({"review_thresholds": {"one digit": "0.98"}}, {}, "above 0.5 and at most 1"),
 ])
 def test_a_damaged_calibration_is_one_model_error(tmp_path: Path, override: dict[str, object],
                                                   kind: dict[str, object], words: str) -> None:
@@ -176,43 +171,6 @@ def test_calibrated_confidence_is_the_calibrations_reading_of_the_fields_evidenc
     assert patterned.readings["calibrated"] == "pattern"
     plain = FieldReaderAPI(Options()).read_field(crop, "digits")
     assert plain.readings["fused_confidence"] == r.readings["fused_confidence"]
-
-
-def test_a_kinds_own_review_threshold_judges_its_fields(tmp_path: Path) -> None:
-    """A calibration may carry a threshold per kind: a field of that kind is judged at it, the others at the
-    default; a threshold the user gives is the one for every field; an uncalibrated field keeps the default."""
-    from formocr.api import FieldReaderAPI
-    from formocr.layout.template import Template, TemplateField
-    from formocr.options import REVIEW_THRESHOLD
-    from formocr.synth import Writer, render_form
-
-    pipe = Pipeline(Options())
-    models = {"digits": pipe.classifier.loaded.sha256, "strings": pipe.strings.loaded.sha256}  # type: ignore[union-attr]
-    f = TemplateField("f", "digits", (20.0, 20.0, 14.0, 12.0), "box", None, {})
-    sp = render_form(Template("one", 54.0, 52.0, (f,)), {"f": "3"}, np.random.default_rng(11),
-                     writer=Writer(slant=-0.05, pen=0.11), touch_border_prob=0.0)
-    b, m = sp.field_boxes["f"], 35
-    crop = sp.image[b.y - m : b.y2 + m, b.x - m : b.x2 + m]
-    plain = _write(tmp_path / "plain.json", models, {"w": 0.02, "bias": 4.0})
-    r = FieldReaderAPI(Options(calibration=str(plain))).read_field(crop, "digits", max_length=1)
-    assert r.value == "3" and r.readings["calibrated"] == "one digit" and 0.6 < r.confidence < 0.999
-    assert r.readings["review_threshold"] == REVIEW_THRESHOLD and r.needs_review
-    below = round(r.confidence - 0.005, 3)
-    cal = _write(tmp_path / "cal.json", models, {"w": 0.02, "bias": 4.0},
-                 review_thresholds={"one digit": below, "free length": 0.999})
-    assert load_calibration(cal).thresholds == {"one digit": below, "free length": 0.999}
-    api = FieldReaderAPI(Options(calibration=str(cal)))
-    got = api.read_field(crop, "digits", max_length=1)
-    assert got.confidence == pytest.approx(r.confidence) and got.readings["review_threshold"] == below
-    assert not got.needs_review and got.why == ()
-    free = api.read_field(crop, "digits")  # the same digit as a field of any length: its kind's threshold
-    assert free.readings["calibrated"] == "free length" and free.readings["review_threshold"] == 0.999
-    strict = FieldReaderAPI(Options(calibration=str(cal), review_threshold=0.9999)).read_field(
-        crop, "digits", max_length=1)
-    assert strict.needs_review and strict.readings["review_threshold"] == 0.9999
-    assert any(w.startswith("confidence ") and w.endswith("below 0.9999") for w in strict.why)
-    seg = FieldReaderAPI(Options(calibration="none")).read_field(crop, "digits", max_length=1)
-    assert "calibrated" not in seg.readings and seg.readings["review_threshold"] == REVIEW_THRESHOLD
 
 
 def test_a_review_the_confidence_decides_is_told_from_one_it_does_not() -> None:

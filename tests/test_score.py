@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from formocr.cli import main
 from formocr.errors import ConfigError, EmptyInputError, UnreadableInputError
-from formocr.score import format_report, needed_without_error, outcomes, recommend, score, wilson_low
+from formocr.score import needed_without_error, outcomes, recommend, score, wilson_low
 from formocr.scorefiles import TruthField, load_results, load_truth
 
 
@@ -226,20 +226,3 @@ def test_a_calibrated_fields_unsure_character_is_no_rule_of_its_own() -> None:
     rep = score(truth, results, review_threshold=0.995).to_dict()
     at = {row["threshold"]: row for row in rep["sweep"]}
     assert at[0.995]["accepted"] == rep["all"]["accepted"] == 1
-
-
-def test_each_fields_own_recorded_threshold_is_the_one_checked(caplog: pytest.LogCaptureFixture) -> None:
-    """A kind of field may have a threshold of its own (the field calibration's): results record it per field."""
-    one = _field("digit", "7", 0.985, review=0.98)
-    one["readings"]["review_threshold"] = 0.98
-    many = _field("number", "12", 0.99, review=0.995)
-    many["readings"]["review_threshold"] = 0.995
-    results = {"x.pdf": load_results_doc(_doc("x.pdf", [one, many]))}
-    truth = [TruthField("x.pdf", 1, "digit", "7"), TruthField("x.pdf", 1, "number", "12")]
-    with caplog.at_level("WARNING", logger="formocr.score"):
-        rep = score(truth, results).to_dict()
-    assert not caplog.records and rep["review_threshold"] is None and rep["all"]["accepted"] == 1
-    assert "review threshold each field's own" in format_report(rep)
-    with caplog.at_level("WARNING", logger="formocr.score"):
-        score(truth, results, review_threshold=0.995)  # one threshold for all would have reviewed "digit"
-    assert "1 of 2 fields were accepted or sent to review otherwise than a review threshold of 0.995" in caplog.text

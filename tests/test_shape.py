@@ -86,12 +86,12 @@ def test_training_lives_in_formocr_train_only() -> None:
     assert isinstance(read, click.Group) and isinstance(train, click.Group)
     assert set(read.commands) == {"scan", "batch", "review", "eval", "export", "template"}
     assert set(read.commands["eval"].commands) == {"results"}  # type: ignore[attr-defined]
-    assert set(train.commands) == {"digits", "strings", "real-strings", "calibrate-fields", "review-thresholds",
-                                   "combine-strings", "combine-digits", "extract-member", "eval", "data"}
+    assert set(train.commands) == {"digits", "strings", "real-strings", "calibrate-fields", "combine-strings",
+                                   "combine-digits", "extract-member", "eval", "data"}
     r = CliRunner().invoke(read, ["train", "digits", "--out", "x.safetensors"])
     assert r.exit_code == ExitCode.USAGE
-    for cmd in ("digits", "strings", "real-strings", "calibrate-fields", "review-thresholds", "combine-strings",
-                "combine-digits", "extract-member"):
+    for cmd in ("digits", "strings", "real-strings", "calibrate-fields", "combine-strings", "combine-digits",
+                "extract-member"):
         r = CliRunner().invoke(train, [cmd, "--help"])
         assert r.exit_code == 0 and "--out" in r.output
         out = next(p for p in train.commands[cmd].params if p.name == "out")

@@ -355,10 +355,8 @@ def test_model_with_a_wrong_checksum_is_refused(tmp_path: Path) -> None:
 def test_pipeline_records_both_readings() -> None:
     doc = Pipeline(Options()).scan("samples/envelope.png")
     f = doc.field("postal_code")
-    assert set(f.readings) == {"segmentation", "crnn", "agree", "chosen", "fused_confidence", "calibrated",
-                               "review_threshold"}
+    assert set(f.readings) == {"segmentation", "crnn", "agree", "chosen", "fused_confidence", "calibrated"}
     assert f.readings["agree"] is True and f.readings["chosen"] == "both"
-    assert f.readings["calibrated"] == "free length" and f.readings["review_threshold"] == 0.995
     assert "strings" in doc.models and f.to_dict()["readings"]["crnn"]["raw"] == f.raw
 
 

@@ -273,42 +273,6 @@ def calibrate_fields_cmd(out: str, digits_model: str | None, strings_model: str 
                            "calibrated_B": card["calibrated_B"]}, indent=2))
 
 
-@main.command("review-thresholds")
-@click.argument("cases", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--calibration", type=click.Path(dir_okay=False), default=None,
-              help="The field calibration the cases were read with [default: the shipped one].")
-@click.option("--out", type=click.Path(dir_okay=False), required=True,
-              help="Where to write that calibration with the thresholds (never the shipped one unless told to).")
-@click.option("--target", type=click.FloatRange(0.5, 1, min_open=True, max_open=True), default=0.995,
-              show_default=True, help="How often accepted readings must be right, at the low end of the 95% interval.")
-@errors_to_exit_codes
-def review_thresholds_cmd(cases: Path, calibration: str | None, out: str, target: float) -> None:
-    """Choose a review threshold per kind of field on the real development fields in CASES (written by
-    benchmarks/real_accuracy.py --cases with the same models and calibration), and write the calibration with them."""
-    from formocr.calibration import SHIPPED, load_calibration
-    from formocr.train.thresholds import GRID, choose_thresholds, load_cases, thresholds_of
-
-    command = _training_started("review-thresholds")
-    src = Path(calibration) if calibration else SHIPPED
-    load_calibration(src)  # a damaged or foreign file fails here, before anything is chosen
-    data = json.loads(src.read_text("utf-8"))
-    choice = choose_thresholds(load_cases(cases), target)
-    chosen = thresholds_of(choice)
-    data.pop("review_thresholds", None)
-    card = data.pop("card", {})
-    card["review_thresholds"] = {
-        "command": command, "cases": str(cases), "target": target, "grid": list(GRID),
-        "cases_from": "python benchmarks/real_accuracy.py --cases CASES, with these models and this calibration",
-        "rule": "per kind, the lowest grid threshold at which the kind's half-A fields pooled, its half-B fields "
-                "pooled and each of its sets whole are accepted at least the target right at the low end of the "
-                "95% Wilson interval; none: the default threshold stands",
-        "choice": choice}
-    write_text_atomic(Path(out), json.dumps({**data, **({"review_thresholds": chosen} if chosen else {}), "card": card},
-                                      indent=2) + "\n")
-    load_calibration(out)
-    click.echo(json.dumps({"calibration": out, "review_thresholds": chosen, "choice": choice}, indent=2))
-
-
 @main.command("extract-member")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--member", "index", type=click.IntRange(min=0), required=True, help="Which member, from 0.")
