@@ -191,10 +191,12 @@ def writing_box(clean: CleanPage, print_removed: bool = False) -> Box | None:
     if not ok.any():
         return None
     # the writing is the line around the heaviest stroke: dust, print and a neighbour's strokes lie off it; a mark
-    # under a third of the crop's height wholly inside its top or bottom eighth is the form's imprint or the next
-    # row's writing (only a tall crop has room for one)
+    # under a third of the crop's height wholly inside its top or bottom eighth, or cut by its top or bottom edge
+    # with its middle in the outer sixth, is the form's imprint or the next row's writing (only a tall crop has
+    # room for one)
     cy = y + ch / 2
-    rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8))
+    cut = ((y <= 0) & (cy <= h / 6)) | ((y + ch >= h) & (cy >= h - h / 6))
+    rim = (ch < 0.3 * h) & ((y + ch <= h / 8) | (y >= h - h / 8) | cut)
     pick = ok & ~rim if (ok & ~rim).any() else ok
     # the line is found from a digit's shape: an underline or a rule's piece may be heavier than the digits over it
     # (not from a dot or a speck beside a "1")

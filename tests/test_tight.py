@@ -142,3 +142,20 @@ def test_the_writing_line_is_found_from_the_digits_not_from_an_underline_or_a_do
     ones[86:90, 95:99] = 1  # ... its dot
     b = writing_box(SimpleNamespace(ink=ones.astype(bool)), print_removed=True)  # type: ignore[arg-type]
     assert b is not None and b.y <= 60 and b.y2 >= 90 and b.x <= 70 and b.x2 >= 99
+
+
+def test_an_imprint_cut_by_the_crops_edge_is_no_writing_line() -> None:
+    """A register cell's imprint ("Trykt for ...") along its bottom edge is heavier than the small number written
+    above it, and reaches a little above the bottom eighth: cut by the edge, with its middle in the outer sixth, it
+    is print, and the writing box is the number's."""
+    ink = np.zeros((238, 137), np.uint8)
+    cv2.ellipse(ink, (84, 76), (6, 9), 0, 0, 360, 1, 2)  # a small "00" ...
+    cv2.ellipse(ink, (100, 76), (6, 9), 0, 0, 360, 1, 2)
+    ink[207:238, 60:137] = np.random.default_rng(0).random((31, 77)) < 0.45  # ... over the imprint at the bottom
+    b = writing_box(SimpleNamespace(ink=ink.astype(bool)), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.y <= 67 and b.y2 >= 85 and b.y2 < 207 and b.x <= 78 and b.x2 >= 106
+    # the same block in the middle of the crop is no imprint: alone, it is the writing
+    mid = np.zeros_like(ink)
+    mid[100:131, 30:107] = ink[207:238, 60:137]
+    b = writing_box(SimpleNamespace(ink=mid.astype(bool)), print_removed=True)  # type: ignore[arg-type]
+    assert b is not None and b.y <= 100 and b.y2 >= 131
