@@ -237,7 +237,8 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                ) -> np.ndarray:
     """What in a caller's crop is print around the writing, not writing: columns inked over nearly the crop's whole
     height (a scanner's black margin, a printed column rule; a margin's ragged edge with it) and rows inked over
-    nearly its whole width (a ruled line), strokes running on past its top and bottom, and a thin rule in pieces.
+    nearly its whole width (a ruled line), strokes running on past its top and bottom, a thin rule in pieces, and
+    the hairline a light scan leaves of a rule.
     Pen strokes cover no such column or row unless the crop is cut tight round them: then a mark as tall as the
     crop and as wide as a digit stands beside them, and they stay writing. What is left is the writing; a crop of
     nothing but print comes back empty, to be reviewed."""
@@ -296,7 +297,31 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
         _, pieces = cv2.connectedComponents(rest, connectivity=8)
         for k in np.nonzero(rule)[0]:
             rule[k] = len(np.unique(pieces[(labels == k) & (rest > 0)])) >= 2
-    return out | (rule[labels] & (rest > 0))
+    out |= rule[labels] & (rest > 0)
+    return out | _hairlines(ink & ~out)
+
+
+HAIRLINE = 1.5  # a rule's remnant a light scan leaves is at most this many pixels thick on average ...
+HAIRLINE_TALL = 0.2  # ... at least this share of the crop's height tall ...
+HAIRLINE_OVER = 1.5  # ... and this many times the height of the writing's heaviest marks: a fine nib's "1" is not
+
+
+def _hairlines(ink: np.ndarray) -> np.ndarray:
+    """Hairline pieces of a rule or a margin's edge that the scan left short of the crop's ends: a stroke a pixel
+    wide, a fifth of the crop tall or more, and well taller than the digits beside it (a fine nib's "1" as tall as
+    the digits is writing, and the speck rule then sends its field to review)."""
+    h, w = ink.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    tall, area = stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
+    hair = (tall >= HAIRLINE_TALL * h) & (area <= HAIRLINE * tall) & (stats[:, cv2.CC_STAT_WIDTH] <= 0.2 * tall)
+    hair[0] = False
+    others = [k for k in range(1, n) if not hair[k]]
+    if not hair.any() or not others:
+        return np.zeros(ink.shape, bool)
+    heavy = sorted(others, key=lambda k: -int(area[k]))[:3]
+    hair &= tall >= HAIRLINE_OVER * max(int(tall[k]) for k in heavy)
+    hair[1:] &= ~_tight(stats, w, h)
+    return hair[labels] if hair.any() else np.zeros(ink.shape, bool)
 
 
 SLOPE = 0.2  # a rule of a skewed scan runs down the crop leaning by at most this share of its height (about 11°)

@@ -186,6 +186,21 @@ def test_a_margins_edge_left_in_a_cell_is_no_writing() -> None:
     assert b is not None and b.x > 32 and b.y < 64 and b.y2 > 84 and b.y2 < 175
 
 
+def test_a_rules_hairline_left_by_a_light_scan_is_print_and_a_pens_1_is_not() -> None:
+    """A light scan leaves of a column rule a hairline a pixel wide, short of the crop's ends, that segmentation
+    read as a "1" before the number ("43" read "143"); a pen's "1" as long is three pixels wide and stays writing."""
+    cell = np.zeros((200, 136), bool)
+    _thirteen(cell)
+    cell[40:110, 60] = True  # the rule's remnant: 70 px down, one pixel wide, beside the number
+    cell[150:170, 100] = True  # a speck's scratch, too short to tell: left to the speck rules
+    printed = crop_print(cell)
+    assert printed[40:110, 60].all() and not printed[64:84, 80:100].any() and not printed[150:170, 100].any()
+    pen = np.zeros((200, 136), bool)
+    _thirteen(pen)
+    pen[40:110, 59:62] = True  # a pen's long "1" (or a tall stroke) three pixels wide
+    assert not crop_print(pen)[40:110, 59:62].any()
+
+
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_a_currency_mark_before_an_amount_is_not_a_digit(reader: FieldReaderAPI, seed: int) -> None:
     """A cheque's "$48.440": the "$" (an S crossed by a bar) was read as a 5 or an 8, so the amount read 548440
