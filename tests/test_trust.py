@@ -199,7 +199,7 @@ def test_a_rules_hairline_left_by_a_light_scan_is_print_and_a_pens_1_is_not() ->
     _thirteen(pen)
     pen[40:110, 59:62] = True  # a pen's long "1" (or a tall stroke) three pixels wide
     assert not crop_print(pen)[40:110, 59:62].any()
-    fine = np.zeros((200, 136), bool)
+    fine = np.zeros((120, 136), bool)  # a fifth of it is shorter than the "1"
     _thirteen(fine)
     fine[60:86, 70] = True  # a fine nib's "1" a pixel wide, as tall as the digits: writing (the speck rules' case)
     assert not crop_print(fine)[60:86, 70].any()
