@@ -311,15 +311,15 @@ def _hairlines(ink: np.ndarray) -> np.ndarray:
     wide, a fifth of the crop tall or more, and well taller than the digits beside it (a fine nib's "1" as tall as
     the digits is writing, and the speck rule then sends its field to review)."""
     h, w = ink.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     tall, area = stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
     hair = (tall >= HAIRLINE_TALL * h) & (area <= HAIRLINE * tall) & (stats[:, cv2.CC_STAT_WIDTH] <= 0.2 * tall)
     hair[0] = False
-    others = [k for k in range(1, n) if not hair[k]]
-    if not hair.any() or not others:
+    others = np.flatnonzero(~hair[1:]) + 1
+    if not hair.any() or not len(others):
         return np.zeros(ink.shape, bool)
-    heavy = sorted(others, key=lambda k: -int(area[k]))[:3]
-    hair &= tall >= HAIRLINE_OVER * max(int(tall[k]) for k in heavy)
+    heaviest = others[np.argsort(-area[others], kind="stable")[:3]]
+    hair &= tall >= HAIRLINE_OVER * tall[heaviest].max()
     hair[1:] &= ~_tight(stats, w, h)
     return hair[labels] if hair.any() else np.zeros(ink.shape, bool)
 
