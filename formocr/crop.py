@@ -129,6 +129,7 @@ def without_margins(page: Page) -> Page:
 STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a scanner margin's dark mass more
 TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin stroke broke ...
 TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides
+STROKE_WIDTH = 0.75  # a pen's stroke is thinner than this share of the crop's height; a shadow's dark mass is not
 
 
 def with_room(page: Page) -> tuple[Page, int]:
@@ -139,7 +140,8 @@ def with_room(page: Page) -> tuple[Page, int]:
     Cut to its ink, a digit runs from edge to edge, and what tells print from writing in a bare crop (strokes
     from edge to edge are rules, rows inked across the whole width are ruled lines) would take it for print. The
     writing is at most three pieces (a small digit's thin strokes break), specks aside, and strokes, not a dark
-    mass; a printed frame cut tight is no such mark: its outline is inked along both its top and bottom rows or
+    mass (nor one as thick as the crop is tall: a lamp's shadow binarized with the digits inside it); a printed
+    frame cut tight is no such mark: its outline is inked along both its top and bottom rows or
     both its sides. (A digit on a ruled line, cut tight, keeps the line along one edge as a 7 keeps its bar; given
     paper, the line is no longer as wide as the crop, and is read with the digit.)"""
     gray = to_gray(page.image)
@@ -157,6 +159,8 @@ def with_room(page: Page) -> tuple[Page, int]:
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
     if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
         return page, 0
+    if 2 * float(cv2.distanceTransform(writing.astype(np.uint8), cv2.DIST_L2, 3).max()) > STROKE_WIDTH * h:
+        return page, 0  # a lamp's shadow binarized into one dark mass with the digits in it
     mark = writing[y : y + ch, x : x + cw]
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
     if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):

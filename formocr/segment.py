@@ -250,12 +250,16 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             groups[-1].append(p)
         else:
             groups.append([p])
+    one = region.constraints.get("max_length") == 1  # a one-digit field: every piece is that digit's
+    if one and len(groups) > 1:
+        groups = [[p for g in groups for p in g]]
     digits = [(*_merge(g), len(g)) for g in groups]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
     for b, m in small:
-        host = next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5), None)
+        host = 0 if one and digits else next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5),
+                                              None)
         ch = _separator_char(b, top, bottom)
         if ch is not None and ch not in separators:
             ch = None

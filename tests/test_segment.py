@@ -217,3 +217,25 @@ def test_a_baseline_the_crop_analysis_left_out_is_not_taken_back_as_faint_ink() 
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8))
     assert stats[1:, cv2.CC_STAT_WIDTH].max() < 60  # no mark runs along the line from digit to digit
     assert api.read_field(gray, "digits").value == "30582"
+
+
+def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
+    """A 4 written in two strokes (the short left arm beside the stem) and a 5 whose bar floats off to the right:
+    neither piece overlaps the body enough to join it as a string's fragment would, and the arm and the bar,
+    under half the digit's height, were dropped as specks. In a field that holds one digit they are its own."""
+    box = Box(50, 50, 200, 150)
+    four = _canvas(box)
+    cv2.line(four, (120, 85), (106, 125), 255, 7)  # the arm, clear of the stem
+    cv2.line(four, (104, 125), (118, 125), 255, 7)
+    cv2.line(four, (140, 75), (140, 175), 255, 7)  # the stem with the crossbar's right half
+    cv2.line(four, (133, 130), (160, 130), 255, 7)
+    five = _canvas(box)
+    cv2.line(five, (158, 75), (198, 75), 255, 7)  # the bar, drawn right of the body
+    cv2.line(five, (130, 90), (128, 125), 255, 7)
+    cv2.ellipse(five, (145, 145), (20, 27), 0, -120, 150, 255, 7)
+    for img in (four, five):
+        one = segment_field(_page(img > 0), FieldRegion("a", "digits", box, constraints={"max_length": 1}))
+        assert [c.kind for c in one] == ["digit"]
+        assert one[0].mask.sum() >= (img > 0)[box.y + 6 : box.y2 - 6, box.x + 6 : box.x2 - 6].sum() - 10
+        free = segment_field(_page(img > 0), FieldRegion("a", "digits", box))  # a string's: "14", or a 5 unbarred
+        assert len(free) == 2 or sum(int(c.mask.sum()) for c in free) < int(one[0].mask.sum())
