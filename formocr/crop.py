@@ -30,8 +30,8 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
     """The printed rectangle (and comb walls) of a crop, from its long straight strokes; None without one.
 
     A frame needs a top and a bottom line running most of the crop's width; its sides are the outermost
-    vertical strokes spanning the frame's height (else the ends of the lines). Three or more evenly spaced
-    walls make a comb.
+    vertical strokes joining them (else the ends of the lines): a digit's stem, however tall, is no side. Three
+    or more evenly spaced walls make a comb.
     """
     ink8 = np.asarray(layout_ink).astype(np.uint8)
     h, w = ink8.shape
@@ -55,9 +55,12 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
     cells, walled = 0, False
     if len(cols):
         walls = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
-        walled = len(walls) >= 2
+        # a printed wall runs from the top line into the bottom one; a digit's stem inside the box stops short of one
+        reach = [vert[:, g].any(axis=1) for g in walls]
+        joined = [g for g, r in zip(walls, reach) if r[: len(top) + 2].any() and r[fh - len(bottom) - 2 :].any()]
+        walled = len(joined) >= 2
         if walled:
-            x0, x1 = int(walls[0][0]), int(walls[-1][-1]) + 1
+            x0, x1 = int(joined[0][0]), int(joined[-1][-1]) + 1
         # A comb: walls at every 1/n of the frame (a tall "1" may stand anywhere, but not at all of them).
         is_wall = np.zeros(w + 1, bool)
         is_wall[cols] = True

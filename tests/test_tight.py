@@ -96,6 +96,11 @@ def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
     comb[20:58, 28:31] = True
     found = find_frame(comb)
     assert found is not None and found.cells == 6
+    faded = empty.copy()
+    faded[4:56, 114:120] = False  # a box whose right wall a blurred scan lost ...
+    faded[10:52, 80:83] = True  # ... with a 9's tall stem inside it, touching neither line
+    frame = find_frame(faded)
+    assert frame is not None and frame.box.x2 >= 115  # the box runs to its lines' end: the digits after the 9 stay
 
 
 def _page(image: np.ndarray, dpi: float = 300.0) -> Page:
