@@ -56,7 +56,7 @@ def find_frame(layout_ink: np.ndarray) -> Frame | None:
     if len(cols):
         walls = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
         # a printed wall runs from the top line into the bottom one; a digit's stem inside the box stops short of one
-        reach = [vert[:, g].any(axis=1) for g in walls]
+        reach = [np.asarray(vert[:, g].any(axis=1)) for g in walls]
         joined = [g for g, r in zip(walls, reach) if r[: len(top) + 2].any() and r[fh - len(bottom) - 2 :].any()]
         walled = len(joined) >= 2
         if walled:
