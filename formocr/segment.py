@@ -250,16 +250,24 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             groups[-1].append(p)
         else:
             groups.append([p])
-    one = region.constraints.get("max_length") == 1  # a one-digit field: every piece is that digit's
-    if one and len(groups) > 1:
-        groups = [[p for g in groups for p in g]]
+    # A one-digit field: every piece within half a digit's height of the next is that digit's (a 4's arm, a 9's
+    # loop written apart); a mark further off stays apart, and the field then holds more than it may.
+    one = region.constraints.get("max_length") == 1
+    near = 0.5 * digit_h
+    joined: list[list[tuple[Box, np.ndarray]]] = []
+    for g in groups:
+        if one and joined and _gap(_merge(joined[-1])[0], _merge(g)[0]) <= near:
+            joined[-1].extend(g)
+        else:
+            joined.append(g)
+    groups = joined
     digits = [(*_merge(g), len(g)) for g in groups]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
     for b, m in small:
-        host = 0 if one and digits else next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5),
-                                              None)
+        host = next((i for i, (db, _, _) in enumerate(digits)
+                     if _x_overlap(db, b) > 0.5 or (one and _gap(db, b) <= near)), None)
         ch = _separator_char(b, top, bottom)
         if ch is not None and ch not in separators:
             ch = None
@@ -403,6 +411,11 @@ def _cut_into(c: Component, m: int, confidence: Callable[[list[np.ndarray]], np.
             return None
         out.append(Component(got[0], got[1], "digit", None, 1, group))
     return out
+
+
+def _gap(a: Box, b: Box) -> int:
+    """Pixels between two boxes side by side (negative where their spans overlap)."""
+    return max(a.x, b.x) - min(a.x2, b.x2)
 
 
 def _x_overlap(a: Box, b: Box) -> float:

@@ -239,3 +239,6 @@ def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
         assert one[0].mask.sum() >= (img > 0)[box.y + 6 : box.y2 - 6, box.x + 6 : box.x2 - 6].sum() - 10
         free = segment_field(_page(img > 0), FieldRegion("a", "digits", box))  # a string's: "14", or a 5 unbarred
         assert len(free) == 2 or sum(int(c.mask.sum()) for c in free) < int(one[0].mask.sum())
+    cv2.line(four, (232, 100), (232, 160), 255, 7)  # a mark well apart from the 4 is no piece of it
+    apart = segment_field(_page(four > 0), FieldRegion("a", "digits", box, constraints={"max_length": 1}))
+    assert len(apart) == 2 and apart[0].box.x2 < 170
