@@ -151,8 +151,9 @@ class FieldReaderAPI:
         coordinates are offset by. Training cuts real crops through this very road, so what the string reader
         learns from is what it reads."""
         page, pad = with_room(without_margins(page))
-        # A crop cut tight round its writing is all writing: no frame, print or printed line is looked for in it,
-        # the whole of it with its room is the field, and it is not levelled (a lone digit's slant is its writer's).
+        # A crop cut tight round a digit or two is all writing: no frame or print is looked for in it, the whole of
+        # it with its room is the field (read as a box, no printed line is taken out of it either), and it is not
+        # levelled: one or two digits make no line to level, and their slant is their writer's.
         tight = pad > 0
         pre = replace(self.pipeline.pre, deskew=False) if tight else self.pipeline.pre
         printed: np.ndarray | None = None  # a bare crop's print, once found for the clean page it was found in

@@ -162,7 +162,9 @@ def with_room(page: Page) -> tuple[Page, int]:
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
     if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
         return page, 0
-    if 2 * float(cv2.distanceTransform(writing.astype(np.uint8), cv2.DIST_L2, 3).max()) > STROKE_WIDTH * h:
+    # a paper border first: the transform takes the image's edge for ink, and a stroke along it would count double
+    bordered = cv2.copyMakeBorder(writing.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    if 2 * float(cv2.distanceTransform(bordered, cv2.DIST_L2, 3).max()) > STROKE_WIDTH * h:
         return page, 0  # a lamp's shadow binarized into one dark mass with the digits in it
     mark = writing[y : y + ch, x : x + cw]
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)

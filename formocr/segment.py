@@ -250,24 +250,24 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             groups[-1].append(p)
         else:
             groups.append([p])
-    # A one-digit field: every piece within half a digit's height of the next is that digit's (a 4's arm, a 9's
-    # loop written apart); a mark further off stays apart, and the field then holds more than it may.
+    # A one-digit field: marks within half a digit's height of each other may be one digit written in strokes
+    # apart (a 4's arm, a 9's loop): they go to arbitrate as one doubtful cut, and the classifier says whether
+    # they are one digit or two (then the field holds more than it may). A small piece there is that digit's.
     one = region.constraints.get("max_length") == 1
     near = 0.5 * digit_h
-    joined: list[list[tuple[Box, np.ndarray]]] = []
-    for g in groups:
-        if one and joined and _gap(_merge(joined[-1])[0], _merge(g)[0]) <= near:
-            joined[-1].extend(g)
-        else:
-            joined.append(g)
-    groups = joined
+    cluster = list(range(len(groups)))
+    for i in range(1, len(groups)):
+        if one and _gap(_merge(groups[i - 1])[0], _merge(groups[i])[0]) <= near:
+            cluster[i] = cluster[i - 1]
     digits = [(*_merge(g), len(g)) for g in groups]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
     for b, m in small:
-        host = next((i for i, (db, _, _) in enumerate(digits)
-                     if _x_overlap(db, b) > 0.5 or (one and _gap(db, b) <= near)), None)
+        host = next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5), None)
+        if host is None and one and digits:
+            host = min(range(len(digits)), key=lambda i: _gap(digits[i][0], b))
+            host = host if _gap(digits[host][0], b) <= near else None
         ch = _separator_char(b, top, bottom)
         if ch is not None and ch not in separators:
             ch = None
@@ -282,7 +282,10 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.62 * digit_h
     for gi, (b, m, n) in enumerate(digits):
         pieces = _split_touching(b, m, digit_w, opts)
-        group = gi if len(pieces) > 1 else -1
+        together = cluster.count(cluster[gi]) > 1
+        if together:
+            pieces = [(b, m)]
+        group = len(digits) + cluster[gi] if together else gi if len(pieces) > 1 else -1
         for sb, sm in pieces:
             out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n, group))
     return out

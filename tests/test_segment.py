@@ -221,8 +221,9 @@ def test_a_baseline_the_crop_analysis_left_out_is_not_taken_back_as_faint_ink() 
 
 def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
     """A 4 written in two strokes (the short left arm beside the stem) and a 5 whose bar floats off to the right:
-    neither piece overlaps the body enough to join it as a string's fragment would, and the arm and the bar,
-    under half the digit's height, were dropped as specks. In a field that holds one digit they are its own."""
+    neither piece overlaps the body enough to join it as a string's fragment would; the arm became a "1" beside
+    the 4's stem, and the bar, under half the digit's height, was dropped as a speck. In a field that holds one
+    digit, the classifier reads the arm and the stem as one digit more surely than as two, and the bar joins it."""
     box = Box(50, 50, 200, 150)
     four = _canvas(box)
     cv2.line(four, (120, 85), (106, 125), 255, 7)  # the arm, clear of the stem
@@ -233,12 +234,35 @@ def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
     cv2.line(five, (158, 75), (198, 75), 255, 7)  # the bar, drawn right of the body
     cv2.line(five, (130, 90), (128, 125), 255, 7)
     cv2.ellipse(five, (145, 145), (20, 27), 0, -120, 150, 255, 7)
+    from formocr.recognize.digits import DigitClassifier
+    from formocr.segment import arbitrate, segment_ink
+
+    sure = DigitClassifier.load().top_probability
     for img in (four, five):
-        one = segment_field(_page(img > 0), FieldRegion("a", "digits", box, constraints={"max_length": 1}))
+        region = FieldRegion("a", "digits", box, constraints={"max_length": 1})
+        one = arbitrate(segment_ink(*field_ink(_page(img > 0), region), region, DPI), sure)
         assert [c.kind for c in one] == ["digit"]
         assert one[0].mask.sum() >= (img > 0)[box.y + 6 : box.y2 - 6, box.x + 6 : box.x2 - 6].sum() - 10
         free = segment_field(_page(img > 0), FieldRegion("a", "digits", box))  # a string's: "14", or a 5 unbarred
         assert len(free) == 2 or sum(int(c.mask.sum()) for c in free) < int(one[0].mask.sum())
     cv2.line(four, (232, 100), (232, 160), 255, 7)  # a mark well apart from the 4 is no piece of it
-    apart = segment_field(_page(four > 0), FieldRegion("a", "digits", box, constraints={"max_length": 1}))
+    region = FieldRegion("a", "digits", box, constraints={"max_length": 1})
+    apart = arbitrate(segment_ink(*field_ink(_page(four > 0), region), region, DPI), sure)
     assert len(apart) == 2 and apart[0].box.x2 < 170
+
+
+def test_two_digits_close_together_in_a_one_digit_field_stay_two() -> None:
+    """A "17" written into a box meant for one digit: the pieces lie as close as a 4's arm to its stem, but the
+    classifier reads them as two digits more surely than as one, so the field holds more than it may."""
+    from formocr.recognize.digits import DigitClassifier
+    from formocr.segment import arbitrate, segment_ink
+
+    box = Box(50, 50, 260, 150)
+    img = _canvas(box)
+    cv2.line(img, (125, 80), (125, 175), 255, 8)  # a "1"
+    cv2.line(img, (150, 80), (205, 80), 255, 8)  # a "7", 25 px to its right
+    cv2.line(img, (205, 80), (168, 175), 255, 8)
+    region = FieldRegion("a", "digits", box, constraints={"max_length": 1})
+    ink, crop = field_ink(_page(img > 0), region)
+    comps = arbitrate(segment_ink(ink, crop, region, DPI), DigitClassifier.load().top_probability)
+    assert [c.kind for c in comps] == ["digit", "digit"]
