@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from formocr.arbitrate import arbitrate, split_to_count
 from formocr.calibration import FieldCalibration, field_features, is_patterned, kind_of
 from formocr.fields import constraint_for, interpret
 from formocr.fusion import Fused, FusionRules, Reading, fuse
@@ -23,7 +24,7 @@ from formocr.options import Options
 from formocr.recognize.ctc import Constraint, best_path
 from formocr.recognize.digits import DigitClassifier
 from formocr.recognize.strings import Evidence, StringReader, StripGeometry
-from formocr.segment import arbitrate, field_cut, segment_ink, split_to_count, thin_strokes
+from formocr.segment import field_cut, segment_ink, thin_strokes
 from formocr.timing import StageTimer
 
 MAX_FIELD_CHARS = 24  # more marks than any digit field plausibly holds (long account numbers included)

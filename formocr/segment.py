@@ -13,7 +13,6 @@ breaks a stroke, and dots, commas and dashes sit between digits of amounts and d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -42,7 +41,8 @@ def _components(ink: np.ndarray) -> list[tuple[Box, np.ndarray]]:
     return out
 
 
-def _merge(boxes: list[tuple[Box, np.ndarray]]) -> tuple[Box, np.ndarray]:
+def merge_parts(boxes: list[tuple[Box, np.ndarray]]) -> tuple[Box, np.ndarray]:
+    """Pieces (box, mask) as one: their union box and the masks laid into it."""
     box = boxes[0][0]
     for b, _ in boxes[1:]:
         box = box.union(b)
@@ -205,7 +205,7 @@ def thin_strokes(ink: np.ndarray, crop_box: Box, region: FieldRegion, dpi: float
         if is_mark(w, h, area, region.box.h, dpi / 25.4, opts) or not 0.6 <= h / digit_h <= 1.5:
             continue
         within = min(b.y2, bottom) - max(b.y, top) >= 0.7 * h
-        if within and left <= b.x and b.x2 <= right and all(_x_overlap(b, d) <= 0.5 for d in digits):
+        if within and left <= b.x and b.x2 <= right and all(x_overlap(b, d) <= 0.5 for d in digits):
             thin.append(b.x + b.w / 2)
     return tuple(1 + k + sum(d.x + d.w / 2 < cx for d in digits) for k, cx in enumerate(sorted(thin)))
 
@@ -226,7 +226,7 @@ def _segment_comb(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
         group = by_cell[cell]
         biggest = max(b.h for b, _ in group)
         group = [g for g in group if g[0].h >= 0.2 * biggest or g[1].sum() >= 4 * min_area]
-        box, mask = _merge(group)
+        box, mask = merge_parts(group)
         if max(box.h, box.w) < 0.2 * region.box.h:
             continue  # a speck in an empty cell (a flat "2" or "5" is still taller or wider than this)
         out.append(Component(box.shifted(crop_box.x, crop_box.y), mask, "digit", None, len(group)))
@@ -246,7 +246,7 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     big.sort(key=lambda p: p[0].x)
     groups: list[list[tuple[Box, np.ndarray]]] = []
     for p in big:
-        if groups and _x_overlap(_merge(groups[-1])[0], p[0]) > 0.45:
+        if groups and x_overlap(merge_parts(groups[-1])[0], p[0]) > 0.45:
             groups[-1].append(p)
         else:
             groups.append([p])
@@ -257,14 +257,14 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     near = 0.5 * digit_h
     cluster = list(range(len(groups)))
     for i in range(1, len(groups)):
-        if one and _gap(_merge(groups[i - 1])[0], _merge(groups[i])[0]) <= near:
+        if one and _gap(merge_parts(groups[i - 1])[0], merge_parts(groups[i])[0]) <= near:
             cluster[i] = cluster[i - 1]
-    digits = [(*_merge(g), len(g)) for g in groups]
+    digits = [(*merge_parts(g), len(g)) for g in groups]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
     for b, m in small:
-        host = next((i for i, (db, _, _) in enumerate(digits) if _x_overlap(db, b) > 0.5), None)
+        host = next((i for i, (db, _, _) in enumerate(digits) if x_overlap(db, b) > 0.5), None)
         if host is None and one and digits:
             host = min(range(len(digits)), key=lambda i: _gap(digits[i][0], b))
             host = host if _gap(digits[host][0], b) <= near else None
@@ -273,7 +273,7 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
             ch = None
         if ch is None and host is not None:
             db, dm, n = digits[host]
-            mb, mm = _merge([(db, dm), (b, m)])
+            mb, mm = merge_parts([(db, dm), (b, m)])
             digits[host] = (mb, mm, n + 1)
         elif ch is not None and (ch == "-" or m.sum() >= 0.45 * b.w * b.h):  # dots are solid blobs
             seps.append(Component(b.shifted(crop_box.x, crop_box.y), m, "separator", ch, 1))
@@ -291,137 +291,13 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     return out
 
 
-def arbitrate(comps: list[Component], confidence: Callable[[list[np.ndarray]], np.ndarray],
-              overlap: float = 0.12) -> list[Component]:
-    """Settle doubtful cuts by asking the classifier which reading it is surer of.
-
-    Geometry alone cannot tell a 4 written in two strokes from a 1 and a 7 leaning together, or a wide 5 from
-    two touching digits. For each doubtful case both readings are classified and the one whose digits are
-    jointly more probable wins: pieces of a split component against the whole, and neighbours whose
-    horizontal spans overlap against their union. ``confidence`` maps normalized-ready masks to top-class
-    probabilities.
-    """
-    digits = [c for c in comps if c.kind == "digit"]
-    seps = [c for c in comps if c.kind != "digit"]
-    # 1. undo splits the classifier does not believe
-    out: list[Component] = []
-    i = 0
-    while i < len(digits):
-        c = digits[i]
-        if c.group < 0:
-            out.append(c)
-            i += 1
-            continue
-        j = i
-        while j < len(digits) and digits[j].group == c.group:
-            j += 1
-        pieces = digits[i:j]
-        box, mask = _merge([(p.box, p.mask) for p in pieces])
-        probs = confidence([p.mask for p in pieces] + [mask])
-        if float(np.prod(probs[:-1])) >= float(probs[-1]):
-            out.extend(pieces)
-        else:
-            out.append(Component(box, mask, "digit", None, max(p.parts for p in pieces)))
-        i = j
-    # 2. merge overlapping neighbours the classifier reads better as one digit
-    merged: list[Component] = []
-    for c in out:
-        if merged and _x_overlap(merged[-1].box, c.box) >= overlap:
-            prev = merged[-1]
-            box, mask = _merge([(prev.box, prev.mask), (c.box, c.mask)])
-            p = confidence([prev.mask, c.mask, mask])
-            if float(p[2]) > float(p[0] * p[1]):
-                merged[-1] = Component(box, mask, "digit", None, prev.parts + c.parts)
-                continue
-        merged.append(c)
-    return sorted(merged + seps, key=lambda c: c.box.x + c.box.w / 2)
-
-
-def split_to_count(comps: list[Component], n: int, confidence: Callable[[list[np.ndarray]], np.ndarray]
-                   ) -> list[Component] | None:
-    """Cut the digits into exactly ``n`` pieces, when another reader counts more digits than were found.
-
-    Touching digits often stay one component (a pair no wider than the field's widest digit is never split by
-    geometry). When the string reader counts ``n`` digits, the extra cuts go where the pieces would otherwise
-    be widest; each cut starts at the thinnest column near an even spacing and is then moved to where the
-    classifier is jointly surest of the two pieces it separates. None when the count cannot be reached.
-    """
-    digits = [c for c in comps if c.kind == "digit"]
-    seps = [c for c in comps if c.kind != "digit"]
-    k = len(digits)
-    if k == 0 or n <= k or n > 4 * k:
-        return None
-    alloc = [1] * k
-    for _ in range(n - k):
-        i = max(range(k), key=lambda j: digits[j].box.w / alloc[j])
-        alloc[i] += 1
-    out: list[Component] = []
-    group = max((c.group for c in comps), default=-1) + 1
-    for c, m in zip(digits, alloc):
-        if m == 1:
-            out.append(c)
-            continue
-        pieces = _cut_into(c, m, confidence, group)
-        if pieces is None:
-            return None
-        out.extend(pieces)
-        group += 1
-    return sorted(out + seps, key=lambda c: c.box.x + c.box.w / 2)
-
-
-def _cut_into(c: Component, m: int, confidence: Callable[[list[np.ndarray]], np.ndarray], group: int
-              ) -> list[Component] | None:
-    w = c.box.w
-    if w < 2 * m:
-        return None
-    cols = c.mask.sum(axis=0).astype(np.float32)
-    span = max(1, w // (3 * m))
-    cuts = []
-    for k in range(1, m):
-        centre = round(w * k / m)
-        lo, hi = max(1, centre - span), min(w - 1, centre + span)
-        cuts.append(lo + int(np.argmin(cols[lo:hi])) if hi > lo else centre)
-
-    def piece(x0: int, x1: int) -> tuple[Box, np.ndarray] | None:
-        part = c.mask[:, x0:x1]
-        ys = np.nonzero(part.any(axis=1))[0]
-        if x1 <= x0 or len(ys) == 0:
-            return None
-        return Box(c.box.x + x0, c.box.y + int(ys[0]), x1 - x0, int(ys[-1] - ys[0] + 1)), part[ys[0] : ys[-1] + 1]
-
-    step = max(1, w // (16 * m))
-    for i in range(len(cuts)):  # move each cut to where both of its pieces read best
-        left = cuts[i - 1] if i > 0 else 0
-        right = cuts[i + 1] if i + 1 < len(cuts) else w
-        even = round(w * (i + 1) / m)  # the thinnest column is often a digit's own middle (a 0 is thin there)
-        near = {even + d * step for d in range(-5, 6)} | {cuts[i]}
-        options = sorted({min(right - 1, max(left + 1, x)) for x in near})
-        masks: list[np.ndarray] = []
-        valid = []
-        for x in options:
-            a, b = piece(left, x), piece(x, right)
-            if a is not None and b is not None:
-                masks += [a[1], b[1]]
-                valid.append(x)
-        if not valid:
-            return None
-        p = confidence(masks).reshape(-1, 2)
-        cuts[i] = valid[int(np.argmax(p[:, 0] * p[:, 1]))]
-    out = []
-    for x0, x1 in zip([0, *cuts], [*cuts, w]):
-        got = piece(x0, x1)
-        if got is None:
-            return None
-        out.append(Component(got[0], got[1], "digit", None, 1, group))
-    return out
-
-
 def _gap(a: Box, b: Box) -> int:
     """Pixels between two boxes side by side (negative where their spans overlap)."""
     return max(a.x, b.x) - min(a.x2, b.x2)
 
 
-def _x_overlap(a: Box, b: Box) -> float:
+def x_overlap(a: Box, b: Box) -> float:
+    """How much of the narrower box's width the two boxes' horizontal spans share (0 to 1)."""
     inter = min(a.x2, b.x2) - max(a.x, b.x)
     return max(0.0, inter) / max(1, min(a.w, b.w))
 

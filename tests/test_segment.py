@@ -132,8 +132,8 @@ def test_blank_field_gives_nothing() -> None:
 
 
 def test_arbitrate_follows_the_classifier() -> None:
+    from formocr.arbitrate import arbitrate
     from formocr.objects import Component
-    from formocr.segment import arbitrate
 
     m = np.ones((10, 6), bool)
     a = Component(Box(0, 0, 6, 10), m)
@@ -150,8 +150,8 @@ def test_arbitrate_follows_the_classifier() -> None:
 
 
 def test_split_to_count_cuts_where_the_classifier_reads_both_pieces_best() -> None:
+    from formocr.arbitrate import split_to_count
     from formocr.objects import Component
-    from formocr.segment import split_to_count
 
     # three 0s in a row, the last two touching: geometry keeps the pair whole; the string reader counts three
     img = np.zeros((120, 260), np.uint8)
@@ -234,8 +234,9 @@ def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
     cv2.line(five, (158, 75), (198, 75), 255, 7)  # the bar, drawn right of the body
     cv2.line(five, (130, 90), (128, 125), 255, 7)
     cv2.ellipse(five, (145, 145), (20, 27), 0, -120, 150, 255, 7)
+    from formocr.arbitrate import arbitrate
     from formocr.recognize.digits import DigitClassifier
-    from formocr.segment import arbitrate, segment_ink
+    from formocr.segment import segment_ink
 
     sure = DigitClassifier.load().top_probability
     for img in (four, five):
@@ -254,8 +255,9 @@ def test_a_one_digit_fields_pieces_are_all_that_digit() -> None:
 def test_two_digits_close_together_in_a_one_digit_field_stay_two() -> None:
     """A "17" written into a box meant for one digit: the pieces lie as close as a 4's arm to its stem, but the
     classifier reads them as two digits more surely than as one, so the field holds more than it may."""
+    from formocr.arbitrate import arbitrate
     from formocr.recognize.digits import DigitClassifier
-    from formocr.segment import arbitrate, segment_ink
+    from formocr.segment import segment_ink
 
     box = Box(50, 50, 260, 150)
     img = _canvas(box)
