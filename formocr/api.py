@@ -150,32 +150,35 @@ class FieldReaderAPI:
         tight round its digit (:func:`formocr.crop.with_room`; 0 for any other), which the clean page's
         coordinates are offset by. Training cuts real crops through this very road, so what the string reader
         learns from is what it reads."""
+        if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400):
+            raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
         page, pad = with_room(without_margins(page))
-        # A crop cut tight round a digit or two is all writing: no frame or print is looked for in it, the whole of
-        # it with its room is the field (read as a box, no printed line is taken out of it either), and it is not
-        # levelled: one or two digits make no line to level, and their slant is their writer's.
-        tight = pad > 0
-        pre = replace(self.pipeline.pre, deskew=False) if tight else self.pipeline.pre
         printed: np.ndarray | None = None  # a bare crop's print, once found for the clean page it was found in
-        if dpi is not None:
-            if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400:
-                raise ConfigError(f"dpi: expected a number in 50..2400, got {dpi!r}")
+        frame: Frame | None = None
+        if pad:
+            # A crop cut tight round a digit or two is all writing: no frame or print is looked for in it, the whole
+            # of it with its room is the field (read as a box, no printed line is taken out of it either), and it is
+            # not levelled: one or two digits make no line to level, and their slant is their writer's.
+            page = replace(page, dpi=float(dpi) if dpi is not None else _dpi_for(page.height))
+            clean = preprocess(page, replace(self.pipeline.pre, deskew=False))
+            style = "free" if style == "box" else style
+        elif dpi is not None:
             page = replace(page, dpi=float(dpi))
-            clean = preprocess(page, pre)
-            frame = find_frame(clean.layout_ink) if style != "free" and not tight else None
+            clean = preprocess(page, self.pipeline.pre)
+            frame = find_frame(clean.layout_ink) if style != "free" else None
         else:
             # First pass at a guess, only to find the frame; the resolution then follows from its height, or, in a
             # bare crop, from the height of the writing itself (a 200-px cell with 20-px digits is not a 10-mm field).
             guess = replace(page, dpi=_dpi_for(page.height))
-            clean = preprocess(guess, pre)
-            frame = find_frame(clean.layout_ink) if style != "free" and not tight else None
+            clean = preprocess(guess, self.pipeline.pre)
+            frame = find_frame(clean.layout_ink) if style != "free" else None
             around = None
-            if frame is None and not tight:
+            if frame is None:
                 printed = crop_print(clean.ink, clean.gray)
                 around = writing_box(replace(clean, ink=clean.ink & ~printed), print_removed=True)
             est = _dpi_for(frame.box.h if frame is not None else around.h if around is not None else page.height)
             if abs(est - guess.dpi) > 0.15 * guess.dpi:
-                clean = preprocess(replace(page, dpi=est), pre)
+                clean = preprocess(replace(page, dpi=est), self.pipeline.pre)
                 printed = None
                 if frame is not None:  # a bare crop stays bare: its rules at another scale are still no frame
                     frame = find_frame(clean.layout_ink)
@@ -184,7 +187,7 @@ class FieldReaderAPI:
             if cells is None:
                 raise ConfigError("cells: a comb field needs its number of cells (none could be counted)")
         box = frame.box if frame is not None else Box(0, 0, clean.gray.shape[1], clean.gray.shape[0])
-        if frame is None and not tight:  # a bare crop: a scanner's margin or a printed rule along it is not writing
+        if frame is None and not pad:  # a bare crop: a scanner's margin or a printed rule along it is not writing
             if printed is None:
                 printed = crop_print(clean.ink, clean.gray)
             kept = clean.ink & ~printed
@@ -194,8 +197,6 @@ class FieldReaderAPI:
             clean = replace(clean, ink=kept, print_ink=printed if writing else None)
             if dpi is None:
                 box = writing_box(clean, print_removed=True) or box
-        if tight and style == "box":
-            style = "free"
         region = FieldRegion(name=name, type=field_type, box=box, style=style, cells=cells,  # type: ignore[arg-type]
                              constraints=cons or {})
         return clean, region, frame, pad

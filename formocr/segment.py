@@ -255,19 +255,19 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     # they are one digit or two (then the field holds more than it may). A small piece there is that digit's.
     one = region.constraints.get("max_length") == 1
     near = 0.5 * digit_h
-    cluster = list(range(len(groups)))
-    for i in range(1, len(groups)):
-        if one and _gap(merge_parts(groups[i - 1])[0], merge_parts(groups[i])[0]) <= near:
-            cluster[i] = cluster[i - 1]
     digits = [(*merge_parts(g), len(g)) for g in groups]
+    cluster = list(range(len(digits)))
+    for i in range(1, len(digits)):
+        if one and _gap(digits[i - 1][0], digits[i][0]) <= near:
+            cluster[i] = cluster[i - 1]
     top = min((b.y for b, _, _ in digits), default=0)
     bottom = max((b.y2 for b, _, _ in digits), default=ink.shape[0])
     seps = []
     for b, m in small:
         host = next((i for i, (db, _, _) in enumerate(digits) if x_overlap(db, b) > 0.5), None)
         if host is None and one and digits:
-            host = min(range(len(digits)), key=lambda i: _gap(digits[i][0], b))
-            host = host if _gap(digits[host][0], b) <= near else None
+            gap, k = min((_gap(db, b), k) for k, (db, _, _) in enumerate(digits))
+            host = k if gap <= near else None
         ch = _separator_char(b, top, bottom)
         if ch is not None and ch not in separators:
             ch = None
@@ -281,10 +281,8 @@ def _segment_line(ink: np.ndarray, crop_box: Box, region: FieldRegion, opts: Seg
     narrow = sorted(b.w for b, _, _ in digits if b.w < 0.9 * b.h)
     digit_w = float(np.median(narrow)) if len(narrow) >= 2 else 0.62 * digit_h
     for gi, (b, m, n) in enumerate(digits):
-        pieces = _split_touching(b, m, digit_w, opts)
         together = cluster.count(cluster[gi]) > 1
-        if together:
-            pieces = [(b, m)]
+        pieces = [(b, m)] if together else _split_touching(b, m, digit_w, opts)
         group = len(digits) + cluster[gi] if together else gi if len(pieces) > 1 else -1
         for sb, sm in pieces:
             out.append(Component(sb.shifted(crop_box.x, crop_box.y), sm, "digit", None, n, group))
