@@ -19,6 +19,7 @@ when it is known. Models are loaded once per process (per options) and shared by
 
 from __future__ import annotations
 
+import difflib
 import threading
 from dataclasses import replace
 from functools import partial
@@ -47,10 +48,17 @@ FRAME_SEEN = 0.35  # share of the postal field's frame registration must find be
 ALL_PRINT = 0.1  # a bare crop whose writing left beside its print is under this share of its ink is "all print"
 
 
+READ_FIELD_KEYWORDS = ("style", "cells", "dpi", "name", "options")
+
+
 def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
     """The template format's rules per type (one check for both); unknown keys and bad values are a ConfigError
     naming the key."""
     given = {k: v for k, v in c.items() if v is not None}
+    for key in given:  # a slip in one of read_field's own keywords lands among the constraints
+        close = difflib.get_close_matches(key, READ_FIELD_KEYWORDS, n=1, cutoff=0.7)
+        if close:
+            raise ConfigError(f"unknown keyword {key!r} (did you mean {close[0]!r}?)")
     check_constraints(field_type, given)
     return given
 

@@ -63,13 +63,14 @@ def scan(inputs: tuple[Path, ...], output: Path | None, template: str | None, dp
     fields; the document is still printed whole, and the exit code is 10 (8 with several inputs).
     """
     from formocr.errors import OutputError
-    from formocr.outputs import check_output, check_output_dir, write_atomic, write_stdout
+    from formocr.objects import is_document
+    from formocr.outputs import check_output_dir, check_replaceable, write_atomic, write_stdout
     from formocr.pipeline import Pipeline
 
     opts = _options(config, {"template": template, "dpi": dpi, "debug_dir": debug_dir,
                              "digits_model": digits_model, "review_threshold": review_threshold})
-    if output is not None:
-        check_output(output)  # a device, FIFO or folder is refused before anything is read
+    if output is not None:  # a device, a folder, an input or a user's own file is refused before anything is read
+        check_replaceable(output, "output", is_document, [(p, "an input") for p in inputs])
     if opts.debug_dir:
         check_output_dir(opts.debug_dir, "debug folder")
     pipeline = Pipeline(opts)
@@ -205,14 +206,21 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
     import threading
 
     from formocr.batch import BatchConfig, Progress, export_csv, run_batch
-    from formocr.outputs import check_output, write_atomic
+    from formocr.batch.export import is_csv
+    from formocr.batch.runner import is_summary
+    from formocr.outputs import check_replaceable, write_atomic
 
     opts = _options(config, {"template": template, "dpi": dpi, "digits_model": digits_model,
                              "review_threshold": review_threshold})
-    # Outputs written at the end are checked now: a device or folder must not cost a whole run first.
-    for extra, what in ((csv_path, "CSV"), (summary_json, "summary")):
+    # Outputs written at the end are checked now: a device, a folder, the results file or a user's own file must
+    # not cost a whole run first, nor be replaced after it.
+    if csv_path is not None and summary_json is not None and csv_path.resolve() == summary_json.resolve():
+        raise click.UsageError("--csv and --summary-json name the same file")
+    for extra, what, ours in ((csv_path, "CSV", is_csv), (summary_json, "summary", is_summary)):
         if extra is not None:
-            check_output(extra, what=what)
+            check_replaceable(extra, what, ours, [(output, "the results file")])
+            if extra.resolve() == output.resolve():  # a results file not made yet
+                raise click.UsageError(f"the {what} file is the results file (-o); give it another name")
     cfg = BatchConfig(input_dir=in_dir, output=output, workers=workers, engine=engine, address=address,
                       pattern=pattern, retry_failed=retry_failed, timeout=timeout,
                       exclude=tuple(p for p in (csv_path, summary_json) if p is not None))
@@ -253,9 +261,11 @@ def export_csv_cmd(results: Path, output: Path | None) -> None:
     get a leading apostrophe.
     """
     from formocr.batch import export_csv
-    from formocr.batch.export import write_csv
-    from formocr.outputs import stdout_error
+    from formocr.batch.export import is_csv, write_csv
+    from formocr.outputs import check_replaceable, stdout_error
 
+    if output is not None:  # before reading RESULTS: never RESULTS itself, nor a user's own file
+        check_replaceable(output, "CSV", is_csv, [(results, "the results file")])
     if output is None:
         try:
             write_csv(results, sys.stdout)
@@ -337,7 +347,9 @@ def template_from_image_cmd(image: Path, output: Path, name: str | None, dpi: in
     """
     from formocr.layout.from_image import template_from_file
     from formocr.layout.template import parse_template
+    from formocr.outputs import check_replaceable
 
+    check_replaceable(output, "template", None, [(image, "the image")])  # a template edited since is the user's
     template = template_from_file(image, dpi=dpi, name=name)
     data = template.to_dict()
     parse_template(data, str(output))  # what we write must load back

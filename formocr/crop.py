@@ -133,6 +133,23 @@ STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a s
 TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin stroke broke ...
 TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides
 STROKE_WIDTH = 0.75  # a pen's stroke is thinner than this share of the crop's height; a shadow's dark mass is not
+# A digit set's tile cut to its digit's height and centred across (USPS's 16 px, a sorter's cut): this many pixels
+# tall at most, with at most this share of its height of paper on either side. A register cell is far taller, and
+# its column rule beside the writing is no such centred mark.
+TILE_PX = 64
+TILE_SIDE = 0.5
+
+
+def _centred_tile(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray, x: int, cw: int, w: int, h: int) -> bool:
+    """Whether writing that runs from the crop's top to its bottom, with paper beside it, is one digit of a tile cut
+    to its height: a small crop, the mark centred across it with at most :data:`TILE_SIDE` of the height of paper
+    either side, every piece standing over the largest (a digit's pieces, not a rule beside a number)."""
+    if h > TILE_PX or max(x, w - x - cw) > TILE_SIDE * h or abs(x + cw / 2 - w / 2) > 0.1 * w:
+        return False
+    big = pieces[int(np.argmax(area[pieces - 1]))]
+    centres = stats[pieces, cv2.CC_STAT_LEFT] + stats[pieces, cv2.CC_STAT_WIDTH] / 2
+    left, right = stats[big, cv2.CC_STAT_LEFT], stats[big, cv2.CC_STAT_LEFT] + stats[big, cv2.CC_STAT_WIDTH]
+    return bool(((centres >= left) & (centres <= right)).all())
 
 
 def with_room(page: Page) -> tuple[Page, int]:
@@ -146,7 +163,10 @@ def with_room(page: Page) -> tuple[Page, int]:
     mass (nor one as thick as the crop is tall: a lamp's shadow binarized with the digits inside it); a printed
     frame cut tight is no such mark: its outline is inked along both its top and bottom rows or
     both its sides. (A digit on a ruled line, cut tight, keeps the line along one edge as a 7 keeps its bar; given
-    paper, the line is no longer as wide as the crop, and is read with the digit.)"""
+    paper, the line is no longer as wide as the crop, and is read with the digit.) A digit set's tile cut to its
+    digit's height only, the digit centred across it (USPS's 16 px zip-code digits), has paper at its sides: it is
+    such a crop when it is small and the mark one centred digit (:func:`_centred_tile`); otherwise a "1" or a 9's
+    stem from its top to its bottom edge is taken for a rule and left out."""
     gray = to_gray(page.image)
     h, w = gray.shape[:2]
     if h < 8 or w < 4 or int(gray.max()) - int(gray.min()) < 32:
@@ -160,7 +180,10 @@ def with_room(page: Page) -> tuple[Page, int]:
     writing = np.isin(labels, pieces)
     x, y, cw, ch = cv2.boundingRect(writing.astype(np.uint8))
     near = max(2, round(TIGHT_EDGE * h))  # paper this narrow at most on each side
-    if int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch or max(x, y, w - x - cw, h - y - ch) > near:
+    mass = int(area[pieces - 1].sum()) > STROKES_FILL * cw * ch and cw > 0.3 * ch  # a straight "1" fills its box
+    if mass or max(y, h - y - ch) > near:
+        return page, 0
+    if max(x, w - x - cw) > near and not _centred_tile(stats, pieces, area, x, cw, w, h):
         return page, 0
     # a paper border first: the transform takes the image's edge for ink, and a stroke along it would count double
     bordered = cv2.copyMakeBorder(writing.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)

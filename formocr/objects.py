@@ -6,6 +6,7 @@ JSON have ``to_dict()``; intermediate objects carry numpy arrays and are never s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -252,6 +253,11 @@ class PageResult:
         if self.error is not None:
             d["error"] = dict(self.error)
         return d
+
+
+def is_document(head: bytes) -> bool:
+    """Whether a file starting with ``head`` holds :meth:`Document.to_dict` JSON (``formocr scan -o``'s own)."""
+    return re.match(rb'\s*\{\s*"formocr"\s*:', head) is not None
 
 
 @dataclass(frozen=True)

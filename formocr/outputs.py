@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -21,6 +21,7 @@ __all__ = [
     "STDOUT",
     "check_output",
     "check_output_dir",
+    "check_replaceable",
     "default_mode",
     "fsync_dir",
     "stdout_error",
@@ -81,6 +82,34 @@ def check_output(path: str | os.PathLike[str], error: type[OutputError] = Output
         raise error(f"is not a regular file (a device, FIFO or socket); the {what} only ever replaces a regular "
                     "file", p)
     return Path(os.path.realpath(p))
+
+
+def check_replaceable(path: str | os.PathLike[str], what: str, ours: Callable[[bytes], bool] | None,
+                      keep: Sequence[tuple[str | os.PathLike[str], str]] = (), error: type[OutputError] = OutputError
+                      ) -> Path:
+    """:func:`check_output` for a file formocr makes (a document's JSON, a CSV, a summary, a template), checked
+    before any work: it never replaces one of ``keep`` (each a path and what it is: "an input", "the results
+    file"), and an existing file that is not empty only when ``ours`` finds formocr's own output of this kind at its
+    start (a rerun's); None: never an existing file (a template the user has edited since). A user's own file
+    given by mistake is refused and left as it was."""
+    real = check_output(path, error, what)
+    shown = Path(path)
+    for other, name in keep:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(real, other):
+                raise error(f"is {name}; give the {what} another file name (it was left as it is)", shown)
+    try:
+        with open(real, "rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return real
+    except OSError as exc:
+        raise error(f"cannot read the file the {what} would replace ({_why(exc)})", shown) from None
+    if head.strip() and (ours is None or not ours(head)):
+        kind = "a file" if ours is None else f"a file that is not a formocr {what}"
+        raise error(f"exists and is {kind}; formocr does not replace it: give a new file name (it was left as it "
+                    "is)", shown)
+    return real
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[TextIO], T], error: type[OutputError] = OutputError,

@@ -264,3 +264,12 @@ def test_of_lines_none_accepted_a_reading_the_pattern_allows_wins(reader: FieldR
     r = reader.read_field(np.full((60, 120), 235, np.uint8), "digits", min_length=4, max_length=4,
                           pattern=r"1[89]\d\d")
     assert (r.raw, r.needs_review, r.readings["line"]) == ("1937", True, {"read": 1, "of": 2})
+
+
+def test_a_slip_in_one_of_read_fields_keywords_is_named_with_a_suggestion(reader: FieldReaderAPI) -> None:
+    """A misspelled ``style`` lands among the constraints, whose message alone would not say what was meant."""
+    blank = np.full((40, 80), 255, np.uint8)
+    with pytest.raises(ConfigError, match="unknown keyword 'stlye' \\(did you mean 'style'\\?\\)"):
+        reader.read_field(blank, "digits", stlye="comb")
+    with pytest.raises(ConfigError, match="did you mean 'cells'"):
+        reader.read_field(blank, "digits", style="comb", cels=4)

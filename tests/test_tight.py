@@ -72,6 +72,41 @@ def test_a_single_digit_cut_tight_to_its_ink_reads_as_that_digit(reader: FieldRe
     assert r.chars[0].box.w >= w // 2
 
 
+def _tile(d: int, seed: int, size: int = 16) -> np.ndarray:
+    """A digit set's tile cut to its digit's height only (USPS's zip-code digits): the renderer's digit, grey,
+    scaled to ``size`` px tall and centred across a square of that size."""
+    ink = render_digit(d, Writer(slant=-0.05, pen=0.11), np.random.default_rng(seed), 4 * size).astype(np.float32)
+    w = min(size, max(1, round(ink.shape[1] * size / ink.shape[0])))
+    tile = np.zeros((size, size), np.float32)
+    tile[:, (size - w) // 2 : (size - w) // 2 + w] = cv2.resize(ink, (w, size), interpolation=cv2.INTER_AREA)
+    return (255 * (1 - tile)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("d", "seed", "size"), [(1, 0, 16), (1, 1, 16), (1, 2, 28), (7, 1, 16), (9, 0, 16),
+                                                 (4, 2, 16)])
+def test_a_tile_cut_to_its_digits_height_reads_as_that_digit(reader: FieldReaderAPI, d: int, seed: int,
+                                                            size: int) -> None:
+    """A "1" or a 9's stem from a small tile's top edge to its bottom, paper beside it, was taken for a column
+    rule and left out: the tile is a digit cut tight, and given room."""
+    tile = _tile(d, seed, size)
+    assert with_room(_page(tile))[1] > 0
+    r = reader.read_field(tile, "digits", min_length=1, max_length=1)
+    assert r.value == str(d), (r.value, r.why)
+
+
+def test_a_rule_beside_a_number_is_no_tile_cut_to_its_height() -> None:
+    """A small cell whose column rule runs from its top edge to its bottom beside the number, or a crop taller
+    than a digit set's tile, is not a digit cut tight: its print rules stay."""
+    cell = np.full((60, 40), 245, np.uint8)
+    cell[:, 30:32] = 30  # the rule, edge to edge ...
+    four = _tight_digit(4, 3, 18)
+    cell[22 : 22 + four.shape[0], 6 : 6 + min(four.shape[1], 20)] = four[:, :20]  # ... beside a digit
+    assert with_room(_page(cell)) == (_page(cell), 0)
+    tall = np.full((160, 80), 245, np.uint8)
+    tall[:, 39:42] = 30  # a thin stroke from edge to edge, centred, in a crop as tall as a register cell
+    assert with_room(_page(tall))[1] == 0
+
+
 def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
     zed = np.zeros((40, 30), bool)  # a "2" cut tight: a flat top and a flat foot, joined by its stroke
     zed[1:4, 3:27] = True

@@ -114,6 +114,11 @@ def _column(field_column: str) -> str:
     return field_column if field_column not in FIXED_COLUMNS else f"field.{field_column}"
 
 
+def is_csv(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a CSV this module wrote (a rerun may replace it, nothing else)."""
+    return head.startswith(",".join(FIXED_COLUMNS).encode())
+
+
 def export_csv(results: str | os.PathLike[str], out: str | os.PathLike[str]) -> int:
     """Write the CSV file ``out`` atomically from ``results``; returns the number of rows.
 
@@ -122,4 +127,4 @@ def export_csv(results: str | os.PathLike[str], out: str | os.PathLike[str]) -> 
     return write_atomic(out, lambda stream: write_csv(results, stream), ResultsFileError, "CSV")
 
 
-__all__ = ["FIXED_COLUMNS", "export_csv", "safe_cell", "write_csv"]
+__all__ = ["FIXED_COLUMNS", "export_csv", "is_csv", "safe_cell", "write_csv"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -116,6 +117,11 @@ class BatchSummary:
             "failures": [{"source": r.source, **r.error.to_dict()} for r in self.failures if r.error],
             "needs_review": [{"source": r.source, "fields": list(r.review)} for r in self.needs_review],
         }  # fmt: skip
+
+
+def is_summary(head: bytes) -> bool:
+    """Whether a file starting with ``head`` is a batch summary (``--summary-json``) a run wrote."""
+    return re.match(rb'\s*\{\s*"output"\s*:', head) is not None and b'"engine"' in head
 
 
 def _hash(path: Path, keep: bool) -> tuple[str, bytes | None]:

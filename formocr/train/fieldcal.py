@@ -232,6 +232,27 @@ def cvl_tight_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | N
             yield DevField("cvl digits, cut tight", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
 
 
+def cvl_tile_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None, size: int = 16
+                    ) -> Iterator[DevField]:
+    """``n`` CVL validation digits of each half's writers as a digit set of small tiles cut to the digit's height
+    (USPS's zip-code digits): grey, ``size`` px tall, the digit centred across a square of that size, read as
+    one-digit fields."""
+    import cv2
+
+    s = load_cvl("valid", folder)
+    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
+    for half, parity in (("A", 0), ("B", 1)):
+        idx = np.flatnonzero(s.writers % 2 == parity)
+        for i in np.random.default_rng([seed, parity, size]).permutation(idx)[:n]:
+            ys, xs = np.nonzero(s.images[i] > 40)
+            ink = s.images[i][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+            w = min(size, max(1, round(ink.shape[1] * size / ink.shape[0])))
+            tile = np.zeros((size, size), np.float32)
+            tile[:, (size - w) // 2 : (size - w) // 2 + w] = cv2.resize(ink, (w, size), interpolation=cv2.INTER_AREA)
+            f, sec = _timed(api, (255 - np.clip(tile, 0, 255)).astype(np.uint8), min_length=1, max_length=1)
+            yield DevField(f"cvl digits, {size}-px tiles", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+
+
 def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
                       length_given: bool = False) -> Iterator[DevField]:
     """``n`` strings of each half's CVL validation writers, 3-8 plain digits on generated paper, every other one
