@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from formocr.calibration import is_patterned
-from formocr.crop import Frame, crop_print, find_frame, with_room, without_margins, writing_box
+from formocr.crop import Frame, crop_print, find_frame, paper_up, with_room, without_margins, writing_box
 from formocr.errors import ConfigError, PageTooSmallError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS, interpret
 from formocr.io import load_pages
@@ -102,7 +102,7 @@ class FieldReaderAPI:
         if cells is not None and style != "comb":
             raise ConfigError("cells: only comb fields have cells")
         cons = _check_constraints(field_type, constraints)
-        page = _load(image, self.options)
+        page = paper_up(_load(image, self.options))
         if is_patterned(field_type, cons) and style != "comb":
             return self._read_lines(page, field_type, style, dpi, name, cons)
         return self._read_crop(page, field_type, style, cells, dpi, name, cons)[0]
@@ -216,7 +216,7 @@ class FieldReaderAPI:
         """Read a postal code from a whole envelope or a crop (see :func:`formocr.read_postal_code`)."""
         if country not in POSTAL_PATTERNS:
             raise ConfigError(f"country: expected {' or '.join(POSTAL_PATTERNS)}, got {country!r}")
-        page = _load(image, self.options)
+        page = paper_up(_load(image, self.options))
         tmpl = template or ("envelope" if country == "CN" else None)
         if tmpl is not None and looks_like_envelope(page.width, page.height):
             found = self._from_envelope(page, tmpl, country, dpi)

@@ -129,6 +129,25 @@ def without_margins(page: Page) -> Page:
     return replace(page, image=image)
 
 
+def paper_up(page: Page) -> Page:
+    """A crop of light writing on a dark ground (digit sets store MNIST's and USPS's tiles so) turned dark on
+    light, as every reader learnt it; any other crop as it is. Its ground is dark when its border and most of it
+    are, and its writing is what is clearly lighter: a minority of it, in strokes (a scanner's black margin is a
+    border's side, and a shadow leaves the paper far lighter than this)."""
+    gray = to_gray(page.image)
+    if min(gray.shape[:2]) < 4:
+        return page
+    ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    ground = float(np.median(ring))
+    light = float((gray > ground + 64).mean())
+    if ground >= 96 or float(np.median(gray)) >= 96 or not 0.01 <= light <= 0.45:
+        return page
+    strokes = cv2.copyMakeBorder((gray > ground + 64).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    if 2 * float(cv2.distanceTransform(strokes, cv2.DIST_L2, 3).max()) > 0.4 * min(gray.shape[:2]):
+        return page  # the light part is a broad patch (paper beside a wide black margin), not strokes
+    return replace(page, image=(255 - page.image[..., :3]) if page.image.ndim == 3 else 255 - page.image)
+
+
 STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a scanner margin's dark mass more
 TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin stroke broke ...
 TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides

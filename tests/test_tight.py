@@ -12,7 +12,7 @@ import pytest
 
 import formocr
 from formocr.api import FieldReaderAPI
-from formocr.crop import crop_print, find_frame, with_room, writing_box
+from formocr.crop import crop_print, find_frame, paper_up, with_room, writing_box
 from formocr.objects import Page
 from formocr.synth import Writer
 from formocr.synth.handwriting import render_digit
@@ -105,6 +105,18 @@ def test_a_rule_beside_a_number_is_no_tile_cut_to_its_height() -> None:
     tall = np.full((160, 80), 245, np.uint8)
     tall[:, 39:42] = 30  # a thin stroke from edge to edge, centred, in a crop as tall as a register cell
     assert with_room(_page(tall))[1] == 0
+
+
+def test_a_light_digit_on_a_dark_ground_reads_as_that_digit(reader: FieldReaderAPI) -> None:
+    """Digit sets store their tiles light on dark (MNIST, USPS): read as they came, such a tile gave nothing."""
+    for d, seed in ((7, 1), (4, 2), (3, 1)):
+        r = reader.read_field(255 - _tile(d, seed), "digits", min_length=1, max_length=1)
+        assert r.value == str(d), (r.value, r.why)
+    cell = np.full((60, 100), 235, np.uint8)
+    cell[:, :62] = 15  # a scanner's black margin over most of a cell: its paper is no stroke to read dark
+    cell[20:40, 75:78] = 40
+    page = _page(cell)
+    assert paper_up(page) is page
 
 
 def test_a_digits_own_strokes_are_no_frame_but_a_box_round_writing_is() -> None:
