@@ -56,6 +56,9 @@ def _check_constraints(field_type: str, c: dict[str, Any]) -> dict[str, Any]:
     naming the key."""
     given = {k: v for k, v in c.items() if v is not None}
     for key in given:  # a slip in one of read_field's own keywords lands among the constraints
+        if key == "options":
+            raise ConfigError("options: formocr.read_field takes them; a FieldReaderAPI is given its options when "
+                              "made: FieldReaderAPI(options)")
         close = difflib.get_close_matches(key, READ_FIELD_KEYWORDS, n=1, cutoff=0.7)
         if close:
             raise ConfigError(f"unknown keyword {key!r} (did you mean {close[0]!r}?)")

@@ -208,19 +208,25 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
     from formocr.batch import BatchConfig, Progress, export_csv, run_batch
     from formocr.batch.export import is_csv
     from formocr.batch.runner import is_summary
+    from formocr.errors import OutputError
     from formocr.outputs import check_replaceable, write_atomic
 
     opts = _options(config, {"template": template, "dpi": dpi, "digits_model": digits_model,
                              "review_threshold": review_threshold})
-    # Outputs written at the end are checked now: a device, a folder, the results file or a user's own file must
-    # not cost a whole run first, nor be replaced after it.
-    if csv_path is not None and summary_json is not None and csv_path.resolve() == summary_json.resolve():
-        raise click.UsageError("--csv and --summary-json name the same file")
-    for extra, what, ours in ((csv_path, "CSV", is_csv), (summary_json, "summary", is_summary)):
-        if extra is not None:
+    # Outputs written at the end are checked now, and again before they are written: a device, a folder, the
+    # results file or a user's own file must not cost a whole run first, nor be replaced after it.
+    extras = [(p, what, ours) for p, what, ours in ((csv_path, "CSV", is_csv), (summary_json, "summary", is_summary))
+              if p is not None]
+
+    def check_extras() -> None:
+        if csv_path is not None and summary_json is not None and csv_path.resolve() == summary_json.resolve():
+            raise OutputError("--csv and --summary-json name the same file; give each its own", csv_path)
+        for extra, what, ours in extras:
+            if extra.resolve() == output.resolve():  # also a results file not made yet
+                raise OutputError(f"is the results file (-o); give the {what} another file name", extra)
             check_replaceable(extra, what, ours, [(output, "the results file")])
-            if extra.resolve() == output.resolve():  # a results file not made yet
-                raise click.UsageError(f"the {what} file is the results file (-o); give it another name")
+
+    check_extras()
     cfg = BatchConfig(input_dir=in_dir, output=output, workers=workers, engine=engine, address=address,
                       pattern=pattern, retry_failed=retry_failed, timeout=timeout,
                       exclude=tuple(p for p in (csv_path, summary_json) if p is not None))
@@ -232,6 +238,7 @@ def batch(in_dir: Path, output: Path, workers: int | None, engine: str, address:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, old)
+    check_extras()  # a file made there during the run is the user's
     if csv_path is not None:
         export_csv(output, csv_path)
     if summary_json is not None:

@@ -129,25 +129,6 @@ def without_margins(page: Page) -> Page:
     return replace(page, image=image)
 
 
-def paper_up(page: Page) -> Page:
-    """A crop of light writing on a dark ground (digit sets store MNIST's and USPS's tiles so) turned dark on
-    light, as every reader learnt it; any other crop as it is. Its ground is dark when its border and most of it
-    are, and its writing is what is clearly lighter: a minority of it, in strokes (a scanner's black margin is a
-    border's side, and a shadow leaves the paper far lighter than this)."""
-    gray = to_gray(page.image)
-    if min(gray.shape[:2]) < 4:
-        return page
-    ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    ground = float(np.median(ring))
-    light = float((gray > ground + 64).mean())
-    if ground >= 96 or float(np.median(gray)) >= 96 or not 0.01 <= light <= 0.45:
-        return page
-    strokes = cv2.copyMakeBorder((gray > ground + 64).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    if 2 * float(cv2.distanceTransform(strokes, cv2.DIST_L2, 3).max()) > 0.4 * min(gray.shape[:2]):
-        return page  # the light part is a broad patch (paper beside a wide black margin), not strokes
-    return replace(page, image=(255 - page.image[..., :3]) if page.image.ndim == 3 else 255 - page.image)
-
-
 STROKES_FILL = 0.6  # a pen's strokes cover at most this share of their box; a scanner margin's dark mass more
 TIGHT_PIECES = 3  # a digit cut tight is one mark, or two or three where a thin stroke broke ...
 TIGHT_EDGE = 0.06  # ... lying no further than this share of the crop's height from any of its sides
@@ -157,6 +138,31 @@ STROKE_WIDTH = 0.75  # a pen's stroke is thinner than this share of the crop's h
 # its column rule beside the writing is no such centred mark.
 TILE_PX = 64
 TILE_SIDE = 0.5
+TILE_DARK_PX = 128  # a crop light on dark is turned over only up to this size: a digit set's tile, not a photo
+
+
+def paper_up(page: Page) -> Page:
+    """A small crop of light writing on a dark ground (digit sets store MNIST's and USPS's tiles so) turned dark on
+    light, as every reader learnt it; any other crop as it is. Its ground is dark when its border and most of it
+    are, and its writing is what is clearly lighter: a minority of it, in strokes (a scanner's black margin is a
+    border's side, a sheet of paper photographed on a dark table a filled patch, and a shadow leaves the paper far
+    lighter than this)."""
+    image = page.image
+    if image.dtype != np.uint8 or min(image.shape[:2]) < 4 or max(image.shape[:2]) > TILE_DARK_PX:
+        return page
+    gray = to_gray(image)
+    ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    ground = float(np.median(ring))
+    if ground >= 96 or float(np.median(gray)) >= 96:
+        return page
+    light = (gray > ground + 64).astype(np.uint8)
+    if not 0.01 <= float(light.mean()) <= 0.45:
+        return page
+    _, _, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    _, _, bw, bh, area = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))])
+    if area > STROKES_FILL * bw * bh and min(bw, bh) > 0.3 * min(gray.shape[:2]):
+        return page  # a broad filled patch (paper beside a wide black margin), not strokes (a "1" fills a thin box)
+    return replace(page, image=255 - image[..., :3] if image.ndim == 3 else 255 - image)
 
 
 def _centred_tile(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray, x: int, cw: int, w: int, h: int) -> bool:
@@ -210,7 +216,9 @@ def with_room(page: Page) -> tuple[Page, int]:
         return page, 0  # a lamp's shadow binarized into one dark mass with the digits in it
     mark = writing[y : y + ch, x : x + cw]
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
-    if (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9):
+    one = h <= TILE_PX and cw <= 0.3 * ch  # a tile's upright "1" inks its box's edges as a frame's outline would
+    framed = (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9)
+    if framed and not one:
         return page, 0  # a frame's outline
     pad = max(2, round(h / 3))
     image = page.image

@@ -117,8 +117,9 @@ class Options:
             raise ConfigError(f"config file is not valid {kind}: {e}", p) from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file must hold a table/object of options, not {_kind(data)}", p)
-        if "formocr" in data:  # allow a [formocr] table; other tables are other tools', a bare value beside it a slip
-            stray = [k for k, v in data.items() if k != "formocr" and not isinstance(v, dict)]
+        if "formocr" in data:  # allow a [formocr] table; other keys are other tools', unless they name an option
+            names = [f.name for f in fields(cls)]
+            stray = [k for k in data if k != "formocr" and difflib.get_close_matches(k, names, n=1, cutoff=0.8)]
             if stray:
                 raise ConfigError(f"{stray[0]!r} lies outside the [formocr] table, where it would be ignored: move it "
                                   "into the table", p)

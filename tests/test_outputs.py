@@ -4,6 +4,7 @@ written by the test."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,10 @@ from click.testing import CliRunner
 
 from formocr.batch.export import FIXED_COLUMNS, is_csv
 from formocr.batch.record import Record
-from formocr.batch.runner import is_summary
+from formocr.batch.runner import BatchSummary, is_summary
 from formocr.cli import main
 from formocr.errors import ConfigError, OutputError
-from formocr.objects import is_document
+from formocr.objects import Document, is_document
 from formocr.options import Options
 from formocr.outputs import check_replaceable
 
@@ -42,8 +43,12 @@ def test_only_formocrs_own_output_of_that_kind_is_replaced(tmp_path: Path) -> No
         check_replaceable(ours, "CSV", is_csv, [(tmp_path / "old.csv", "the results file")])
     with pytest.raises(OutputError, match="formocr does not replace it"):
         check_replaceable(ours, "template", None)  # a template the user edited since
-    assert is_document(b'{\n  "formocr": "0.1.0",\n  "source": "a.pdf"') and not is_document(b'{"hello": 1}')
-    assert is_summary(b'{\n  "output": "r.jsonl",\n  "engine": "local"') and not is_summary(b'{"output": 1}')
+    doc = Document("a.pdf", (), {}, {}, "0.1.0").to_dict()
+    summary = BatchSummary("r.jsonl", "local", 2, 1, 1, 0, 0, 1, 1, 0.5, 0).to_dict()
+    for indent in (None, 2):  # as scan -o and --summary-json write them, compact or indented
+        assert is_document(json.dumps(doc, indent=indent).encode()[:4096])
+        assert is_summary(json.dumps(summary, indent=indent).encode()[:4096])
+    assert not is_document(b'{"hello": 1}') and not is_summary(b'{"output": 1}')
     assert mine.read_text() == "name,amount\nAnna,12\n"
 
 
@@ -66,7 +71,7 @@ def test_batch_and_export_outputs_never_replace_the_results_or_a_users_file(tmp_
     results = tmp_path / "r.jsonl"
     for extra in ("--csv", "--summary-json"):  # the results file itself, before any work
         code, _, err = run("batch", folder, "-o", results, extra, results)
-        assert code == 2 and "results file" in err and not results.exists()
+        assert code == 7 and "results file" in err and not results.exists()
     mine = tmp_path / "mine.csv"
     mine.write_text("my,own\n")
     code, _, err = run("batch", folder, "-o", results, "--csv", mine)
@@ -97,5 +102,8 @@ def test_an_option_outside_the_formocr_table_is_an_error(tmp_path: Path) -> None
     cfg.write_text('review_threshold = 0.0\n[formocr]\ndpi = 300\n[other_tool]\nx = 1\n')
     with pytest.raises(ConfigError, match="'review_threshold' lies outside the \\[formocr\\] table"):
         Options.from_file(cfg)
-    cfg.write_text('[formocr]\ndpi = 200\n[other_tool]\nx = 1\n')  # another tool's table is its own
-    assert Options.from_file(cfg).dpi == 200
+    cfg.write_text('revue_threshold = 0.0\n[formocr]\ndpi = 300\n')
+    with pytest.raises(ConfigError, match="'revue_threshold' lies outside"):
+        Options.from_file(cfg)
+    cfg.write_text('"$schema" = "x"\n[formocr]\ndpi = 200\n[other_tool]\nx = 1\n[[plugins]]\nname = "a"\n')
+    assert Options.from_file(cfg).dpi == 200  # other tools' keys and tables are theirs

@@ -103,8 +103,11 @@ def test_a_rule_beside_a_number_is_no_tile_cut_to_its_height() -> None:
     cell[22 : 22 + four.shape[0], 6 : 6 + min(four.shape[1], 20)] = four[:, :20]  # ... beside a digit
     assert with_room(_page(cell)) == (_page(cell), 0)
     tall = np.full((160, 80), 245, np.uint8)
-    tall[:, 39:42] = 30  # a thin stroke from edge to edge, centred, in a crop as tall as a register cell
+    cv2.line(tall, (38, 0), (42, 159), 30, 3)  # a thin stroke from edge to edge, centred, in a crop as tall as a cell
     assert with_room(_page(tall))[1] == 0
+    bar = np.full((16, 16), 245, np.uint8)
+    bar[:, 6:9] = 30  # a tile's upright "1" inks its box's edges as a frame would, and is still a digit
+    assert with_room(_page(bar))[1] > 0
 
 
 def test_a_light_digit_on_a_dark_ground_reads_as_that_digit(reader: FieldReaderAPI) -> None:
