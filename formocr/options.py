@@ -70,6 +70,8 @@ class Options:
             raise ConfigError(f"digit_tiles: must be grey or ink, got {self.digit_tiles!r}")
         if not 1 <= self.string_views <= 5:
             raise ConfigError(f"string_views: must be between 1 and 5, got {self.string_views}")
+        if not 0 <= self.max_skew_deg <= 45:  # checked here too, so that a config file's error names the file
+            raise ConfigError(f"max_skew_deg: must be between 0 and 45, got {self.max_skew_deg}")
         if self.max_pixels < 1 or self.max_pages < 1:
             raise ConfigError("max_pixels and max_pages must be positive")
 

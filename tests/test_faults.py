@@ -183,7 +183,7 @@ USER_FILES = {
 def test_a_file_that_is_not_a_results_file_is_refused_untouched(tmp_path: Path, label: str) -> None:
     path = tmp_path / "p.json"
     path.write_bytes(USER_FILES[label])
-    with pytest.raises(ResultsFileError, match="is -o the right file"):
+    with pytest.raises(ResultsFileError, match="is it the right results file"):
         ResultsFile(path).open()
     assert path.read_bytes() == USER_FILES[label]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # not even a lock file beside it

@@ -14,10 +14,11 @@ from formocr.batch.export import FIXED_COLUMNS, is_csv
 from formocr.batch.record import Record
 from formocr.batch.runner import BatchSummary, is_summary
 from formocr.cli import main
-from formocr.errors import ConfigError, OutputError
+from formocr.errors import ConfigError, ModelError, OutputError
 from formocr.objects import Document, is_document
 from formocr.options import Options
 from formocr.outputs import check_replaceable
+from formocr.recognize.modelfile import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +108,16 @@ def test_an_option_outside_the_formocr_table_is_an_error(tmp_path: Path) -> None
         Options.from_file(cfg)
     cfg.write_text('"$schema" = "x"\n[formocr]\ndpi = 200\n[other_tool]\nx = 1\n[[plugins]]\nname = "a"\n')
     assert Options.from_file(cfg).dpi == 200  # other tools' keys and tables are theirs
+
+
+def test_a_config_files_skew_limit_and_a_cards_missing_sum_are_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("max_skew_deg = -3\n")
+    with pytest.raises(ConfigError, match="max_skew_deg: must be between 0 and 45") as e:
+        Options.from_file(cfg)
+    assert "c.toml" in e.value.one_line()
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(b"\0" * 16)
+    (tmp_path / "m.card.json").write_text("{}")
+    with pytest.raises(ModelError, match="records no sha256"):
+        load_model(weights)

@@ -125,7 +125,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, int, Record]]:
             except (ValueError, KeyError, TypeError) as e:
                 detail = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
                 raise ResultsFileError(f"line {number} is not a formocr batch record ({detail}); "
-                                       "is -o the right file? It was left as it is", path) from None
+                                       "is it the right results file? It was left as it is", path) from None
             yield number, offset, rec
             offset += len(line)
 
@@ -207,8 +207,8 @@ class ResultsFile:
             raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", self.path) from None
         for where, fragment in (("line 1", head), ("its last line", tail)):
             if not _record_like(fragment):
-                raise ResultsFileError(f"{where} is not a formocr batch record; is -o the right file? It was left "
-                                       "as it is", self.path)
+                raise ResultsFileError(f"{where} is not a formocr batch record; is it the right results file? It "
+                                       "was left as it is", self.path)
 
     def _open_append(self) -> None:
         created = not self.path.exists()

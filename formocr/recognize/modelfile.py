@@ -114,6 +114,8 @@ def load_model(path: str | Path, verify: bool = True) -> LoadedModel:
             raise ModelError(f"model card unreadable: {type(e).__name__}: {str(e)[:120]}", cp) from None
         if not isinstance(card, dict):
             raise ModelError(f"model card is not a JSON object but {type(card).__name__}", cp)
+        if not isinstance(card.get("sha256"), str):
+            raise ModelError("model card records no sha256 of its weights: not a formocr model card", cp)
         if card.get("sha256") != digest:
             raise ModelError(
                 f"checksum mismatch: weights sha256 {digest[:16]}… but the card says "
