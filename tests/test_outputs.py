@@ -121,3 +121,23 @@ def test_a_config_files_skew_limit_and_a_cards_missing_sum_are_named(tmp_path: P
     (tmp_path / "m.card.json").write_text("{}")
     with pytest.raises(ModelError, match="records no sha256"):
         load_model(weights)
+
+
+def test_a_torn_last_line_is_named_when_exported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    doc = {"formocr": "x", "source": "a.png", "models": {}, "pages": [], "timings_ms": {}}
+    results = tmp_path / "r.jsonl"
+    results.write_text(Record("a.png", "0" * 64, "ok", 1, 0.1, doc).to_line() + '{"formocr_batch":1,"sou')
+    with caplog.at_level("WARNING", logger="formocr.batch"):
+        code, _, _ = run("export", "csv", results, "-o", tmp_path / "f.csv")
+    assert code == 0 and "last line was cut short" in caplog.text
+    assert (tmp_path / "f.csv").read_text().count("\n") == 2  # the header and the one whole record
+
+
+def test_a_dangling_link_in_a_batch_is_named_as_one(tmp_path: Path) -> None:
+    from formocr.batch.runner import _os_reason
+
+    link = tmp_path / "scan.png"
+    link.symlink_to(tmp_path / "gone.png")
+    gone = FileNotFoundError(2, "No such file or directory")
+    assert _os_reason(gone, link) == "a link to a file that does not exist"
+    assert "removed during the run" in _os_reason(gone, tmp_path / "other.png")

@@ -10,6 +10,7 @@ formula-injection guard.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,8 @@ from formocr.batch.record import Record, field_columns
 from formocr.batch.results import iter_records
 from formocr.errors import ResultsFileError
 from formocr.outputs import write_atomic
+
+log = logging.getLogger("formocr.batch")
 
 FIXED_COLUMNS = ("source", "sha256", "status", "pages", "needs_review", "keyed", "error")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -45,6 +48,11 @@ def _index(src: Path) -> dict[str, int]:
     try:
         for _, offset, rec in iter_records(src):
             offsets[rec.source] = offset  # the last record of a source wins
+        with src.open("rb") as f:  # a last line cut short (a run killed mid-write) is no record: say so
+            f.seek(max(0, src.stat().st_size - 1))
+            if f.read(1) not in (b"", b"\n"):
+                log.warning("%s: its last line was cut short (a run stopped while writing it) and is left out; "
+                            "rerun the batch to redo that document", src)
     except OSError as e:
         raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", src) from None
     return offsets

@@ -136,9 +136,9 @@ def _hash(path: Path, keep: bool) -> tuple[str, bytes | None]:
     return h.hexdigest(), b"".join(chunks) if keep else None
 
 
-def _os_reason(e: OSError) -> str:
+def _os_reason(e: OSError, path: Path) -> str:
     if isinstance(e, FileNotFoundError):
-        return "no such file (removed during the run?)"
+        return "a link to a file that does not exist" if path.is_symlink() else "no such file (removed during the run?)"
     if isinstance(e, PermissionError):
         return "permission denied"
     return f"cannot read ({e.strerror or e})"
@@ -195,7 +195,7 @@ class _Driver:
                 if self._keep(source, ""):
                     self._skip(source)
                 else:
-                    reason = "not a regular file" if isinstance(e, IsADirectoryError) else _os_reason(e)
+                    reason = "not a regular file" if isinstance(e, IsADirectoryError) else _os_reason(e, path)
                     self.record(error_outcome(Job(root, source, ""), "UnreadableInputError", reason, 3))
                 continue
             if self._keep(source, sha):
