@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from formocr.batch.record import Record, field_columns
-from formocr.batch.results import iter_records
+from formocr.batch.results import has_torn_tail, iter_records
 from formocr.errors import ResultsFileError
 from formocr.outputs import write_atomic
 
@@ -48,11 +48,9 @@ def _index(src: Path) -> dict[str, int]:
     try:
         for _, offset, rec in iter_records(src):
             offsets[rec.source] = offset  # the last record of a source wins
-        with src.open("rb") as f:  # a last line cut short (a run killed mid-write) is no record: say so
-            f.seek(max(0, src.stat().st_size - 1))
-            if f.read(1) not in (b"", b"\n"):
-                log.warning("%s: its last line was cut short (a run stopped while writing it) and is left out; "
-                            "rerun the batch to redo that document", src)
+        if has_torn_tail(src):  # iter_records passes over it: say so
+            log.warning("%s: its last line was cut short (a run stopped while writing it) and is left out; "
+                        "rerun the batch to redo that document", src)
     except OSError as e:
         raise ResultsFileError(f"cannot read the results file ({e.strerror or e})", src) from None
     return offsets

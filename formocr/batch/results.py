@@ -97,6 +97,11 @@ def _ends(path: Path) -> tuple[bytes, bytes]:
         return head, f.read(min(size - keep, 64))
 
 
+def has_torn_tail(path: Path) -> bool:
+    """Whether the file's last line was cut short (a run stopped while writing it): no record yet."""
+    return bool(_ends(path)[1])
+
+
 def cut_torn_tail(path: Path) -> int:
     """Truncate a last line that has no newline (a write cut short); returns the bytes removed."""
     try:
