@@ -27,7 +27,8 @@ One table, one row per real development set:
   the cut tile with the digit CNN alone. ``A`` holds the even writers, ``B`` the odd ones. ``cvl digits, cut
   tight``: others cut to their ink (16-64 px tall, at most a pixel of paper round them), as digit sets and sorting
   machines hand single digits over. ``cvl digits, 16-px tiles``: others as a digit set of small grey tiles cut to
-  the digit's height and centred across a 16-px square (USPS's zip-code digits).
+  the digit's height and centred across a 16-px square (USPS's zip-code digits). ``cvl digits, 28-px tiles as
+  stored``: others as the data set stores them, MNIST's square tile (28×28, the digit about 20 px and centred).
 - ``cvl strings``: strings of 3-8 digits the generator composes of CVL's validation digits on generated paper,
   every other one touching; ``A`` holds the even writers, ``B`` the odd ones. ``cvl strings, length given``:
   as many others, each read as a field of its own count of digits (an account number, a box of a given
@@ -77,6 +78,7 @@ from formocr.train.fieldcal import (
     DevField,
     cvl_amount_fields,
     cvl_digit_fields,
+    cvl_stored_fields,
     cvl_string_fields,
     cvl_tight_fields,
     cvl_tile_fields,
@@ -232,6 +234,7 @@ def main() -> int:
         cases += field_cases(cvl_digit_fields(api, args.digits))
         cases += field_cases(cvl_tight_fields(api, args.digits))
         cases += field_cases(cvl_tile_fields(api, args.digits))
+        cases += field_cases(cvl_stored_fields(api, args.digits))
         cases += field_cases(cvl_string_fields(api, args.strings))
         cases += field_cases(cvl_string_fields(api, args.strings, length_given=True))
         cases += field_cases(cvl_amount_fields(api, args.amounts))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from formocr.calibration import is_patterned
-from formocr.crop import Frame, crop_print, find_frame, paper_up, with_room, without_margins, writing_box
+from formocr.crop import Frame, crop_print, find_frame, without_margins, writing_box
 from formocr.errors import ConfigError, PageTooSmallError, RegistrationError, TemplateError
 from formocr.fields import POSTAL_PATTERNS, interpret
 from formocr.io import load_pages
@@ -38,6 +38,7 @@ from formocr.objects import Box, CleanPage, FieldRegion, FieldResult, Page, Post
 from formocr.options import Options
 from formocr.preprocess import preprocess, to_gray
 from formocr.textlines import line_rows, text_lines
+from formocr.tiles import paper_up, with_room
 
 __all__ = ["FieldReaderAPI", "read_field", "read_postal_code"]
 
@@ -158,7 +159,7 @@ class FieldReaderAPI:
                      ) -> tuple[CleanPage, FieldRegion, Frame | None, int]:
         """A caller's crop as the field reader sees it: preprocessed at the resolution its frame or writing gives,
         print around the writing left out, the field's region, and the paper added on each side of a crop cut
-        tight round its digit (:func:`formocr.crop.with_room`; 0 for any other), which the clean page's
+        tight round its digit (:func:`formocr.tiles.with_room`; 0 for any other), which the clean page's
         coordinates are offset by. Training cuts real crops through this very road, so what the string reader
         learns from is what it reads."""
         if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 50 <= dpi <= 2400):

@@ -12,10 +12,12 @@ import pytest
 
 import formocr
 from formocr.api import FieldReaderAPI
-from formocr.crop import crop_print, find_frame, paper_up, with_room, writing_box
+from formocr.crop import crop_print, find_frame, writing_box
+from formocr.normalize import normalize_digit
 from formocr.objects import Page
 from formocr.synth import Writer
 from formocr.synth.handwriting import render_digit
+from formocr.tiles import paper_up, with_room
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +248,35 @@ def test_a_crop_cut_tight_round_its_digit_is_not_levelled_and_is_all_field(reade
     cell[30 : 30 + seven.shape[0], 20 : 20 + seven.shape[1]] = seven  # with paper round it: a field, levelled
     reader.prepare_crop(_page(cell, 150.0), "digits", cons={"max_length": 1})
     assert levelled and all(levelled)
+
+
+def _square_tile(d: int, seed: int, pen: float) -> np.ndarray:
+    """A digit set's square tile as MNIST and CVL store theirs: the renderer's digit scaled to 20 px and centred in
+    28×28 (:func:`formocr.normalize.normalize_digit`), light on dark."""
+    ink = render_digit(d, Writer(slant=-0.05, pen=pen), np.random.default_rng(seed), 80)
+    return np.clip(255 * normalize_digit((255 * ink).astype(np.uint8)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("d", "seed", "pen"), [(0, 1, 0.2), (8, 0, 0.2), (3, 1, 0.2), (0, 0, 0.3), (5, 1, 0.3),
+                                                (8, 2, 0.3), (9, 0, 0.3), (2, 0, 0.3)])
+def test_a_square_tile_reads_as_its_digit_either_way_up(reader: FieldReaderAPI, d: int, seed: int,
+                                                        pen: float) -> None:
+    """With paper all round it, a 0's or a 5's loop in a 28×28 tile was found as a printed box and the field cut to
+    its inside, or a bold digit's strokes taken for print; light on dark, a bold digit's strokes were a filled
+    patch of paper and the tile was read the wrong way up."""
+    tile = _square_tile(d, seed, pen)
+    for crop in (tile, 255 - tile):
+        r = reader.read_field(crop, "digits", min_length=1, max_length=1)
+        assert r.value == str(d), (r.value, r.why)
+    if (d, seed) in ((0, 1), (3, 1), (9, 0)):  # given room; a bolder 8 fills its box as a dark mass does, and
+        assert with_room(_page(255 - tile))[1] > 0  # keeps the bare crop's road, where it now reads right too
+
+
+def test_a_small_frame_round_a_digit_is_no_square_tile() -> None:
+    """A printed box round a digit, in a crop as small as a digit set's tile, stays a frame: its outline is inked
+    along its top and bottom rows."""
+    crop = np.full((40, 40), 245, np.uint8)
+    cv2.rectangle(crop, (5, 5), (34, 34), 30, 2)
+    three = _tight_digit(3, 0, 20)[:20, :18]
+    crop[10 : 10 + three.shape[0], 12 : 12 + three.shape[1]] = three
+    assert with_room(_page(crop))[1] == 0

@@ -253,6 +253,18 @@ def cvl_tile_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | No
             yield DevField(f"cvl digits, {size}-px tiles", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
 
 
+def cvl_stored_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
+    """``n`` CVL validation digits of each half's writers as the data set stores them (MNIST's square tile: 28×28,
+    the digit scaled to about 20 px and centred, dark on white), read as one-digit fields."""
+    s = load_cvl("valid", folder)
+    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
+    for half, parity in (("A", 0), ("B", 1)):
+        idx = np.flatnonzero(s.writers % 2 == parity)
+        for i in np.random.default_rng([seed, parity, 28]).permutation(idx)[:n]:
+            f, sec = _timed(api, 255 - s.images[i], min_length=1, max_length=1)
+            yield DevField("cvl digits, 28-px tiles as stored", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+
+
 def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
                       length_given: bool = False) -> Iterator[DevField]:
     """``n`` strings of each half's CVL validation writers, 3-8 plain digits on generated paper, every other one
