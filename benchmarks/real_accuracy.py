@@ -17,7 +17,7 @@ One table, one row per real development set:
   (a page whose labels belong to other cells; a cell with no year, a miss whatever is read from it); a cell whose line
   the locator misses counts as a miss. ``years, a year written``: the whole cells the audit did not find without a
   year. ``years, first line``: the cell's first located line read as the year field (the year's line in the
-  layout the data set describes); ``years, no pattern``: the same line read as 4 bare digits.
+  layout the data set describes).
 - ``years, birth layout`` / ``days, birth layout``: the same, on the cells of a birth register where the locator
   finds three lines, the layout the data set describes (year, day, month). In a death register's cell the first
   line is often the age and the year comes last, and a split or missed line moves the others: there the second

@@ -134,7 +134,7 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
     """Years and days of the birth-date validation cells. A year is read as a year field (4 digits,
     :data:`YEAR_PATTERN`) from the whole cell, as a user would hand it over: the reader finds the line the pattern
     fits. A day is read from the second located line, a 1-2 digit field. With ``first_lines`` the first located
-    line is also read as the year field (set ``years, first line``) and as 4 bare digits (``years, no pattern``).
+    line is also read as the year field (set ``years, first line``).
 
     ``whole_cells=False``: the year is read from the first located line instead, ``standard`` only in the
     documented layout, where that line is the year. The calibration is fitted on these: the reader chooses a
@@ -158,8 +158,7 @@ def register_fields(api: FieldReaderAPI, limit: int | None = None, folder: str |
         reads.append(("days", 1, _audited(audit, c.name, "day", str(int(c.label[6:8]))),
                       {"min_length": 1, "max_length": 2}))
         if first_lines:
-            reads += [("years, first line", 0, (y_truth, y_pub), year),
-                      ("years, no pattern", 0, (y_truth, y_pub), {"min_length": 4, "max_length": 4})]
+            reads.append(("years, first line", 0, (y_truth, y_pub), year))
         for name, k, (truth, pub), cons in reads:
             crop = line_crop(c.gray, lines, k)
             line, sec = _timed(api, crop, **cons) if crop is not None else (None, 0.0)
