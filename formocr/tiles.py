@@ -24,7 +24,8 @@ TILE_PX = 64
 TILE_SIDE = 0.5
 TILE_FILL = 0.5  # a square tile's digit fills at least this share of its height or width (MNIST's 20 px of 28) ...
 TILE_OFF = 0.2  # ... its box's centre this share of the tile's side from the tile's centre at most
-SHEET_FILL = 0.85  # a light patch filling this share of its box is a sheet of paper, not a bold digit's strokes
+RULE_THIN = 0.15  # a piece this many times as tall as it is wide, or flatter, and wider than the rest is a ruled line
+SHEET_FILL = 0.9  # a light patch whose outline fills this share of its rectangle is a sheet, not a bold digit
 TILE_DARK_PX = 128  # a crop light on dark is turned over only up to this size: a digit set's tile, not a photo
 
 
@@ -48,14 +49,24 @@ def paper_up(page: Page) -> Page:
     _, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     _, _, bw, bh, area = (int(v) for v in stats[k])
-    if area > STROKES_FILL * bw * bh and min(bw, bh) > 0.3 * min(gray.shape[:2]):
-        # Broad and filled: paper when it runs along the crop's edge (beside a wide black margin) or fills its box
-        # as a sheet does; a bold digit on a tile's dark ground meets the edge at its strokes' ends only.
+    if min(bw, bh) > 0.3 * min(gray.shape[:2]):
+        # A broad patch is paper when, filled, it runs along the crop's edge (beside a wide black margin), or when
+        # it is a sheet's or a label's rectangle, upright or turned; a bold digit on a tile's dark ground meets the
+        # edge at its strokes' ends only, and its outline is rounder.
         patch = labels == k
         along = max(_longest_run(side) / len(side) for side in (patch[0], patch[-1], patch[:, 0], patch[:, -1]))
-        if along >= 0.5 or area > SHEET_FILL * bw * bh:
+        if (along >= 0.5 and area > STROKES_FILL * bw * bh) or _sheet_like(patch):
             return page
     return replace(page, image=255 - image[..., :3] if image.ndim == 3 else 255 - image)
+
+
+def _sheet_like(patch: np.ndarray) -> bool:
+    """Whether a light patch's outline, its holes (the writing on it) filled, fills the smallest rectangle round it,
+    upright or turned, as a sheet or a label does; a bold digit's outline is rounder (a 0's is an ellipse, π/4)."""
+    contours, _ = cv2.findContours(patch.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = max(contours, key=cv2.contourArea)
+    (_, _), (rw, rh), _ = cv2.minAreaRect(outline)
+    return float(cv2.contourArea(outline)) > SHEET_FILL * max(rw * rh, 1.0)
 
 
 def _longest_run(flags: np.ndarray) -> int:
@@ -80,17 +91,35 @@ def _over_largest(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray) -> bo
     return bool(((centres >= left) & (centres <= right)).all())
 
 
-def _boxed_tile(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray, box: tuple[int, int, int, int], w: int,
-               h: int) -> bool:
+def _boxed_tile(labels: np.ndarray, stats: np.ndarray, pieces: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """Whether writing with paper all round it is one digit of a digit set's square tile (MNIST's and CVL's 28×28:
     the digit scaled to 20 px and centred): a small, nearly square crop, the mark at least half its size and
-    centred in it, every piece standing over the largest."""
+    centred in it, every piece standing over the largest, no piece a ruled line (flat and wider than the rest)."""
     x, y, cw, ch = box
+    h, w = labels.shape
+    area = stats[1:, cv2.CC_STAT_AREA]
     if max(h, w) > TILE_PX or not 2 / 3 <= w / h <= 3 / 2 or max(cw / w, ch / h) < TILE_FILL:
+        return False
+    if min(x, y, w - x - cw, h - y - ch) < 1:
         return False
     if abs(x + cw / 2 - w / 2) > TILE_OFF * w or abs(y + ch / 2 - h / 2) > TILE_OFF * h:
         return False
+    widths, heights = stats[pieces, cv2.CC_STAT_WIDTH], stats[pieces, cv2.CC_STAT_HEIGHT]
+    for k in range(len(pieces)):  # a ruled line over or under a digit in a small box's crop: no digit's bar
+        others = np.delete(widths, k)
+        if heights[k] <= RULE_THIN * widths[k] and (not len(others) or widths[k] >= 1.5 * others.max()):
+            return False
     return _over_largest(stats, pieces, area)
+
+
+def _encloses(labels: np.ndarray, pieces: np.ndarray) -> bool:
+    """Whether a piece's loop holds another piece: a circle or a box drawn round the digit, not a digit's pieces."""
+    for j in pieces if len(pieces) > 1 else ():
+        outside = cv2.copyMakeBorder((labels == j).astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        cv2.floodFill(outside, None, (0, 0), 2)
+        if np.isin(labels[outside[1:-1, 1:-1] == 0], pieces[pieces != j]).any():
+            return True
+    return False
 
 
 def with_room(page: Page) -> tuple[Page, int]:
@@ -126,7 +155,7 @@ def with_room(page: Page) -> tuple[Page, int]:
     if mass:
         return page, 0
     if max(y, h - y - ch) > near:
-        if not _boxed_tile(stats, pieces, area, (x, y, cw, ch), w, h):
+        if not _boxed_tile(labels, stats, pieces, (x, y, cw, ch)):
             return page, 0
     elif max(x, w - x - cw) > near and not _centred_tile(stats, pieces, area, x, cw, w, h):
         return page, 0
@@ -138,8 +167,8 @@ def with_room(page: Page) -> tuple[Page, int]:
     rows, cols = mark.mean(axis=1), mark.mean(axis=0)
     one = h <= TILE_PX and cw <= 0.3 * ch  # a tile's upright "1" inks its box's edges as a frame's outline would
     framed = (rows[:2].max() >= 0.9 and rows[-2:].max() >= 0.9) or (cols[:2].max() >= 0.9 and cols[-2:].max() >= 0.9)
-    if framed and not one:
-        return page, 0  # a frame's outline
+    if (framed and not one) or _encloses(labels, pieces):
+        return page, 0  # a frame's outline, or a circle or a box drawn round the digit
     pad = max(2, round(h / 3))
     image = page.image
     paper = np.percentile(image.reshape(h * w, -1), 90, axis=0)

@@ -272,11 +272,36 @@ def test_a_square_tile_reads_as_its_digit_either_way_up(reader: FieldReaderAPI, 
         assert with_room(_page(255 - tile))[1] > 0  # keeps the bare crop's road, where it now reads right too
 
 
-def test_a_small_frame_round_a_digit_is_no_square_tile() -> None:
-    """A printed box round a digit, in a crop as small as a digit set's tile, stays a frame: its outline is inked
-    along its top and bottom rows."""
-    crop = np.full((40, 40), 245, np.uint8)
-    cv2.rectangle(crop, (5, 5), (34, 34), 30, 2)
-    three = _tight_digit(3, 0, 20)[:20, :18]
-    crop[10 : 10 + three.shape[0], 12 : 12 + three.shape[1]] = three
-    assert with_room(_page(crop))[1] == 0
+@pytest.mark.parametrize("around", ["under", "over", "circle", "box"])
+def test_a_digit_with_a_line_or_a_loop_round_it_is_no_square_tile(around: str) -> None:
+    """A small crop of a digit on a ruled line, under the previous row's rule, circled or in a box drawn round it
+    keeps the bare crop's road, where the line is print: taken for a digit set's tile, it would be read with the
+    digit. The same digit alone is such a tile."""
+    for size in (40, 64):
+        crop = np.full((size, size), 245, np.uint8)
+        three = _tight_digit(3, 0, size // 2 + 4)[: size // 2 + 4, : size - 16]
+        y0, x0 = size // 4 - 2, (size - three.shape[1]) // 2
+        crop[y0 : y0 + three.shape[0], x0 : x0 + three.shape[1]] = three
+        assert with_room(_page(crop))[1] > 0
+        if around == "under":
+            cv2.line(crop, (0, y0 + size // 2 + 6), (size - 1, y0 + size // 2 + 6), 40, 2)
+        elif around == "over":
+            cv2.line(crop, (0, y0 - 3), (size - 1, y0 - 3), 40, 2)
+        elif around == "circle":
+            cv2.circle(crop, (size // 2, size // 2), size // 2 - 3, 40, 2)
+        else:
+            cv2.rectangle(crop, (3, 3), (size - 4, size - 4), 40, 1)
+        assert with_room(_page(crop))[1] == 0
+
+
+@pytest.mark.parametrize("turn", [0, 30])
+def test_a_label_on_a_dark_ground_is_paper_not_a_light_digit(turn: int) -> None:
+    """A small photograph of a white label with a digit written on it, lying on a dark table, upright or turned:
+    its writing leaves holes in the light patch, but its outline is a rectangle, not a bold digit's strokes."""
+    photo = np.full((100, 100), 40, np.uint8)
+    photo[25:75, 25:75] = 240
+    seven = _tight_digit(7, 0, 30)[:30, :30]
+    photo[35 : 35 + seven.shape[0], 35 : 35 + seven.shape[1]] = seven
+    photo = cv2.warpAffine(photo, cv2.getRotationMatrix2D((50, 50), turn, 1.0), (100, 100), borderValue=40)
+    page = _page(photo)
+    assert paper_up(page) is page
