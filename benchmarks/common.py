@@ -56,7 +56,8 @@ def run_benchmark(script: str, args: Sequence[str]) -> object:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The largest resident set of this process or of any child it waited for (a benchmark's worker processes)."""
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
 
 
 def strings_generator(split: str, without: frozenset[str] = frozenset()) -> StringGenerator:
