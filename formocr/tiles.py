@@ -32,9 +32,9 @@ TILE_DARK_PX = 128  # a crop light on dark is turned over only up to this size: 
 def paper_up(page: Page) -> Page:
     """A small crop of light writing on a dark ground (digit sets store MNIST's and USPS's tiles so) turned dark on
     light, as every reader learnt it; any other crop as it is. Its ground is dark when its border and most of it
-    are, and its writing is what is clearly lighter: a minority of it, in strokes (a scanner's black margin is a
-    border's side, a sheet of paper photographed on a dark table a filled patch, and a shadow leaves the paper far
-    lighter than this)."""
+    are, and its writing is what is clearly lighter: a minority of it, in strokes (paper beside a scanner's black
+    margin runs along the crop's edge, a sheet or a label photographed on a dark table is a rectangle, and a shadow
+    leaves the paper far lighter than this)."""
     image = page.image
     if image.dtype != np.uint8 or min(image.shape[:2]) < 4 or max(image.shape[:2]) > TILE_DARK_PX:
         return page
@@ -137,7 +137,8 @@ def with_room(page: Page) -> tuple[Page, int]:
     digit's height only, the digit centred across it (USPS's 16 px zip-code digits), has paper at its sides: it is
     such a crop when it is small and the mark one centred digit (:func:`_centred_tile`); otherwise a "1" or a 9's
     stem from its top to its bottom edge is taken for a rule and left out. So is MNIST's square tile, paper all
-    round the digit (:func:`_boxed_tile`): otherwise a 0's or a 5's loop is found as a printed box."""
+    round the digit (:func:`_boxed_tile`): otherwise a 0's or a 5's loop is found as a printed box. A circle or a
+    box drawn round the digit, whose loop holds it, is no digit's stroke: such a crop keeps the bare crop's road."""
     gray = to_gray(page.image)
     h, w = gray.shape[:2]
     if h < 8 or w < 4 or int(gray.max()) - int(gray.min()) < 32:
