@@ -207,10 +207,11 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
-def _read_sets(opts: Options, sources: set[str], args: argparse.Namespace) -> dict[str, list[Case]]:
-    """Read the chosen sources' items with a reader of this process's own (one thread when two processes share
-    the machine's cores), each source's cases apart."""
-    if args.jobs > 1:
+def _read_sets(opts: Options, sources: set[str], args: argparse.Namespace, pooled: bool = False
+               ) -> dict[str, list[Case]]:
+    """Read the chosen sources' items with a reader of this process's own (``pooled``: one thread, as two worker
+    processes share the machine's cores), each source's cases apart."""
+    if pooled:
         torch.set_num_threads(1)
     api = FieldReaderAPI(opts)
     out: dict[str, list[Case]] = {}
@@ -251,12 +252,13 @@ def main() -> int:
     chosen = set(args.sets.split(","))
     t_all = time.perf_counter()
     groups = [g for g in (("cvl", "rows", "strings"), ("registers",)) if chosen & set(g)]
-    if args.jobs == 1 or len(groups) < 2:
+    processes = 1 if args.jobs == 1 or len(groups) < 2 else len(groups)
+    if processes == 1:
         parts = [_read_sets(opts, chosen & set(g), args) for g in groups]
     else:
-        with ProcessPoolExecutor(len(groups), mp_context=get_context("spawn")) as pool:
-            parts = list(pool.map(_read_sets, [opts] * len(groups), [chosen & set(g) for g in groups],
-                                  [args] * len(groups)))
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            parts = list(pool.map(_read_sets, [opts] * processes, [chosen & set(g) for g in groups],
+                                  [args] * processes, [True] * processes))
     order = ("cvl", "registers", "rows", "strings")  # the table's order, whichever process read a set
     by_source = {k: v for part in parts for k, v in part.items()}
     cases = [c for k in order for c in by_source.get(k, [])]
@@ -301,7 +303,7 @@ def main() -> int:
                                                                               if a != "--write-card"),
                   "data": "CVL valid (60 writers, split by id parity), danish-registers birthdate-validation and "
                           "row_id-validation; never trained on",
-                  "review_threshold": opts.review_threshold, "machine": machine(), "processes": args.jobs,
+                  "review_threshold": opts.review_threshold, "machine": machine(), "processes": processes,
                   "truth": "the labels, with the label audit (formocr/data/register-audit.csv) in place of those "
                            "it found wrong; the last two columns against the labels as published",
                   "columns": columns, "rows": rows}
@@ -313,7 +315,7 @@ def main() -> int:
                 path.write_text(json.dumps(card, indent=2) + "\n", "utf-8")
     print(f"\n{machine()}; models: digits {api.pipeline.classifier.identity}, strings "
           f"{api.pipeline.strings.identity if api.pipeline.strings else '-'}; {time.perf_counter() - t_all:.0f} s, "
-          f"peak RSS {peak_rss_mib():.0f} MiB", file=sys.stderr)
+          f"peak RSS {peak_rss_mib():.0f} MiB (the largest process)", file=sys.stderr)
     return 0
 
 

@@ -24,7 +24,8 @@ TILE_PX = 64
 TILE_SIDE = 0.5
 TILE_FILL = 0.5  # a square tile's digit fills at least this share of its height or width (MNIST's 20 px of 28) ...
 TILE_OFF = 0.2  # ... its box's centre this share of the tile's side from the tile's centre at most
-RULE_THIN = 0.15  # a piece this many times as tall as it is wide, or flatter, and wider than the rest is a ruled line
+RULE_THIN = 0.15  # a piece this many times as tall as it is wide, or flatter, running across this share of the
+RULE_SPAN = 0.7  # tile and past the rest on both sides is a ruled line (a digit's loose bar stops at its stem)
 SHEET_FILL = 0.9  # a light patch whose outline fills this share of its rectangle is a sheet, not a bold digit
 TILE_DARK_PX = 128  # a crop light on dark is turned over only up to this size: a digit set's tile, not a photo
 
@@ -94,7 +95,8 @@ def _over_largest(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray) -> bo
 def _boxed_tile(labels: np.ndarray, stats: np.ndarray, pieces: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """Whether writing with paper all round it is one digit of a digit set's square tile (MNIST's and CVL's 28×28:
     the digit scaled to 20 px and centred): a small, nearly square crop, the mark at least half its size and
-    centred in it, every piece standing over the largest, no piece a ruled line (flat and wider than the rest)."""
+    centred in it, every piece standing over the largest, no piece a ruled line (flat, across most of the tile and
+    past the other pieces on both sides)."""
     x, y, cw, ch = box
     h, w = labels.shape
     area = stats[1:, cv2.CC_STAT_AREA]
@@ -104,10 +106,12 @@ def _boxed_tile(labels: np.ndarray, stats: np.ndarray, pieces: np.ndarray, box: 
         return False
     if abs(x + cw / 2 - w / 2) > TILE_OFF * w or abs(y + ch / 2 - h / 2) > TILE_OFF * h:
         return False
-    widths, heights = stats[pieces, cv2.CC_STAT_WIDTH], stats[pieces, cv2.CC_STAT_HEIGHT]
-    for k in range(len(pieces)):  # a ruled line over or under a digit in a small box's crop: no digit's bar
-        others = np.delete(widths, k)
-        if heights[k] <= RULE_THIN * widths[k] and (not len(others) or widths[k] >= 1.5 * others.max()):
+    lefts, widths = stats[pieces, cv2.CC_STAT_LEFT], stats[pieces, cv2.CC_STAT_WIDTH]
+    rights, heights = lefts + widths, stats[pieces, cv2.CC_STAT_HEIGHT]
+    for k in range(len(pieces)):  # a ruled line over or under a digit in a small box's crop, not a 7's or 5's bar
+        others = np.arange(len(pieces)) != k
+        flat = heights[k] <= RULE_THIN * widths[k] and widths[k] >= RULE_SPAN * w
+        if flat and others.any() and (lefts[k] < lefts[others].min()) and (rights[k] > rights[others].max()):
             return False
     return _over_largest(stats, pieces, area)
 

@@ -284,14 +284,26 @@ def test_a_digit_with_a_line_or_a_loop_round_it_is_no_square_tile(around: str) -
         crop[y0 : y0 + three.shape[0], x0 : x0 + three.shape[1]] = three
         assert with_room(_page(crop))[1] > 0
         if around == "under":
-            cv2.line(crop, (0, y0 + size // 2 + 6), (size - 1, y0 + size // 2 + 6), 40, 2)
+            cv2.line(crop, (4, y0 + size // 2 + 6), (size - 5, y0 + size // 2 + 6), 40, 2)
         elif around == "over":
-            cv2.line(crop, (0, y0 - 3), (size - 1, y0 - 3), 40, 2)
+            cv2.line(crop, (4, y0 - 3), (size - 5, y0 - 3), 40, 2)
         elif around == "circle":
             cv2.circle(crop, (size // 2, size // 2), size // 2 - 3, 40, 2)
         else:
             cv2.rectangle(crop, (3, 3), (size - 4, size - 4), 40, 1)
         assert with_room(_page(crop))[1] == 0
+
+
+def test_a_square_tiles_loose_bar_is_the_digits(reader: FieldReaderAPI) -> None:
+    """A thin-penned 7 whose bar stands apart from its stem is flat and wider than the stem, as a ruled line is,
+    but it stops at the stem: the tile is still a digit handed over alone (not given room, it read "1")."""
+    for size, pen in ((28, 1), (64, 2)):
+        seven = np.full((size, size), 255, np.uint8)
+        a, b = size // 5, size - size // 5
+        cv2.line(seven, (a, a), (b, a), 0, pen)
+        cv2.line(seven, (b - 1, a + 2 + pen), (size // 2 - 2, b), 0, pen)
+        assert with_room(_page(seven))[1] > 0
+        assert reader.read_field(seven, "digits", min_length=1, max_length=1).value == "7"
 
 
 @pytest.mark.parametrize("turn", [0, 30])
