@@ -1,6 +1,6 @@
 r"""Accuracy and trust on real handwriting: CVL digits and Danish parish-register cells.
 
-    python benchmarks/real_accuracy.py                       # every set, the shipped models (about 5 minutes)
+    python benchmarks/real_accuracy.py                       # every set, the shipped models (about 8 minutes)
     python benchmarks/real_accuracy.py --limit 300 --cases out.jsonl --png plots/
 
 One table, one row per real development set:
