@@ -27,13 +27,17 @@ TILE_OFF = 0.2  # ... its box's centre this share of the tile's side from the ti
 RULE_THIN = 0.15  # a piece this many times as tall as it is wide, or flatter, running across this share of the
 RULE_SPAN = 0.7  # tile and past the rest on both sides is a ruled line (a digit's loose bar stops at its stem)
 SHEET_FILL = 0.9  # a light patch whose outline fills this share of its rectangle is a sheet, not a bold digit
+LIGHT_SHARE = 0.45  # writing light on dark is a minority of the crop ...
+BOLD_SHARE = 0.8  # ... but a bold digit stretched to fill a digit set's tile (USPS's 16 px) lights up to this share
+BOLD_PX = 32  # ... of a tile this small at most (no photograph's bright middle is)
 TILE_DARK_PX = 128  # a crop light on dark is turned over only up to this size: a digit set's tile, not a photo
 
 
 def paper_up(page: Page) -> Page:
     """A small crop of light writing on a dark ground (digit sets store MNIST's and USPS's tiles so) turned dark on
     light, as every reader learnt it; any other crop as it is. Its ground is dark when its border and most of it
-    are, and its writing is what is clearly lighter: a minority of it, in strokes (paper beside a scanner's black
+    are, and its writing is what is clearly lighter: a minority of it (of a digit set's tile, up to four fifths: a
+    bold digit stretched to fill USPS's 16 px), in strokes (paper beside a scanner's black
     margin runs along the crop's edge, a sheet or a label photographed on a dark table is a rectangle, and a shadow
     leaves the paper far lighter than this)."""
     image = page.image
@@ -42,10 +46,13 @@ def paper_up(page: Page) -> Page:
     gray = to_gray(image)
     ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     ground = float(np.median(ring))
-    if ground >= 96 or float(np.median(gray)) >= 96:
+    if ground >= 96:
         return page
     light = (gray > ground + 64).astype(np.uint8)
-    if not 0.01 <= float(light.mean()) <= 0.45:
+    bold = max(gray.shape[:2]) <= BOLD_PX  # a digit set's tile: a bold digit may light most of it
+    if not 0.01 <= float(light.mean()) <= (BOLD_SHARE if bold else LIGHT_SHARE):
+        return page
+    if not bold and float(np.median(gray)) >= 96:
         return page
     _, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))

@@ -306,6 +306,29 @@ def test_a_square_tiles_loose_bar_is_the_digits(reader: FieldReaderAPI) -> None:
         assert reader.read_field(seven, "digits", min_length=1, max_length=1).value == "7"
 
 
+def _stretched_tile(d: int, seed: int, pen: float) -> np.ndarray:
+    """A digit set's 16-px tile as USPS's: the renderer's digit cut to its ink and stretched to fill the square (a
+    thin "1" kept thin), light on dark."""
+    ink = render_digit(d, Writer(slant=0.0, pen=pen), np.random.default_rng(seed), 64).astype(np.float32)
+    ys, xs = np.nonzero(ink > 0.2)
+    ink = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    w = ink.shape[1] * 16 / ink.shape[0]
+    tw = 16 if w > 8 else max(1, round(w))
+    tile = np.zeros((16, 16), np.float32)
+    tile[:, (16 - tw) // 2 : (16 - tw) // 2 + tw] = cv2.resize(ink, (tw, 16), interpolation=cv2.INTER_AREA)
+    return np.clip(255 * tile, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("d", "seed", "pen"), [(2, 0, 0.15), (9, 1, 0.15), (5, 0, 0.2), (9, 0, 0.2), (4, 1, 0.25)])
+def test_a_bold_digit_filling_a_small_tile_light_on_dark_reads_as_that_digit(reader: FieldReaderAPI, d: int,
+                                                                             seed: int, pen: float) -> None:
+    """Stretched to fill a 16-px tile, a bold digit lights half the tile or more: it was taken for the paper, and
+    the tile read the wrong way up."""
+    tile = _stretched_tile(d, seed, pen)
+    assert float((tile > 64).mean()) > 0.45  # as paper_up counts what is lighter than the ground
+    assert reader.read_field(tile, "digits", min_length=1, max_length=1).value == str(d)
+
+
 @pytest.mark.parametrize("turn", [0, 30])
 def test_a_label_on_a_dark_ground_is_paper_not_a_light_digit(turn: int) -> None:
     """A small photograph of a white label with a digit written on it, lying on a dark table, upright or turned:
