@@ -227,7 +227,7 @@ def crop_print(ink: np.ndarray, gray: np.ndarray | None = None, full: float = 0.
                     j += step
         if axis == 0:
             left = ink & ~out  # the ruled lines already out
-            for a, b in _runs(grown):  # a stroke inside a crop cut tight round the writing is writing
+            for a, b in flag_runs(grown):  # a stroke inside a crop cut tight round the writing is writing
                 if a == 0 or b == w:
                     continue
                 beside = left.copy()
@@ -314,7 +314,7 @@ def _sloping_rules(ink: np.ndarray) -> np.ndarray:
     return out if _tall_marks(stats, ink.shape[1], h).any() else found
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+def flag_runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True."""
     d = np.diff(np.r_[0, flags.astype(np.int8), 0])
     return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))

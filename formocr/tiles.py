@@ -10,7 +10,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from formocr.crop import STROKES_FILL
+from formocr.crop import STROKES_FILL, flag_runs
 from formocr.objects import Page
 from formocr.preprocess import to_gray
 
@@ -62,7 +62,8 @@ def paper_up(page: Page) -> Page:
         # it is a sheet's or a label's rectangle, upright or turned; a bold digit on a tile's dark ground meets the
         # edge at its strokes' ends only, and its outline is rounder.
         patch = labels == k
-        along = max(_longest_run(side) / len(side) for side in (patch[0], patch[-1], patch[:, 0], patch[:, -1]))
+        sides = (patch[0], patch[-1], patch[:, 0], patch[:, -1])
+        along = max(max((b - a for a, b in flag_runs(side)), default=0) / len(side) for side in sides)
         if (along >= 0.5 and area > STROKES_FILL * bw * bh) or _sheet_like(patch):
             return page
     return replace(page, image=255 - image[..., :3] if image.ndim == 3 else 255 - image)
@@ -75,11 +76,6 @@ def _sheet_like(patch: np.ndarray) -> bool:
     outline = max(contours, key=cv2.contourArea)
     (_, _), (rw, rh), _ = cv2.minAreaRect(outline)
     return float(cv2.contourArea(outline)) > SHEET_FILL * max(rw * rh, 1.0)
-
-
-def _longest_run(flags: np.ndarray) -> int:
-    d = np.diff(np.r_[0, flags.astype(np.int8), 0])
-    return int((np.nonzero(d == -1)[0] - np.nonzero(d == 1)[0]).max(initial=0))
 
 
 def _centred_tile(stats: np.ndarray, pieces: np.ndarray, area: np.ndarray, x: int, cw: int, w: int, h: int) -> bool:

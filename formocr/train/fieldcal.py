@@ -35,7 +35,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -191,77 +191,73 @@ def row_fields(api: FieldReaderAPI, limit: int | None = None, folder: str | None
             yield DevField("row numbers", c.name, page_half(c.name), truth, f, sec, kind, published=pub)
 
 
-def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
-    """``n`` CVL validation digits of each half's writers, each as a scanned one-digit box would give it (dark ink
-    on paper, scaled to about 4 mm at 300 dpi with a margin), read as a one-digit field."""
-    import cv2
-
+def _one_digit_fields(api: FieldReaderAPI, name: str, n: int, key: Sequence[int], folder: str | None,
+                      crop_of: Callable[[np.ndarray, np.random.Generator], np.ndarray]) -> Iterator[DevField]:
+    """``n`` CVL validation digits of each half's writers (``A`` the even ids, ``B`` the odd), each handed over as
+    ``crop_of(tile, rng)`` makes it from CVL's 28×28 tile (MNIST's polarity) and read as a one-digit field; ``rng``
+    (seeded by ``key`` and the half) drew the digits and may draw the crop's size too."""
     s = load_cvl("valid", folder)
     kind = field_kind("digits", {"min_length": 1, "max_length": 1})
     for half, parity in (("A", 0), ("B", 1)):
         idx = np.flatnonzero(s.writers % 2 == parity)
-        idx = np.random.default_rng([seed, parity]).permutation(idx)[:n]
-        for i in idx:
-            tile = cv2.resize(255 - s.images[i], (84, 84), interpolation=cv2.INTER_CUBIC)
-            crop = cv2.copyMakeBorder(tile, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
-            f, sec = _timed(api, crop, min_length=1, max_length=1)
-            yield DevField("cvl digits", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+        rng = np.random.default_rng([key[0], parity, *key[1:]])
+        for i in rng.permutation(idx)[:n]:
+            f, sec = _timed(api, crop_of(s.images[i], rng), min_length=1, max_length=1)
+            yield DevField(name, f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+
+
+def cvl_digit_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
+    """CVL's digits each as a scanned one-digit box would give it (dark ink on paper, scaled to about 4 mm at 300
+    dpi with a margin)."""
+    import cv2
+
+    def crop_of(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        big = cv2.resize(255 - tile, (84, 84), interpolation=cv2.INTER_CUBIC)
+        return cv2.copyMakeBorder(big, 24, 24, 24, 24, cv2.BORDER_CONSTANT, value=255)
+
+    return _one_digit_fields(api, "cvl digits", n, (seed,), folder, crop_of)
 
 
 def cvl_tight_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
-    """``n`` CVL validation digits of each half's writers cut to their ink, as digit sets and sorting machines
-    hand single digits over: dark on white, 16-64 px tall, at most a pixel of paper round them, read as one-digit
-    fields (the crop's resolution guessed, as a caller who knows none leaves it)."""
+    """CVL's digits cut to their ink, as digit sets and sorting machines hand single digits over: dark on white,
+    16-64 px tall, at most a pixel of paper round them (the crop's resolution guessed, as a caller who knows none
+    leaves it)."""
     import cv2
 
-    s = load_cvl("valid", folder)
-    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
-    for half, parity in (("A", 0), ("B", 1)):
-        idx = np.flatnonzero(s.writers % 2 == parity)
-        rng = np.random.default_rng([seed, parity, 7])
-        for i in rng.permutation(idx)[:n]:
-            ys, xs = np.nonzero(s.images[i] > 127)
-            ink = 255 - s.images[i][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-            h = int(rng.integers(16, 65))
-            w = max(1, round(ink.shape[1] * h / ink.shape[0]))
-            m = int(rng.integers(0, 2))
-            crop = cv2.copyMakeBorder(cv2.resize(ink, (w, h), interpolation=cv2.INTER_CUBIC), m, m, m, m,
-                                      cv2.BORDER_CONSTANT, value=255)
-            f, sec = _timed(api, crop, min_length=1, max_length=1)
-            yield DevField("cvl digits, cut tight", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+    def crop_of(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        ys, xs = np.nonzero(tile > 127)
+        ink = 255 - tile[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        h = int(rng.integers(16, 65))
+        w = max(1, round(ink.shape[1] * h / ink.shape[0]))
+        m = int(rng.integers(0, 2))
+        return cv2.copyMakeBorder(cv2.resize(ink, (w, h), interpolation=cv2.INTER_CUBIC), m, m, m, m,
+                                  cv2.BORDER_CONSTANT, value=255)
+
+    return _one_digit_fields(api, "cvl digits, cut tight", n, (seed, 7), folder, crop_of)
 
 
 def cvl_tile_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None, size: int = 16
                     ) -> Iterator[DevField]:
-    """``n`` CVL validation digits of each half's writers as a digit set of small tiles cut to the digit's height
-    (USPS's zip-code digits): grey, ``size`` px tall, the digit centred across a square of that size, read as
-    one-digit fields."""
+    """CVL's digits as a digit set of small tiles cut to the digit's height (USPS's zip-code digits): grey,
+    ``size`` px tall, the digit centred across a square of that size."""
     import cv2
 
-    s = load_cvl("valid", folder)
-    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
-    for half, parity in (("A", 0), ("B", 1)):
-        idx = np.flatnonzero(s.writers % 2 == parity)
-        for i in np.random.default_rng([seed, parity, size]).permutation(idx)[:n]:
-            ys, xs = np.nonzero(s.images[i] > 40)
-            ink = s.images[i][ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
-            w = min(size, max(1, round(ink.shape[1] * size / ink.shape[0])))
-            tile = np.zeros((size, size), np.float32)
-            tile[:, (size - w) // 2 : (size - w) // 2 + w] = cv2.resize(ink, (w, size), interpolation=cv2.INTER_AREA)
-            f, sec = _timed(api, (255 - np.clip(tile, 0, 255)).astype(np.uint8), min_length=1, max_length=1)
-            yield DevField(f"cvl digits, {size}-px tiles", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+    def crop_of(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        ys, xs = np.nonzero(image > 40)
+        ink = image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        w = min(size, max(1, round(ink.shape[1] * size / ink.shape[0])))
+        tile = np.zeros((size, size), np.float32)
+        tile[:, (size - w) // 2 : (size - w) // 2 + w] = cv2.resize(ink, (w, size), interpolation=cv2.INTER_AREA)
+        return (255 - np.clip(tile, 0, 255)).astype(np.uint8)
+
+    return _one_digit_fields(api, f"cvl digits, {size}-px tiles", n, (seed, size), folder, crop_of)
 
 
 def cvl_stored_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None) -> Iterator[DevField]:
-    """``n`` CVL validation digits of each half's writers as the data set stores them (MNIST's square tile: 28×28,
-    the digit scaled to about 20 px and centred, dark on white), read as one-digit fields."""
-    s = load_cvl("valid", folder)
-    kind = field_kind("digits", {"min_length": 1, "max_length": 1})
-    for half, parity in (("A", 0), ("B", 1)):
-        idx = np.flatnonzero(s.writers % 2 == parity)
-        for i in np.random.default_rng([seed, parity, 28]).permutation(idx)[:n]:
-            f, sec = _timed(api, 255 - s.images[i], min_length=1, max_length=1)
-            yield DevField("cvl digits, 28-px tiles as stored", f"{i}", half, str(int(s.labels[i])), f, sec, kind)
+    """CVL's digits as the data set stores them (MNIST's square tile: 28×28, the digit scaled to about 20 px and
+    centred), dark on white."""
+    return _one_digit_fields(api, "cvl digits, 28-px tiles as stored", n, (seed, 28), folder,
+                             lambda tile, rng: 255 - tile)
 
 
 def cvl_string_fields(api: FieldReaderAPI, n: int, seed: int = 0, folder: str | None = None,
